@@ -1,0 +1,182 @@
+"""Local depth estimation: picture in, depth map out, following Depth Anything V2's contract.
+
+    estimate(rgb, settings, model_path)          one picture
+    estimate_batch(frames, settings, model_path) frames of one size share network passes
+
+The flow is prepare (preprocess.py) -> session.run (session.py, cached) -> back to the source
+size (``post_resize``) -> normalize.py. Past ``max_tokens`` per pass the picture goes through
+tiling.py instead of one pass, which keeps memory bounded at any resolution.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import preprocess
+from .errors import CancelledError, ImageError
+from .normalize import normalize
+from .session import get_session
+from .settings import DEFAULT_RESOLUTION, DepthSettings
+from .tiling import merge_tiles, tile_side
+
+# Tokens in one network pass. 55 x 55 patches (a 770-pixel square) peak at about 1.9 GiB on the
+# CPU with DA-V2 Small (measured); beyond it the picture is tiled. Attention memory grows with
+# the square of this, so a 2048-pixel short side in one pass would need tens of GiB.
+DEFAULT_MAX_TOKENS = 55 * 55
+
+
+@dataclass
+class DepthMap:
+    depth: np.ndarray               # float32 HxW
+    near_is_bright: bool
+    model: str
+    settings: DepthSettings
+    network_size: tuple             # (h, w) the network saw (per tile when tiled)
+    tiles: int = 1
+    timings: dict = field(default_factory=dict)
+
+
+def as_rgb(image):
+    """Accept a Picture or an HxW / HxWxC array (uint8, uint16, float); give HxWx3 without alpha."""
+    rgb = getattr(image, "rgb", image)
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    if rgb.ndim != 3 or rgb.shape[2] not in (1, 3, 4) or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise ImageError(f"A picture must be HxW, HxWx3 or HxWx4; got shape {rgb.shape}.")
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    rgb = rgb[:, :, :3]
+    if rgb.dtype not in (np.uint8, np.uint16):
+        rgb = np.nan_to_num(rgb.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
+    return rgb
+
+
+class _Steps:
+    """Progress in the caller's terms (fraction, message) and cancellation between steps."""
+
+    def __init__(self, progress, cancel):
+        self.progress, self.cancel = progress, cancel
+
+    def check(self):
+        if self.cancel is not None and self.cancel():
+            raise CancelledError("Depth generation was cancelled; nothing was written.")
+
+    def report(self, fraction, message):
+        if self.progress is not None:
+            self.progress(min(max(fraction, 0.0), 1.0), message)
+
+
+def _finish(disparity, source_hw, settings, model_name, network_hw, tiles, timings, started):
+    t = time.perf_counter()
+    if settings.post_resize:
+        disparity = preprocess.resize_plane(disparity, source_hw)
+    depth, near_is_bright = normalize(disparity, settings.normalization, settings.invert)
+    timings["postprocess"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - started
+    return DepthMap(depth, near_is_bright, model_name, settings, network_hw, tiles, timings)
+
+
+def estimate(image, settings=None, model_path=None, *, progress=None, cancel=None,
+             max_tokens=DEFAULT_MAX_TOKENS, model_name=None):
+    """Depth of one picture. ``model_path`` is an ONNX file with the DA-V2 contract."""
+    settings = (settings or DepthSettings()).validated()
+    steps = _Steps(progress, cancel)
+    started = time.perf_counter()
+    rgb = as_rgb(image)
+    session = get_session(model_path, settings.threads)
+    name = model_name or settings.model
+    h, w = rgb.shape[:2]
+    net_h, net_w = preprocess.network_size(h, w, settings.resolution)
+    timings = {}
+    steps.check()
+    steps.report(0.0, "Preparing the picture")
+    if (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH) <= max_tokens:
+        t = time.perf_counter()
+        tensor, _ = preprocess.prepare(rgb, settings.resolution)
+        timings["preprocess"] = time.perf_counter() - t
+        steps.report(0.1, "Estimating depth")
+        t = time.perf_counter()
+        disparity = session.run(tensor)[0]
+        timings["inference"] = time.perf_counter() - t
+        steps.check()
+        result = _finish(disparity, (h, w), settings, name, (net_h, net_w), 1, timings, started)
+    else:
+        result = _estimate_tiled(rgb, session, settings, name, (net_h, net_w), max_tokens, steps, timings, started)
+    steps.report(1.0, "Depth ready")
+    return result
+
+
+def _estimate_tiled(rgb, session, settings, name, net_hw, max_tokens, steps, timings, started):
+    h, w = rgb.shape[:2]
+    net_h, net_w = net_hw
+    t = time.perf_counter()
+    # Global pass at the largest resolution that fits one pass, for consistency across tiles.
+    base = min(DEFAULT_RESOLUTION, settings.resolution)
+    while True:
+        gh, gw = preprocess.network_size(h, w, base)
+        if (gh // preprocess.PATCH) * (gw // preprocess.PATCH) <= max_tokens or base <= preprocess.PATCH:
+            break
+        base -= preprocess.PATCH
+    global_tensor, _ = preprocess.prepare(rgb, base)
+    steps.report(0.05, "Global pass")
+    guide = session.run(global_tensor)[0]
+    del global_tensor
+    guide = preprocess.resize_plane(guide, (net_h, net_w))
+    picture = preprocess.resize_rgb(rgb, (net_h, net_w))  # the pixels a single pass would see
+    timings["preprocess"] = time.perf_counter() - t
+    steps.check()
+
+    tile = tile_side(max_tokens)
+    overlap = max(preprocess.PATCH, (tile // 4) // preprocess.PATCH * preprocess.PATCH)
+    count = [0]
+
+    def run_tile(y, x, th, tw):
+        count[0] += 1
+        return session.run(preprocess.to_tensor(picture[y:y + th, x:x + tw]))[0]
+
+    t = time.perf_counter()
+    disparity = merge_tiles(net_h, net_w, tile, overlap, run_tile, guide, net_h / gh, cancel=steps.cancel,
+                            progress=lambda f, msg: steps.report(0.1 + 0.85 * f, msg))
+    timings["inference"] = time.perf_counter() - t
+    del picture, guide
+    return _finish(disparity, (h, w), settings, name, (min(tile, net_h), min(tile, net_w)), count[0],
+                   timings, started)
+
+
+def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, progress=None, cancel=None,
+                   max_tokens=DEFAULT_MAX_TOKENS, model_name=None):
+    """Depth of several pictures. Consecutive frames of one size run as one batched network pass."""
+    settings = (settings or DepthSettings()).validated()
+    steps = _Steps(progress, cancel)
+    session = get_session(model_path, settings.threads)
+    name = model_name or settings.model
+    frames = [as_rgb(f) for f in frames]
+    results = []
+    i = 0
+    while i < len(frames):
+        steps.check()
+        h, w = frames[i].shape[:2]
+        net_h, net_w = preprocess.network_size(h, w, settings.resolution)
+        if (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH) > max_tokens:
+            results.append(estimate(frames[i], settings, model_path, cancel=cancel, max_tokens=max_tokens,
+                                    model_name=name))
+            i += 1
+        else:
+            group = [frames[i]]
+            while (len(group) < batch_size and i + len(group) < len(frames)
+                   and frames[i + len(group)].shape == frames[i].shape):
+                group.append(frames[i + len(group)])
+            started = time.perf_counter()
+            t = time.perf_counter()
+            tensor = np.concatenate([preprocess.prepare(f, settings.resolution)[0] for f in group])
+            prep = (time.perf_counter() - t) / len(group)
+            t = time.perf_counter()
+            out = session.run(tensor)
+            infer = (time.perf_counter() - t) / len(group)
+            for disparity in out:
+                timings = {"preprocess": prep, "inference": infer}
+                results.append(_finish(disparity, (h, w), settings, name, (net_h, net_w), 1, timings, started))
+            i += len(group)
+        steps.report(i / len(frames), f"Frame {i} of {len(frames)}")
+    return results
