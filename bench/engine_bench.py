@@ -87,13 +87,18 @@ def batching(model, repeat):
     from engine.depth import estimate, estimate_batch
     from engine.settings import DepthSettings
 
-    frames = [photo(1080, 1920, seed=i) for i in range(8)]
-    settings = DepthSettings()
-    estimate(frames[0], settings, model)
-    single = timed(lambda: [estimate(f, settings, model) for f in frames], repeat) / 8
-    batch = timed(lambda: estimate_batch(frames, settings, model, batch_size=8), repeat) / 8
-    print(f"(c) 8 frames 1920x1080 at 518: single calls {single * 1000:.0f} ms/frame, batch of 8 "
-          f"{batch * 1000:.0f} ms/frame -> batch/single {batch / single:.2f}")
+    for (h, w), res in (((1080, 1920), 518), ((360, 640), 256)):
+        frames = [photo(h, w, seed=i) for i in range(8)]
+        settings = DepthSettings(resolution=res)
+        estimate(frames[0], settings, model)
+        single = timed(lambda: [estimate(f, settings, model) for f in frames], repeat) / 8
+        # The engine's own policy (batches bounded by a token budget) and a forced batch of 8.
+        policy = timed(lambda: estimate_batch(frames, settings, model, batch_size=8), repeat) / 8
+        forced = timed(lambda: estimate_batch(frames, settings, model, batch_size=8, max_tokens=10 ** 9),
+                       repeat) / 8
+        print(f"(c) 8 frames {w}x{h} at {res}: single calls {single * 1000:.0f} ms/frame; estimate_batch "
+              f"{policy * 1000:.0f} ms/frame (ratio {policy / single:.2f}); forced batch of 8 "
+              f"{forced * 1000:.0f} ms/frame (ratio {forced / single:.2f})")
 
 
 def main():

@@ -146,7 +146,10 @@ def _estimate_tiled(rgb, session, settings, name, net_hw, max_tokens, steps, tim
 
 def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, progress=None, cancel=None,
                    max_tokens=DEFAULT_MAX_TOKENS, model_name=None):
-    """Depth of several pictures. Consecutive frames of one size run as one batched network pass."""
+    """Depth of several pictures. Consecutive frames of one size run as one batched network pass,
+    up to ``batch_size`` frames and ``max_tokens`` tokens in all: on a CPU a batch costs as much
+    memory as its frames together and is no faster per frame once a frame fills the cores
+    (measured in bench/engine_bench.py), so large frames go one at a time."""
     settings = (settings or DepthSettings()).validated()
     steps = _Steps(progress, cancel)
     session = get_session(model_path, settings.threads)
@@ -163,8 +166,10 @@ def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, prog
                                     model_name=name))
             i += 1
         else:
+            per_frame = (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH)
+            limit = max(1, min(batch_size, max_tokens // per_frame))
             group = [frames[i]]
-            while (len(group) < batch_size and i + len(group) < len(frames)
+            while (len(group) < limit and i + len(group) < len(frames)
                    and frames[i + len(group)].shape == frames[i].shape):
                 group.append(frames[i + len(group)])
             started = time.perf_counter()
