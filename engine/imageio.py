@@ -74,13 +74,13 @@ def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: Op
     """
     from PIL import Image
 
-    data, label = _load_source(source, name)
-    with _pillow_errors(label, max_pixels):
-        im = Image.open(io.BytesIO(data))
+    opener, label = _load_source(source, name)
+    with _pillow_errors(label, max_pixels), opener() as f:
+        im = Image.open(f)  # reads the header only
         _check_size(im.size, max_pixels, label)
         rawmodes = {_rawmode(t) for t in im.tile or ()}  # load() empties im.tile
         im.load()
-        rgb, alpha, depth = _to_arrays(im, data, rawmodes)
+        rgb, alpha, depth = _to_arrays(im, opener, rawmodes)
         orientation = _orientation(im)
     rgb = _orient(rgb, orientation)
     alpha = None if alpha is None else _orient(alpha, orientation)
@@ -124,24 +124,28 @@ def read_array(array, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the 
 # -- reading -------------------------------------------------------------------------------
 
 def _load_source(source, name):
+    """(a function giving a fresh binary stream of the source, how messages name it)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         label = name or "the image data"
+        size = len(data)
+        opener = lambda: io.BytesIO(data)  # noqa: E731
     else:
         path = os.fspath(source)
         label = name or f"image '{os.path.basename(path) or path}'"
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            with open(path, "rb") as f:  # surfaces a missing file or a permission problem now
+                size = os.fstat(f.fileno()).st_size
+            opener = lambda: open(path, "rb")  # noqa: E731
         except FileNotFoundError:
             raise ImageDecodeError(f"{_cap(label)} does not exist ({path}): check the path.") from None
         except IsADirectoryError:
             raise ImageDecodeError(f"{_cap(label)} is a folder, not an image file ({path}).") from None
         except OSError as e:
             raise ImageDecodeError(f"Cannot read {label} ({path}): {e.strerror or e}.") from None
-    if not data:
+    if not size:
         raise ImageDecodeError(f"{_cap(label)} is empty (0 bytes): export or save it again.")
-    return data, label
+    return opener, label
 
 
 class _pillow_errors:
@@ -200,7 +204,7 @@ def _check_size(size, max_pixels, label):
 _SIXTEEN_BIT = re.compile(r"^(RGB|RGBA|RGBX);16([BL])$")
 
 
-def _to_arrays(im, data, rawmodes):
+def _to_arrays(im, opener, rawmodes):
     """(rgb, alpha or None, bit depth) of a loaded Pillow image."""
     mode = im.mode
     transparency = im.info.get("transparency")
@@ -218,7 +222,7 @@ def _to_arrays(im, data, rawmodes):
         return _grey(g.astype(np.float32)), None, 32
     if mode == "F":
         return _grey(_finite(np.asarray(im, dtype=np.float32), "the image")), None, 32
-    wide = _sixteen_bit(im, data, rawmodes)
+    wide = _sixteen_bit(im, opener, rawmodes)
     if wide is not None:
         return wide
     if mode == "1":
@@ -244,7 +248,7 @@ def _to_arrays(im, data, rawmodes):
     return np.asarray(im.convert("RGB")), None, 8
 
 
-def _sixteen_bit(im, data, rawmodes):
+def _sixteen_bit(im, opener, rawmodes):
     """Exact 16-bit RGB(A) / grey+alpha for the files Pillow reduces to 8 bits, else None."""
     if im.mode not in ("RGB", "RGBA") or len(rawmodes) != 1:
         return None
@@ -253,11 +257,11 @@ def _sixteen_bit(im, data, rawmodes):
     if m:
         low_mode = f"{m.group(1)};16{'L' if m.group(2) == 'B' else 'B'}"
         high = np.asarray(im).astype(np.uint16)
-        low = np.asarray(_decode_with(data, low_mode)).astype(np.uint16)
+        low = np.asarray(_decode_with(opener, low_mode)).astype(np.uint16)
         full = (high << 8) | low
     elif rawmode == "LA;16B" and im.format == "PNG":
         # 8-bit RGBA unpacking passes the 4 bytes of each big-endian grey+alpha pixel through.
-        raw = np.asarray(_decode_with(data, "RGBA")).astype(np.uint16)
+        raw = np.asarray(_decode_with(opener, "RGBA")).astype(np.uint16)
         grey = (raw[:, :, 0] << 8) | raw[:, :, 1]
         alpha = (raw[:, :, 2] << 8) | raw[:, :, 3]
         return _grey(grey), alpha.astype(np.float32) / np.float32(65535), 16
@@ -274,12 +278,14 @@ def _rawmode(tile):
     return args[0] if isinstance(args, tuple) else args
 
 
-def _decode_with(data, rawmode):
+def _decode_with(opener, rawmode):
+    """Decode the source again, unpacking its pixels with another raw mode."""
     from PIL import Image
-    im = Image.open(io.BytesIO(data))
-    im.tile = [t._replace(args=(rawmode,) + tuple(t.args[1:]) if isinstance(t.args, tuple) else rawmode)
-               for t in im.tile]
-    im.load()
+    with opener() as f:
+        im = Image.open(f)
+        im.tile = [t._replace(args=(rawmode,) + tuple(t.args[1:]) if isinstance(t.args, tuple) else rawmode)
+                   for t in im.tile]
+        im.load()
     return im
 
 
