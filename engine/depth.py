@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import preprocess
-from .errors import CancelledError, ImageError
+from .errors import CancelledError
+from .imageio import Picture, read_array
 from .normalize import normalize
 from .session import get_session
 from .settings import DEFAULT_RESOLUTION, DepthSettings
@@ -37,19 +38,10 @@ class DepthMap:
 
 
 def as_rgb(image):
-    """Accept a Picture or an HxW / HxWxC array (uint8, uint16, float); give HxWx3 without alpha."""
-    rgb = getattr(image, "rgb", image)
-    rgb = np.asarray(rgb)
-    if rgb.ndim == 2:
-        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    if rgb.ndim != 3 or rgb.shape[2] not in (1, 3, 4) or rgb.shape[0] < 1 or rgb.shape[1] < 1:
-        raise ImageError(f"A picture must be HxW, HxWx3 or HxWx4; got shape {rgb.shape}.")
-    if rgb.shape[2] == 1:
-        rgb = np.repeat(rgb, 3, axis=2)
-    rgb = rgb[:, :, :3]
-    if rgb.dtype not in (np.uint8, np.uint16):
-        rgb = np.nan_to_num(rgb.astype(np.float32, copy=False), nan=0.0, posinf=1.0, neginf=0.0)
-    return rgb
+    """A Picture's RGB, or an in-memory array validated by imageio.read_array (alpha dropped)."""
+    if isinstance(image, Picture):
+        return image.rgb
+    return read_array(image).rgb
 
 
 class _Steps:

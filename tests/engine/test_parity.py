@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from engine.depth import estimate
+from engine.imageio import read_image
 from engine.settings import DepthSettings
 from tests.engine.reference_resize import resize_bicubic
 
@@ -74,7 +75,8 @@ def test_8bit_png_matches_transformers(tmp_path, size, seed, standin_model, refe
     from PIL import Image
     path = tmp_path / "photo.png"
     Image.fromarray((held_back_picture(*size, seed) * 255).round().astype(np.uint8)).save(path)
-    rgb = np.asarray(Image.open(path).convert("RGB"))
+    rgb = read_image(path).rgb
+    assert rgb.dtype == np.uint8
     ref = run_reference(reference_session, processor(True)(rgb, return_tensors="np")["pixel_values"])
     assert_parity(engine_depth(rgb, standin_model), ref)
 
@@ -93,9 +95,8 @@ def test_16bit_png_matches_reference(tmp_path, standin_model, reference_session)
     pic = (held_back_picture(600, 800, 3) * 65535).round().astype(np.uint16)
     path = tmp_path / "photo16.png"
     Image.fromarray(pic[:, :, 1]).save(path)  # uint16 -> a 16-bit grey PNG
-    grey = np.asarray(Image.open(path)).astype(np.uint16)
-    assert grey.max() > 255  # really 16-bit
-    rgb = np.repeat(grey[:, :, None], 3, axis=2)
+    rgb = read_image(path).rgb
+    assert rgb.dtype == np.uint16 and rgb.max() > 255  # really 16-bit
     ref = _reference_high_precision(rgb / 65535.0, reference_session)
     assert_parity(engine_depth(rgb, standin_model), ref)
 
