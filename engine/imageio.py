@@ -274,7 +274,7 @@ def _sixteen_bit(im, opener, rawmodes):
 
 
 def _rawmode(tile):
-    args = tile.args if hasattr(tile, "args") else tile[3]
+    args = tile[3]  # (codec, extents, offset, args): a plain tuple before Pillow 11's _Tile
     return args[0] if isinstance(args, tuple) else args
 
 
@@ -283,10 +283,15 @@ def _decode_with(opener, rawmode):
     from PIL import Image
     with opener() as f:
         im = Image.open(f)
-        im.tile = [t._replace(args=(rawmode,) + tuple(t.args[1:]) if isinstance(t.args, tuple) else rawmode)
-                   for t in im.tile]
+        im.tile = [_with_rawmode(t, rawmode) for t in im.tile]
         im.load()
     return im
+
+
+def _with_rawmode(tile, rawmode):
+    args = tile[3]
+    args = (rawmode,) + tuple(args[1:]) if isinstance(args, tuple) else rawmode
+    return tile._replace(args=args) if hasattr(tile, "_replace") else (*tile[:3], args)
 
 
 def _grey(a):

@@ -2,6 +2,8 @@
 import io
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import OpenEXR
@@ -164,3 +166,11 @@ def test_side_by_side():
     assert small.shape == (20, 60, 3) and np.array_equal(small[:, :30], rgb)
     wide = side_by_side(np.zeros((20, 30, 4), np.uint16), np.zeros((20, 30)))
     assert wide.shape == (20, 68, 3)
+
+
+def test_importing_the_codecs_does_not_import_pillow():
+    code = ("import sys, engine.imageio, engine.encode, engine.exr, engine.colormap; "
+            "print('PIL' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert out.stdout.strip() == "False"
