@@ -17,9 +17,10 @@ File layout, as implemented:
     each byte replaced by its difference to the previous one plus 128 (predictor), then zlib;
     a block that does not shrink is stored as it is, which readers recognise by its size.
 
-Blender (bpy 5.0.1) loads a single-channel 'Y' EXR as a grey image: image.channels reports 4,
-the pixels are (Y, Y, Y, 1) with Y's float values unchanged (checked by the tests in
-tests/engine/test_exr.py when .venv-blender exists).
+Blender (bpy 5.0.1) loads a single-channel 'Y' EXR, float or half, as a grey float image:
+image.channels reports 4, the pixels are (Y, Y, Y, 1) with Y's values unchanged (rows bottom-up,
+as always in Blender). Its colour space comes up as 'Linear Rec.709': set it to 'Non-Color'
+for depth. Checked by tests/engine/test_exr.py with the bpy in .venv-blender.
 """
 import struct
 import zlib

@@ -144,17 +144,20 @@ BLENDER_PYTHON = ROOT / ".venv-blender" / "bin" / "python"
 @pytest.mark.skipif(not BLENDER_PYTHON.exists(), reason="needs .venv-blender (make venvs)")
 def test_blender_loads_a_y_channel_exr_as_grey(tmp_path):
     y = np.linspace(-1, 5, 12 * 7, dtype=np.float32).reshape(12, 7)
-    (tmp_path / "y.exr").write_bytes(write_exr(y))
+    (tmp_path / "float.exr").write_bytes(write_exr(y))
+    (tmp_path / "half.exr").write_bytes(write_exr(y, pixel_type="half"))
     script = (
         "import bpy, numpy as np, sys\n"
-        "im = bpy.data.images.load(sys.argv[1])\n"
-        "px = np.empty(len(im.pixels), np.float32); im.pixels.foreach_get(px)\n"
-        "np.save(sys.argv[2], px.reshape(im.size[1], im.size[0], im.channels))\n")
+        "for name in ('float', 'half'):\n"
+        "    im = bpy.data.images.load(f'{sys.argv[1]}/{name}.exr')\n"
+        "    px = np.empty(len(im.pixels), np.float32); im.pixels.foreach_get(px)\n"
+        "    np.save(f'{sys.argv[1]}/{name}.npy', px.reshape(im.size[1], im.size[0], im.channels))\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    subprocess.run([str(BLENDER_PYTHON), "-c", script, str(tmp_path / "y.exr"), str(tmp_path / "px.npy")],
+    subprocess.run([str(BLENDER_PYTHON), "-c", script, str(tmp_path)],
                    check=True, timeout=120, env=env, capture_output=True)
-    px = np.load(tmp_path / "px.npy")[::-1]  # Blender stores rows bottom-up
-    assert px.shape == (12, 7, 4)
-    for c in range(3):
-        assert np.array_equal(px[:, :, c], y)
-    assert np.all(px[:, :, 3] == 1)
+    for name, expected in (("float", y), ("half", y.astype(np.float16).astype(np.float32))):
+        px = np.load(tmp_path / f"{name}.npy")[::-1]  # Blender stores rows bottom-up
+        assert px.shape == (12, 7, 4)
+        for c in range(3):
+            assert np.array_equal(px[:, :, c], expected), (name, c)
+        assert np.all(px[:, :, 3] == 1)
