@@ -152,7 +152,7 @@ def _entry(model_id, given, base, source: Path) -> ModelInfo:
     if base is not None and any(values.get(k) is not None for k in ("url", "path")):
         # A different file: keep the description and licence, forget the old file's identity.
         base = replace(base, **{k: None for k in _FILE_IDENTITY})
-    merged = {f: getattr(base, f) for f in _FIELDS} if base else {
+    merged = {f: getattr(base, f) for f in _FIELDS} if base else dict.fromkeys(_FIELDS) | {
         "name": model_id, "license": "unknown", "commercial_use": False, "precision": "fp32", "description": ""}
     if "commercial_use" not in values and _NON_COMMERCIAL.search(str(values.get("license", ""))):
         values["commercial_use"] = False  # a non-commercial licence given without the flag
