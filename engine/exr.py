@@ -8,7 +8,7 @@ need one either. The reader reads what the writer writes, and files from other w
 stay inside that scope (Blender's default ZIP EXRs do); anything else is refused by name.
 
 File layout, as implemented:
-    magic 20000630 (int32), version 2 with no flags (int32),
+    magic 20000630 (int32), version 2 (int32; flag 0x400 when a name passes 31 bytes),
     header: attributes (name\\0 type\\0 size:int32 value), then a 0 byte,
     offset table: one uint64 file offset per block of lines,
     blocks: first line y (int32), data size (int32), data. Inside a block, line after line,
@@ -93,7 +93,9 @@ def write_exr(channels: Union[np.ndarray, Mapping[str, np.ndarray]], *, pixel_ty
     pixels = np.stack([p.astype(dtype) for p in planes], axis=1)
 
     ctype = COMPRESSIONS[compression]
-    header = bytearray(struct.pack("<ii", MAGIC, 2))
+    extra = dict(attributes or {})
+    long_names = any(len(n.encode()) > 31 for n in [*names, *extra])
+    header = bytearray(struct.pack("<ii", MAGIC, 2 | (0x400 if long_names else 0)))
     chlist = b"".join(n.encode() + b"\0" + struct.pack("<iB3xii", PIXEL_TYPES[pixel_type], 0, 1, 1)
                       for n in names) + b"\0"
     window = struct.pack("<4i", 0, 0, width - 1, height - 1)
@@ -107,7 +109,7 @@ def write_exr(channels: Union[np.ndarray, Mapping[str, np.ndarray]], *, pixel_ty
             ("screenWindowCenter", "v2f", struct.pack("<2f", 0.0, 0.0)),
             ("screenWindowWidth", "float", struct.pack("<f", 1.0))):
         header += _attribute(name, kind, value)
-    for name, text in sorted((attributes or {}).items()):
+    for name, text in sorted(extra.items()):
         _check_name(name, "attribute")
         if name in REQUIRED:
             raise ExrError(f"Attribute {name!r} is set by the writer itself; choose another name.")
@@ -132,9 +134,9 @@ def _attribute(name, kind, value):
 
 
 def _check_name(name, what):
-    if not isinstance(name, str) or not name or len(name.encode()) > 31 or "\0" in name:
-        # 31 bytes: longer names need the 'long names' version flag, which this writer never sets.
-        raise ExrError(f"EXR {what} name {name!r} must be 1 to 31 bytes long.")
+    # Names past 31 bytes set the 'long names' version flag, which allows up to 255.
+    if not isinstance(name, str) or not name or len(name.encode()) > 255 or "\0" in name:
+        raise ExrError(f"EXR {what} name {name!r} must be 1 to 255 bytes long.")
 
 
 def _zip(raw):

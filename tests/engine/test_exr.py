@@ -79,6 +79,20 @@ def test_named_channels_and_metadata(tmp_path):
     assert np.array_equal(back.channels["G"], g)
 
 
+def test_long_names_set_the_long_names_flag(tmp_path):
+    y = _values(3, 4)
+    long = "fathom:settings.normalization.mode"  # 34 bytes
+    data = write_exr({"depth.from.a.rather.long.layer.name.Y": y}, attributes={long: "v2-style"})
+    assert data[4:8] == bytes([2, 4, 0, 0])
+    path = tmp_path / "long.exr"
+    path.write_bytes(data)
+    header, channels = _openexr(path)
+    assert header[long] == "v2-style"
+    assert np.array_equal(channels["depth.from.a.rather.long.layer.name.Y"], y)
+    assert read_exr(data).strings == {long: "v2-style"}
+    assert write_exr(y)[4:8] == bytes([2, 0, 0, 0])
+
+
 @pytest.mark.parametrize("compression", [OpenEXR.ZIP_COMPRESSION, OpenEXR.ZIPS_COMPRESSION,
                                          OpenEXR.NO_COMPRESSION])
 def test_reads_files_written_by_openexr(tmp_path, compression):
@@ -115,7 +129,8 @@ def test_incompressible_blocks_are_stored_raw(tmp_path):
     ((np.zeros((2, 2)),), {"pixel_type": "double"}, "pixel type"),
     ((np.zeros((2, 2)),), {"compression": "piz"}, "compression"),
     ((np.zeros((2, 2)),), {"attributes": {"dataWindow": "x"}}, "set by the writer"),
-    (({"x" * 32: np.zeros((2, 2))},), {}, "1 to 31 bytes"),
+    (({"x" * 256: np.zeros((2, 2))},), {}, "1 to 255 bytes"),
+    ((np.zeros((2, 2)),), {"attributes": {"": "empty name"}}, "1 to 255 bytes"),
 ])
 def test_write_rejects(args, kwargs, message):
     with pytest.raises(ExrError, match=message):
