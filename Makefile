@@ -25,7 +25,7 @@ $(BVENV)/.stamp: requirements/blender.txt
 	touch $@
 
 demo: venvs
-	$(BPY) scripts/demo.py
+	$(PY) scripts/demo.py
 
 test: venvs
 	$(PY) -m pytest tests/engine tests/server
