@@ -55,17 +55,27 @@ def encode_depth(depth, fmt: str, *, metadata: Optional[Mapping] = None) -> byte
     if np.isnan(d).any():
         raise ValueError("The depth map holds NaN values, which a PNG cannot store: use EXR.")
     unit = np.clip(d.astype(np.float64), 0.0, 1.0)
+    if fmt == "png16":
+        return _png(np.rint(unit * 65535).astype(np.uint16), text)  # Pillow mode 'I;16'
+    return _png(np.rint(unit * 255).astype(np.uint8), text)  # mode 'L'
+
+
+def encode_png(pixels, *, metadata: Optional[Mapping] = None) -> bytes:
+    """PNG bytes of a preview (HxWx3 or HxW uint8, e.g. from colorize or side_by_side)."""
+    a = np.asarray(pixels)
+    if a.dtype != np.uint8 or not (a.ndim == 2 or a.ndim == 3 and a.shape[2] in (3, 4)):
+        raise ValueError(f"Expected HxW, HxWx3 or HxWx4 uint8 pixels, got shape {a.shape} of {a.dtype}.")
+    return _png(np.ascontiguousarray(a), _metadata_strings(metadata))
+
+
+def _png(array, text):
     from PIL import Image, PngImagePlugin
 
-    if fmt == "png16":
-        im = Image.fromarray(np.rint(unit * 65535).astype(np.uint16))  # mode 'I;16'
-    else:
-        im = Image.fromarray(np.rint(unit * 255).astype(np.uint8))  # mode 'L'
     info = PngImagePlugin.PngInfo()
     for key, value in text.items():
         info.add_text(key, value)  # tEXt, or iTXt when the value is not Latin-1
     buf = io.BytesIO()
-    im.save(buf, "PNG", pnginfo=info, compress_level=6)
+    Image.fromarray(array).save(buf, "PNG", pnginfo=info, compress_level=6)
     return buf.getvalue()
 
 

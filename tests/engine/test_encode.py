@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine import colormap
-from engine.encode import (colorize, encode_depth, read_metadata, side_by_side, suffix_for, to_unit_range,
+from engine.encode import (colorize, encode_depth, encode_png, read_metadata, side_by_side, suffix_for, to_unit_range,
                            write_depth, write_file)
 from engine.errors import InvalidSettingsError
 from engine.imageio import read_image
@@ -174,3 +174,11 @@ def test_importing_the_codecs_does_not_import_pillow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     assert out.stdout.strip() == "False"
+
+
+def test_encode_png_of_a_preview():
+    preview = side_by_side(RNG.integers(0, 256, (6, 8, 3), dtype=np.uint8), _depth(6, 8))
+    data = encode_png(preview, metadata={"model": "m"})
+    assert np.array_equal(read_image(data).rgb, preview) and read_metadata(data) == {"model": "m"}
+    with pytest.raises(ValueError, match="uint8 pixels"):
+        encode_png(preview.astype(np.float32))
