@@ -139,9 +139,9 @@ def _estimate_tiled(rgb, session, settings, name, net_hw, max_tokens, steps, tim
 def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, progress=None, cancel=None,
                    max_tokens=DEFAULT_MAX_TOKENS, model_name=None):
     """Depth of several pictures. Consecutive frames of one size run as one batched network pass,
-    up to ``batch_size`` frames and ``max_tokens`` tokens in all: on a CPU a batch costs as much
-    memory as its frames together and is no faster per frame once a frame fills the cores
-    (measured in bench/engine_bench.py), so large frames go one at a time."""
+    up to ``batch_size`` frames and no more attention memory than one pass of ``max_tokens``.
+    Small frames gain a lot from batching; frames that fill a pass alone gain nothing on a CPU
+    and would multiply memory (measured in bench/engine_bench.py), so they go one at a time."""
     settings = (settings or DepthSettings()).validated()
     steps = _Steps(progress, cancel)
     session = get_session(model_path, settings.threads)
@@ -159,7 +159,8 @@ def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, prog
             i += 1
         else:
             per_frame = (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH)
-            limit = max(1, min(batch_size, max_tokens // per_frame))
+            # Attention memory grows with frames x tokens squared: keep a batch within one full pass.
+            limit = max(1, min(batch_size, (max_tokens * max_tokens) // (per_frame * per_frame)))
             group = [frames[i]]
             while (len(group) < limit and i + len(group) < len(frames)
                    and frames[i + len(group)].shape == frames[i].shape):
