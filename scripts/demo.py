@@ -71,14 +71,6 @@ def ensure_model():
     return ModelStore().resolve(MODEL), True
 
 
-def png_bytes(rgb):
-    import io
-    from PIL import Image
-    buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def main():
     OUT.mkdir(exist_ok=True)
     model_path, standin = ensure_model()
@@ -101,7 +93,7 @@ def main():
         written.append(encode.write_depth(OUT / name, result.depth, fmt, overwrite=True, metadata=meta))
     for name, pixels in (("depth_preview.png", encode.colorize(result.depth)),
                          ("side_by_side.png", encode.side_by_side(picture.rgb, result.depth))):
-        written.append(encode.write_file(OUT / name, png_bytes(pixels), overwrite=True))
+        written.append(encode.write_file(OUT / name, encode.encode_png(pixels), overwrite=True))
     t = result.timings
     print(f"Depth {result.depth.shape[1]}x{result.depth.shape[0]} in {t['total']:.2f} s "
           f"(network {t['inference']:.2f} s at {result.network_size[1]}x{result.network_size[0]}).")
