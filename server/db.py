@@ -1,0 +1,172 @@
+"""Storage: one interface over SQLite (sqlite3, WAL, BEGIN IMMEDIATE) and PostgreSQL (psycopg 3,
+a connection pool). Queries are written once, with ``?`` placeholders; the few places where the
+dialects differ are named fragments of :class:`Dialect` (``{lock}``, ``{pk}``, ...).
+
+    db = open_database("sqlite:///tmp/f.db")     # or "postgresql://user@host/db"
+    with db.transaction() as tx:                  # writes: serialised on SQLite, row locks on PostgreSQL
+        row = tx.one("SELECT tokens FROM balances WHERE user_id = ?", (uid,))
+"""
+import re
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .schema import SCHEMA
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    pk: str            # an auto-numbered primary key column
+    blob: str
+    real: str
+    lock: str          # appended to a SELECT that picks rows to claim
+
+
+SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "")
+POSTGRES = Dialect("postgresql", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA",
+                   "DOUBLE PRECISION", "FOR UPDATE SKIP LOCKED")
+
+
+class Tx:
+    """One transaction: run queries, get rows as dicts."""
+
+    def __init__(self, cursor, dialect):
+        self._cur, self.dialect = cursor, dialect
+
+    def _sql(self, sql):
+        sql = sql.format(lock=self.dialect.lock) if "{lock}" in sql else sql
+        if self.dialect is POSTGRES:
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        return sql
+
+    def execute(self, sql, params=()) -> int:
+        """Run a statement; the number of rows it changed."""
+        self._cur.execute(self._sql(sql), tuple(params))
+        return self._cur.rowcount
+
+    def all(self, sql, params=()) -> list:
+        self._cur.execute(self._sql(sql), tuple(params))
+        return [dict(r) for r in self._cur.fetchall()]
+
+    def one(self, sql, params=()):
+        self._cur.execute(self._sql(sql), tuple(params))
+        row = self._cur.fetchone()
+        return None if row is None else dict(row)
+
+
+class Database:
+    dialect: Dialect
+    url: str
+
+    def create_schema(self):
+        with self.transaction() as tx:
+            self._schema_lock(tx)
+            for statement in SCHEMA:
+                tx.execute(statement.format(pk=self.dialect.pk, blob=self.dialect.blob, real=self.dialect.real))
+
+    def _schema_lock(self, tx):
+        pass
+
+    @contextmanager
+    def transaction(self):
+        raise NotImplementedError
+
+    def close(self):
+        pass
+
+
+class SQLiteDatabase(Database):
+    dialect = SQLITE
+
+    def __init__(self, path: str):
+        self.url = "sqlite:///" + path
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all = []
+        self._lock = threading.Lock()
+
+    def _connection(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: we issue BEGIN ourselves; a deferred transaction that later
+            # writes can fail with SQLITE_BUSY regardless of busy_timeout, so writes BEGIN IMMEDIATE.
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self, readonly=False):
+        conn = self._connection()
+        cur = conn.cursor()
+        cur.execute("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        try:
+            yield Tx(cur, SQLITE)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+        finally:
+            cur.close()
+
+    def close(self):
+        with self._lock:
+            for conn in self._all:
+                try:
+                    conn.close()
+                except sqlite3.ProgrammingError:  # made in another thread that is gone
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+
+
+class PostgresDatabase(Database):
+    dialect = POSTGRES
+
+    def __init__(self, url: str, max_connections: int = 20):
+        from psycopg.rows import dict_row
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True,
+                                    kwargs={"row_factory": dict_row}, timeout=60)
+        self._pool.wait(timeout=30)
+
+    def _schema_lock(self, tx):
+        # Several processes may start at once; CREATE TABLE IF NOT EXISTS is not safe concurrently.
+        tx.execute("SELECT pg_advisory_xact_lock(4711)")
+
+    @contextmanager
+    def transaction(self, readonly=False):
+        with self._pool.connection() as conn:
+            with conn.transaction():
+                with conn.cursor() as cur:
+                    yield Tx(cur, POSTGRES)
+
+    def close(self):
+        self._pool.close()
+
+
+def open_database(url: str, *, create=True, max_connections: int = 20) -> Database:
+    """A Database for ``sqlite:///path`` (or a bare path) or ``postgresql://...``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        db = PostgresDatabase(url, max_connections=max_connections)
+    else:
+        path = re.sub(r"^sqlite:///?", "", url) if url.startswith("sqlite:") else url
+        if url.startswith("sqlite:////"):
+            path = "/" + path.lstrip("/")
+        db = SQLiteDatabase(path)
+    if create:
+        db.create_schema()
+    return db

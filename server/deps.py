@@ -1,0 +1,43 @@
+"""What every request handler needs: the app's state and the authenticated caller."""
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+
+from . import accounts
+from .config import Settings
+from .intake import RequestError
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: object
+    limiter: object = None
+
+
+def state(request: Request) -> AppState:
+    return request.app.state.fathom
+
+
+def base_url(request: Request) -> str:
+    configured = state(request).settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+
+
+def _lookup(db, key):
+    with db.transaction(readonly=True) as tx:
+        return accounts.caller_for_key(tx, key)
+
+
+async def caller(request: Request) -> accounts.Caller:
+    """The user behind ``Authorization: Bearer <key>``, or 401 saying what to send."""
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise RequestError(401, "Send your API key as 'Authorization: Bearer <key>' "
+                                "(an operator creates keys with `python -m server.admin create-key USER`).")
+    found = await run_in_threadpool(_lookup, state(request).db, key.strip())
+    if found is None:
+        raise RequestError(401, "This API key is not valid (unknown or revoked): check it, or ask for a new one.")
+    return found

@@ -1,0 +1,202 @@
+"""Workers: claim a job, run the engine on it, store the results, finish it — off the request path.
+
+Inside the API process they are threads (``Settings.workers``). More can run anywhere that reaches
+the database and the results folder:
+
+    DATABASE_URL=postgresql://... python -m server.worker --threads 2
+
+A worker holds a lease on its job and renews it while the engine runs; a worker that dies stops
+renewing, and whoever reaps next (any worker, or the API process) puts the job back in the queue
+or, after ``max_attempts`` claims, fails and refunds it.
+"""
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import threading
+import time
+import uuid
+
+from engine.depth import estimate
+from engine.encode import encode_depth, write_file
+from engine.errors import CancelledError, FathomError
+from engine.imageio import read_image
+from engine.settings import DepthSettings
+from engine.store import ModelStore
+
+from . import jobs
+from .config import Settings, load_settings
+from .db import open_database
+from .notify import notify_final
+
+log = logging.getLogger("fathom.server.worker")
+RESULT_FORMATS = (("png", "png16"), ("exr", "exr32"))
+
+
+def run_job(row, image: bytes, settings: Settings, cancel) -> list:
+    """The engine's part: picture bytes -> result files in the results folder. Returns their names."""
+    params = json.loads(row["parameters"])
+    picture = read_image(image, max_pixels=settings.max_pixels, name="the submitted picture")
+    depth_settings = DepthSettings(
+        model=row["model_id"], resolution=params["resolutionLowerLimit"], invert=params["invertDepth"],
+        post_resize=params["usePostResize"], normalization=params["normalizationMode"], threads=settings.threads)
+    model_path = ModelStore(settings.model_dir or None).resolve(row["model_id"], allow_network=False)
+    result = estimate(picture.rgb, depth_settings, model_path, cancel=cancel, model_name=params["model"])
+    folder = settings.results_dir / row["id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {"fathom:model": params["model"], "fathom:near_is_bright": str(result.near_is_bright).lower(),
+            "fathom:artwork": row["id"]}
+    names = []
+    for key, fmt in RESULT_FORMATS:
+        if cancel():
+            raise CancelledError("canceled")
+        name = jobs.RESULT_FILES[key]
+        write_file(folder / name, encode_depth(result.depth, fmt, metadata=meta), overwrite=True)
+        names.append(name)
+    return names
+
+
+class Worker:
+    def __init__(self, db, settings: Settings, name=None):
+        self.db, self.settings = db, settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    def reap(self):
+        with self.db.transaction() as tx:
+            finished = jobs.reap(tx, self.settings.max_attempts)
+        for row in finished:
+            log.warning("artwork %s failed after its worker stopped; refunded", row["id"])
+            notify_final(self.db, self.settings, row)
+
+    def run_once(self) -> bool:
+        """Process one job if there is one; False when the queue is empty."""
+        with self.db.transaction() as tx:
+            row = jobs.claim(tx, self.name, self.settings.lease_seconds)
+            image = jobs.input_image(tx, row["id"]) if row else None
+        if row is None:
+            return False
+        log.info("worker %s processing artwork %s (attempt %d)", self.name, row["id"], row["attempts"])
+        lost = threading.Event()
+        done = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(row["id"], lost, done), daemon=True)
+        beat.start()
+        final = None
+        try:
+            names = run_job(row, image, self.settings, lost.is_set)
+            with self.db.transaction() as tx:
+                final = jobs.succeed(tx, row["id"], self.name, names)
+        except CancelledError:
+            log.info("artwork %s was canceled while processing", row["id"])
+        except FathomError as exc:
+            final = self._fail(row, str(exc))
+        except Exception as exc:  # a bug must still refund the user, not leave the job hanging
+            log.exception("artwork %s failed", row["id"])
+            final = self._fail(row, f"The server could not compute this depth map ({type(exc).__name__}); "
+                                    "your tokens were refunded.")
+        finally:
+            done.set()
+            beat.join()
+        if final is None:
+            self._discard(row["id"])
+        if final is not None:
+            notify_final(self.db, self.settings, final)
+        return True
+
+    def _discard(self, artwork_id):
+        """The job stopped being ours (canceled, or reaped after a stall): keep no files for a
+        canceled or failed artwork; a retry elsewhere writes its own."""
+        with self.db.transaction(readonly=True) as tx:
+            row = tx.one("SELECT status FROM artworks WHERE id = ?", (artwork_id,))
+        log.info("artwork %s left worker %s (now %s)", artwork_id, self.name, row and row["status"])
+        if row is not None and row["status"] in ("canceled", "failed"):
+            shutil.rmtree(self.settings.results_dir / artwork_id, ignore_errors=True)
+
+    def _fail(self, row, message):
+        with self.db.transaction() as tx:
+            return jobs.fail(tx, row["id"], self.name, message)
+
+    def _heartbeat(self, artwork_id, lost, done):
+        interval = max(self.settings.lease_seconds / 3, 0.05)
+        while not done.wait(interval):
+            try:
+                with self.db.transaction() as tx:
+                    mine = jobs.heartbeat(tx, artwork_id, self.name, self.settings.lease_seconds)
+            except Exception:  # the database may be briefly unreachable: try again next beat
+                log.exception("heartbeat of artwork %s failed", artwork_id)
+                continue
+            if not mine:  # canceled, or reaped after a stall: stop the engine, discard the result
+                lost.set()
+                return
+
+    def run_forever(self, stop: threading.Event):
+        last_reap = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() - last_reap > min(self.settings.lease_seconds / 2, 5.0):
+                    last_reap = time.monotonic()
+                    self.reap()
+                if self.run_once():
+                    continue
+            except Exception:
+                log.exception("worker %s: database error; retrying", self.name)
+            stop.wait(self.settings.poll_seconds)
+
+
+class WorkerPool:
+    """Worker threads plus a reaper, started and stopped with the API process."""
+
+    def __init__(self, db, settings: Settings, count: int):
+        self.stop = threading.Event()
+        self.workers = [Worker(db, settings) for _ in range(count)]
+        self.reaper = Worker(db, settings, name="reaper") if count == 0 else None
+        self.threads = []
+
+    def start(self):
+        for w in self.workers:
+            self.threads.append(threading.Thread(target=w.run_forever, args=(self.stop,), daemon=True,
+                                                 name=f"fathom-worker-{w.name}"))
+        if self.reaper is not None:  # no local workers: still never leave a job stuck
+            self.threads.append(threading.Thread(target=self._reap_forever, daemon=True, name="fathom-reaper"))
+        for t in self.threads:
+            t.start()
+
+    def _reap_forever(self):
+        while not self.stop.wait(min(self.reaper.settings.lease_seconds / 2, 5.0)):
+            try:
+                self.reaper.reap()
+            except Exception:
+                log.exception("reaper: database error; retrying")
+
+    def close(self, timeout=30.0):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m server.worker",
+                                     description="Run depth-map workers against the server's database.")
+    parser.add_argument("--config", help="TOML settings file (else FATHOM_SERVER_CONFIG)")
+    parser.add_argument("--threads", type=int, default=1, help="jobs processed at once (default 1)")
+    args = parser.parse_args(argv)
+    settings = load_settings(args.config)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    db = open_database(settings.database)
+    pool = WorkerPool(db, settings, max(args.threads, 1))
+    signal.signal(signal.SIGTERM, lambda *_: pool.stop.set())
+    pool.start()
+    log.info("%d worker(s) on %s", len(pool.workers), settings.database.split("@")[-1])
+    try:
+        while not pool.stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pool.stop.set()
+    pool.close()
+    db.close()
+
+
+if __name__ == "__main__":
+    main()
