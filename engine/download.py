@@ -91,6 +91,9 @@ class LockFile:
         for _ in range(2):  # a stale lock is removed once, then taken
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except PermissionError as exc:
+                raise DownloadError(f"Cannot write in the model folder {self.path.parent}: {exc.strerror}. "
+                                    "Choose another model folder.") from None
             except FileExistsError:
                 owner = self._owner()
                 if self._is_stale(owner):
@@ -244,7 +247,12 @@ def _transfer(url, part, have, size, progress, cancel, timeout, label, heartbeat
                     raise _interrupted(label, url, done, total, exc) from None
                 if not chunk:
                     break
-                f.write(chunk)
+                try:
+                    f.write(chunk)
+                except OSError as exc:
+                    raise DownloadError(
+                        f"Cannot write {part}: {exc.strerror or exc}. Free some disk space or choose another "
+                        "model folder; the part received so far is kept.") from None
                 hasher.update(chunk)
                 done += len(chunk)
                 if heartbeat:

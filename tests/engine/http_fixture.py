@@ -9,7 +9,8 @@
 Knobs per file: ``truncate_after`` (send N body bytes of the answer, then close the connection
 while Content-Length promised more), ``ignore_range`` (answer 200 with the whole file),
 ``corrupt_at`` (flip the byte at this file offset), ``status`` (answer this HTTP error instead),
-``delay`` (seconds to sleep before each chunk of ``chunk_size`` bytes: slow transfers, timeouts).
+``delay`` (seconds to sleep before each chunk of ``chunk_size`` bytes: slow transfers, timeouts),
+``redirect`` (answer 302 with this Location, as model hubs do).
 Unknown paths get 404. Only ever binds 127.0.0.1.
 """
 import re
@@ -30,6 +31,7 @@ class ServedFile:
     corrupt_at: Optional[int] = None
     status: Optional[int] = None
     delay: float = 0.0
+    redirect: Optional[str] = None   # answer 302 to this URL instead (model hubs redirect to a CDN)
     chunk_size: int = 64 * 1024
 
     def size(self) -> int:
@@ -96,6 +98,15 @@ class _Handler(BaseHTTPRequestHandler):
         if served is None or served.status:
             record.status = served.status if served else 404
             self._plain(record.status, b"not found\n" if record.status == 404 else b"error\n", send_body)
+            return
+        if served.redirect:
+            record.status = 302
+            self.send_response(302)
+            self.send_header("Location", served.redirect)
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
             return
         size = served.size()
         start, end, status = 0, size, 200

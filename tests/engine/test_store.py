@@ -139,6 +139,27 @@ def test_a_damaged_partial_file_fails_the_check_after_resume(served, store):
     assert store.download(ID).read_bytes() == PAYLOAD  # the next try starts clean
 
 
+def test_a_redirect_is_followed_and_keeps_the_range(served, catalog_file, store):
+    hub = served.add("resolve/model.onnx", b"", redirect=served.url("model.onnx"))
+    catalog_file(**{ID: {"url": hub, "size": SIZE, "sha256": SHA}})
+    served.set("model.onnx", truncate_after=400_000)
+    with pytest.raises(DownloadError):
+        store.download(ID)
+    served.set("model.onnx", truncate_after=None)
+    assert store.download(ID).read_bytes() == PAYLOAD
+    assert [r.status for r in served.requests_for("resolve/model.onnx")] == [302, 302]
+    assert [(r.range, r.status) for r in gets(served)] == [(None, 200), ("bytes=400000-", 206)]
+
+
+def test_a_partial_file_longer_than_the_servers_starts_over(served, catalog_file, store):
+    catalog_file(**{ID: {"url": served.url("model.onnx"), "sha256": SHA}})  # size unknown
+    part = dl.part_path(store.path_for(ID))
+    part.parent.mkdir(parents=True)
+    part.write_bytes(PAYLOAD + b"extra")
+    assert store.download(ID).read_bytes() == PAYLOAD
+    assert [(r.range, r.status) for r in gets(served)] == [(f"bytes={SIZE + 5}-", 416), (None, 200)]
+
+
 @pytest.mark.parametrize("status", [404, 500])
 def test_http_errors_name_the_status_and_the_url(served, store, status):
     served.set("model.onnx", status=status)
