@@ -308,6 +308,8 @@ def pinned_request(method: str, url: str, *, allowlist: Iterable[str] = (), body
         conn = _PinnedHTTPConnection(target, timeout)
     sent = {"Host": target.host_header, "User-Agent": USER_AGENT, "Accept-Encoding": "identity",
             "Connection": "close"}
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        sent["Content-Length"] = str(len(body or b""))  # putrequest() does not add it, request() would
     sent.update(headers or {})
     try:
         conn.putrequest(method, target.path, skip_host=True, skip_accept_encoding=True)

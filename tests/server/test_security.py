@@ -89,7 +89,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def image_server():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -305,7 +305,7 @@ def test_https_keeps_sni_and_certificate_name_while_pinned(tmp_path, names):
     server_ctx.sni_callback = lambda sock, name, ctx: sni_seen.append(name)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.socket = server_ctx.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         port = server.server_address[1]
