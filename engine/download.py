@@ -10,7 +10,9 @@ Two downloads of one file are kept apart by a per-file thread lock (one process)
 ``<file>.lock`` created with O_EXCL (several processes, e.g. two Blender instances). The lock file
 names its owner and is touched while bytes flow; it is taken over when its owner is gone (same
 machine, POSIX) or it has not been touched for STALE_AFTER_S seconds (a crash, another machine
-sharing the folder).
+sharing the folder). Known limits: two processes that find the same stale lock at the same
+moment can both take it over (a window of microseconds after a crash), and a transfer that
+stalls longer than STALE_AFTER_S (only with a download timeout above it) can be taken over.
 """
 import hashlib
 import http.client
@@ -99,9 +101,9 @@ class LockFile:
                 if self._is_stale(owner):
                     self._unlink()
                     continue
-                who = f"process {owner.get('pid')} on {owner.get('host')}" if owner else "another process"
+                who = f"Process {owner.get('pid')} on {owner.get('host')}" if owner else "Another process"
                 raise DownloadError(
-                    f"{who.capitalize()} is downloading {self.path.name[:-5]} into {self.path.parent} right now: "
+                    f"{who} is downloading {self.path.name[:-5]} into {self.path.parent} right now: "
                     f"wait for it to finish, or delete {self.path} if no download is running.") from None
             with os.fdopen(fd, "w") as f:
                 json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, f)
