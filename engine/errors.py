@@ -44,7 +44,7 @@ class ChecksumError(DownloadError):
 
 
 class CancelledError(FathomError):
-    """The user cancelled a long operation; nothing half-done was kept."""
+    """The user cancelled a long operation; nothing half-done was put in place."""
 
 
 class InferenceError(FathomError):
