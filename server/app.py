@@ -36,8 +36,8 @@ def create_app(settings: Settings = None) -> FastAPI:
         if settings.rate_per_second > 0:
             from .ratelimit import RateLimiter
             limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
-        app.state.fathom = AppState(settings, db, limiter)
         pool = WorkerPool(db, settings, settings.workers)
+        app.state.fathom = AppState(settings, db, limiter, pool)
         pool.start()
         log.info("Fathom depth server: %s, %d worker thread(s), results in %s",
                  settings.database.split("@")[-1], settings.workers, settings.results_dir)

@@ -14,6 +14,7 @@ class AppState:
     settings: Settings
     db: object
     limiter: object = None
+    pool: object = None
 
 
 def state(request: Request) -> AppState:

@@ -116,12 +116,18 @@ def check_picture(data: bytes, settings, where: str) -> str:
     try:
         with Image.open(io.BytesIO(data), formats=[fmt.upper()]) as im:
             w, h = im.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError:  # Pillow's own guard, far above any limit we allow
+        raise _too_many_pixels(where, "more than 178 million pixels", settings) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise RequestError(422, f"{where} cannot be read as {fmt.upper()}: {exc}.", code="bad_image") from None
     if w * h > settings.max_pixels:
-        raise RequestError(422, f"{where} is {w}x{h} = {w * h:,} pixels; this server accepts at most "
-                                f"{settings.max_pixels:,}. Scale it down first.", code="too_many_pixels")
+        raise _too_many_pixels(where, f"{w}x{h} = {w * h:,} pixels", settings)
     return fmt
+
+
+def _too_many_pixels(where, size, settings):
+    return RequestError(422, f"{where} has {size}; this server accepts at most {settings.max_pixels:,}. "
+                             "Scale it down first.", code="too_many_pixels")
 
 
 def fetch_source(params: DepthMapParameters, upload: bytes, settings) -> bytes:

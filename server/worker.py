@@ -131,7 +131,9 @@ class Worker:
                 lost.set()
                 return
 
-    def run_forever(self, stop: threading.Event):
+    def run_forever(self, stop: threading.Event, wake: threading.Event = None):
+        """Work until ``stop``; an idle worker polls every ``poll_seconds`` or when ``wake`` is set."""
+        wake = wake or stop
         last_reap = 0.0
         while not stop.is_set():
             try:
@@ -142,7 +144,8 @@ class Worker:
                     continue
             except Exception:
                 log.exception("worker %s: database error; retrying", self.name)
-            stop.wait(self.settings.poll_seconds)
+            if wake.wait(self.settings.poll_seconds) and wake is not stop:
+                wake.clear()
 
 
 class WorkerPool:
@@ -150,13 +153,14 @@ class WorkerPool:
 
     def __init__(self, db, settings: Settings, count: int):
         self.stop = threading.Event()
+        self.woken = threading.Event()
         self.workers = [Worker(db, settings) for _ in range(count)]
         self.reaper = Worker(db, settings, name="reaper") if count == 0 else None
         self.threads = []
 
     def start(self):
         for w in self.workers:
-            self.threads.append(threading.Thread(target=w.run_forever, args=(self.stop,), daemon=True,
+            self.threads.append(threading.Thread(target=w.run_forever, args=(self.stop, self.woken), daemon=True,
                                                  name=f"fathom-worker-{w.name}"))
         if self.reaper is not None:  # no local workers: still never leave a job stuck
             self.threads.append(threading.Thread(target=self._reap_forever, daemon=True, name="fathom-reaper"))
@@ -170,8 +174,13 @@ class WorkerPool:
             except Exception:
                 log.exception("reaper: database error; retrying")
 
+    def wake(self):
+        """A job was submitted here: an idle worker takes it now rather than at its next poll."""
+        self.woken.set()
+
     def close(self, timeout=30.0):
         self.stop.set()
+        self.woken.set()
         for t in self.threads:
             t.join(timeout)
 

@@ -73,6 +73,8 @@ async def create_depth_map(request: Request, who: accounts.Caller = Depends(call
     if key is not None and not 1 <= len(key) <= 255:
         raise RequestError(400, "Idempotency-Key must be 1 to 255 characters (a UUID is a good choice).")
     row, replayed = await run_in_threadpool(_submit, app, who, params, upload, key)
+    if not replayed and app.pool is not None:
+        app.pool.wake()
     headers = {"Location": f"{base_url(request)}/v2/artworks/{row['id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
