@@ -4,13 +4,15 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BVENV := .venv-blender
+BVENV45 := .venv-blender45
 PY := $(VENV)/bin/python
 BPY := $(BVENV)/bin/python
+BPY45 := $(BVENV45)/bin/python
 PIP_FLAGS := -q --disable-pip-version-check
 
 .PHONY: demo test test-engine test-server test-blender dist bench bench-server venvs clean
 
-venvs: $(VENV)/.stamp $(BVENV)/.stamp
+venvs: $(VENV)/.stamp $(BVENV)/.stamp $(BVENV45)/.stamp
 
 # Engine, server, tests and benchmarks.
 $(VENV)/.stamp: requirements/dev.txt requirements/server.txt
@@ -24,12 +26,19 @@ $(BVENV)/.stamp: requirements/blender.txt
 	$(BPY) -m pip install $(PIP_FLAGS) -r requirements/blender.txt
 	touch $@
 
+# Blender 4.5 LTS for the smoke subset (tests marked "smoke").
+$(BVENV45)/.stamp: requirements/blender45.txt
+	$(PYTHON) -m venv $(BVENV45)
+	$(BVENV45)/bin/python -m pip install $(PIP_FLAGS) -r requirements/blender45.txt
+	touch $@
+
 demo: venvs
 	$(PY) scripts/demo.py
 
 test: venvs
 	$(PY) -m pytest tests/engine tests/server
 	$(BPY) -m pytest tests/blender
+	$(BPY45) -m pytest tests/blender -m smoke
 
 test-engine: $(VENV)/.stamp
 	$(PY) -m pytest tests/engine
@@ -39,6 +48,7 @@ test-server: $(VENV)/.stamp
 
 test-blender: venvs
 	$(BPY) -m pytest tests/blender
+	$(BPY45) -m pytest tests/blender -m smoke
 
 # One extension zip per platform in dist/, wheels fetched by pinned version.
 dist: venvs
