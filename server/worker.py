@@ -84,14 +84,14 @@ class Worker:
         beat = threading.Thread(target=self._heartbeat, args=(row["id"], lost, done), daemon=True)
         beat.start()
         final = None
-        try:
+        try:  # every way out of here is succeeded, failed+refunded, or a job no longer ours
             names = run_job(row, image, self.settings, lost.is_set)
             with self.db.transaction() as tx:
                 final = jobs.succeed(tx, row["id"], self.name, names)
         except CancelledError:
             log.info("artwork %s was canceled while processing", row["id"])
         except FathomError as exc:
-            final = self._fail(row, str(exc))
+            final = self._fail(row, f"{exc} Your tokens were refunded.")
         except Exception as exc:  # a bug must still refund the user, not leave the job hanging
             log.exception("artwork %s failed", row["id"])
             final = self._fail(row, f"The server could not compute this depth map ({type(exc).__name__}); "

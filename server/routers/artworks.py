@@ -78,11 +78,13 @@ async def create_depth_map(request: Request, who: accounts.Caller = Depends(call
     headers = {"Location": f"{base_url(request)}/v2/artworks/{row['id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
+    status = 202  # accepted, as the first answer said (replays included)
     wait = _prefer_wait(request, settings)
     if wait:
         row = await _wait_final(app, who, row, wait)
         headers["Preference-Applied"] = f"wait={wait:g}"
-    return await _artwork_response(request, row, 200 if row["status"] in jobs.FINAL else 202, headers)
+        status = 200 if row["status"] in jobs.FINAL else 202
+    return await _artwork_response(request, row, status, headers)
 
 
 def _submit(app, who, params, upload, key):
