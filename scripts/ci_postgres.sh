@@ -135,9 +135,11 @@ as_owner "$BIN/pg_isready" -q -h "$STATE" -p "$PORT" || die "PostgreSQL on port 
 
 PASSWORD=$(cat "$STATE/password")
 if [ "$(psql_admin -tAc "SELECT 1 FROM pg_roles WHERE rolname = '$DB_USER'")" != 1 ]; then
-  psql_admin -c "CREATE ROLE $DB_USER LOGIN CREATEDB PASSWORD '$PASSWORD'"
+  psql_admin -c "CREATE ROLE $DB_USER"
 fi
-psql_admin -c "ALTER ROLE $DB_USER CREATEDB"  # the tests make one fresh database each
+# Every run, so the role always matches the password file; CREATEDB because the server tests and
+# the benchmark make a fresh database each.
+psql_admin -c "ALTER ROLE $DB_USER LOGIN CREATEDB PASSWORD '$PASSWORD'"
 if [ "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" != 1 ]; then
   psql_admin -c "CREATE DATABASE $DB_NAME OWNER $DB_USER"
 fi
