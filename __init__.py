@@ -1,0 +1,39 @@
+"""Fathom: depth maps from images and renders (Depth Anything V2 through onnxruntime).
+
+Registration only; the work lives in operators/, panels/, bridge/ and the bpy-free engine/.
+The repository root is this package, so the test runner imports this file outside Blender:
+everything that needs bpy is imported inside register()/unregister().
+"""
+_cli_handle = None
+
+
+def _classes():
+    from . import operators, panels, preferences, properties
+    return (*preferences.classes, *properties.classes, *operators.classes, *panels.classes)
+
+
+def register():
+    global _cli_handle
+    import bpy
+    from . import properties
+    from .bridge import cli
+
+    for cls in _classes():
+        bpy.utils.register_class(cls)
+    properties.register()
+    # `blender -b file.blend -c fathom generate ...`; absent before Blender 4.2's CLI API.
+    if hasattr(bpy.utils, "register_cli_command"):
+        _cli_handle = bpy.utils.register_cli_command("fathom", cli.main)
+
+
+def unregister():
+    global _cli_handle
+    import bpy
+    from . import properties
+
+    if _cli_handle is not None:
+        bpy.utils.unregister_cli_command(_cli_handle)
+        _cli_handle = None
+    properties.unregister()
+    for cls in reversed(_classes()):
+        bpy.utils.unregister_class(cls)

@@ -1,0 +1,76 @@
+"""Pictures out of Blender as the engine wants them: float32 RGB, top row first.
+
+Blender stores pixels bottom-up, and float images hold scene-linear light while byte images hold
+their file's (display) values; the depth network was trained on display-referred sRGB photos, so
+linear pixels go through the sRGB transfer curve before they are handed over.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..engine.errors import ImageDecodeError
+from ..engine.imageio import read_image
+
+
+@dataclass
+class Capture:
+    rgb: np.ndarray            # HxWx3 float32 (or the file's own precision for image files), top row first
+    label: str                 # what the user would call the source: "image 'Photo'", a file name
+    name: str                  # a short name for result files
+    source: dict = field(default_factory=dict)  # stored on the result image, to trace or re-generate it
+
+    @property
+    def size(self):
+        """(width, height) as Blender reports image sizes."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def image_pixels(image: "bpy.types.Image") -> np.ndarray:
+    """An image datablock's RGB as float32 HxWx3, top row first (display-referred)."""
+    if not _load(image):
+        where = f" from {image.filepath}" if image.filepath else ""
+        raise ImageDecodeError(f"Image '{image.name}' has no pixels{where}: check that its file exists "
+                               "and opens in the Image Editor, or pick another image.")
+    width, height = image.size
+    channels = image.channels
+    buf = np.empty(width * height * channels, np.float32)
+    image.pixels.foreach_get(buf)
+    pixels = buf.reshape(height, width, channels)[::-1]  # Blender's rows run bottom to top
+    if channels >= 3:
+        rgb = pixels[:, :, :3]
+    else:  # grey (or grey + alpha)
+        rgb = np.repeat(pixels[:, :, :1], 3, axis=2)
+    if image.is_float and not image.colorspace_settings.is_data:
+        rgb = linear_to_srgb(rgb)
+    return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+def _load(image) -> bool:
+    """Make Blender read a file-backed image's pixels; False when it has none."""
+    if not image.has_data:
+        try:
+            image.pixels[0]  # reading a pixel loads the file
+        except (IndexError, RuntimeError):
+            return False
+    return image.has_data and image.size[0] > 0 and image.size[1] > 0
+
+
+def from_image(image: "bpy.types.Image") -> Capture:
+    source = {"kind": "image", "image": image.name}
+    if image.filepath:
+        source["filepath"] = image.filepath
+    return Capture(image_pixels(image), f"image '{image.name}'", Path(image.name).stem, source)
+
+
+def from_file(path) -> Capture:
+    """An image file on disk, read by the engine (any format Pillow reads, EXIF orientation applied)."""
+    abspath = Path(bpy.path.abspath(str(path)))
+    picture = read_image(abspath)
+    return Capture(picture.rgb, abspath.name, abspath.stem, {"kind": "file", "filepath": str(path)})

@@ -1,0 +1,107 @@
+"""One depth generation in three steps, so the same code serves the operator, the CLI and scripts:
+
+    job = prepare(context, ...)     main thread: capture pixels, settings, model file, output place
+    job.run(progress, cancel)       any thread, no bpy: estimate and write the file
+    image, node = finish(job, ctx)  main thread: load the image, place it in the compositor
+
+Everything that can fail cheaply (no source, unsaved .blend, missing model) fails in prepare,
+before the slow part starts.
+"""
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Optional
+
+import bpy
+
+from ..engine import depth
+from ..engine.errors import CancelledError, FathomError
+from ..engine.settings import DepthSettings
+from ..preferences import addon_preferences, model_store
+from . import capture, results
+
+
+class SourceError(FathomError):
+    """The chosen source has no picture to give."""
+
+
+@dataclass
+class Job:
+    capture: capture.Capture
+    settings: DepthSettings
+    model_path: Path
+    target: results.Target
+    scene_name: str
+    depth_map: Optional[depth.DepthMap] = None
+    path: Optional[Path] = None
+    timings: dict = field(default_factory=dict)
+
+    def run(self, progress=None, cancel=None) -> Path:
+        """Estimate and write the result file. Cancelling raises CancelledError and writes nothing."""
+        self.depth_map = depth.estimate(self.capture.rgb, self.settings, self.model_path,
+                                        progress=progress, cancel=cancel, model_name=self.settings.model)
+        if cancel is not None and cancel():
+            raise CancelledError("Depth generation was cancelled; nothing was written.")
+        metadata = {"fathom.model": self.settings.model, "fathom.settings": asdict(self.settings),
+                    "fathom.source": self.capture.source}
+        self.path = results.write_result(self.depth_map, self.capture.name, self.target, metadata)
+        return self.path
+
+
+def resolve_source(context, source=None, image=None, filepath=None) -> capture.Capture:
+    """The picture to work on: explicit arguments first, else the scene's Depth settings."""
+    props = context.scene.fathom
+    source = source or props.source
+    if source == "IMAGE":
+        img = image if image is not None else props.image or active_editor_image(context)
+        if isinstance(img, str):
+            found = bpy.data.images.get(img)
+            if found is None:
+                raise SourceError(f"There is no image named {img!r} in this file: "
+                                  f"use one of {', '.join(sorted(i.name for i in bpy.data.images)) or '(none)'}.")
+            img = found
+        if img is None:
+            raise SourceError("No image to work on: open one in the Image Editor or pick one in the Depth panel.")
+        return capture.from_image(img)
+    if source == "FILE":
+        path = filepath or props.filepath
+        if not path:
+            raise SourceError("No image file chosen: pick one in the Depth panel.")
+        return capture.from_file(path)
+    raise SourceError(f"Unknown source {source!r}.")
+
+
+def active_editor_image(context):
+    space = getattr(context, "space_data", None)
+    if space is not None and space.type == "IMAGE_EDITOR" and space.image is not None:
+        return space.image
+    return None
+
+
+def prepare(context, *, source=None, image=None, filepath=None, output=None, overrides=None) -> Job:
+    """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options)."""
+    prefs = addon_preferences(context)
+    if prefs.backend != "LOCAL":
+        raise FathomError("The Server backend is not available in this version of Fathom: choose Local in "
+                          "Preferences > Add-ons > Fathom.")
+    settings = context.scene.fathom.depth_settings(prefs.threads)
+    if overrides:
+        settings = replace(settings, **overrides).validated()
+    target = results.output_target(output)
+    picture = resolve_source(context, source, image, filepath)
+    model_path = model_store(context).resolve(settings.model, allow_network=bpy.app.online_access)
+    return Job(picture, settings, model_path, target, context.scene.name)
+
+
+def finish(job: Job, context):
+    """Load the written file as an image and show it in the scene's compositor."""
+    image = results.load_result(job.path, job.depth_map, job.capture.source)
+    scene = bpy.data.scenes.get(job.scene_name) or context.scene
+    node = results.place_image_node(scene, image, results.source_key(job.capture.source))
+    return image, node
+
+
+def generate(context, **kwargs):
+    """The whole generation, synchronously (background mode, scripts, the CLI)."""
+    job = prepare(context, **kwargs)
+    job.run()
+    return job, *finish(job, context)

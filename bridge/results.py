@@ -1,0 +1,146 @@
+"""Depth maps back into Blender: a file under //generated/, an image datablock, a compositor node.
+
+Files are never overwritten: each result gets the next free numbered name, and the engine's
+writer refuses a name taken meanwhile. The image is Non-Color (depth is data, not colour).
+An Image node in the scene's compositor holds the result; re-generating from the same source
+puts the new image into the same node, so node setups built on it keep working. Existing nodes
+are never moved, rewired or deleted.
+"""
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import bpy
+
+from ..engine import encode
+from ..engine.errors import FathomError
+
+GENERATED = "//generated/"
+NODE_SOURCE_KEY = "fathom_source"   # on an Image node: which source it shows the depth of
+IMAGE_KEY = "fathom"                # on a result image: settings and source of the generation
+
+
+class OutputError(FathomError):
+    """The depth map has nowhere to go (unsaved .blend, an existing file)."""
+
+
+def generated_folder() -> Path:
+    if not bpy.data.filepath:
+        raise OutputError("Save the .blend file first: depth maps are written to the generated/ folder next "
+                          "to it (//generated/). From the command line you can name an --output path instead.")
+    return Path(bpy.path.abspath(GENERATED))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a result goes: one named file, or the next free name in a folder."""
+    folder: Optional[Path] = None
+    file: Optional[Path] = None
+
+
+def output_target(output=None) -> Target:
+    """Checked on the main thread before any work: the ``output`` file (made absolute; it must
+    not exist yet) or the //generated/ folder of the saved .blend."""
+    if output:
+        path = Path(bpy.path.abspath(str(output)))
+        if path.exists():
+            raise OutputError(f"{path} already exists and Fathom never overwrites files: choose another "
+                              "output name or move the old file.")
+        return Target(file=path)
+    return Target(folder=generated_folder())
+
+
+def write_result(depth_map, name: str, target: Target, metadata=None) -> Path:
+    """Write the depth map to ``target``'s file (never replaced; the format's suffix is added when
+    it has none) or to the next free numbered name in its folder. No bpy: worker threads call it."""
+    fmt = depth_map.settings.output_format
+    depth = depth_map.depth
+    if fmt in ("png16", "png8") and depth_map.settings.normalization == "raw":
+        depth = encode.to_unit_range(depth)  # a PNG holds 0..1 only
+    if target.file is not None:
+        try:
+            return encode.write_depth(target.file, depth, fmt, metadata=metadata)
+        except FileExistsError as exc:
+            raise OutputError(str(exc)) from None
+    stem = _safe_stem(name) + "_depth"
+    suffix = encode.suffix_for(fmt)
+    for number in range(1, 100000):
+        path = target.folder / f"{stem}_{number:03d}{suffix}"
+        if path.exists():
+            continue
+        try:
+            return encode.write_depth(path, depth, fmt, metadata=metadata)
+        except FileExistsError:  # another generation took this name a moment ago
+            continue
+    raise OutputError(f"{target.folder} holds too many {stem} results: move some away.")
+
+
+def _safe_stem(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
+    return cleaned[:60] or "image"
+
+
+def load_result(path: Path, depth_map, source: dict):
+    """Load a written depth map as a Non-Color image that records how it was made."""
+    image = bpy.data.images.load(str(path), check_existing=False)
+    image.colorspace_settings.name = "Non-Color"
+    if bpy.data.filepath:
+        try:
+            image.filepath = bpy.path.relpath(str(path))  # the .blend and its generated/ move together
+        except ValueError:  # another drive on Windows: keep the absolute path
+            pass
+    settings = {k: v for k, v in asdict(depth_map.settings).items() if v is not None}
+    image[IMAGE_KEY] = {"settings": settings, "source": dict(source), "model": depth_map.model,
+                        "near_is_bright": bool(depth_map.near_is_bright)}
+    return image
+
+
+def source_key(source: dict) -> str:
+    """A stable key for 'the same source', so re-generation reuses the node."""
+    return "|".join(f"{k}={source[k]}" for k in sorted(source) if k in ("kind", "image", "filepath", "scene"))
+
+
+# -- compositor ----------------------------------------------------------------------------
+
+def compositor_tree(scene, create: bool = True):
+    """The scene's compositor node tree, created when missing (Blender 5.0+ and 4.x APIs)."""
+    if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
+        tree = scene.compositing_node_group
+        if tree is None and create:
+            tree = _new_compositor_group(scene)
+        return tree
+    if scene.node_tree is None and create:  # Blender 4.x: the default Render Layers -> Composite tree
+        scene.use_nodes = True
+    return scene.node_tree
+
+
+def _new_compositor_group(scene):
+    """What Blender's own 'New' button makes: Render Layers into the group's Image output, so
+    rendering and compositing behave exactly as before the tree existed."""
+    tree = bpy.data.node_groups.new(f"{scene.name} Compositing", "CompositorNodeTree")
+    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
+    layers = tree.nodes.new("CompositorNodeRLayers")
+    layers.location = (-300, 0)
+    output = tree.nodes.new("NodeGroupOutput")
+    output.location = (200, 0)
+    tree.links.new(layers.outputs["Image"], output.inputs[0])
+    scene.compositing_node_group = tree
+    return tree
+
+
+def place_image_node(scene, image, key: str):
+    """Show ``image`` in the compositor: in the node that holds this source's depth, else a new
+    Image node placed clear of the existing ones."""
+    tree = compositor_tree(scene, create=True)
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeImage" and node.get(NODE_SOURCE_KEY) == key:
+            node.image = image
+            return node
+    node = tree.nodes.new("CompositorNodeImage")
+    node.image = image
+    node.label = "Depth"
+    node[NODE_SOURCE_KEY] = key
+    others = [n for n in tree.nodes if n != node]
+    if others:
+        node.location = (min(n.location.x for n in others) - 300, min(n.location.y for n in others) - 300)
+    return node

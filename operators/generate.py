@@ -1,0 +1,55 @@
+"""Generate Depth: the scene's source -> depth map file -> Non-Color image in a compositor node."""
+import time
+
+import bpy
+from bpy.props import StringProperty
+
+from ..bridge import pipeline
+from ..engine.errors import FathomError
+
+
+class FATHOM_OT_generate_depth(bpy.types.Operator):
+    """Estimate a depth map from the chosen source and add it to the compositor"""
+    bl_idname = "fathom.generate_depth"
+    bl_label = "Generate Depth"
+    bl_options = {"REGISTER", "UNDO"}
+
+    # For scripts and the CLI; the panel leaves them empty and the scene's settings decide.
+    image_name: StringProperty(name="Image", default="", options={"SKIP_SAVE"},
+                               description="Name of the image datablock to use instead of the scene's source")
+    filepath: StringProperty(name="File", default="", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                             description="Image file to use instead of the scene's source")
+    output: StringProperty(name="Output", default="", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                           description="Write the depth map here instead of //generated/ (never overwrites)")
+
+    @classmethod
+    def poll(cls, context):
+        props = getattr(context.scene, "fathom", None)
+        if props is None:
+            return False
+        if props.source == "IMAGE" and props.image is None and pipeline.active_editor_image(context) is None:
+            cls.poll_message_set("Pick an image in the Depth panel, or open one in the Image Editor")
+            return False
+        if props.source == "FILE" and not props.filepath:
+            cls.poll_message_set("Choose an image file in the Depth panel")
+            return False
+        return True
+
+    def execute(self, context):
+        started = time.perf_counter()
+        kwargs = {"output": self.output or None}
+        if self.image_name:
+            kwargs.update(source="IMAGE", image=self.image_name)
+        elif self.filepath:
+            kwargs.update(source="FILE", filepath=self.filepath)
+        try:
+            job, image, node = pipeline.generate(context, **kwargs)
+        except FathomError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Depth of {job.capture.label} in {time.perf_counter() - started:.1f} s: "
+                              f"{bpy.path.relpath(str(job.path)) if bpy.data.filepath else job.path}")
+        return {"FINISHED"}
+
+
+classes = (FATHOM_OT_generate_depth,)

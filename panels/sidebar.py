@@ -1,0 +1,57 @@
+"""The "Depth" sidebar tab in the 3D Viewport, the Image Editor and the Compositor: one draw function."""
+import bpy
+
+from ..preferences import addon_preferences
+
+
+def draw_depth(layout, context):
+    props = context.scene.fathom
+    prefs = addon_preferences(context)
+    layout.use_property_split = True
+    layout.use_property_decorate = False
+
+    col = layout.column()
+    col.prop(props, "source")
+    if props.source == "IMAGE":
+        col.prop(props, "image")
+    elif props.source == "FILE":
+        col.prop(props, "filepath")
+
+    col = layout.column()
+    col.prop(prefs, "backend")
+    col.prop(props, "model")
+    col.prop(props, "resolution")
+    col.prop(props, "normalization")
+    col.prop(props, "invert")
+    col.prop(props, "post_resize")
+    col.prop(props, "output_format")
+
+    layout.operator("fathom.generate_depth", icon="IMAGE_ZDEPTH")
+
+
+class _DepthPanel:
+    bl_region_type = "UI"
+    bl_category = "Depth"
+    bl_label = "Depth"
+
+    def draw(self, context):
+        draw_depth(self.layout, context)
+
+
+class FATHOM_PT_depth_view3d(_DepthPanel, bpy.types.Panel):
+    bl_space_type = "VIEW_3D"
+
+
+class FATHOM_PT_depth_image(_DepthPanel, bpy.types.Panel):
+    bl_space_type = "IMAGE_EDITOR"
+
+
+class FATHOM_PT_depth_compositor(_DepthPanel, bpy.types.Panel):
+    bl_space_type = "NODE_EDITOR"
+
+    @classmethod
+    def poll(cls, context):
+        return getattr(context.space_data, "tree_type", "") == "CompositorNodeTree"
+
+
+classes = (FATHOM_PT_depth_view3d, FATHOM_PT_depth_image, FATHOM_PT_depth_compositor)

@@ -1,0 +1,68 @@
+"""Per-scene depth settings (``scene.fathom``), shown in the sidebar and used by the operators."""
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+
+from .engine import catalog
+from .engine.errors import FathomError
+from .engine.settings import DEFAULT_MODEL, DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, DepthSettings
+
+SOURCES = (
+    ("IMAGE", "Image", "An image datablock: the Image Editor's image or one you pick"),
+    ("FILE", "Image File", "An image file on disk"),
+)
+NORMALIZATIONS = (
+    ("standard", "Standard", "Min-max to 0..1 with near = bright"),
+    ("v2-style", "V2-Style", "Depth Anything V2's own scaling of its disparity"),
+    ("raw", "Raw", "The network's relative disparity, unscaled"),
+)
+OUTPUT_FORMATS = (
+    ("exr32", "EXR 32-bit", "Float EXR, exact: best for displacement"),
+    ("exr16", "EXR 16-bit", "Half-float EXR, half the size"),
+    ("png16", "PNG 16-bit", "16-bit grey PNG"),
+    ("png8", "PNG 8-bit", "8-bit grey PNG: steps show on displaced surfaces"),
+)
+
+_model_items = []  # Blender needs the enum strings kept alive while they are shown
+
+
+def model_items(self, context):
+    try:
+        models = catalog.catalog()
+    except FathomError as exc:  # a broken FATHOM_CATALOG file: keep the built-ins usable
+        print(f"Fathom: {exc}")
+        models = catalog.builtin_models()
+    _model_items[:] = [(m.id, m.name, catalog.license_notice(m)) for m in models.values()]
+    return _model_items
+
+
+class FathomSceneSettings(bpy.types.PropertyGroup):
+    source: EnumProperty(name="Source", items=SOURCES, default="IMAGE")
+    image: PointerProperty(name="Image", type=bpy.types.Image,
+                           description="The image to estimate depth from (default: the Image Editor's)")
+    filepath: StringProperty(name="File", subtype="FILE_PATH", default="",
+                             description="Image file to estimate depth from")
+    model: EnumProperty(name="Model", items=model_items, description="Depth model")
+    resolution: IntProperty(name="Resolution", min=MIN_RESOLUTION, max=MAX_RESOLUTION, default=DEFAULT_RESOLUTION,
+                            description="Short side the network sees; 518 is the model's native size, more "
+                                        "gives finer detail and takes longer")
+    invert: BoolProperty(name="Invert", default=False, description="Far = bright instead of near = bright")
+    post_resize: BoolProperty(name="Source Size", default=True,
+                              description="Bring the depth map back to the source's size")
+    normalization: EnumProperty(name="Normalization", items=NORMALIZATIONS, default="standard")
+    output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
+
+    def depth_settings(self, threads: int = 0) -> DepthSettings:
+        return DepthSettings(model=self.model or DEFAULT_MODEL, resolution=self.resolution, invert=self.invert,
+                             post_resize=self.post_resize, normalization=self.normalization,
+                             output_format=self.output_format, threads=threads).validated()
+
+
+classes = (FathomSceneSettings,)
+
+
+def register():
+    bpy.types.Scene.fathom = PointerProperty(type=FathomSceneSettings)
+
+
+def unregister():
+    del bpy.types.Scene.fathom
