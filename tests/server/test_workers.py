@@ -1,6 +1,6 @@
 """Workers in their own processes: a worker killed mid-job (SIGKILL) leaves a job that is retried
 and then failed and refunded when its lease expires, never one stuck in "processing"; a full-size
-model job; signed webhooks received by a real receiver; per-key rate limiting."""
+model job; a cancel while processing; signed webhooks received by a real receiver; per-key rate limiting."""
 import http.server
 import json
 import threading
@@ -40,6 +40,17 @@ def test_worker_killed_mid_job_is_retried_then_refunded(start_server, standin_ca
     depth = np.asarray(Image.open(io.BytesIO(client.get(done["results"][0]).content)))
     assert depth.shape == (60, 80) and depth.dtype == np.uint16 and depth.max() == 65535
     assert srv.balance(client) == 9
+
+    # Canceled while processing: canceled at once, the worker stops and keeps nothing; not refunded.
+    busy = submit(client, png_bytes(400, 300, seed=5), resolutionLowerLimit=1024).json()
+    wait_status(client, busy["id"], ("processing",), timeout=60)
+    r = client.post(f"/v2/artworks/{busy['id']}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "canceled"
+    assert srv.balance(client) == 7 and kinds(srv, client).count("refund") == 1
+    after = submit(client, png_bytes(40, 30, seed=6), resolutionLowerLimit=256, wait=60).json()
+    assert wait_status(client, after["id"], ("succeeded",), timeout=60)["status"] == "succeeded"
+    assert client.get(f"/v2/artworks/{busy['id']}").json()["status"] == "canceled"
+    assert not (srv.tmp / "data" / "results" / busy["id"]).exists()  # one worker: it finished with busy first
     assert srv.admin("reconcile").returncode == 0
 
 
