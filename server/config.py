@@ -65,17 +65,14 @@ def _coerce(name: str, kind, raw):
     if not isinstance(raw, str):
         return raw
     try:
-        if kind in (dict, list) or kind == "dict" or kind == "list":
+        if kind in (dict, list):
             value = json.loads(raw)
-        elif kind in (int, "int"):
-            value = int(raw)
-        elif kind in (float, "float"):
-            value = float(raw)
-        else:
-            return raw
+            if not isinstance(value, kind):
+                raise ValueError(f"expected a JSON {'object' if kind is dict else 'array'}")
+            return value
+        return kind(raw) if kind in (int, float) else raw
     except ValueError as exc:
-        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {getattr(kind, '__name__', kind)}: {exc}")
-    return value
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}: {exc}") from None
 
 
 def load_settings(config_file: Optional[str] = None, **overrides) -> Settings:

@@ -163,9 +163,8 @@ def open_database(url: str, *, create=True, max_connections: int = 20) -> Databa
     if url.startswith(("postgresql://", "postgres://")):
         db = PostgresDatabase(url, max_connections=max_connections)
     else:
-        path = re.sub(r"^sqlite:///?", "", url) if url.startswith("sqlite:") else url
-        if url.startswith("sqlite:////"):
-            path = "/" + path.lstrip("/")
+        # sqlite:///relative/path, sqlite:////absolute/path (SQLAlchemy's convention), or a bare path
+        path = re.sub(r"^sqlite:///", "", url) if url.startswith("sqlite:") else url
         db = SQLiteDatabase(path)
     if create:
         db.create_schema()
