@@ -1,0 +1,567 @@
+"""Client of Fathom's token-billed depth server (the public depth-map API, see server/).
+
+Standard library only (urllib), so it runs inside Blender and outside it. Every failure becomes a
+RemoteError (a FathomError) whose message says what to do; the add-on shows ``str(error)``.
+
+Safety rules the client keeps:
+- every submission carries an Idempotency-Key, and a retried submission reuses it with the very
+  same body, so a retry after a network failure never charges twice;
+- retries are bounded: connection drops, timeouts, 5xx and 429 (honouring Retry-After);
+- redirects are not followed, so the API key is only ever sent to the configured server.
+
+Settings map to the API as follows: ``resolution`` (any integer 256..2048, the engine's default
+518 being the model's native size) becomes ``resolutionLowerLimit``, which the API requires to be
+a multiple of 64: it is rounded to the NEAREST multiple of 64 (518 -> 512, ties round up), so the
+server may see up to 32 pixels less or more on the short side than a local run would. The
+engine's catalogue id (``da2-small``) becomes the server's model name (``small``) through the
+``catalogueId`` of the server's price list. The output format is not sent: the server returns a
+float EXR and a 16-bit PNG, and the caller converts locally.
+"""
+import email.utils
+import hashlib
+import http.client
+import json
+import random
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import replace
+
+from .errors import CancelledError, FathomError, InvalidSettingsError
+from .settings import MAX_RESOLUTION, MIN_RESOLUTION, DepthSettings
+
+USER_AGENT = "fathom-remote/1 (python urllib)"
+FINAL_STATES = ("succeeded", "failed", "canceled")
+RESULT_NAMES = {"exr": "depth.exr", "png16": "depth.png"}
+_NORMALIZATION_API = {"standard": "Standard", "v2-style": "V2-Style", "raw": "Raw"}
+# The API's parameter names -> the setting a user sees, for 422 messages.
+_SETTING_OF = {"resolutionLowerLimit": "resolution", "invertDepth": "invert", "usePostResize": "post_resize",
+               "normalizationMode": "normalization", "model": "model", "image": "picture", "imageUrl": "picture"}
+_RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+# ---------------------------------------------------------------- errors
+
+class RemoteError(FathomError):
+    """Base of every depth-server problem. ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message, *, status=None, server_message=None):
+        super().__init__(message)
+        self.status, self.server_message = status, server_message
+
+
+class ServerURLError(RemoteError, InvalidSettingsError):
+    """The configured server URL cannot be used (no scheme/host, or it redirects elsewhere)."""
+
+
+class UnreachableError(RemoteError):
+    """No HTTP answer: ``reason`` is 'refused', 'dns', 'tls', 'timeout', 'dropped' or 'network'."""
+
+    def __init__(self, message, *, reason):
+        super().__init__(message)
+        self.reason = reason
+
+
+class AuthenticationError(RemoteError):
+    """401/403: the API key is missing, unknown or revoked."""
+
+
+class InsufficientTokensError(RemoteError):
+    """402: the generation costs more than the balance; nothing was charged."""
+
+    def __init__(self, message, *, needed, balance, shortfall, top_up_url=None, server_message=None):
+        super().__init__(message, status=402, server_message=server_message)
+        self.needed, self.balance, self.shortfall, self.top_up_url = needed, balance, shortfall, top_up_url
+
+
+class InvalidParameterError(RemoteError):
+    """422: the server refused a parameter or the picture; ``parameter`` names the API field (or None)."""
+
+    def __init__(self, message, *, parameter=None, errors=None, server_message=None):
+        super().__init__(message, status=422, server_message=server_message)
+        self.parameter, self.errors = parameter, errors or []
+
+
+class RateLimitedError(RemoteError):
+    """429 after the retries: ``retry_after`` seconds to wait."""
+
+    def __init__(self, message, *, retry_after, server_message=None):
+        super().__init__(message, status=429, server_message=server_message)
+        self.retry_after = retry_after
+
+
+class ServerError(RemoteError):
+    """5xx after the retries, or an answer that is not the depth API's."""
+
+
+class JobError(RemoteError):
+    """A request about one artwork that its state refuses (404 unknown, 409 not finished, 410 gone)."""
+
+
+class JobFailedError(RemoteError):
+    """The server ran the job and it failed; ``refunded`` tokens came back (None: unknown)."""
+
+    def __init__(self, message, *, job, refunded=None):
+        super().__init__(message)
+        self.job, self.refunded = job, refunded
+
+
+class JobCancelledError(RemoteError, CancelledError):
+    """The job was canceled (by the caller's cancel, or on the server)."""
+
+    def __init__(self, message, *, job, refunded=None):
+        super().__init__(message)
+        self.job, self.refunded = job, refunded
+
+
+class WaitTimeoutError(RemoteError):
+    """The job did not finish within the wait; it is still on the server (``job_id``)."""
+
+    def __init__(self, message, *, job_id, status):
+        super().__init__(message)
+        self.job_id, self.status = job_id, status
+
+
+# ---------------------------------------------------------------- pure helpers
+
+def api_resolution(resolution: int) -> int:
+    """The engine's resolution as the API's resolutionLowerLimit: the nearest multiple of 64
+    (ties up), within 256..2048."""
+    rounded = (int(resolution) + 32) // 64 * 64
+    return max(MIN_RESOLUTION, min(MAX_RESOLUTION, rounded))
+
+
+def api_parameters(settings: DepthSettings, model_name: str = None) -> dict:
+    """The API's parameters for ``settings`` (JSON types); ``model_name`` is the server's name."""
+    s = settings.validated()
+    return {"model": model_name or s.model, "resolutionLowerLimit": api_resolution(s.resolution),
+            "invertDepth": s.invert, "usePostResize": s.post_resize,
+            "normalizationMode": _NORMALIZATION_API[s.normalization]}
+
+
+def result_cache_key(picture_bytes: bytes, settings: DepthSettings, server: str = "") -> str:
+    """sha256 of the picture and of the settings that change the server's result, as canonical
+    JSON. The output format and thread count are left out (the result is converted locally), and
+    the resolution enters as the API sees it, so 518 and 512 share a result. ``server`` (its URL)
+    keeps results of different servers apart."""
+    canonical = json.dumps({"server": server.rstrip("/"), **api_parameters(settings)},
+                           sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256()
+    digest.update(hashlib.sha256(bytes(picture_bytes)).digest())
+    digest.update(canonical.encode())
+    return digest.hexdigest()
+
+
+def _sniff_content_type(data: bytes) -> str:
+    for magic, ctype in ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+                         (b"RIFF", "image/webp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"),
+                         (b"BM", "image/bmp")):
+        if data.startswith(magic):
+            return ctype
+    return "application/octet-stream"
+
+
+def _quote_header_value(value: str) -> str:
+    # HTML's multipart/form-data rule: percent-encode the three characters that would break the header.
+    return value.replace("\r", "%0D").replace("\n", "%0A").replace('"', "%22")
+
+
+def encode_multipart(fields: dict, file_field: str, filename: str, data: bytes, content_type: str = None):
+    """(body bytes, Content-Type header) of a multipart/form-data body: text fields, then one file."""
+    boundary = "fathom-" + uuid.uuid4().hex
+    while boundary.encode() in data:  # practically never; a boundary must not occur in the payload
+        boundary = "fathom-" + uuid.uuid4().hex
+    parts = []
+    for name, value in fields.items():
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header_value(name)}"\r\n\r\n'
+                     .encode() + str(value).encode("utf-8") + b"\r\n")
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header_value(file_field)}"; '
+                 f'filename="{_quote_header_value(filename)}"\r\n'
+                 f"Content-Type: {content_type or _sniff_content_type(data)}\r\n\r\n".encode())
+    parts.append(bytes(data) + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _form_value(value) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _retry_after(headers, body=None):
+    """Seconds from a Retry-After header (seconds or HTTP date), else from the body; None if absent."""
+    raw = headers.get("Retry-After") if headers is not None else None
+    if raw:
+        raw = raw.strip()
+        if raw.replace(".", "", 1).isdigit():
+            return float(raw)
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(raw).timestamp() - time.time())
+        except (TypeError, ValueError):
+            pass
+    if isinstance(body, dict) and isinstance(body.get("retryAfter"), (int, float)):
+        return float(body["retryAfter"])
+    return None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are reported, not followed: the API key must not travel to another address."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+# ---------------------------------------------------------------- the client
+
+class RemoteClient:
+    """One server and one API key. Thread-safe for independent calls (no shared connection)."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30, user_agent: str = USER_AGENT,
+                 retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0, max_retry_after: float = 60.0,
+                 long_poll: float = 2.0, ssl_context: ssl.SSLContext = None):
+        self.base_url = self._check_url(base_url)
+        self.api_key = (api_key or "").strip()
+        self.timeout, self.user_agent = timeout, user_agent
+        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
+        self.max_retry_after = max_retry_after
+        # Seconds per `Prefer: wait` request in wait(): short so that cancel() is noticed quickly.
+        # 0 polls instead; it also falls back to polling when the server ignores the preference.
+        self.long_poll = long_poll
+        handlers = [_NoRedirect()]
+        if ssl_context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
+        self._opener = urllib.request.build_opener(*handlers)
+        self._pricing = None
+
+    @staticmethod
+    def _check_url(base_url) -> str:
+        url = (base_url or "").strip().rstrip("/")
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ServerURLError(f"The server URL {base_url!r} is not usable: write it like https://depth.example.com "
+                                 "(or http://127.0.0.1:8000 for a server on this computer) in Preferences.")
+        try:
+            parts.port
+        except ValueError:
+            raise ServerURLError(f"The server URL {base_url!r} has an invalid port: use a number such as :8000.") \
+                from None
+        if parts.query or parts.fragment:
+            raise ServerURLError(f"The server URL {base_url!r} must not contain '?' or '#': give the server's "
+                                 "address only.")
+        if url.endswith("/v2"):  # the API's base pasted instead of the server's: same server
+            url = url[:-3]
+        return url
+
+    # ------------------------------------------------ account and prices
+
+    def me(self, ledger_limit: int = 20) -> dict:
+        """{user, balance, topUpUrl, ledger: [{delta, kind, artworkId, balanceAfter, ...}], ...}"""
+        return self._json("GET", f"/v2/me?ledgerLimit={int(ledger_limit)}")
+
+    def pricing(self, *, refresh: bool = False) -> dict:
+        """The price list: {models: [{model, catalogueId, tokens: [{resolutionUpTo, tokens}]}],
+        defaultModel, topUpUrl}. Cached on the client; ``refresh`` asks again."""
+        if self._pricing is None or refresh:
+            self._pricing = self._json("GET", "/v2/pricing", auth=False)
+        return self._pricing
+
+    def model_name(self, settings: DepthSettings) -> str:
+        """The server's name for settings.model (a server name or an engine catalogue id)."""
+        models = self.pricing().get("models") or []
+        for entry in models:
+            if settings.model in (entry.get("model"), entry.get("catalogueId")):
+                return entry["model"]
+        have = ", ".join(f"{m.get('model')} ({m.get('catalogueId')})" for m in models) or "none"
+        raise InvalidSettingsError(f"The depth server at {self.base_url} has no model {settings.model!r}; "
+                                   f"it has: {have}. Pick one of those, or use the local backend.")
+
+    def cost(self, settings: DepthSettings) -> int:
+        """Tokens the server charges for ``settings``, from its price list."""
+        name = self.model_name(settings)
+        entry = next(m for m in self.pricing()["models"] if m["model"] == name)
+        resolution = api_resolution(settings.validated().resolution)
+        tiers = sorted(entry["tokens"], key=lambda t: t["resolutionUpTo"])
+        for tier in tiers:
+            if resolution <= tier["resolutionUpTo"]:
+                return int(tier["tokens"])
+        return int(tiers[-1]["tokens"])
+
+    def quote(self, settings: DepthSettings) -> dict:
+        """What the Generate button needs: {cost, balance, shortfall, top_up_url}."""
+        cost, account = self.cost(settings), self.me(ledger_limit=0)
+        return {"cost": cost, "balance": account["balance"], "shortfall": max(0, cost - account["balance"]),
+                "top_up_url": account.get("topUpUrl") or self.pricing().get("topUpUrl")}
+
+    # ------------------------------------------------ jobs
+
+    def submit(self, picture: bytes, settings: DepthSettings, *, idempotency_key: str = None,
+               filename: str = "picture.png") -> dict:
+        """Upload the picture; returns the artwork (id, status, parameters, ...) plus
+        ``idempotencyKey``: store it with the id, and a later submit with the same key and picture
+        returns this artwork instead of charging again."""
+        if not picture:
+            raise InvalidParameterError("The picture to send is empty: capture or choose an image first.",
+                                        parameter="image")
+        params = api_parameters(settings, self.model_name(settings))
+        key = idempotency_key or str(uuid.uuid4())
+        body, ctype = encode_multipart({k: _form_value(v) for k, v in params.items()}, "image", filename,
+                                       bytes(picture))
+        job = self._json("POST", "/v2/artworks/depth-map", body=body,
+                         headers={"Content-Type": ctype, "Idempotency-Key": key})
+        job["idempotencyKey"] = key
+        return job
+
+    def get(self, job_id: str) -> dict:
+        return self._json("GET", f"/v2/artworks/{self._id(job_id)}")
+
+    def list(self, offset: int = 0, limit: int = 50) -> dict:
+        """{artworks: [...newest first], offset, limit, total}"""
+        return self._json("GET", f"/v2/artworks?offset={int(offset)}&limit={int(limit)}")
+
+    def cancel(self, job_id: str) -> dict:
+        """Cancel; returns the artwork. A job that had already finished comes back as it is."""
+        try:
+            return self._json("POST", f"/v2/artworks/{self._id(job_id)}/cancel")
+        except JobError as exc:
+            if exc.status == 409:
+                return self.get(job_id)
+            raise
+
+    def download(self, job_id: str, fmt: str = "exr") -> bytes:
+        """The result's bytes: 'exr' (float32 EXR) or 'png16' (16-bit PNG)."""
+        if fmt not in RESULT_NAMES:
+            raise InvalidSettingsError(f"Unknown result format {fmt!r}: the server gives "
+                                       f"{' or '.join(RESULT_NAMES)}.")
+        _, _, data = self._request("GET", f"/v2/artworks/{self._id(job_id)}/results/{RESULT_NAMES[fmt]}")
+        return data
+
+    def wait(self, job_id: str, *, progress=None, cancel=None, timeout: float = 600, poll: float = 0.5,
+             max_poll: float = 5.0) -> dict:
+        """Follow the job until it succeeds (returns it), fails (JobFailedError with the refund),
+        is canceled (JobCancelledError) or ``timeout`` passes (WaitTimeoutError; the job goes on).
+
+        progress(status, job) is called after every look; cancel() returning true cancels the job on
+        the server. Uses `Prefer: wait` long polls while the server honours them, else polls with
+        exponential backoff and jitter from ``poll`` to ``max_poll`` seconds."""
+        deadline = time.monotonic() + timeout
+        delay, status = poll, "unknown"
+        long_poll = self.long_poll
+        while True:
+            if cancel is not None and cancel():
+                self._cancelled(self.cancel(job_id), by_caller=True)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeoutError(f"The depth map {job_id} is still {status} on the server after "
+                                       f"{timeout:g} s. It goes on there: fetch it later (its tokens are not lost).",
+                                       job_id=job_id, status=status)
+            waited = min(long_poll, remaining) if long_poll > 0 else 0
+            started = time.monotonic()
+            job, headers = self._json("GET", f"/v2/artworks/{self._id(job_id)}", with_headers=True,
+                                      headers={"Prefer": f"wait={waited:g}"} if waited else None,
+                                      timeout=self.timeout + waited)
+            status = job.get("status", "unknown")
+            if progress is not None:
+                progress(status, job)
+            if status == "succeeded":
+                return job
+            if status == "failed":
+                raise self._failed(job)
+            if status == "canceled":
+                self._cancelled(job, by_caller=False)
+            if waited:
+                honoured = "preference-applied" in headers or time.monotonic() - started >= waited * 0.8
+                if honoured:
+                    continue
+                long_poll = 0  # the server answers at once: poll with backoff instead
+            self._sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.75, 1.0), cancel)
+            delay = min(delay * 2, max_poll)
+
+    def _failed(self, job) -> JobFailedError:
+        refunded, error = self._refund_of(job), job.get("error") or "no reason given"
+        if refunded and "refunded" not in error.lower():
+            error += f" {refunded} token(s) were refunded."
+        elif refunded == 0:
+            error += " No refund is recorded for it: check your balance (GET /v2/me) or ask the server's operator."
+        return JobFailedError(f"The depth server could not make depth map {job.get('id')}: {error}",
+                              job=job, refunded=refunded)
+
+    def _cancelled(self, job, *, by_caller):
+        refunded = self._refund_of(job)
+        if job.get("status") == "succeeded":
+            raise JobCancelledError(f"Stopped following depth map {job['id']}, but it had already succeeded: its "
+                                    "result stays on the server and can be fetched later.", job=job, refunded=0)
+        who = "You canceled" if by_caller else "The server canceled"
+        if refunded:
+            what = f"{refunded} token(s) were refunded."
+        elif job.get("status") == "canceled":
+            what = "It had already started, so its tokens are not refunded."
+        else:
+            what = f"It is {job.get('status')} on the server."
+        raise JobCancelledError(f"{who} depth map {job['id']}. {what}", job=job, refunded=refunded)
+
+    def _refund_of(self, job):
+        """Tokens refunded for ``job``: its own field when the server gives one, else the ledger."""
+        if isinstance(job.get("refunded"), int):
+            return job["refunded"]
+        try:
+            entries = self.me(ledger_limit=200).get("ledger", [])
+        except RemoteError:
+            return None
+        return sum(e["delta"] for e in entries if e.get("artworkId") == job.get("id") and e.get("kind") == "refund")
+
+    @staticmethod
+    def _sleep(seconds, cancel):
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.1))
+            if cancel is not None and cancel():
+                return
+
+    @staticmethod
+    def _id(job_id) -> str:
+        return urllib.parse.quote(str(job_id), safe="")
+
+    # ------------------------------------------------ HTTP
+
+    def _json(self, method, path, *, with_headers=False, **kwargs):
+        status, headers, data = self._request(method, path, **kwargs)
+        try:
+            value = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            value = None
+        if not isinstance(value, dict):
+            ctype = headers.get("Content-Type", "unknown type")
+            raise ServerError(f"The server at {self.base_url} answered {method} {path.split('?')[0]} with something "
+                              f"that is not the depth API ({ctype}): check the server URL in Preferences.",
+                              status=status)
+        return (value, headers) if with_headers else value
+
+    def _request(self, method, path, *, body=None, headers=None, timeout=None, auth=True):
+        """(status, headers, body bytes) of a 2xx answer, after bounded retries; else a RemoteError."""
+        if auth and not self.api_key:
+            raise AuthenticationError("No API key is set for the depth server: paste your key in Edit > "
+                                      "Preferences > Add-ons > Fathom (the server's operator gives you one).")
+        url = self.base_url + path
+        all_headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
+        if auth:
+            all_headers["Authorization"] = f"Bearer {self.api_key}"
+        all_headers.update(headers or {})
+        attempts = self.retries + 1
+        for attempt in range(1, attempts + 1):
+            req = urllib.request.Request(url, data=body, headers=all_headers, method=method)
+            try:
+                with self._opener.open(req, timeout=timeout or self.timeout) as resp:
+                    return resp.status, resp.headers, resp.read()
+            except urllib.error.HTTPError as exc:
+                try:
+                    raw = exc.read()
+                except (OSError, http.client.HTTPException):
+                    raw = b""
+                finally:
+                    exc.close()
+                error = self._http_error(exc.code, exc.headers, raw, method, path, attempt)
+                wait = None
+                if exc.code in _RETRY_STATUSES and attempt < attempts:
+                    wait = getattr(error, "retry_after", None) or _retry_after(exc.headers)
+                    wait = self._backoff(attempt) if wait is None else wait
+                if wait is None or wait > self.max_retry_after:
+                    raise error from None
+                time.sleep(wait)
+            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+                error = self._transport_error(exc, attempt)
+                if error.reason in ("dns", "tls") or attempt >= attempts:
+                    raise error from None
+                time.sleep(self._backoff(attempt))
+
+    def _backoff(self, attempt):
+        """Exponential backoff with full jitter in its upper half: base * 2^(attempt-1), capped."""
+        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+    def _transport_error(self, exc, attempts) -> UnreachableError:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        where = f"the depth server at {self.base_url}"
+        tries = f" ({attempts} attempt{'s' if attempts > 1 else ''})"
+        host = urllib.parse.urlsplit(self.base_url).hostname
+        if isinstance(reason, ConnectionRefusedError):
+            return UnreachableError(f"Cannot reach {where}: connection refused{tries} — is it running, and is "
+                                    "the port right?", reason="refused")
+        if isinstance(reason, socket.gaierror):
+            return UnreachableError(f"Cannot find the depth server's host {host!r} (DNS lookup failed: "
+                                    f"{reason.strerror or reason}): check the server URL and your network.",
+                                    reason="dns")
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            return UnreachableError(f"The TLS certificate of {host} cannot be trusted ({reason.verify_message}): "
+                                    "check the server URL; a server with its own certificate must be made "
+                                    "trusted on this computer.", reason="tls")
+        if isinstance(reason, ssl.SSLError):
+            return UnreachableError(f"The TLS handshake with {where} failed ({reason.reason or reason}): "
+                                    "is it an https server? A plain local server needs an http:// URL.",
+                                    reason="tls")
+        if isinstance(reason, TimeoutError):
+            return UnreachableError(f"{where[0].upper()}{where[1:]} did not answer within {self.timeout:g} s"
+                                    f"{tries}: it may be overloaded; try again later.", reason="timeout")
+        if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+                               http.client.HTTPException)):
+            return UnreachableError(f"{where[0].upper()}{where[1:]} closed the connection before answering{tries}: "
+                                    "it may be restarting or overloaded; try again. A repeated submission is "
+                                    "never charged twice.", reason="dropped")
+        return UnreachableError(f"Cannot reach {where}{tries}: {reason}. Check the server URL and your network.",
+                                reason="network")
+
+    def _http_error(self, status, headers, raw, method, path, attempts) -> RemoteError:
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            body = None
+        body = body if isinstance(body, dict) else {}
+        said = body.get("message") or (raw[:200].decode("utf-8", "replace").strip() if raw else "") or \
+            http.client.responses.get(status, "")
+        host = self.base_url
+        if status in (301, 302, 303, 307, 308):
+            location = headers.get("Location", "elsewhere")
+            return ServerURLError(f"The server at {host} redirects to {location}: put the new address in "
+                                  "Preferences (the API key is not sent to a redirected address).",
+                                  status=status, server_message=said)
+        if status in (401, 403):
+            return AuthenticationError(f"The depth server at {host} refused the API key (HTTP {status}): check "
+                                       f"the API key in Edit > Preferences > Add-ons > Fathom. Server: {said}",
+                                       status=status, server_message=said)
+        if status == 402:
+            needed, balance = body.get("needed"), body.get("balance")
+            shortfall = body.get("shortfall", (needed - balance) if None not in (needed, balance) else None)
+            top_up = body.get("topUpUrl") or (self._pricing or {}).get("topUpUrl")
+            where = f" Get tokens at {top_up}." if top_up else " Ask the server's operator for tokens."
+            return InsufficientTokensError(
+                f"Short by {shortfall} token(s): this depth map costs {needed} and your balance is {balance}."
+                f"{where} Nothing was charged.", needed=needed, balance=balance, shortfall=shortfall,
+                top_up_url=top_up, server_message=said)
+        if status == 422:
+            errors = body.get("errors") if isinstance(body.get("errors"), list) else []
+            field = next((e.get("field") for e in errors if e.get("field")), None)
+            if field:
+                setting = _SETTING_OF.get(field, field)
+                detail = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors)
+                message = (f"The depth server refused the {setting} setting (parameter {field!r}): {detail}")
+            else:
+                message = f"The depth server refused the request: {said}"
+            return InvalidParameterError(message, parameter=field, errors=errors, server_message=said)
+        if status == 429:
+            wait = _retry_after(headers, body)
+            wait = 1.0 if wait is None else wait
+            return RateLimitedError(f"The depth server is limiting requests from this key: retry in {wait:.0f} s.",
+                                    retry_after=wait, server_message=said)
+        if status >= 500:
+            return ServerError(f"The depth server at {host} failed (HTTP {status}) after {attempts} attempt(s): "
+                               f"{said}. Try again in a minute; if it goes on, tell the server's operator.",
+                               status=status, server_message=said)
+        if status in (404, 409, 410) and path.startswith("/v2/artworks/"):
+            return JobError(f"{said}", status=status, server_message=said)
+        if status == 404:
+            return ServerURLError(f"The server at {host} has no {method} {path.split('?')[0]} (HTTP 404): check "
+                                  "that the server URL in Preferences is the depth server's address.",
+                                  status=status, server_message=said)
+        return RemoteError(f"The depth server refused {method} {path.split('?')[0]} (HTTP {status}): {said}",
+                           status=status, server_message=said)
