@@ -151,6 +151,11 @@ class Server:
         for proc in reversed(self.procs):
             proc.stop()
         self.db.close()
+        if self.database_url.startswith("postgresql"):
+            import psycopg
+
+            with psycopg.connect(os.environ[PG_ENV], autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(self.database_url).path[1:]}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
