@@ -1,6 +1,8 @@
 """engine.remote.RemoteClient against the real depth server on 127.0.0.1 (tests/server/conftest.py),
 plus raw sockets on 127.0.0.1 for what a healthy server never does (drop the connection, 503)."""
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -323,10 +325,10 @@ class LosingProxy:
     """A proxy on 127.0.0.1 in front of the real server that delivers every request but loses the
     server's answer to the first ``lose`` POSTs: the network failure after a charge."""
 
-    def __init__(self, upstream_port: int, lose: int = 1):
-        self.upstream_port, self.lose, self.posts = upstream_port, lose, 0
+    def __init__(self, upstream_port: int, lose: int = 1, tls: ssl.SSLContext = None):
+        self.upstream_port, self.lose, self.posts, self.tls = upstream_port, lose, 0, tls
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -335,6 +337,12 @@ class LosingProxy:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            if self.tls is not None:
+                try:
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                except (ssl.SSLError, OSError):  # the client refused the certificate
+                    conn.close()
+                    continue
             with conn:
                 request = self._read_request(conn)
                 self.posts += request.startswith(b"POST ")
@@ -373,6 +381,41 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_charged_once(server):
     assert direct.list()["total"] == 1 and direct.list()["artworks"][0]["id"] == job["id"]
     assert server.balance(user) == 4
     assert direct.wait(job["id"], timeout=60)["status"] == "succeeded"
+
+
+@pytest.fixture(scope="module")
+def self_signed(tmp_path_factory):
+    """A certificate for 127.0.0.1 that no system trusts, made with the openssl command."""
+    tmp = tmp_path_factory.mktemp("tls")
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_tls_certificate_not_trusted_then_trusted(server, self_signed):
+    cert, key = self_signed
+    front = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    front.load_cert_chain(cert, key)
+    proxy = LosingProxy(server.port, lose=0, tls=front)  # TLS in front of the real server, as in production
+    try:
+        with pytest.raises(remote.UnreachableError, match="TLS certificate of 127.0.0.1 cannot be trusted") as err:
+            remote.RemoteClient(proxy.url, "k", retries=2, backoff=0.01).pricing()
+        assert err.value.reason == "tls"
+        trusting = remote.RemoteClient(proxy.url, "k", ssl_context=ssl.create_default_context(cafile=str(cert)))
+        assert trusting.pricing()["models"][0]["model"] == "small"
+    finally:
+        proxy.close()
+
+
+def test_dns_failure_message():
+    # No lookup here (tests reach 127.0.0.1 only): the error getaddrinfo raises, classified.
+    client = remote.RemoteClient("https://depth.example.invalid", "k")
+    error = client._transport_error(socket.gaierror(socket.EAI_NONAME, "Name or service not known"), 1)
+    assert error.reason == "dns" and str(error) == (
+        "Cannot find the depth server's host 'depth.example.invalid' (DNS lookup failed: Name or service not "
+        "known): check the server URL and your network.")
 
 
 def test_connection_refused():
