@@ -7,11 +7,15 @@
     python -m server.admin balance alice
     python -m server.admin revoke-key fth_AbCdEfGh
     python -m server.admin reconcile                 # exit 1 when a balance differs from its ledger
+    python -m server.admin models                    # the models offered and whether they are installed
+    python -m server.admin download-model small      # fetch and verify one (needs the network)
 
 The database comes from the same settings as the server (DATABASE_URL, FATHOM_SERVER_*, --config).
 """
 import argparse
 import sys
+
+from engine.errors import FathomError
 
 from . import accounts
 from .config import load_settings
@@ -40,11 +44,33 @@ def _parser():
     c.add_argument("name", nargs="?")
     c.add_argument("--limit", type=int, default=50)
     sub.add_parser("reconcile", help="check that every balance equals the sum of its ledger entries")
+    sub.add_parser("models", help="the API's models, their catalogue ids and whether each is installed")
+    c = sub.add_parser("download-model", help="download (and verify) a model the server offers")
+    c.add_argument("name", help="the API model name, e.g. small")
     return p
 
 
-def run(args, db, out=sys.stdout) -> int:
+def _models(settings, args, out) -> int:
+    from engine.store import ModelStore
+
+    store = ModelStore(settings.model_dir or None)
+    offered = {**{n: c for n, c in settings.models.items()}, **{f"v3:{n}": c for n, c in settings.models_v3.items()}}
+    if args.command == "models":
+        for name, cid in offered.items():
+            print(f"{name:<12} {cid:<24} {store.status(cid)}", file=out)
+        return 0
+    if args.name not in offered:
+        raise accounts.AccountError(f"This server offers no model {args.name!r}; it offers {', '.join(offered)}.")
+    path = store.download(offered[args.name], progress=lambda done, total: print(
+        f"\r{done * 100 // max(total or 1, 1)}%", end="", file=sys.stderr, flush=True))
+    print(f"\n{args.name}: {path}", file=out)
+    return 0
+
+
+def run(args, db, out=sys.stdout, settings=None) -> int:
     cmd = args.command
+    if cmd in ("models", "download-model"):
+        return _models(settings, args, out)
     if cmd == "reconcile":
         with db.transaction(readonly=True) as tx:
             bad = accounts.reconcile(tx)
@@ -86,8 +112,8 @@ def main(argv=None) -> int:
     settings = load_settings(args.config)
     db = open_database(settings.database)
     try:
-        return run(args, db)
-    except accounts.AccountError as exc:
+        return run(args, db, settings=settings)
+    except (accounts.AccountError, FathomError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -25,6 +25,18 @@ def error_body(status: int, message: str, **extra) -> dict:
             **{k: v for k, v in extra.items() if v is not None}}
 
 
+def _warn_missing_models(settings):
+    from engine.store import ModelStore
+
+    store = ModelStore(settings.model_dir or None)
+    for name, cid in {**settings.models, **settings.models_v3}.items():
+        try:
+            store.resolve(cid, allow_network=False)
+        except Exception as exc:  # jobs for it will fail and be refunded until it is installed
+            log.warning("model %r (%s) is not usable yet: %s Install it with "
+                        "`python -m server.admin download-model %s`.", name, cid, exc, name)
+
+
 def create_app(settings: Settings = None) -> FastAPI:
     settings = settings or load_settings()
 
@@ -36,6 +48,7 @@ def create_app(settings: Settings = None) -> FastAPI:
         if settings.rate_per_second > 0:
             from .ratelimit import RateLimiter
             limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        _warn_missing_models(settings)
         pool = WorkerPool(db, settings, settings.workers)
         app.state.fathom = AppState(settings, db, limiter, pool)
         pool.start()
