@@ -20,6 +20,9 @@ from ..preferences import addon_preferences, model_store
 from . import capture, results
 
 
+_NOT_PICTURES = ("RENDER_RESULT", "COMPOSITING")  # empty in background mode; the render is its own source
+
+
 class SourceError(FathomError):
     """The chosen source has no picture to give."""
 
@@ -57,7 +60,7 @@ def resolve_source(context, source=None, image=None, filepath=None) -> capture.C
             found = bpy.data.images.get(img)
             if found is None:
                 raise SourceError(f"There is no image named {img!r} in this file: "
-                                  f"use one of {', '.join(sorted(i.name for i in bpy.data.images)) or '(none)'}.")
+                                  f"use one of {', '.join(sorted(i.name for i in bpy.data.images if i.type not in _NOT_PICTURES)) or '(none)'}.")
             img = found
         if img is None:
             raise SourceError("No image to work on: open one in the Image Editor or pick one in the Depth panel.")

@@ -14,11 +14,7 @@ class FATHOM_OT_generate_depth(bpy.types.Operator):
     bl_label = "Generate Depth"
     bl_options = {"REGISTER", "UNDO"}
 
-    # For scripts and the CLI; the panel leaves them empty and the scene's settings decide.
-    image_name: StringProperty(name="Image", default="", options={"SKIP_SAVE"},
-                               description="Name of the image datablock to use instead of the scene's source")
-    filepath: StringProperty(name="File", default="", subtype="FILE_PATH", options={"SKIP_SAVE"},
-                             description="Image file to use instead of the scene's source")
+    # The scene's Depth settings choose the source; scripts may name where the result goes.
     output: StringProperty(name="Output", default="", subtype="FILE_PATH", options={"SKIP_SAVE"},
                            description="Write the depth map here instead of //generated/ (never overwrites)")
 
@@ -37,13 +33,8 @@ class FATHOM_OT_generate_depth(bpy.types.Operator):
 
     def execute(self, context):
         started = time.perf_counter()
-        kwargs = {"output": self.output or None}
-        if self.image_name:
-            kwargs.update(source="IMAGE", image=self.image_name)
-        elif self.filepath:
-            kwargs.update(source="FILE", filepath=self.filepath)
         try:
-            job, image, node = pipeline.generate(context, **kwargs)
+            job, image, node = pipeline.generate(context, output=self.output or None)
         except FathomError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -1,0 +1,66 @@
+"""Run Fathom's command line through the bpy module, which has no `blender` executable.
+
+    python scripts/blender_cli.py [--home DIR] [--install ZIP] [--blend FILE] [-- FATHOM ARGS...]
+
+is what `blender -b FILE -c fathom FATHOM ARGS...` does in a Blender installation:
+  --home DIR     use DIR as the home folder, so Blender's user profile (preferences, extensions)
+                 lives in DIR/.config/blender/ (a throwaway profile for tests and the demo).
+                 It has to be set before bpy is imported, which reads it then.
+  --install ZIP  install and enable an extension zip into that profile and save the preferences.
+  --blend FILE   open this .blend before running the command.
+Then it calls the handler the extension registered with `bpy.utils.register_cli_command("fathom",
+...)` and exits with its exit code. Run it with .venv-blender/bin/python (bpy 5.0.1).
+"""
+import argparse
+import os
+import sys
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    ours, fathom_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--home", help="home folder holding the Blender profile to use")
+    ap.add_argument("--install", metavar="ZIP", help="install and enable this extension zip first")
+    ap.add_argument("--blend", metavar="FILE", help="open this .blend first")
+    args = ap.parse_args(ours)
+    if args.home:
+        os.makedirs(args.home, exist_ok=True)
+        os.environ["HOME"] = os.path.abspath(args.home)
+        os.environ.pop("XDG_CONFIG_HOME", None)  # Blender would prefer it to HOME
+
+    import bpy  # reads HOME now
+
+    bpy.ops.wm.read_userpref()  # the bpy module starts without the profile's add-ons enabled
+    if args.install:
+        result = bpy.ops.extensions.package_install_files(
+            filepath=os.path.abspath(args.install), repo="user_default", enable_on_install=True)
+        if result != {"FINISHED"}:
+            sys.exit(f"Installing {args.install} failed: {result}")
+        bpy.ops.wm.save_userpref()
+    if args.blend:
+        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend))
+    if not fathom_args:
+        return 0
+    handler = cli_handler()
+    if handler is None:
+        print("fathom: the Fathom extension is not installed and enabled in this Blender profile "
+              "(install it with --install dist/fathom-<version>-<platform>.zip).", file=sys.stderr)
+        return 1
+    return handler(fathom_args)
+
+
+def cli_handler():
+    """The function the enabled extension registered as the `fathom` command."""
+    import addon_utils
+    for module in addon_utils.modules():
+        name = module.__name__
+        if name.startswith("bl_ext.") and name.rsplit(".", 1)[-1] == "fathom" and addon_utils.check(name)[1]:
+            return sys.modules[name].bridge.cli.main
+    return None
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.exit(code)

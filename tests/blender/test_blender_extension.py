@@ -1,0 +1,214 @@
+"""The built zip in real Blender: install, enable, generate depth from images, the CLI's exit codes."""
+import re
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+import fetch_wheels  # noqa: E402
+
+# A test picture as Blender stores it (row 0 at the bottom): dark at the bottom, bright at the top,
+# so a depth map that comes back upside down is caught.
+MAKE_IMAGE = """
+import numpy as np
+def make_image(name, width, height):
+    img = bpy.data.images.new(name, width, height)
+    px = np.ones((height, width, 4), np.float32)
+    px[..., :3] = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    px[..., 0] *= np.linspace(0.6, 1.0, width, dtype=np.float32)[None, :]
+    img.pixels.foreach_set(px.ravel())
+    return img
+
+def save_blend():
+    bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
+
+def comp_nodes():
+    tree = bpy.context.scene.compositing_node_group
+    return [(n.bl_idname, n.image.name if getattr(n, "image", None) else None) for n in tree.nodes]
+"""
+
+
+def test_manifest_lists_exactly_the_pinned_wheels():
+    fetch_wheels.check_manifest()
+    names = fetch_wheels.manifest_wheels((ROOT / "blender_manifest.toml").read_text())
+    assert {fetch_wheels.parse_wheel(n)["dist"] for n in names} == set(fetch_wheels.PINS)
+
+
+def test_zip_ships_the_extension_and_its_wheels_only(extension_zip):
+    names = zipfile.ZipFile(extension_zip).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names and "engine/depth.py" in names
+    assert "bridge/pipeline.py" in names and "operators/generate.py" in names
+    for dev in ("server/", "tests/", "bench/", "scripts/", "requirements/", ".ci/", "Makefile", ".git"):
+        assert not any(n.startswith(dev) for n in names), dev
+    assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    wheels = sorted(n for n in names if n.endswith(".whl"))
+    assert [fetch_wheels.parse_wheel(Path(n).name)["dist"] for n in wheels] == ["onnxruntime", "pillow"]
+    assert all("cp311" in n and "manylinux" in n for n in wheels)
+
+
+@pytest.mark.smoke
+def test_installs_enabled_with_its_own_wheels(blender, blender_home):
+    got = blender("""
+        import onnxruntime, PIL
+        mod = sys.modules["bl_ext.user_default.fathom"]
+        emit({"check": addon_utils.check("bl_ext.user_default.fathom"),
+              "ops": dir(bpy.ops.fathom),
+              "ort": onnxruntime.__file__, "pil": PIL.__file__,
+              "engine": mod.engine.__name__,
+              "panels": [(c.bl_space_type, c.bl_category) for c in mod.panels.classes],
+              "prefs": type(bpy.context.preferences.addons["bl_ext.user_default.fathom"].preferences).__name__})
+    """)
+    assert got["check"] == [True, True]
+    assert "generate_depth" in got["ops"]
+    site = str(blender_home / ".config" / "blender" / "5.0" / "extensions" / ".local" / "lib" / "python3.11"
+               / "site-packages")
+    assert got["ort"].startswith(site) and got["pil"].startswith(site)
+    assert got["engine"] == "bl_ext.user_default.fathom.engine"
+    assert sorted(got["panels"]) == [["IMAGE_EDITOR", "Depth"], ["NODE_EDITOR", "Depth"], ["VIEW_3D", "Depth"]]
+    assert got["prefs"] == "FATHOM_AP_preferences"
+
+
+@pytest.mark.smoke
+def test_generate_from_image_datablock(blender, catalog_for, tiny_model_file, tmp_path):
+    got = blender(MAKE_IMAGE, """
+        from bl_ext.user_default.fathom.engine.exr import read_exr
+        img = make_image("Photo", 90, 60)
+        save_blend()
+        props = bpy.context.scene.fathom
+        props.image = img
+        props.resolution = 256
+        first = bpy.ops.fathom.generate_depth()
+        result = bpy.data.images["Photo_depth_001.exr"]
+        y = read_exr(bpy.path.abspath(result.filepath)).channels["Y"]
+        nodes_after_first = comp_nodes()
+        second = bpy.ops.fathom.generate_depth()
+        emit({"ops": [list(first), list(second)], "filepath": result.filepath,
+              "colorspace": result.colorspace_settings.name, "size": list(result.size),
+              "top": float(y[0].mean()), "bottom": float(y[-1].mean()),
+                  "top_left": float(y[0, 0]), "top_right": float(y[0, -1]), "shape": list(y.shape),
+              "meta": result["fathom"].to_dict(), "first": nodes_after_first, "second": comp_nodes()})
+    """, catalog=catalog_for(da2_small=tiny_model_file))
+    assert got["ops"] == [["FINISHED"], ["FINISHED"]]
+    assert got["filepath"] == "//generated/Photo_depth_001.exr"
+    assert (tmp_path / "generated" / "Photo_depth_001.exr").is_file()
+    assert (tmp_path / "generated" / "Photo_depth_002.exr").is_file()
+    assert got["colorspace"] == "Non-Color"
+    assert got["size"] == [90, 60] and got["shape"] == [60, 90]
+    # The picture is bright at the top right: the tiny model makes it near (1.0), the black bottom far (0.0).
+    assert got["top_right"] > 0.99 and got["top"] > 0.7 and got["bottom"] < 0.01
+    assert got["top_left"] < got["top_right"] - 0.2
+    assert got["meta"]["source"] == {"kind": "image", "image": "Photo"}
+    assert got["meta"]["settings"]["resolution"] == 256 and got["meta"]["model"] == "da2-small"
+    # A new compositor tree (Render Layers -> Group Output) and one Depth node, reused on re-generation.
+    assert sorted(got["first"]) == sorted([["CompositorNodeRLayers", None], ["NodeGroupOutput", None],
+                                           ["CompositorNodeImage", "Photo_depth_001.exr"]])
+    assert sorted(got["second"]) == sorted([["CompositorNodeRLayers", None], ["NodeGroupOutput", None],
+                                            ["CompositorNodeImage", "Photo_depth_002.exr"]])
+
+
+def test_generate_with_the_standin_model(blender, catalog_for, standin_model, tmp_path):
+    got = blender(MAKE_IMAGE, """
+        img = make_image("Street", 200, 113)
+        save_blend()
+        props = bpy.context.scene.fathom
+        props.image = img
+        props.resolution = 256
+        props.output_format = "png16"
+        ok = bpy.ops.fathom.generate_depth()
+        result = bpy.data.images["Street_depth_001.png"]
+        emit({"ok": list(ok), "size": list(result.size), "colorspace": result.colorspace_settings.name,
+              "nodes": comp_nodes()})
+    """, catalog=catalog_for(da2_small=standin_model))
+    assert got["ok"] == ["FINISHED"]
+    assert got["size"] == [200, 113] and got["colorspace"] == "Non-Color"
+    assert ["CompositorNodeImage", "Street_depth_001.png"] in got["nodes"]
+    assert (tmp_path / "generated" / "Street_depth_001.png").is_file()
+
+
+def test_image_file_source_and_existing_tree_left_alone(blender, catalog_for, tiny_model_file, tmp_path):
+    got = blender(MAKE_IMAGE, """
+        img = make_image("Pic", 40, 30)
+        img.filepath_raw = tmp + "/pic.png"
+        img.file_format = "PNG"
+        img.save()
+        save_blend()
+        scene = bpy.context.scene
+        tree = bpy.data.node_groups.new("Mine", "CompositorNodeTree")
+        blur = tree.nodes.new("CompositorNodeBlur")
+        scene.compositing_node_group = tree
+        scene.fathom.source = "FILE"
+        scene.fathom.filepath = "//pic.png"
+        ok = bpy.ops.fathom.generate_depth()
+        result = [i for i in bpy.data.images if i.name.startswith("pic_depth")][0]
+        emit({"ok": list(ok), "size": list(result.size), "tree": scene.compositing_node_group.name,
+              "nodes": sorted(n.bl_idname for n in tree.nodes), "blur_location": list(blur.location),
+              "source": result["fathom"]["source"].to_dict()})
+    """, catalog=catalog_for(da2_small=tiny_model_file))
+    assert got["ok"] == ["FINISHED"]
+    assert got["size"] == [40, 30]
+    assert got["tree"] == "Mine" and got["nodes"] == ["CompositorNodeBlur", "CompositorNodeImage"]
+    assert got["blur_location"] == [0.0, 0.0]
+    assert got["source"]["kind"] == "file"
+
+
+def test_unsaved_file_gets_a_clear_message(blender, catalog_for, tiny_model_file):
+    got = blender(MAKE_IMAGE, """
+        bpy.context.scene.fathom.image = make_image("Photo", 32, 32)
+        try:
+            bpy.ops.fathom.generate_depth()
+            emit("no error")
+        except RuntimeError as exc:
+            emit(str(exc))
+    """, catalog=catalog_for(da2_small=tiny_model_file))
+    assert "Save the .blend file first" in got
+
+
+def test_poll_explains_a_missing_source(blender):
+    got = blender("""
+        emit({"poll": bpy.ops.fathom.generate_depth.poll()})
+    """)
+    assert got == {"poll": False}
+
+
+def test_cli_generate_and_exit_codes(blender, fathom_cli, catalog_for, tiny_model_file, tmp_path):
+    blender(MAKE_IMAGE, """
+        for name in ("Photo", "Other"):
+            img = make_image(name, 48, 32)
+            img.pack()
+            img.use_fake_user = True  # an image nothing uses is not saved
+        save_blend()
+    """)
+    blend = tmp_path / "shot.blend"
+    catalog = catalog_for(da2_small=tiny_model_file)
+
+    ok = fathom_cli("generate", "--source", "image", "Photo", "--output", tmp_path / "out.exr",
+                    "--resolution", "256", blend=blend, catalog=catalog)
+    assert ok.returncode == 0, ok.stderr
+    assert Path(ok.stdout.strip().splitlines()[-1]) == tmp_path / "out.exr"
+    assert (tmp_path / "out.exr").is_file()
+
+    again = fathom_cli("generate", "--source", "image", "Photo", "--output", tmp_path / "out.exr",
+                       blend=blend, catalog=catalog)
+    assert again.returncode == 5 and "already exists" in again.stderr
+
+    missing = fathom_cli("generate", "--source", "image", "Nope", blend=blend, catalog=catalog)
+    assert missing.returncode == 3 and "no image named 'Nope'" in missing.stderr
+    assert "use one of Other, Photo." in missing.stderr
+
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    bad = fathom_cli("generate", "--source", "file", corrupt, blend=blend, catalog=catalog)
+    assert bad.returncode == 3, bad.stderr
+
+    no_model = fathom_cli("generate", "--source", "image", "Photo", blend=blend,
+                          catalog=catalog_for(da2_small=tmp_path / "absent.onnx"))
+    assert no_model.returncode == 4 and "absent.onnx" in no_model.stderr
+
+    unsaved = fathom_cli("generate", "--source", "image", "Photo", catalog=catalog)
+    assert unsaved.returncode == 5 and "Save the .blend" in unsaved.stderr
+
+    usage = fathom_cli("generate", "--source", "video", "x", blend=blend, catalog=catalog)
+    assert usage.returncode == 2 and re.search(r"--source takes", usage.stderr)
