@@ -29,7 +29,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from dataclasses import replace
 
 from .errors import CancelledError, FathomError, InvalidSettingsError
 from .settings import MAX_RESOLUTION, MIN_RESOLUTION, DepthSettings
