@@ -156,9 +156,11 @@ async def get_artwork(artwork_id: str, request: Request, who: accounts.Caller = 
     if row is None:
         raise _not_found(artwork_id)
     wait = _prefer_wait(request, app.settings)
+    headers = {}
     if wait:
         row = await _wait_final(app, who, row, wait)
-    return await _artwork_response(request, row)
+        headers["Preference-Applied"] = f"wait={wait:g}"
+    return await _artwork_response(request, row, 200, headers)
 
 
 @router.post("/{artwork_id}/cancel", summary="Cancel; refunded when it had not started processing")
