@@ -9,6 +9,7 @@ from .engine.store import ModelStore
 BACKENDS = (
     ("LOCAL", "Local", "Run the depth model on this computer with onnxruntime"),
     ("SERVER", "Server", "Send the picture to a Fathom depth server (uses tokens)"),
+    ("SCENE_Z", "Scene Z (exact)", "The render's own Z pass: exact depth of a 3D scene, no AI"),
 )
 
 

@@ -9,6 +9,8 @@ from .engine.settings import DEFAULT_MODEL, DEFAULT_RESOLUTION, MAX_RESOLUTION, 
 SOURCES = (
     ("IMAGE", "Image", "An image datablock: the Image Editor's image or one you pick"),
     ("FILE", "Image File", "An image file on disk"),
+    ("RENDER", "Render", "Render the active camera at the scene's resolution (no compositing)"),
+    ("COMPOSITOR", "Compositor", "Render the scene through its compositor and use the composite"),
 )
 NORMALIZATIONS = (
     ("standard", "Standard", "Min-max to 0..1 with near = bright"),

@@ -21,10 +21,6 @@ class Capture:
     name: str                  # a short name for result files
     source: dict = field(default_factory=dict)  # stored on the result image, to trace or re-generate it
 
-    @property
-    def size(self):
-        """(width, height) as Blender reports image sizes."""
-        return self.rgb.shape[1], self.rgb.shape[0]
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -74,3 +70,17 @@ def from_file(path) -> Capture:
     abspath = Path(bpy.path.abspath(str(path)))
     picture = read_image(abspath)
     return Capture(picture.rgb, abspath.name, abspath.stem, {"kind": "file", "filepath": str(path)})
+
+
+def from_render(scene, *, compositor=False, progress=None) -> Capture:
+    """The scene's render (or its composite), rendered once through a temporary file, since
+    Render Result and the Viewer node have no pixels in background mode."""
+    from . import render_capture
+    if compositor:
+        rgb, info = render_capture.capture_compositor(scene, progress=progress)
+        label, name = f"the composite of scene '{scene.name}'", f"{scene.name}_composite"
+    else:
+        rgb, info = render_capture.render_scene(scene, progress=progress)
+        label, name = f"the render of scene '{scene.name}'", f"{scene.name}_render"
+    source = {k: v for k, v in info.items() if k in ("kind", "scene", "camera", "frame", "engine")}
+    return Capture(rgb, label, name, source)

@@ -1,9 +1,11 @@
 """`blender -b shot.blend -c fathom ...`: Fathom from the command line, with exit codes.
 
-    fathom generate --source image NAME | file PATH [--output PATH] [--save] [settings]
+    fathom generate --source image NAME | file PATH | render | compositor
+                    [--backend local|scene-z] [--output PATH] [--save] [settings]
 
 Exit codes: 0 done, 1 failed (see stderr), 2 bad command line, 3 unusable source (missing or
-corrupt image), 4 model missing or unknown, 5 nowhere to write (unsaved .blend, existing file).
+corrupt image, no camera, nothing to composite), 4 model missing or unknown, 5 nowhere to write
+(unsaved .blend, existing file).
 """
 import argparse
 import sys
@@ -13,9 +15,11 @@ import bpy
 from ..engine.errors import FathomError, ImageError, ModelError
 from ..engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS
 from . import pipeline, results
+from .render_capture import RenderCaptureError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_OUTPUT = 0, 1, 2, 3, 4, 5
-SOURCES = {"image": "IMAGE", "file": "FILE"}
+SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
+BACKENDS = {"local": "LOCAL", "scene-z": "SCENE_Z"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,7 +36,10 @@ def _parser():
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
     gen = sub.add_parser("generate", help="estimate a depth map and add it to the scene's compositor")
     gen.add_argument("--source", nargs="+", metavar="KIND [NAME|PATH]", required=True,
-                     help="image NAME (an image datablock) or file PATH (an image file)")
+                     help="image NAME (an image datablock), file PATH (an image file), render (the active "
+                          "camera's render) or compositor (the render through the compositor)")
+    gen.add_argument("--backend", choices=sorted(BACKENDS), default="local",
+                     help="local: the depth model (default); scene-z: the render's exact Z pass")
     gen.add_argument("--output", metavar="PATH", help="write here instead of //generated/ (never overwrites)")
     gen.add_argument("--save", action="store_true", help="save the .blend afterwards (keeps the new image and node)")
     gen.add_argument("--model", help="model id (see the catalogue)")
@@ -57,12 +64,14 @@ def main(argv) -> int:
 
 def _generate(args) -> int:
     kind, *rest = args.source
-    if kind not in SOURCES or len(rest) != 1:
-        print(f"fathom: error: --source takes 'image NAME' or 'file PATH', not {' '.join(args.source)!r}",
-              file=sys.stderr)
+    needs_name = kind in ("image", "file")
+    if kind not in SOURCES or len(rest) != (1 if needs_name else 0):
+        print(f"fathom: error: --source takes 'image NAME', 'file PATH', 'render' or 'compositor', "
+              f"not {' '.join(args.source)!r}", file=sys.stderr)
         return EXIT_USAGE
-    kwargs = {"source": SOURCES[kind], "output": args.output}
-    kwargs["image" if kind == "image" else "filepath"] = rest[0]
+    kwargs = {"source": SOURCES[kind], "output": args.output, "backend": BACKENDS[args.backend]}
+    if needs_name:
+        kwargs["image" if kind == "image" else "filepath"] = rest[0]
     overrides = {k: getattr(args, k) for k in ("model", "resolution", "invert", "normalization", "output_format")
                  if getattr(args, k) is not None}
     try:
@@ -79,7 +88,7 @@ def _generate(args) -> int:
 
 
 def _exit_code(exc) -> int:
-    if isinstance(exc, (ImageError, pipeline.SourceError)):
+    if isinstance(exc, (ImageError, pipeline.SourceError, RenderCaptureError)):
         return EXIT_SOURCE
     if isinstance(exc, ModelError):
         return EXIT_MODEL

@@ -31,7 +31,7 @@ class SourceError(FathomError):
 class Job:
     capture: capture.Capture
     settings: DepthSettings
-    model_path: Path
+    model_path: Optional[Path]
     target: results.Target
     scene_name: str
     depth_map: Optional[depth.DepthMap] = None
@@ -39,9 +39,11 @@ class Job:
     timings: dict = field(default_factory=dict)
 
     def run(self, progress=None, cancel=None) -> Path:
-        """Estimate and write the result file. Cancelling raises CancelledError and writes nothing."""
-        self.depth_map = depth.estimate(self.capture.rgb, self.settings, self.model_path,
-                                        progress=progress, cancel=cancel, model_name=self.settings.model)
+        """Estimate (unless prepare already made the map, as Scene Z does) and write the result file.
+        Cancelling raises CancelledError and writes nothing."""
+        if self.depth_map is None:
+            self.depth_map = depth.estimate(self.capture.rgb, self.settings, self.model_path,
+                                            progress=progress, cancel=cancel, model_name=self.settings.model)
         if cancel is not None and cancel():
             raise CancelledError("Depth generation was cancelled; nothing was written.")
         metadata = {"fathom.model": self.settings.model, "fathom.settings": asdict(self.settings),
@@ -50,7 +52,7 @@ class Job:
         return self.path
 
 
-def resolve_source(context, source=None, image=None, filepath=None) -> capture.Capture:
+def resolve_source(context, source=None, image=None, filepath=None, progress=None) -> capture.Capture:
     """The picture to work on: explicit arguments first, else the scene's Depth settings."""
     props = context.scene.fathom
     source = source or props.source
@@ -70,7 +72,9 @@ def resolve_source(context, source=None, image=None, filepath=None) -> capture.C
         if not path:
             raise SourceError("No image file chosen: pick one in the Depth panel.")
         return capture.from_file(path)
-    raise SourceError(f"Unknown source {source!r}.")
+    if source in ("RENDER", "COMPOSITOR"):
+        return capture.from_render(context.scene, compositor=source == "COMPOSITOR", progress=progress)
+    raise SourceError(f"Unknown source {source!r}: use IMAGE, FILE, RENDER or COMPOSITOR.")
 
 
 def active_editor_image(context):
@@ -80,17 +84,29 @@ def active_editor_image(context):
     return None
 
 
-def prepare(context, *, source=None, image=None, filepath=None, output=None, overrides=None) -> Job:
-    """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options)."""
+def prepare(context, *, source=None, image=None, filepath=None, output=None, overrides=None, backend=None,
+            progress=None) -> Job:
+    """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options);
+    ``backend``: LOCAL or SCENE_Z instead of the preferences' choice. Renders happen here, on
+    the main thread, as Blender requires."""
     prefs = addon_preferences(context)
-    if prefs.backend != "LOCAL":
-        raise FathomError("The Server backend is not available in this version of Fathom: choose Local in "
-                          "Preferences > Add-ons > Fathom.")
+    backend = backend or prefs.backend
     settings = context.scene.fathom.depth_settings(prefs.threads)
     if overrides:
         settings = replace(settings, **overrides).validated()
     target = results.output_target(output)
-    picture = resolve_source(context, source, image, filepath)
+    if backend == "SCENE_Z":
+        from . import scene_z
+        scene = context.scene
+        depth_map = scene_z.scene_depth(scene, settings, progress=progress)
+        camera = scene.camera.name if scene.camera else ""
+        picture = capture.Capture(None, f"the Z pass of scene '{scene.name}'", f"{scene.name}_Z",
+                                  {"kind": "scene-z", "scene": scene.name, "camera": camera})
+        return Job(picture, settings, None, target, scene.name, depth_map=depth_map)
+    if backend != "LOCAL":
+        raise FathomError("The Server backend is not available in this version of Fathom: choose Local or "
+                          "Scene Z in Preferences > Add-ons > Fathom.")
+    picture = resolve_source(context, source, image, filepath, progress)
     model_path = model_store(context).resolve(settings.model, allow_network=bpy.app.online_access)
     return Job(picture, settings, model_path, target, context.scene.name)
 

@@ -6,6 +6,7 @@ from bpy.props import StringProperty
 
 from ..bridge import pipeline
 from ..engine.errors import FathomError
+from ..preferences import addon_preferences
 
 
 class FATHOM_OT_generate_depth(bpy.types.Operator):
@@ -23,6 +24,12 @@ class FATHOM_OT_generate_depth(bpy.types.Operator):
         props = getattr(context.scene, "fathom", None)
         if props is None:
             return False
+        backend = addon_preferences(context).backend
+        if backend == "SCENE_Z" or props.source in ("RENDER", "COMPOSITOR"):
+            if context.scene.camera is None:
+                cls.poll_message_set("The scene has no active camera to render")
+                return False
+            return True
         if props.source == "IMAGE" and props.image is None and pipeline.active_editor_image(context) is None:
             cls.poll_message_set("Pick an image in the Depth panel, or open one in the Image Editor")
             return False

@@ -11,19 +11,22 @@ def draw_depth(layout, context):
     layout.use_property_decorate = False
 
     col = layout.column()
-    col.prop(props, "source")
-    if props.source == "IMAGE":
-        col.prop(props, "image")
-    elif props.source == "FILE":
-        col.prop(props, "filepath")
+    col.prop(prefs, "backend")
+    if prefs.backend == "SCENE_Z":
+        col.label(text="Exact depth from the render's Z pass", icon="CAMERA_DATA")
+    else:
+        col.prop(props, "source")
+        if props.source == "IMAGE":
+            col.prop(props, "image")
+        elif props.source == "FILE":
+            col.prop(props, "filepath")
+        col.prop(props, "model")
+        col.prop(props, "resolution")
+        col.prop(props, "post_resize")
 
     col = layout.column()
-    col.prop(prefs, "backend")
-    col.prop(props, "model")
-    col.prop(props, "resolution")
     col.prop(props, "normalization")
     col.prop(props, "invert")
-    col.prop(props, "post_resize")
     col.prop(props, "output_format")
 
     layout.operator("fathom.generate_depth", icon="IMAGE_ZDEPTH")

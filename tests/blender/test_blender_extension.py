@@ -212,3 +212,49 @@ def test_cli_generate_and_exit_codes(blender, fathom_cli, catalog_for, tiny_mode
 
     usage = fathom_cli("generate", "--source", "video", "x", blend=blend, catalog=catalog)
     assert usage.returncode == 2 and re.search(r"--source takes", usage.stderr)
+
+
+SAMPLE_SCENE = f"""
+sys.path.insert(0, {str(ROOT)!r})
+from scripts.sample_scene import build_scene
+scene = build_scene(64, 36, 2)
+bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which disables the extension
+"""
+
+
+def test_render_source_and_scene_z(blender, fathom_cli, catalog_for, tiny_model_file, tmp_path):
+    catalog = catalog_for(da2_small=tiny_model_file)
+    got = blender(SAMPLE_SCENE, MAKE_IMAGE, """
+        bpy.ops.wm.save_as_mainfile(filepath=tmp + "/scene.blend")
+        scene = bpy.context.scene
+        scene.fathom.source = "RENDER"
+        scene.fathom.resolution = 256
+        ok = bpy.ops.fathom.generate_depth()
+        result = bpy.data.images["Scene_render_depth_001.exr"]
+        emit({"ok": list(ok), "size": list(result.size), "source": result["fathom"]["source"].to_dict(),
+              "nodes": comp_nodes()})
+        bpy.ops.wm.save_mainfile()
+    """, catalog=catalog)
+    assert got["ok"] == ["FINISHED"] and got["size"] == [64, 36]
+    assert got["source"]["kind"] == "render" and got["source"]["camera"]
+    assert ["CompositorNodeImage", "Scene_render_depth_001.exr"] in got["nodes"]
+
+    blend = tmp_path / "scene.blend"
+    z = fathom_cli("generate", "--source", "render", "--backend", "scene-z", "--format", "exr32", "--save",
+                   blend=blend, catalog=catalog)
+    assert z.returncode == 0, z.stderr
+    assert Path(z.stdout.strip().splitlines()[-1]) == tmp_path / "generated" / "Scene_Z_depth_001.exr"
+    saved = blender("""
+        bpy.ops.wm.open_mainfile(filepath=tmp + "/scene.blend")
+        tree = bpy.context.scene.compositing_node_group
+        emit(sorted(n.image.name for n in tree.nodes if n.bl_idname == "CompositorNodeImage"))
+    """)
+    assert saved == ["Scene_Z_depth_001.exr", "Scene_render_depth_001.exr"]  # --save kept the new node
+
+    blender("""
+        bpy.ops.wm.open_mainfile(filepath=tmp + "/scene.blend")
+        bpy.context.scene.camera = None
+        bpy.ops.wm.save_as_mainfile(filepath=tmp + "/nocam.blend")
+    """)
+    no_camera = fathom_cli("generate", "--source", "render", blend=tmp_path / "nocam.blend", catalog=catalog)
+    assert no_camera.returncode == 3 and "no active camera" in no_camera.stderr
