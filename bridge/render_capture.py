@@ -68,11 +68,13 @@ class Overrides:
     first. An attribute the running Blender lacks (a 5.0-only setting on 4.x) is skipped."""
 
     def __init__(self):
-        self._saved = {}  # (id(owner), name) -> (owner, name, value), in recording order
+        self._saved = {}  # (owner's address, name) -> (owner, name, value), in recording order
 
     def keep(self, owner, *names):
+        # Keyed by the Blender data's address: two Python wrappers of one struct are one owner.
+        address = owner.as_pointer() if hasattr(owner, "as_pointer") else id(owner)
         for name in names:
-            key = (id(owner), name)
+            key = (address, name)
             if hasattr(owner, name) and key not in self._saved:
                 self._saved[key] = (owner, name, getattr(owner, name))
 
@@ -236,7 +238,7 @@ def render_scene(scene, *, camera=None, progress=None, linear=False):
 
 def compositor_output(scene):
     """Check that the scene has a compositor with a connected output; return the settings needed to
-    use it ((owner, attribute, value) overrides). Handles 5.0's ``compositing_node_group`` and
+    capture it ((owner, attribute, value) overrides, File Output nodes muted). Handles 5.0's ``compositing_node_group`` and
     4.2-4.5's ``scene.node_tree`` with a Composite node."""
     if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
         tree = scene.compositing_node_group
@@ -247,7 +249,7 @@ def compositor_output(scene):
         if not any(s.is_linked for n in outputs for s in n.inputs):
             raise RenderCaptureError(f"The compositor tree {tree.name!r} has no connected Group Output: "
                                      "connect the image to compose to a Group Output node.")
-        return ()
+        return _mute_file_outputs(tree)
     tree = getattr(scene, "node_tree", None)
     if tree is None:
         raise RenderCaptureError("The scene has no compositor node tree: open the Compositor and tick Use Nodes.")
@@ -255,7 +257,23 @@ def compositor_output(scene):
     if not any(s.is_linked for n in outputs for s in n.inputs):
         raise RenderCaptureError(f"The compositor tree {tree.name!r} has no connected Composite node: "
                                  "connect the image to compose to a Composite node.")
-    return ((scene, "use_nodes", True),)  # the tree is only applied while Use Nodes is on
+    return ((scene, "use_nodes", True),  # the tree is only applied while Use Nodes is on
+            *_mute_file_outputs(tree))
+
+
+def _mute_file_outputs(tree, seen=None):
+    """Overrides that mute every File Output node of the tree and its node groups: a capture must not
+    write, or overwrite, the files the user's compositor saves when they render."""
+    seen = set() if seen is None else seen
+    if tree is None or tree.name in seen:
+        return ()
+    seen.add(tree.name)
+    settings = []
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeOutputFile":
+            settings.append((node, "mute", True))
+        settings.extend(_mute_file_outputs(getattr(node, "node_tree", None), seen))
+    return tuple(settings)
 
 
 def capture_compositor(scene, *, camera=None, progress=None, linear=False):

@@ -160,6 +160,15 @@ def test_compositor_capture_reflects_the_tree(blender):
         errors.append(error_of(rc.capture_compositor, scene))
         layers = tree.nodes.new("CompositorNodeRLayers")
         tree.links.new(layers.outputs["Image"], output.inputs[0])
+        # A File Output node saving the render: a capture must not write (or overwrite) its files.
+        saver = tree.nodes.new("CompositorNodeOutputFile")
+        saved = os.path.join(tmp, "saved")
+        if hasattr(saver, "file_output_items"):  # 5.0
+            saver.file_output_items.new("RGBA", "Image")
+            saver.directory = saved
+        else:
+            saver.base_path = saved
+        tree.links.new(layers.outputs["Image"], saver.inputs["Image"])
         plain, info = rc.capture_compositor(scene, linear=True)
         render, _ = rc.render_scene(scene, linear=True)
         invert = tree.nodes.new("CompositorNodeInvert")
@@ -168,7 +177,9 @@ def test_compositor_capture_reflects_the_tree(blender):
         inverted, _ = rc.capture_compositor(scene, linear=True)
         shown, _ = rc.capture_compositor(scene)
         shown_render, _ = rc.render_scene(scene)
-        emit({"errors": errors, "info": info, "plain": plain.tolist(), "render": render.tolist(),
+        captured_saved = os.path.exists(saved)
+        bpy.ops.render.render(write_still=False)  # a real render does write the File Output node's file
+        emit({"file_output": [captured_saved, saver.mute, os.path.isdir(saved) and len(os.listdir(saved))],"errors": errors, "info": info, "plain": plain.tolist(), "render": render.tolist(),
               "inverted": inverted.tolist(), "shown": shown.tolist(), "shown_render": shown_render.tolist(),
               "same": before == settings_state()})
     """)
@@ -184,3 +195,4 @@ def test_compositor_capture_reflects_the_tree(blender):
     shown, shown_render = np.array(got["shown"]), np.array(got["shown_render"])
     assert shown.shape == (HEIGHT, WIDTH, 3) and np.abs(shown - shown_render).mean() > 0.1
     assert got["same"]
+    assert got["file_output"] == [False, False, 1]  # nothing written by captures, node unmuted again
