@@ -7,15 +7,17 @@
 Everything that can fail cheaply (no source, unsaved .blend, missing model) fails in prepare,
 before the slow part starts.
 """
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 import bpy
 
 from ..engine import depth
-from ..engine.errors import CancelledError, FathomError
+from ..engine.catalog import get_model
+from ..engine.errors import CancelledError, FathomError, ModelMissingError
 from ..engine.settings import DepthSettings
+from ..engine.store import ModelStore
 from ..preferences import addon_preferences, model_store
 from . import capture, results
 
@@ -36,11 +38,14 @@ class Job:
     scene_name: str
     depth_map: Optional[depth.DepthMap] = None
     path: Optional[Path] = None
-    timings: dict = field(default_factory=dict)
+    download: Optional[ModelStore] = None  # fetch the model first (interactive, online, not installed)
 
     def run(self, progress=None, cancel=None) -> Path:
         """Estimate (unless prepare already made the map, as Scene Z does) and write the result file.
         Cancelling raises CancelledError and writes nothing."""
+        if self.model_path is None and self.download is not None:
+            self.model_path = self.download.download(self.settings.model, progress=_download_progress(progress),
+                                                     cancel=cancel)
         if self.depth_map is None:
             self.depth_map = depth.estimate(self.capture.rgb, self.settings, self.model_path,
                                             progress=progress, cancel=cancel, model_name=self.settings.model)
@@ -50,6 +55,13 @@ class Job:
                     "fathom.source": self.capture.source}
         self.path = results.write_result(self.depth_map, self.capture.name, self.target, metadata)
         return self.path
+
+
+def _download_progress(progress):
+    def report(done, total):
+        if progress is not None and total:
+            progress(done / total, f"Downloading the model: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
+    return report
 
 
 def resolve_source(context, source=None, image=None, filepath=None, progress=None) -> capture.Capture:
@@ -85,10 +97,11 @@ def active_editor_image(context):
 
 
 def prepare(context, *, source=None, image=None, filepath=None, output=None, overrides=None, backend=None,
-            progress=None) -> Job:
+            progress=None, allow_download=False) -> Job:
     """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options);
-    ``backend``: LOCAL or SCENE_Z instead of the preferences' choice. Renders happen here, on
-    the main thread, as Blender requires."""
+    ``backend``: LOCAL or SCENE_Z instead of the preferences' choice; ``allow_download``: a
+    missing model is downloaded by ``Job.run`` when Blender may go online. Renders happen here,
+    on the main thread, as Blender requires."""
     prefs = addon_preferences(context)
     backend = backend or prefs.backend
     settings = context.scene.fathom.depth_settings(prefs.threads)
@@ -107,7 +120,13 @@ def prepare(context, *, source=None, image=None, filepath=None, output=None, ove
         raise FathomError("The Server backend is not available in this version of Fathom: choose Local or "
                           "Scene Z in Preferences > Add-ons > Fathom.")
     picture = resolve_source(context, source, image, filepath, progress)
-    model_path = model_store(context).resolve(settings.model, allow_network=bpy.app.online_access)
+    store = model_store(context)
+    try:
+        model_path = store.resolve(settings.model, allow_network=bpy.app.online_access)
+    except ModelMissingError:
+        if not (allow_download and bpy.app.online_access and not get_model(settings.model).is_local):
+            raise
+        return Job(picture, settings, None, target, context.scene.name, download=store)
     return Job(picture, settings, model_path, target, context.scene.name)
 
 

@@ -1,6 +1,7 @@
 """The "Depth" sidebar tab in the 3D Viewport, the Image Editor and the Compositor: one draw function."""
 import bpy
 
+from ..bridge import jobs
 from ..preferences import addon_preferences
 
 
@@ -29,7 +30,13 @@ def draw_depth(layout, context):
     col.prop(props, "invert")
     col.prop(props, "output_format")
 
-    layout.operator("fathom.generate_depth", icon="IMAGE_ZDEPTH")
+    running = jobs.current()
+    if running is None:
+        layout.operator("fathom.generate_depth", icon="IMAGE_ZDEPTH")
+    else:
+        row = layout.row(align=True)
+        row.progress(factor=running.fraction, type="BAR", text=running.message)
+        row.operator("fathom.cancel_generation", text="", icon="CANCEL")
 
 
 class _DepthPanel:

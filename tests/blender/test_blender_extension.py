@@ -84,7 +84,7 @@ def test_generate_from_image_datablock(blender, catalog_for, tiny_model_file, tm
         result = bpy.data.images["Photo_depth_001.exr"]
         y = read_exr(bpy.path.abspath(result.filepath)).channels["Y"]
         nodes_after_first = comp_nodes()
-        second = bpy.ops.fathom.generate_depth()
+        second = bpy.ops.fathom.generate_depth("INVOKE_DEFAULT")  # background: runs synchronously
         emit({"ops": [list(first), list(second)], "filepath": result.filepath,
               "colorspace": result.colorspace_settings.name, "size": list(result.size),
               "top": float(y[0].mean()), "bottom": float(y[-1].mean()),
@@ -258,3 +258,53 @@ def test_render_source_and_scene_z(blender, fathom_cli, catalog_for, tiny_model_
     """)
     no_camera = fathom_cli("generate", "--source", "render", blend=tmp_path / "nocam.blend", catalog=catalog)
     assert no_camera.returncode == 3 and "no active camera" in no_camera.stderr
+
+
+def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin_model, tmp_path):
+    """What the modal operator drives (timers do not run in background mode, so the test polls)."""
+    got = blender(MAKE_IMAGE, """
+        import time
+        from bl_ext.user_default.fathom.bridge import jobs, pipeline
+        props = bpy.context.scene.fathom
+        props.image = make_image("Photo", 120, 80)
+        save_blend()
+
+        # A generation on the worker thread, collected on the main thread.
+        running = jobs.start(pipeline.prepare(bpy.context))
+        seen = []
+        refused = None
+        try:
+            jobs.start(pipeline.prepare(bpy.context))
+        except jobs.BusyError as exc:
+            refused = str(exc)
+        poll_while_running = bpy.ops.fathom.generate_depth.poll()
+        while not running.wait(0.01):
+            seen.append(running.message)
+        image, node = pipeline.finish(running.job, bpy.context)
+        jobs.collect(running)
+
+        # Cancelled: no file, no image, and the next generation may start.
+        files_before = sorted(os.listdir(tmp + "/generated"))
+        images_before = len(bpy.data.images)
+        props.resolution = 1024  # tiled: many steps to cancel between
+        cancelled = jobs.start(pipeline.prepare(bpy.context))
+        cancelled.cancel()
+        cancelled.wait()
+        jobs.collect(cancelled)
+        emit({"error": running.error and str(running.error), "fraction": running.fraction,
+              "messages": sorted(set(seen + [running.message])), "refused": refused,
+              "poll_while_running": poll_while_running, "image": image.name, "size": list(image.size),
+              "cancelled": cancelled.cancelled, "cancel_error": type(cancelled.error).__name__,
+              "files_before": files_before, "files_after": sorted(os.listdir(tmp + "/generated")),
+              "images_same": len(bpy.data.images) == images_before,
+              "idle_after": jobs.current() is None and bpy.ops.fathom.generate_depth.poll()})
+    """.replace("import time", "import os, time"), catalog=catalog_for(da2_small=standin_model))
+    assert got["error"] is None and got["fraction"] == 1.0
+    assert "Depth ready" in got["messages"]
+    assert got["refused"] and "already running" in got["refused"]
+    assert got["poll_while_running"] is False
+    assert got["image"] == "Photo_depth_001.exr" and got["size"] == [120, 80]
+    assert got["cancelled"] is True and got["cancel_error"] == "CancelledError"
+    assert got["files_before"] == got["files_after"] == ["Photo_depth_001.exr"]
+    assert not list((tmp_path / "generated").glob(".*"))  # no temporary file left behind
+    assert got["images_same"] and got["idle_after"]

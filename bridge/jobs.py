@@ -1,0 +1,87 @@
+"""Generations running on a worker thread while Blender stays responsive.
+
+The modal operator starts one with :func:`start` and polls it from a timer; the panel reads
+:func:`current` to draw the progress bar and the Cancel button. One generation runs at a time
+(the model's memory and the CPU are shared): a second start is refused with a message. The
+worker never touches bpy; loading the result into Blender happens on the main thread once
+:attr:`Running.done` is set.
+"""
+import threading
+from typing import Optional
+
+from ..engine.errors import CancelledError, FathomError
+
+
+class BusyError(FathomError):
+    """A generation is already running."""
+
+
+class Running:
+    def __init__(self, job):
+        self.job = job
+        self.fraction = 0.0
+        self.message = "Starting"
+        self.error: Optional[BaseException] = None
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="fathom-depth", daemon=True)
+
+    def _work(self):
+        try:
+            self.job.run(progress=self._progress, cancel=self._cancel.is_set)
+        except BaseException as exc:  # handed to the main thread, which reports it
+            self.error = exc
+        finally:
+            self._done.set()
+
+    def _progress(self, fraction, message):
+        self.fraction, self.message = float(fraction), str(message)
+
+    def cancel(self):
+        self.message = "Cancelling"
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the work stopped because of a cancel (one that came after the file was
+        written is too late: the result stands)."""
+        return isinstance(self.error, CancelledError)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout=None) -> bool:
+        return self._done.wait(timeout)
+
+
+_current: Optional[Running] = None
+_lock = threading.Lock()
+
+
+def current() -> Optional[Running]:
+    """The generation in progress (or finished and not yet collected), if any."""
+    return _current
+
+
+def check_idle():
+    if _current is not None:
+        raise BusyError("A depth generation is already running: wait for it to finish or cancel it "
+                        "(Esc, or Cancel in the Depth panel).")
+
+
+def start(job) -> Running:
+    global _current
+    with _lock:
+        check_idle()
+        _current = Running(job)
+    _current._thread.start()
+    return _current
+
+
+def collect(running: Running):
+    """Forget a finished generation, so the next one may start."""
+    global _current
+    with _lock:
+        if _current is running:
+            _current = None
