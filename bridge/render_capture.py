@@ -108,13 +108,6 @@ def active_camera(scene, camera=None):
     return camera
 
 
-def output_size(scene):
-    """(width, height) of the render: the resolution times its percentage, as Blender rounds it."""
-    r = scene.render
-    scale = r.resolution_percentage / 100.0
-    return max(1, int(r.resolution_x * scale)), max(1, int(r.resolution_y * scale))
-
-
 @contextlib.contextmanager
 def rendered_file(scene, fmt, *, camera=None, compositing=False, settings=(), progress=None):
     """Render ``scene`` once into a temporary file of format ``fmt`` ('png16', 'exr', 'multilayer')
@@ -151,7 +144,7 @@ def rendered_file(scene, fmt, *, camera=None, compositing=False, settings=(), pr
         try:
             result = bpy.ops.render.render(write_still=True, scene=scene.name)
         except RuntimeError as e:  # Blender reports render errors (no camera, engine failure) this way
-            raise RenderCaptureError(f"Blender could not render the scene {scene.name!r}: {_first_line(e)}") from None
+            raise RenderCaptureError(f"Blender could not render the scene {scene.name!r}: {_message(e)}") from None
         if "FINISHED" not in result or not os.path.isfile(path):
             raise RenderCaptureError(f"Blender did not render the scene {scene.name!r} (the render was cancelled "
                                      f"or failed): render it once with F12 to see why.")
@@ -183,7 +176,8 @@ def _progress_handler(progress):
     return on_stats
 
 
-def _first_line(error):
+def _message(error):
+    """The line of a Blender operator error that says what happened (the last one)."""
     text = str(error).strip()
     return text.splitlines()[-1] if text else type(error).__name__
 

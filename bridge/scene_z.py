@@ -6,8 +6,9 @@
 
 What Blender's Z pass holds (checked against scene.ray_cast in tests/blender/test_scene_z.py):
 the distance from the camera along its viewing axis (planar depth, not the length of the ray),
-in scene units; empty background is 1e10 in Cycles and Workbench, and just past the camera's
-clip end in EEVEE, so anything at or beyond the clip end counts as background.
+in scene units; panoramic cameras give the length of the ray instead (checked by hand on an
+equirectangular camera). Empty background is 1e10 in Cycles and Workbench, and just past the
+camera's clip end in EEVEE, so anything at or beyond the clip end counts as background.
 
 Conventions, kept identical to the AI backends so Scene Z and AI depth look alike:
 - 'standard' and 'v2-style' normalise the inverse depth 1/z, the same family as the network's
@@ -20,9 +21,9 @@ Conventions, kept identical to the AI backends so Scene Z and AI depth look alik
 
 The Z pass comes out of a multilayer EXR rendered once into a temporary file (the only capture
 that works in background mode), through bridge.render_capture.rendered_file, which restores
-every setting afterwards. Cycles writes the Z pass from the first sample only (a 1-sample and a
-16-sample render give identical Z, tested), so Cycles renders it with 1 sample and no denoising:
-the same Z, many times faster.
+every setting afterwards. Cycles writes the Z pass from the first sample only (a 1-sample render
+gives the Z of a 4-sample denoised one bit for bit, tested; 16 samples too, checked by hand), so
+Cycles renders it with 1 sample and no denoising: the same Z, many times faster.
 """
 import time
 
