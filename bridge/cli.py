@@ -2,6 +2,7 @@
 
     fathom generate --source image NAME | file PATH | render | compositor
                     [--backend local|scene-z] [--output PATH] [--save] [settings]
+    fathom models list | download ID | verify ID
 
 Exit codes: 0 done, 1 failed (see stderr), 2 bad command line, 3 unusable source (missing or
 corrupt image, no camera, nothing to composite), 4 model missing or unknown, 5 nowhere to write
@@ -47,6 +48,13 @@ def _parser():
     gen.add_argument("--invert", action="store_true", default=None, help="far = bright")
     gen.add_argument("--normalization", choices=NORMALIZATIONS)
     gen.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS)
+
+    models = sub.add_parser("models", help="list, download or verify depth models")
+    msub = models.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    msub.add_parser("list", help="every known model, its licence and whether it is installed")
+    for action, text in (("download", "download a model (needs online access: blender --online-mode)"),
+                         ("verify", "check an installed model's sha256")):
+        msub.add_parser(action, help=text).add_argument("model", help="model id, as `models list` shows")
     return ap
 
 
@@ -59,7 +67,47 @@ def main(argv) -> int:
         return EXIT_USAGE
     except SystemExit as exc:  # --help
         return EXIT_OK if not exc.code else EXIT_USAGE
+    if args.command == "models":
+        return _models(args)
     return _generate(args)
+
+
+def _models(args) -> int:
+    from ..engine.catalog import license_notice
+    from ..engine.download import human_size
+    from ..preferences import model_store
+    try:
+        store = model_store(bpy.context)
+        if args.action == "list":
+            for entry in store.list_models():
+                info = entry.info
+                print(f"{info.id}\t{entry.status}\t{human_size(info.size)}\t{entry.path}\n"
+                      f"    {license_notice(info)}")
+            return EXIT_OK
+        if args.action == "download":
+            path = store.download(args.model, progress=_ProgressLine(f"Downloading {args.model}"),
+                                  allow_network=bpy.app.online_access)
+        else:
+            path = store.verify(args.model, progress=_ProgressLine(f"Verifying {args.model}"))
+    except FathomError as exc:
+        print(f"fathom: error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+    print(path)
+    return EXIT_OK
+
+
+class _ProgressLine:
+    """done/total on stderr, a line every 10 %, so logs of farm jobs stay readable."""
+
+    def __init__(self, label):
+        self.label, self.shown = label, -1
+
+    def __call__(self, done, total):
+        if total:
+            tenth = int(10 * done / total)
+            if tenth != self.shown:
+                self.shown = tenth
+                print(f"{self.label}: {100 * done / total:.0f} %", file=sys.stderr)
 
 
 def _generate(args) -> int:

@@ -1,4 +1,5 @@
 """The built zip in real Blender: install, enable, generate depth from images, the CLI's exit codes."""
+import json
 import re
 import sys
 import zipfile
@@ -308,3 +309,31 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
     assert got["files_before"] == got["files_after"] == ["Photo_depth_001.exr"]
     assert not list((tmp_path / "generated").glob(".*"))  # no temporary file left behind
     assert got["images_same"] and got["idle_after"]
+
+
+def test_cli_models_and_help(fathom_cli, tmp_path, tiny_model_file):
+    catalog = tmp_path / "models.json"
+    catalog.write_text(json.dumps({"models": {
+        "tiny": {"name": "Tiny", "path": str(tiny_model_file)},
+        "wrong": {"name": "Wrong", "path": str(tiny_model_file), "sha256": "0" * 64,
+                  "size": tiny_model_file.stat().st_size}}}))
+
+    listed = fathom_cli("models", "list", catalog=catalog)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split("\t")[0]: line.split("\t")[1] for line in listed.stdout.splitlines() if "\t" in line}
+    assert rows["tiny"] == "installed" and rows["da2-small"] == "missing"
+    assert "Apache-2.0" in listed.stdout
+
+    assert fathom_cli("models", "verify", "tiny", catalog=catalog).returncode == 0
+    wrong = fathom_cli("models", "verify", "wrong", catalog=catalog)
+    assert wrong.returncode == 4 and "sha256" in wrong.stderr
+
+    offline = fathom_cli("models", "download", "da2-small", catalog=catalog)
+    assert offline.returncode == 4 and "Online access is off" in offline.stderr
+
+    unknown = fathom_cli("models", "verify", "nope", catalog=catalog)
+    assert unknown.returncode == 4 and "Unknown model 'nope'" in unknown.stderr
+
+    helped = fathom_cli("generate", "--help")
+    assert helped.returncode == 0 and "--source" in helped.stdout and "scene-z" in helped.stdout
+    assert fathom_cli("frobnicate").returncode == 2
