@@ -25,6 +25,8 @@ def build_scene(width=640, height=360, samples=16):
     def material(name, rgb):
         mat = bpy.data.materials.new(name)
         mat.diffuse_color = (*rgb, 1.0)
+        if mat.node_tree is None:  # Blender 4.x: new materials have no nodes yet
+            mat.use_nodes = True
         mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"].default_value = (*rgb, 1.0)
         return mat
 
@@ -45,6 +47,8 @@ def build_scene(width=640, height=360, samples=16):
     add(bpy.ops.mesh.primitive_cube_add, "Far wall", (3.0, 16.0, 2.0), (0.6, 0.6, 0.65), size=4.0)
 
     world = bpy.data.worlds.new("Sky")
+    if world.node_tree is None:
+        world.use_nodes = True
     world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.55, 0.65, 0.85, 1.0)
     scene.world = world
 
