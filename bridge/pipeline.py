@@ -96,6 +96,19 @@ def active_editor_image(context):
     return None
 
 
+def expected_source(context) -> dict:
+    """The identity of the source the next generation will use, without capturing anything."""
+    props = context.scene.fathom
+    if addon_preferences(context).backend == "SCENE_Z":
+        return {"kind": "scene-z", "scene": context.scene.name}
+    if props.source == "IMAGE":
+        image = props.image or active_editor_image(context)
+        return {"kind": "image", "image": image.name if image else ""}
+    if props.source == "FILE":
+        return {"kind": "file", "filepath": props.filepath}
+    return {"kind": props.source.lower(), "scene": context.scene.name}
+
+
 def prepare(context, *, source=None, image=None, filepath=None, output=None, overrides=None, backend=None,
             progress=None, allow_download=False) -> Job:
     """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options);

@@ -95,9 +95,44 @@ def load_result(path: Path, depth_map, source: dict):
     return image
 
 
+# What identifies "the same source" for each kind of source.
+_IDENTITY = {"image": "image", "file": "filepath", "render": "scene", "compositor": "scene", "scene-z": "scene"}
+
+
 def source_key(source: dict) -> str:
     """A stable key for 'the same source', so re-generation reuses the node."""
-    return "|".join(f"{k}={source[k]}" for k in sorted(source) if k in ("kind", "image", "filepath", "scene"))
+    kind = source.get("kind", "")
+    return f"{kind}:{source.get(_IDENTITY.get(kind, ''), '')}"
+
+
+def is_result(image) -> bool:
+    return image is not None and IMAGE_KEY in image.keys()
+
+
+def active_result(context):
+    """The depth result the user is looking at: the Image Editor's image, else the active compositor
+    node's image, else None."""
+    space = getattr(context, "space_data", None)
+    if space is not None and space.type == "IMAGE_EDITOR" and is_result(space.image):
+        return space.image
+    tree = compositor_tree(context.scene, create=False)
+    node = tree.nodes.active if tree is not None else None
+    if node is not None and is_result(getattr(node, "image", None)):
+        return node.image
+    return None
+
+
+def delete_result(image) -> Optional[Path]:
+    """Remove a result's file and its datablock; nodes that showed it become empty (transparent),
+    so node setups keep working. Only Fathom's own results: a user's image is never deleted."""
+    if not is_result(image):
+        raise OutputError(f"'{image.name}' is not a depth map made by Fathom: Fathom deletes only its own results.")
+    path = Path(bpy.path.abspath(image.filepath)) if image.filepath else None
+    bpy.data.images.remove(image)
+    if path is not None and path.is_file():
+        path.unlink()
+        return path
+    return None
 
 
 # -- compositor ----------------------------------------------------------------------------
@@ -128,6 +163,16 @@ def _new_compositor_group(scene):
     return tree
 
 
+def add_depth_node(scene, key: str):
+    """An empty Depth node for the source ``key``: it outputs nothing (transparent) until the first
+    generation from that source fills it, so it can be wired into a comp beforehand."""
+    tree = compositor_tree(scene, create=True)
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeImage" and node.get(NODE_SOURCE_KEY) == key:
+            return node
+    return _new_depth_node(tree, key)
+
+
 def place_image_node(scene, image, key: str):
     """Show ``image`` in the compositor: in the node that holds this source's depth, else a new
     Image node placed clear of the existing ones."""
@@ -136,11 +181,16 @@ def place_image_node(scene, image, key: str):
         if node.bl_idname == "CompositorNodeImage" and node.get(NODE_SOURCE_KEY) == key:
             node.image = image
             return node
-    node = tree.nodes.new("CompositorNodeImage")
+    node = _new_depth_node(tree, key)
     node.image = image
+    return node
+
+
+def _new_depth_node(tree, key):
+    others = list(tree.nodes)
+    node = tree.nodes.new("CompositorNodeImage")
     node.label = "Depth"
     node[NODE_SOURCE_KEY] = key
-    others = [n for n in tree.nodes if n != node]
     if others:
         node.location = (min(n.location.x for n in others) - 300, min(n.location.y for n in others) - 300)
     return node

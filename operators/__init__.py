@@ -1,6 +1,7 @@
 """One module per user action; ``classes`` is what __init__.py registers."""
-from . import generate
+from . import generate, results
 
 classes = (
     *generate.classes,
+    *results.classes,
 )

@@ -38,6 +38,14 @@ def draw_depth(layout, context):
         row.progress(factor=running.fraction, type="BAR", text=running.message)
         row.operator("fathom.cancel_generation", text="", icon="CANCEL")
 
+    header, body = layout.panel("fathom_results", default_closed=True)
+    header.label(text="Results")
+    if body is not None:
+        body.operator("fathom.add_depth_node", icon="NODE")
+        row = body.row(align=True)
+        row.operator("fathom.mark_asset", icon="ASSET_MANAGER")
+        row.operator("fathom.delete_result", text="Delete", icon="TRASH")
+
 
 class _DepthPanel:
     bl_region_type = "UI"

@@ -25,7 +25,7 @@ RESULT_MARK = "@@FATHOM-RESULT@@"
 
 # Runs first in every scenario: Blender with the throwaway profile and the extension enabled.
 _PRELUDE = f"""
-import json, sys
+import json, os, sys
 import bpy, addon_utils
 bpy.ops.wm.read_userpref()  # the bpy module starts without the profile's add-ons
 def emit(value):

@@ -299,7 +299,7 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
               "files_before": files_before, "files_after": sorted(os.listdir(tmp + "/generated")),
               "images_same": len(bpy.data.images) == images_before,
               "idle_after": jobs.current() is None and bpy.ops.fathom.generate_depth.poll()})
-    """.replace("import time", "import os, time"), catalog=catalog_for(da2_small=standin_model))
+    """, catalog=catalog_for(da2_small=standin_model))
     assert got["error"] is None and got["fraction"] == 1.0
     assert "Depth ready" in got["messages"]
     assert got["refused"] and "already running" in got["refused"]
@@ -337,3 +337,40 @@ def test_cli_models_and_help(fathom_cli, tmp_path, tiny_model_file):
     helped = fathom_cli("generate", "--help")
     assert helped.returncode == 0 and "--source" in helped.stdout and "scene-z" in helped.stdout
     assert fathom_cli("frobnicate").returncode == 2
+
+
+def test_empty_depth_node_assets_and_delete(blender, catalog_for, tiny_model_file, tmp_path):
+    got = blender(MAKE_IMAGE, """
+        from bl_ext.user_default.fathom.bridge import results
+        scene = bpy.context.scene
+        scene.fathom.image = make_image("Photo", 32, 24)
+        user_image = make_image("Mine", 8, 8)
+        save_blend()
+        bpy.ops.fathom.add_depth_node()
+        tree = scene.compositing_node_group
+        empty = [n for n in tree.nodes if n.bl_idname == "CompositorNodeImage"]
+        before = {"count": len(empty), "image": empty[0].image}
+        bpy.ops.fathom.generate_depth()
+        filled = [n for n in tree.nodes if n.bl_idname == "CompositorNodeImage"]
+        tree.nodes.active = filled[0]
+        result = filled[0].image
+        result_name = result.name
+        bpy.ops.fathom.mark_asset()
+        asset = result.asset_data is not None and "depth" in result.asset_data.tags
+        path = bpy.path.abspath(result.filepath)
+        try:
+            results.delete_result(user_image)
+            refused = None
+        except Exception as exc:
+            refused = str(exc)
+        bpy.ops.fathom.delete_result()
+        emit({"before": [before["count"], before["image"] is None], "filled": [len(filled), result_name],
+              "same_node": filled[0].name == empty[0].name, "asset": asset, "refused": refused,
+              "file_gone": not os.path.exists(path), "image_gone": "Photo_depth_001.exr" not in bpy.data.images,
+              "node_empty": filled[0].image is None, "mine_kept": "Mine" in bpy.data.images})
+    """, catalog=catalog_for(da2_small=tiny_model_file))
+    assert got["before"] == [1, True]
+    assert got["filled"] == [1, "Photo_depth_001.exr"] and got["same_node"]
+    assert got["asset"]
+    assert got["refused"] and "not a depth map made by Fathom" in got["refused"]
+    assert got["file_gone"] and got["image_gone"] and got["node_empty"] and got["mine_kept"]

@@ -1,0 +1,82 @@
+"""What to do with a result: an empty Depth node ahead of time, Import to Assets, Delete."""
+import bpy
+
+from ..bridge import pipeline, results
+
+
+class FATHOM_OT_add_depth_node(bpy.types.Operator):
+    """Add an empty Depth node for the current source to the compositor; it stays transparent until
+    the first generation fills it, so node setups can be built before any depth exists"""
+    bl_idname = "fathom.add_depth_node"
+    bl_label = "Add Depth Node"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return getattr(context.scene, "fathom", None) is not None
+
+    def execute(self, context):
+        key = results.source_key(pipeline.expected_source(context))
+        node = results.add_depth_node(context.scene, key)
+        self.report({"INFO"}, f"Depth node '{node.name}' in {results.compositor_tree(context.scene).name}")
+        return {"FINISHED"}
+
+
+class _ResultOperator:
+    image_name: bpy.props.StringProperty(name="Image", default="", options={"SKIP_SAVE"},
+                                         description="The result image (default: the one shown)")
+
+    def result(self, context):
+        if self.image_name:
+            image = bpy.data.images.get(self.image_name)
+            return image if results.is_result(image) else None
+        return results.active_result(context)
+
+    @classmethod
+    def poll(cls, context):
+        if results.active_result(context) is None:
+            cls.poll_message_set("Show a depth result in the Image Editor or select its node")
+            return False
+        return True
+
+
+class FATHOM_OT_mark_asset(_ResultOperator, bpy.types.Operator):
+    """Mark the depth result as an asset, for the Asset Browser"""
+    bl_idname = "fathom.mark_asset"
+    bl_label = "Import to Assets"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        image = self.result(context)
+        if image is None:
+            self.report({"ERROR"}, f"No depth result named {self.image_name!r}")
+            return {"CANCELLED"}
+        image.use_fake_user = True  # kept in the file even when no node uses it
+        image.asset_mark()
+        image.asset_data.tags.new("depth", skip_if_exists=True)
+        image.asset_data.description = f"Depth map ({image[results.IMAGE_KEY].get('model', '')})"
+        self.report({"INFO"}, f"'{image.name}' is now an asset")
+        return {"FINISHED"}
+
+
+class FATHOM_OT_delete_result(_ResultOperator, bpy.types.Operator):
+    """Delete the depth result: its file in generated/ and its image (nodes that showed it go empty)"""
+    bl_idname = "fathom.delete_result"
+    bl_label = "Delete Depth Result"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        image = self.result(context)
+        if image is None:
+            self.report({"ERROR"}, f"No depth result named {self.image_name!r}")
+            return {"CANCELLED"}
+        name = image.name
+        path = results.delete_result(image)
+        self.report({"INFO"}, f"Deleted '{name}'" + (f" and {path}" if path else ""))
+        return {"FINISHED"}
+
+
+classes = (FATHOM_OT_add_depth_node, FATHOM_OT_mark_asset, FATHOM_OT_delete_result)
