@@ -1,10 +1,15 @@
-"""`make demo`: Fathom's main job end to end on a fresh machine.
+"""`make demo`: Fathom's main job end to end, in real Blender, on a fresh machine.
 
-1. Makes sure the depth model is there: downloads Depth Anything V2 Small with a progress bar,
-   or, where there is no network, says so in one line and how to point Fathom at a local file
-   (and, in this repository's sandbox, uses the random-weight stand-in from ../shared/models).
-2. Renders the sample scene with Cycles in real Blender (the bpy module).
-3. Estimates its depth and writes the depth files and previews into out/.
+1. The depth model: downloads Depth Anything V2 Small with a progress bar, or, where there is
+   no network, says so in one line and how to point Fathom at a local file (in this
+   repository's sandbox it then uses the random-weight stand-in from ../shared/models).
+2. Builds the extension zip for this machine (wheels fetched by pinned version) and installs it
+   into a throwaway Blender profile (build/demo-home), as a user would install it.
+3. Builds the sample scene and saves it as out/scene.blend.
+4. In Blender, through the extension's command line: renders the scene, generates its depth,
+   loads it as a Non-Color image in a compositor Image node, builds the displacement and depth
+   of field setups on it, and saves the .blend.
+5. Writes previews next to it: the render and its depth side by side.
 """
 import json
 import os
@@ -18,16 +23,17 @@ sys.path.insert(0, str(ROOT))
 
 from engine import encode  # noqa: E402
 from engine.catalog import CATALOG_ENV, get_model  # noqa: E402
-from engine.depth import estimate  # noqa: E402
 from engine.errors import FathomError  # noqa: E402
+from engine.exr import read_exr  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
-from engine.settings import DepthSettings  # noqa: E402
 from engine.store import ModelStore  # noqa: E402
 
 OUT = ROOT / "out"
+HOME = ROOT / "build" / "demo-home"
 BLENDER_PY = ROOT / ".venv-blender" / "bin" / "python"
 STANDIN = ROOT.parent / "shared" / "models" / "depth-anything-v2-small-standin.onnx"
 MODEL = "da2-small"
+PY_VERSION = f"{sys.version_info[0]}.{sys.version_info[1]}"
 
 
 class ProgressBar:
@@ -46,59 +52,83 @@ class ProgressBar:
 
 
 def ensure_model():
-    """The model file to use, downloading it when possible."""
-    store = ModelStore()
+    """Make the model available to Blender through a catalogue override; True for the stand-in."""
     info = get_model(MODEL)
+    store = ModelStore()
+    standin = False
     try:
-        return store.resolve(MODEL), False
+        path = store.resolve(MODEL)
     except FathomError:
-        pass
-    try:
-        return store.download(MODEL, progress=ProgressBar(f"Downloading {info.name}"), timeout=15), False
-    except FathomError as exc:
-        reason = str(exc).split(". ")[0]
-        print(f"\nCannot download {info.name} ({reason}); to use a model file you have, run: "
-              f"FATHOM_CATALOG=models.json make demo, with models.json = "
-              f'{{"models": {{"{MODEL}": {{"path": "/path/to/model.onnx"}}}}}}')
-    if not STANDIN.is_file():
-        sys.exit(2)
-    # The sandbox's stand-in, named through the ordinary catalogue override.
-    override = OUT / "standin-catalog.json"
-    override.write_text(json.dumps({"models": {MODEL: {"path": str(STANDIN)}}}))
+        try:
+            path = store.download(MODEL, progress=ProgressBar(f"Downloading {info.name}"), timeout=15)
+        except FathomError as exc:
+            reason = str(exc).split(". ")[0]
+            print(f"\nCannot download {info.name} ({reason}); to use a model file you have, run: "
+                  f"FATHOM_CATALOG=models.json make demo, with models.json = "
+                  f'{{"models": {{"{MODEL}": {{"path": "/path/to/model.onnx"}}}}}}')
+            if not STANDIN.is_file():
+                sys.exit(2)
+            path, standin = STANDIN, True
+            print(f"Using the stand-in {STANDIN.name}: same size and speed as the real model, random weights, "
+                  "so the depth is NOT meaningful.")
+    if os.environ.get(CATALOG_ENV) and not standin:
+        return False  # the user's own catalogue already names the file
+    override = OUT / "models.json"
+    override.write_text(json.dumps({"models": {MODEL: {"path": str(path)}}}))
     os.environ[CATALOG_ENV] = str(override)
-    print(f"Using the stand-in {STANDIN.name}: same size and speed as the real model, random weights, "
-          "so the depth is NOT meaningful.")
-    return ModelStore().resolve(MODEL), True
+    return standin
+
+
+def run(step, cmd, capture=False):
+    print(f"== {step}")
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE if capture else None)
+    if result.returncode != 0:
+        sys.exit(f"demo: {step} failed (exit code {result.returncode}).")
+    return result.stdout or ""
+
+
+def fathom(*args, blend):
+    """Fathom's CLI inside Blender: what `blender -b BLEND -c fathom ARGS` does in a Blender install."""
+    return [BLENDER_PY, ROOT / "scripts" / "blender_cli.py", "--home", HOME, "--blend", blend, "--", *args]
 
 
 def main():
     OUT.mkdir(exist_ok=True)
-    model_path, standin = ensure_model()
+    standin = ensure_model()
+    dist = ROOT / "build" / "demo-dist"
+    run("Fetching wheels", [BLENDER_PY, ROOT / "scripts" / "fetch_wheels.py", "--platform", "linux-x64",
+                            "--python", PY_VERSION])
+    for old in dist.glob("fathom-*.zip"):
+        old.unlink()
+    run("Building the extension", [BLENDER_PY, ROOT / "scripts" / "build_extension.py", "--platform", "linux-x64",
+                                   "--python", PY_VERSION, "--output-dir", dist])
+    (zip_path,) = dist.glob("fathom-*.zip")
+    run("Installing it into a throwaway Blender profile",
+        [BLENDER_PY, ROOT / "scripts" / "blender_cli.py", "--home", HOME, "--install", zip_path])
 
-    print("Rendering the sample scene with Cycles ...")
-    render = OUT / "render.png"
-    subprocess.run([str(BLENDER_PY), str(ROOT / "scripts" / "sample_scene.py"), str(render),
-                    "--blend", str(OUT / "scene.blend")], check=True, stdout=subprocess.DEVNULL)
+    blend, render = OUT / "scene.blend", OUT / "render.png"
+    for old in (blend, render):
+        old.unlink(missing_ok=True)
+    run("Building the sample scene", [BLENDER_PY, ROOT / "scripts" / "sample_scene.py", render, "--blend", blend])
+    out = run("Generating depth from the render (Cycles) and loading it into the compositor",
+              fathom("generate", "--source", "render", "--save", blend=blend), capture=True)
+    depth_file = Path(out.strip().splitlines()[-1])
+    print(f"   {depth_file}")
+    for setup in ("displacement", "dof"):
+        run(f"Setting up {setup}", fathom("setup", setup, "--save", blend=blend))
 
+    depth = read_exr(depth_file).channels
+    depth = depth.get("Y", next(iter(depth.values())))
     picture = read_image(render)
-    settings = DepthSettings()
-    result = estimate(picture, settings, model_path,
-                      progress=lambda f, msg: print(f"\rEstimating depth: {msg:<24} {100 * f:5.1f} %", end=""))
-    print()
-    meta = {"model": settings.model, "standin": standin, "resolution": settings.resolution,
-            "normalization": settings.normalization, "source": render.name}
-    written = []
-    for fmt, name in (("exr32", "depth.exr"), ("exr16", "depth_half.exr"), ("png16", "depth_16bit.png"),
-                      ("png8", "depth_8bit.png")):
-        written.append(encode.write_depth(OUT / name, result.depth, fmt, overwrite=True, metadata=meta))
-    for name, pixels in (("depth_preview.png", encode.colorize(result.depth)),
-                         ("side_by_side.png", encode.side_by_side(picture.rgb, result.depth))):
-        written.append(encode.write_file(OUT / name, encode.encode_png(pixels), overwrite=True))
-    t = result.timings
-    print(f"Depth {result.depth.shape[1]}x{result.depth.shape[0]} in {t['total']:.2f} s "
-          f"(network {t['inference']:.2f} s at {result.network_size[1]}x{result.network_size[0]}).")
-    for path in [render, OUT / "scene.blend", *written]:
-        print(f"  {path.relative_to(ROOT)}")
+    for name, pixels in (("depth_preview.png", encode.colorize(depth)),
+                         ("side_by_side.png", encode.side_by_side(picture.rgb, depth))):
+        encode.write_file(OUT / name, encode.encode_png(pixels), overwrite=True)
+    print("== Written:")
+    for path in (blend, render, depth_file, OUT / "depth_preview.png", OUT / "side_by_side.png"):
+        print(f"   {path.relative_to(ROOT)}")
+    if standin:
+        print("   (made with the stand-in model: the depth is not meaningful)")
 
 
 if __name__ == "__main__":
