@@ -55,9 +55,42 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
         if not self.models_dir.strip():
             col.label(text=f"Default: {default_models_folder()}", icon="FILE_FOLDER")
         col.prop(self, "threads")
+        self._draw_models(layout.box(), context)
         col = layout.column(heading="Server")
         col.prop(self, "server_url")
         col.prop(self, "api_key")
+
+
+    def _draw_models(self, box, context):
+        from .bridge import jobs
+        from .engine.catalog import license_notice
+        from .engine.download import human_size
+        from .engine.errors import FathomError
+
+        box.label(text="Models", icon="FILE_3D")
+        running = jobs.current()
+        if running is not None:
+            row = box.row(align=True)
+            row.progress(factor=running.fraction, type="BAR", text=running.message)
+            row.operator("fathom.cancel_generation", text="", icon="CANCEL")
+        try:
+            entries = model_store(context).list_models()
+        except FathomError as exc:  # e.g. a broken FATHOM_CATALOG file
+            box.label(text=str(exc), icon="ERROR")
+            return
+        for entry in entries:
+            info = entry.info
+            row = box.row()
+            row.label(text=f"{info.name} ({human_size(info.size)})")
+            row.label(text=entry.status.capitalize(), icon="CHECKMARK" if entry.status == "installed" else "BLANK1")
+            if entry.status == "installed":
+                row.operator("fathom.verify_model", text="Verify").model = info.id
+                if not info.is_local:
+                    row.operator("fathom.delete_model", text="", icon="TRASH").model = info.id
+            elif not info.is_local:
+                row.operator("fathom.download_model", text="Resume" if entry.part_bytes else "Download").model = info.id
+            if not info.commercial_use:
+                box.label(text=license_notice(info), icon="ERROR")
 
 
 classes = (FATHOM_AP_preferences,)

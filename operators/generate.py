@@ -13,16 +13,10 @@ from bpy.props import StringProperty
 from ..bridge import jobs, pipeline
 from ..engine.errors import FathomError
 from ..preferences import addon_preferences
+from ._worker import WorkerModal
 
 
-def _redraw(context):
-    for window in context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "IMAGE_EDITOR", "NODE_EDITOR", "STATUSBAR"}:
-                area.tag_redraw()
-
-
-class FATHOM_OT_generate_depth(bpy.types.Operator):
+class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
     """Estimate a depth map from the chosen source and add it to the compositor"""
     bl_idname = "fathom.generate_depth"
     bl_label = "Generate Depth"
@@ -72,51 +66,15 @@ class FATHOM_OT_generate_depth(bpy.types.Operator):
         try:
             jobs.check_idle()
             job = pipeline.prepare(context, output=self.output or None, allow_download=True)
-            self._running = jobs.start(job)
+            return self.start_worker(context, job)
         except FathomError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.progress_begin(0, 100)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
 
-    def modal(self, context, event):
-        running = self._running
-        if event.type == "ESC" and event.value == "PRESS":
-            running.cancel()
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}  # the rest of Blender keeps working
-        context.window_manager.progress_update(int(running.fraction * 100))
-        context.workspace.status_text_set(f"Depth: {running.message} ({running.fraction:.0%}), Esc to cancel")
-        _redraw(context)
-        if not running.done:
-            return {"PASS_THROUGH"}
-        self._end(context)
-        if running.cancelled:
-            self.report({"WARNING"}, "Depth generation cancelled; nothing was written.")
-            return {"CANCELLED"}
-        if running.error is not None:
-            if not isinstance(running.error, FathomError):
-                raise running.error
-            self.report({"ERROR"}, str(running.error))
-            return {"CANCELLED"}
-        try:
-            pipeline.finish(running.job, context)
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self._report_done(running.job, self._started)
+    def worker_done(self, context, job):
+        pipeline.finish(job, context)
+        self._report_done(job, self._started)
         return {"FINISHED"}
-
-    def _end(self, context):
-        wm = context.window_manager
-        wm.event_timer_remove(self._timer)
-        wm.progress_end()
-        context.workspace.status_text_set(None)
-        jobs.collect(self._running)
-        _redraw(context)
 
     def _report_done(self, job, started):
         where = bpy.path.relpath(str(job.path)) if bpy.data.filepath else str(job.path)
@@ -124,7 +82,7 @@ class FATHOM_OT_generate_depth(bpy.types.Operator):
 
 
 class FATHOM_OT_cancel_generation(bpy.types.Operator):
-    """Stop the running depth generation; nothing is written"""
+    """Stop the running depth generation or model download; nothing half-done is kept"""
     bl_idname = "fathom.cancel_generation"
     bl_label = "Cancel"
 

@@ -59,7 +59,7 @@ def test_installs_enabled_with_its_own_wheels(blender, blender_home):
               "ops": dir(bpy.ops.fathom),
               "ort": onnxruntime.__file__, "pil": PIL.__file__,
               "engine": mod.engine.__name__,
-              "panels": [(c.bl_space_type, c.bl_category) for c in mod.panels.classes],
+              "panels": [(c.bl_space_type, c.bl_category) for c in mod.panels.sidebar.classes],
               "prefs": type(bpy.context.preferences.addons["bl_ext.user_default.fathom"].preferences).__name__})
     """)
     assert got["check"] == [True, True]
@@ -374,3 +374,34 @@ def test_empty_depth_node_assets_and_delete(blender, catalog_for, tiny_model_fil
     assert got["asset"]
     assert got["refused"] and "not a depth map made by Fathom" in got["refused"]
     assert got["file_gone"] and got["image_gone"] and got["node_empty"] and got["mine_kept"]
+
+
+def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, tmp_path):
+    import hashlib
+    sys.path.insert(0, str(ROOT))
+    from tests.engine.http_fixture import FileServer
+
+    data = tiny_model_file.read_bytes()
+    with FileServer() as server:
+        url = server.add("tiny.onnx", data)
+        catalog = tmp_path / "models.json"
+        catalog.write_text(json.dumps({"models": {"tiny-dl": {
+            "name": "Tiny download", "url": url, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "filename": "tiny-dl.onnx", "license": "Apache-2.0"}}}))
+        got = blender("""
+            from bl_ext.user_default.fathom.preferences import model_store
+            prefs = bpy.context.preferences.addons["bl_ext.user_default.fathom"].preferences
+            prefs.models_dir = tmp + "/models"
+            offline = bpy.ops.fathom.download_model.poll()
+            bpy.context.preferences.system.use_online_access = True  # what the user turns on
+            down = bpy.ops.fathom.download_model(model="tiny-dl")
+            status = model_store().status("tiny-dl")
+            verified = bpy.ops.fathom.verify_model(model="tiny-dl")
+            deleted = bpy.ops.fathom.delete_model(model="tiny-dl")
+            emit({"offline_poll": offline, "ops": [list(down), list(verified), list(deleted)], "status": status,
+                  "after": model_store().status("tiny-dl"), "files": sorted(os.listdir(tmp + "/models"))})
+        """, catalog=catalog)
+    assert got["offline_poll"] is False
+    assert got["ops"] == [["FINISHED"]] * 3
+    assert got["status"] == "installed" and got["after"] == "missing"
+    assert not [f for f in got["files"] if f.endswith(".onnx")]

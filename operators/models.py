@@ -1,0 +1,117 @@
+"""Models in the preferences: download (resumable, verified) and verify, with progress and cancel;
+delete a downloaded model. Long steps run on the worker thread when clicked, synchronously from
+scripts and in background mode."""
+import bpy
+from bpy.props import StringProperty
+
+from ..bridge import jobs
+from ..engine.catalog import get_model
+from ..engine.download import human_size
+from ..engine.errors import FathomError
+from ..preferences import model_store
+from ._worker import WorkerModal
+
+
+class ModelTask:
+    """A download or a verification as a worker job (bpy-free run)."""
+
+    def __init__(self, store, model_id, action):
+        self.store, self.model_id, self.action = store, model_id, action
+        self.name = get_model(model_id).name
+        self.path = None
+
+    def run(self, progress=None, cancel=None):
+        verb = "Downloading" if self.action == "download" else "Verifying"
+
+        def report(done, total):
+            if progress is not None and total:
+                progress(done / total, f"{verb} {self.name}: {human_size(done)} of {human_size(total)}")
+        if self.action == "download":
+            self.path = self.store.download(self.model_id, progress=report, cancel=cancel,
+                                            allow_network=bpy.app.online_access)
+        else:
+            self.path = self.store.verify(self.model_id, progress=report, cancel=cancel)
+        return self.path
+
+
+class _ModelOperator(WorkerModal):
+    model: StringProperty(name="Model", description="Model id from the catalogue")
+    action = ""
+
+    @classmethod
+    def poll(cls, context):
+        if jobs.current() is not None:
+            cls.poll_message_set("Another download or generation is running")
+            return False
+        return True
+
+    def _task(self, context):
+        return ModelTask(model_store(context), self.model, self.action)
+
+    def execute(self, context):
+        try:
+            jobs.check_idle()
+            task = self._task(context)
+            task.run()
+        except FathomError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return self.worker_done(context, task)
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            jobs.check_idle()
+            return self.start_worker(context, self._task(context))
+        except FathomError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+
+    def worker_done(self, context, task):
+        self.report({"INFO"}, f"{task.name}: {'downloaded and verified' if self.action == 'download' else 'verified'}"
+                              f" ({task.path})")
+        return {"FINISHED"}
+
+
+class FATHOM_OT_download_model(_ModelOperator, bpy.types.Operator):
+    """Download the model (resumes a partial download) and check its sha256"""
+    bl_idname = "fathom.download_model"
+    bl_label = "Download Model"
+    action = "download"
+
+    @classmethod
+    def poll(cls, context):
+        if not bpy.app.online_access:
+            cls.poll_message_set("Online access is off: Preferences > System > Network > Allow Online Access")
+            return False
+        return super().poll(context)
+
+
+class FATHOM_OT_verify_model(_ModelOperator, bpy.types.Operator):
+    """Check the installed model file against the catalogue's sha256"""
+    bl_idname = "fathom.verify_model"
+    bl_label = "Verify Model"
+    action = "verify"
+
+
+class FATHOM_OT_delete_model(bpy.types.Operator):
+    """Delete the downloaded model file (it can be downloaded again)"""
+    bl_idname = "fathom.delete_model"
+    bl_label = "Delete Model"
+    model: StringProperty(name="Model")
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_confirm(self, event)
+
+    def execute(self, context):
+        try:
+            removed = model_store(context).delete(self.model)
+        except FathomError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Deleted {self.model}" if removed else f"{self.model} was not downloaded")
+        return {"FINISHED"}
+
+
+classes = (FATHOM_OT_download_model, FATHOM_OT_verify_model, FATHOM_OT_delete_model)
