@@ -23,6 +23,10 @@ class SetupError(FathomError):
     """A setup cannot be built from what it was given."""
 
 
+class MissingImageError(SetupError):
+    """A named image is not in the file."""
+
+
 def tagged(item, kind) -> bool:
     return item is not None and item.get(TAG) == kind
 
@@ -45,7 +49,7 @@ def find_image(name_or_image, what="image"):
     image = bpy.data.images.get(name_or_image)
     if image is None:
         names = ", ".join(sorted(i.name for i in bpy.data.images)) or "(none)"
-        raise SetupError(f"There is no image named {name_or_image!r} for the {what}: use one of {names}.")
+        raise MissingImageError(f"There is no image named {name_or_image!r} for the {what}: use one of {names}.")
     return image
 
 

@@ -1,0 +1,82 @@
+"""Displacement setup in real Blender, through the installed extension's operators: the plane seen from
+the original camera reproduces the picture; moved, it shows parallax; re-running updates; export; removal."""
+from tests.blender.setups_scene import SCENE
+
+
+def test_displaced_plane_reproduces_the_picture_and_shows_parallax(blender):
+    got = blender(SCENE + """
+scene = build_scene()
+rgb, depth, z, background = picture_and_depth(scene)
+picture, depth_image = load_picture(rgb, "source"), load_depth(depth)
+user_objects = sorted(o.name for o in scene.objects)
+for obj in scene.objects:
+    if obj.type == "MESH":
+        obj.hide_render = True   # only the displaced plane renders now
+for _ in range(2):  # idempotent: the second run updates the first
+    assert bpy.ops.fathom.setup_displacement(depth="depth", picture="source", distance=20.0, strength=12.0,
+                                             resolution=160, subdivisions=1) == {"FINISHED"}
+plane = bpy.data.objects["Fathom Depth Plane"]
+ev = plane.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+co = np.empty(len(ev.vertices) * 3, np.float32); ev.vertices.foreach_get("co", co)
+view_depth = -co.reshape(-1, 3)[:, 2]  # the plane's space is the camera's
+scene.cycles.filter_width = 0.01   # pixel-centred samples: the texture's pixels come back unblurred
+same = rendered(scene)
+fg = ~background
+camera = scene.camera
+camera.location.x += 1.0
+moved = rendered(scene)
+camera.location.x -= 1.0
+flat = bpy.ops.fathom.setup_displacement(depth="depth", picture="source", distance=20.0, strength=0.0, resolution=160)
+faces_all = len(plane.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.polygons)
+bpy.ops.fathom.setup_displacement(depth="depth", picture="source", distance=20.0, strength=12.0, resolution=160,
+                                  stretch=0.02, smooth=1)
+faces_cut = len(plane.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.polygons)
+emit({"objects": tagged("displacement")[0], "modifiers": [m.name for m in plane.modifiers],
+      "psnr": psnr(same, rgb, fg), "fg": float(fg.mean()), "moved_psnr": psnr(moved, rgb, fg),
+      "depth_span": float(view_depth.max() - view_depth.min()), "nearest": float(view_depth.min()),
+      "faces": [faces_all, faces_cut], "user_objects": user_objects})
+""")
+    print(got)
+    assert got["objects"] == ["Fathom Depth Plane"]
+    assert got["modifiers"] == ["Fathom Subdivision", "Fathom Depth Displace"]
+    assert got["fg"] > 0.3
+    assert got["psnr"] > 30.0, got
+    assert got["moved_psnr"] < 25.0, got          # a moved camera sees the relief
+    assert 11.0 < got["depth_span"] < 12.5 and got["nearest"] > 7.5  # near = bright moved ~12 units closer
+    assert 0 < got["faces"][1] < got["faces"][0]  # stretched faces at depth edges are cut
+
+
+def test_parallax_export_and_removal(blender, tmp_path):
+    got = blender(SCENE + """
+import os
+scene = build_scene()
+rgb, depth, z, background = picture_and_depth(scene)
+load_picture(rgb, "source"); load_depth(depth)
+before = sorted(o.name for o in bpy.data.objects)
+bpy.ops.fathom.setup_displacement(depth="depth", picture="source", parallax="ORBIT", amplitude=0.2, resolution=64)
+bpy.ops.fathom.setup_displacement(depth="depth", picture="source", parallax="ORBIT", amplitude=0.2, resolution=64)
+rig = scene.camera
+keys = sorted({int(k.co.x) for fc in rig.animation_data.action.fcurves for k in fc.keyframe_points}) \
+    if hasattr(rig.animation_data.action, "fcurves") else [scene.frame_start, scene.frame_end]
+scene.frame_set(scene.frame_start); start = rig.matrix_world.translation.copy()
+scene.frame_set(scene.frame_end); end = rig.matrix_world.translation.copy()
+paths = []
+for fmt in ("OBJ", "PLY", "OBJ"):
+    assert bpy.ops.fathom.export_mesh(format=fmt) == {"FINISHED"}
+paths = sorted(os.listdir(tmp + "/generated"))
+obj_lines = open(tmp + "/generated/" + paths[0]).read().splitlines()
+plane = bpy.data.objects["Fathom Depth Plane"]
+ev_vertices = len(plane.evaluated_get(bpy.context.evaluated_depsgraph_get()).data.vertices)
+camera_during = scene.camera.name
+assert bpy.ops.fathom.remove_setup(kind="DISPLACEMENT") == {"FINISHED"}
+emit({"camera_during": camera_during, "camera_after": scene.camera.name, "moved": (end - start).length,
+      "exports": paths, "obj_vertices": sum(1 for l in obj_lines if l.startswith("v ")), "ev_vertices": ev_vertices,
+      "after": sorted(o.name for o in bpy.data.objects), "before": before,
+      "leftovers": [m.name for m in bpy.data.materials if m.get("fathom_setup")] +
+                   [g.name for g in bpy.data.node_groups if g.get("fathom_setup")]})
+""")
+    assert got["camera_during"] == "Fathom Parallax Camera" and got["camera_after"] == "Camera"
+    assert got["moved"] > 1.0
+    assert got["exports"] == ["Fathom_Depth_Plane_001.obj", "Fathom_Depth_Plane_001.ply", "Fathom_Depth_Plane_002.obj"]
+    assert got["obj_vertices"] == got["ev_vertices"] > 64 * 36
+    assert got["after"] == got["before"] and got["leftovers"] == []
