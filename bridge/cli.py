@@ -3,6 +3,7 @@
     fathom generate --source image NAME | file PATH | render | compositor
                     [--backend local|scene-z] [--output PATH] [--save] [settings]
     fathom models list | download ID | verify ID
+    fathom setup displacement|dof|fog|stereo|normal|mesh|remove [--depth NAME] [options]  (bridge/setups/cli.py)
 
 Exit codes: 0 done, 1 failed (see stderr), 2 bad command line, 3 unusable source (missing or
 corrupt image, no camera, nothing to composite), 4 model missing or unknown, 5 nowhere to write
@@ -17,6 +18,7 @@ from ..engine.errors import FathomError, ImageError, ModelError
 from ..engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS
 from . import pipeline, results
 from .render_capture import RenderCaptureError
+from .setups import cli as setups_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_OUTPUT = 0, 1, 2, 3, 4, 5
 SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
@@ -55,6 +57,7 @@ def _parser():
     for action, text in (("download", "download a model (needs online access: blender --online-mode)"),
                          ("verify", "check an installed model's sha256")):
         msub.add_parser(action, help=text).add_argument("model", help="model id, as `models list` shows")
+    setups_cli.add_parser(sub)
     return ap
 
 
@@ -69,6 +72,8 @@ def main(argv) -> int:
         return EXIT_OK if not exc.code else EXIT_USAGE
     if args.command == "models":
         return _models(args)
+    if args.command == "setup":
+        return setups_cli.main(args, _exit_code)
     return _generate(args)
 
 

@@ -1,6 +1,7 @@
 """Sidebar panels; ``classes`` is what __init__.py registers."""
-from . import sidebar
+from . import setups, sidebar
 
 classes = (
     *sidebar.classes,
+    *setups.classes,
 )
