@@ -1,7 +1,8 @@
 """One module per user action; ``classes`` is what __init__.py registers."""
-from . import generate, results
+from . import generate, results, setups
 
 classes = (
     *generate.classes,
     *results.classes,
+    *setups.classes,
 )
