@@ -416,3 +416,24 @@ def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, t
     assert got["ops"] == [["FINISHED"]] * 3
     assert got["status"] == "installed" and got["after"] == "missing"
     assert not [f for f in got["files"] if f.endswith(".onnx")]
+
+
+def test_python_api(blender, catalog_for, tiny_model_file, tmp_path):
+    got = blender(MAKE_IMAGE, """
+        from bl_ext.user_default.fathom import api as fathom
+        make_image("Photo", 50, 30)
+        first = fathom.generate_depth(image="Photo", output=tmp + "/api.png", output_format="png16", invert=True)
+        try:
+            fathom.generate_depth(image="Photo", output=tmp + "/x.exr", colour="red")
+            bad = None
+        except fathom.FathomError as exc:
+            bad = str(exc)
+        emit({"path": str(first.path), "image": first.image.name, "node": first.node.bl_idname,
+              "shape": list(first.depth_map.depth.shape), "near_is_bright": first.depth_map.near_is_bright,
+              "bad": bad, "models": [m.info.id for m in fathom.models()]})
+    """, catalog=catalog_for(da2_small=tiny_model_file))
+    assert got["path"] == str(tmp_path / "api.png") and (tmp_path / "api.png").is_file()
+    assert got["image"] == "api.png" and got["node"] == "CompositorNodeImage"
+    assert got["shape"] == [30, 50] and got["near_is_bright"] is False
+    assert "Unknown setting(s) colour" in got["bad"]
+    assert "da2-small" in got["models"]

@@ -1,0 +1,78 @@
+"""Fathom for Python scripts: the same generation as the button and the CLI, synchronous.
+
+    from bl_ext.user_default.fathom import api as fathom     # the module name of the installed extension
+
+    result = fathom.generate_depth(image="Photo")                         # the scene's settings otherwise
+    result = fathom.generate_depth(source="render", resolution=1024, invert=True)
+    result = fathom.generate_depth(source="render", backend="scene-z", output="/tmp/shot_z.exr")
+    result.path, result.image, result.node, result.depth_map.depth        # file, datablock, node, array
+
+    fathom.models()                    # catalogue entries with their status (installed, missing...)
+    fathom.download_model("da2-small", progress=lambda done, total: ...)   # needs online access
+    fathom.verify_model("da2-small")
+
+Errors are engine.errors.FathomError subclasses whose message says what to do.
+"""
+from dataclasses import dataclass
+
+import bpy
+
+from .bridge import jobs, pipeline
+from .engine.depth import DepthMap
+from .engine.errors import FathomError, InvalidSettingsError
+from .preferences import model_store
+
+__all__ = ("Result", "generate_depth", "models", "download_model", "verify_model", "FathomError")
+
+_SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
+_BACKENDS = {"local": "LOCAL", "scene-z": "SCENE_Z"}
+_SETTINGS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format")
+
+
+@dataclass
+class Result:
+    path: object        # pathlib.Path of the written file
+    image: object       # bpy.types.Image, Non-Color
+    node: object        # the compositor's Image node holding it
+    depth_map: DepthMap
+
+
+def generate_depth(*, image=None, filepath=None, source=None, backend=None, output=None, context=None,
+                   **settings) -> Result:
+    """Estimate a depth map and add it to the scene, like Generate Depth. ``image`` (a name or an
+    Image) or ``filepath`` pick the source, else ``source`` ('image', 'file', 'render',
+    'compositor'), else the scene's Depth settings. ``settings``: model, resolution, invert,
+    post_resize, normalization, output_format (they override the scene's for this call)."""
+    unknown = set(settings) - set(_SETTINGS)
+    if unknown:
+        raise InvalidSettingsError(f"Unknown setting(s) {', '.join(sorted(unknown))}: use {', '.join(_SETTINGS)}.")
+    if image is not None:
+        source = "image"
+    elif filepath is not None:
+        source = "file"
+    try:
+        kind = _SOURCES[source] if source else None
+        engine = _BACKENDS[backend] if backend else None
+    except KeyError as exc:
+        raise InvalidSettingsError(f"Unknown source or backend {exc.args[0]!r}: sources are "
+                                   f"{', '.join(_SOURCES)}; backends are {', '.join(_BACKENDS)}.") from None
+    jobs.check_idle()
+    job, img, node = pipeline.generate(context or bpy.context, source=kind, image=image, filepath=filepath,
+                                       output=output, backend=engine, overrides=settings or None)
+    return Result(job.path, img, node, job.depth_map)
+
+
+def models(context=None) -> list:
+    """Every catalogue entry with its status, file path and licence (engine.store.ModelEntry)."""
+    return model_store(context).list_models()
+
+
+def download_model(model_id: str, progress=None, cancel=None, context=None):
+    """Download and verify a model (resumes a partial download); its path. Needs online access."""
+    return model_store(context).download(model_id, progress=progress, cancel=cancel,
+                                         allow_network=bpy.app.online_access)
+
+
+def verify_model(model_id: str, progress=None, context=None):
+    """Check an installed model's sha256; its path, or ChecksumError / ModelMissingError."""
+    return model_store(context).verify(model_id, progress=progress)
