@@ -17,6 +17,7 @@ from .. import capture, results
 TAG = "fathom_setup"            # on nodes, objects, materials, node groups: which setup made it
 RESTORE_KEY = "fathom_restore"  # on a chain's last node: "node name|socket identifier" it replaced
 PARAMS_KEY = "fathom_params"    # on a setup's main node/object: the values it was built with
+TITLES = {"dof": "DoF"}
 
 
 class SetupError(FathomError):
@@ -240,7 +241,7 @@ def setup_node(tree, kind, role, idname, location):
     node = tree.nodes.new(idname)
     tag(node, kind)
     node["fathom_role"] = role
-    node.name = node.label = f"Fathom {kind.upper() if len(kind) <= 3 else kind.title()} {role}"
+    node.name = node.label = f"Fathom {TITLES.get(kind, kind.title())} {role}"
     node.location = location
     return node, True
 

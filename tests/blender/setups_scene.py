@@ -62,6 +62,7 @@ def load_picture(rgb, name):
     open(path, "wb").write(encode_png(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)))
     image = bpy.data.images.load(path)
     image.name = name
+    image.use_fake_user = True  # kept when the .blend is saved
     return image
 
 def load_depth(depth, name="depth"):
@@ -69,6 +70,7 @@ def load_depth(depth, name="depth"):
     open(path, "wb").write(write_exr(np.asarray(depth, np.float32)))
     image = bpy.data.images.load(path)
     image.name = name
+    image.use_fake_user = True  # kept when the .blend is saved
     image.colorspace_settings.name = "Non-Color"
     return image
 
