@@ -5,11 +5,23 @@ from ..bridge import jobs
 from ..preferences import addon_preferences
 
 
+class FATHOM_MT_depth_presets(bpy.types.Menu):
+    bl_label = "Depth Presets"
+    preset_subdir = "fathom/depth"
+    preset_operator = "script.execute_preset"
+    draw = bpy.types.Menu.draw_preset
+
+
 def draw_depth(layout, context):
     props = context.scene.fathom
     prefs = addon_preferences(context)
     layout.use_property_split = True
     layout.use_property_decorate = False
+
+    row = layout.row(align=True)
+    row.menu("FATHOM_MT_depth_presets", text=FATHOM_MT_depth_presets.bl_label)
+    row.operator("fathom.add_depth_preset", text="", icon="ADD")
+    row.operator("fathom.add_depth_preset", text="", icon="REMOVE").remove_active = True
 
     col = layout.column()
     col.prop(prefs, "backend")
@@ -72,4 +84,4 @@ class FATHOM_PT_depth_compositor(_DepthPanel, bpy.types.Panel):
         return getattr(context.space_data, "tree_type", "") == "CompositorNodeTree"
 
 
-classes = (FATHOM_PT_depth_view3d, FATHOM_PT_depth_image, FATHOM_PT_depth_compositor)
+classes = (FATHOM_MT_depth_presets, FATHOM_PT_depth_view3d, FATHOM_PT_depth_image, FATHOM_PT_depth_compositor)

@@ -71,7 +71,8 @@ def test_installs_enabled_with_its_own_wheels(blender, blender_home):
               "ort": onnxruntime.__file__, "pil": PIL.__file__,
               "extensions": bpy.utils.user_resource("EXTENSIONS"),
               "engine": mod.engine.__name__,
-              "panels": [(c.bl_space_type, c.bl_category) for c in mod.panels.sidebar.classes],
+              "panels": [(c.bl_space_type, c.bl_category) for c in mod.panels.sidebar.classes
+                         if issubclass(c, bpy.types.Panel)],
               "prefs": type(bpy.context.preferences.addons["bl_ext.user_default.fathom"].preferences).__name__})
     """)
     assert got["check"] == [True, True]
@@ -437,3 +438,17 @@ def test_python_api(blender, catalog_for, tiny_model_file, tmp_path):
     assert got["shape"] == [30, 50] and got["near_is_bright"] is False
     assert "Unknown setting(s) colour" in got["bad"]
     assert "da2-small" in got["models"]
+
+
+def test_depth_presets(blender):
+    got = blender("""
+        props = bpy.context.scene.fathom
+        props.resolution, props.output_format, props.invert = 1036, "png16", True
+        bpy.ops.fathom.add_depth_preset(name="Fine Detail")
+        folder = bpy.utils.user_resource("SCRIPTS", path="presets/fathom/depth")
+        (path,) = [os.path.join(folder, f) for f in os.listdir(folder) if f.lower() == "fine_detail.py"]
+        props.resolution, props.output_format, props.invert = 518, "exr32", False
+        bpy.ops.script.execute_preset(filepath=path, menu_idname="FATHOM_MT_depth_presets")
+        emit({"exists": os.path.isfile(path), "values": [props.resolution, props.output_format, props.invert]})
+    """)
+    assert got == {"exists": True, "values": [1036, "png16", True]}
