@@ -191,7 +191,8 @@ def picture_material(picture):
         return material
     material = common.tag(bpy.data.materials.new(f"Fathom {picture.name}"), KIND)
     material["fathom_picture"] = picture.name
-    material.use_nodes = True
+    if material.node_tree is None:  # 4.x; 5.0 materials always have nodes
+        material.use_nodes = True
     nodes = material.node_tree.nodes
     nodes.clear()
     tex = nodes.new("ShaderNodeTexImage")
@@ -287,7 +288,8 @@ def setup(scene, depth, picture=None, *, target=None, distance=10.0, strength=No
         **{"UV Map": obj.data.uv_layers.active.name}))
     obj[common.PARAMS_KEY] = {"depth": depth.name, "picture": picture.name if picture else "", "distance": distance,
                               "strength": strength, "midlevel": midlevel, "camera": camera.name}
-    _parallax(scene, camera, distance, parallax, amplitude)
+    if target is None or parallax != "NONE":  # displacing a user's object leaves the plane's camera move alone
+        _parallax(scene, camera, distance, parallax, amplitude)
     return obj
 
 
