@@ -31,15 +31,23 @@ def comp_nodes():
     tree = compositor_tree(bpy.context.scene, create=False)
     return [(n.bl_idname, n.image.name if getattr(n, "image", None) else None) for n in tree.nodes]
 
+def comp_tree_name():
+    from bl_ext.user_default.fathom.bridge.results import compositor_tree
+    return compositor_tree(bpy.context.scene, create=False).name
+
 def image_nodes():
     return [image for idname, image in comp_nodes() if idname == "CompositorNodeImage"]
 
 def render_output_linked():
-    # Blender 5.0+: Render Layers -> Group Output; 4.x: Render Layers -> Composite.
+    # Render Layers reaches the output: Group Output in 5.0+, Composite in 4.x (there through a Reroute).
     from bl_ext.user_default.fathom.bridge.results import compositor_tree
     tree = compositor_tree(bpy.context.scene, create=False)
-    return any(l.from_node.bl_idname == "CompositorNodeRLayers"
-               and l.to_node.bl_idname in ("NodeGroupOutput", "CompositorNodeComposite") for l in tree.links)
+    reached, todo = set(), [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"]
+    while todo:
+        node = todo.pop()
+        reached.add(node.bl_idname)
+        todo += [l.to_node for l in tree.links if l.from_node == node]
+    return bool(reached & {"NodeGroupOutput", "CompositorNodeComposite"})
 """
 
 
@@ -149,20 +157,25 @@ def test_image_file_source_and_existing_tree_left_alone(blender, catalog_for, ti
         img.save()
         save_blend()
         scene = bpy.context.scene
-        tree = bpy.data.node_groups.new("Mine", "CompositorNodeTree")
+        if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
+            tree = bpy.data.node_groups.new("Mine", "CompositorNodeTree")
+            scene.compositing_node_group = tree
+        else:
+            scene.use_nodes = True
+            tree = scene.node_tree
+            tree.nodes.clear()
         blur = tree.nodes.new("CompositorNodeBlur")
-        scene.compositing_node_group = tree
         scene.fathom.source = "FILE"
         scene.fathom.filepath = "//pic.png"
         ok = bpy.ops.fathom.generate_depth()
         result = [i for i in bpy.data.images if i.name.startswith("pic_depth")][0]
-        emit({"ok": list(ok), "size": list(result.size), "tree": scene.compositing_node_group.name,
+        emit({"ok": list(ok), "size": list(result.size), "tree": comp_tree_name() == tree.name,
               "nodes": sorted(n.bl_idname for n in tree.nodes), "blur_location": list(blur.location),
               "source": result["fathom"]["source"].to_dict()})
     """, catalog=catalog_for(da2_small=tiny_model_file))
     assert got["ok"] == ["FINISHED"]
     assert got["size"] == [40, 30]
-    assert got["tree"] == "Mine" and got["nodes"] == ["CompositorNodeBlur", "CompositorNodeImage"]
+    assert got["tree"] is True and got["nodes"] == ["CompositorNodeBlur", "CompositorNodeImage"]
     assert got["blur_location"] == [0.0, 0.0]
     assert got["source"]["kind"] == "file"
 
@@ -257,10 +270,9 @@ def test_render_source_and_scene_z(blender, fathom_cli, catalog_for, tiny_model_
                    blend=blend, catalog=catalog)
     assert z.returncode == 0, z.stderr
     assert Path(z.stdout.strip().splitlines()[-1]) == tmp_path / "generated" / "Scene_Z_depth_001.exr"
-    saved = blender("""
+    saved = blender(MAKE_IMAGE, """
         bpy.ops.wm.open_mainfile(filepath=tmp + "/scene.blend")
-        tree = bpy.context.scene.compositing_node_group
-        emit(sorted(n.image.name for n in tree.nodes if n.bl_idname == "CompositorNodeImage"))
+        emit(sorted(image_nodes()))
     """)
     assert saved == ["Scene_Z_depth_001.exr", "Scene_render_depth_001.exr"]  # --save kept the new node
 
