@@ -2,6 +2,7 @@
 import bpy
 
 from ..bridge import pipeline, results
+from ..preferences import addon_preferences
 
 
 class FATHOM_OT_add_depth_node(bpy.types.Operator):
@@ -79,4 +80,57 @@ class FATHOM_OT_delete_result(_ResultOperator, bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (FATHOM_OT_add_depth_node, FATHOM_OT_mark_asset, FATHOM_OT_delete_result)
+class FATHOM_OT_regenerate_result(_ResultOperator, bpy.types.Operator):
+    """Generate this depth map again from its source, with the settings it was made with
+    (they become the scene's Depth settings); the new result replaces it in its node"""
+    bl_idname = "fathom.regenerate_result"
+    bl_label = "Re-generate"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        image = self.result(context)
+        if image is None:
+            self.report({"ERROR"}, f"No depth result named {self.image_name!r}")
+            return {"CANCELLED"}
+        try:
+            restore_settings(context, image[results.IMAGE_KEY].to_dict())
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return bpy.ops.fathom.generate_depth("EXEC_DEFAULT" if bpy.app.background else "INVOKE_DEFAULT")
+
+
+_SETTING_PROPS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format")
+_KINDS = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
+
+
+def restore_settings(context, meta: dict):
+    """Make the scene's Depth settings (and the backend) those a result was made with."""
+    props = context.scene.fathom
+    source = meta.get("source", {})
+    kind = source.get("kind")
+    prefs = addon_preferences(context)
+    if kind == "scene-z":
+        prefs.backend = "SCENE_Z"
+    elif kind in _KINDS:
+        if prefs.backend == "SCENE_Z":
+            prefs.backend = "LOCAL"
+        props.source = _KINDS[kind]
+        if kind == "image":
+            img = bpy.data.images.get(source.get("image", ""))
+            if img is None:
+                raise ValueError(f"The source image {source.get('image')!r} is no longer in this file.")
+            props.image = img
+        elif kind == "file":
+            props.filepath = source.get("filepath", "")
+    else:
+        raise ValueError(f"This result does not say where it came from (source {source!r}).")
+    for name in _SETTING_PROPS:
+        if name in meta.get("settings", {}):
+            try:
+                setattr(props, name, meta["settings"][name])
+            except TypeError:  # e.g. a model no longer in the catalogue: keep the scene's
+                pass
+
+
+classes = (FATHOM_OT_add_depth_node, FATHOM_OT_mark_asset, FATHOM_OT_delete_result, FATHOM_OT_regenerate_result)

@@ -55,6 +55,7 @@ def draw_depth(layout, context):
     if body is not None:
         body.operator("fathom.add_depth_node", icon="NODE")
         row = body.row(align=True)
+        row.operator("fathom.regenerate_result", icon="FILE_REFRESH")
         row.operator("fathom.mark_asset", icon="ASSET_MANAGER")
         row.operator("fathom.delete_result", text="Delete", icon="TRASH")
 

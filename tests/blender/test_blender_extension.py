@@ -464,3 +464,25 @@ def test_depth_presets(blender):
         emit({"exists": os.path.isfile(path), "values": [props.resolution, props.output_format, props.invert]})
     """)
     assert got == {"exists": True, "values": [1036, "png16", True]}
+
+
+def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_file):
+    got = blender(MAKE_IMAGE, """
+        from bl_ext.user_default.fathom.bridge import results
+        scene = bpy.context.scene
+        props = scene.fathom
+        props.image = make_image("Photo", 40, 20)
+        props.resolution, props.invert, props.output_format = 300, True, "exr16"
+        save_blend()
+        bpy.ops.fathom.generate_depth()
+        props.resolution, props.invert, props.output_format = 700, False, "png8"
+        props.image = make_image("Other", 8, 8)
+        tree = results.compositor_tree(scene, create=False)
+        tree.nodes.active = [n for n in tree.nodes if n.bl_idname == "CompositorNodeImage"][0]
+        ok = bpy.ops.fathom.regenerate_result()
+        emit({"ok": list(ok), "settings": [props.resolution, props.invert, props.output_format, props.image.name],
+              "nodes": image_nodes()})
+    """, catalog=catalog_for(da2_small=tiny_model_file))
+    assert got["ok"] == ["FINISHED"]
+    assert got["settings"] == [300, True, "exr16", "Photo"]
+    assert got["nodes"] == ["Photo_depth_002.exr"]
