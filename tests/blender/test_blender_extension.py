@@ -486,3 +486,24 @@ def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_fi
     assert got["ok"] == ["FINISHED"]
     assert got["settings"] == [300, True, "exr16", "Photo"]
     assert got["nodes"] == ["Photo_depth_002.exr"]
+
+
+def test_capture_flips_rows_and_displays_float_images(blender):
+    got = blender("""
+        import numpy as np
+        from bl_ext.user_default.fathom.bridge.capture import image_pixels
+        out = {}
+        for name, is_float in (("byte", False), ("float", True)):
+            img = bpy.data.images.new(name, 4, 2, float_buffer=is_float)
+            px = np.ones((2, 4, 4), np.float32)
+            px[0, :, :3] = 0.0             # Blender's first row is the bottom one
+            px[1, :, :3] = 0.2140          # linear value of sRGB 0.5
+            img.pixels.foreach_set(px.ravel())
+            rgb = image_pixels(img)
+            out[name] = [rgb.shape, float(rgb[0, 0, 0]), float(rgb[1, 0, 0])]
+        emit(out)
+    """)
+    # Top row first; a byte image's values as stored, a float image's linear light shown as sRGB.
+    assert got["byte"][0] == [2, 4, 3] and got["byte"][2] == 0.0
+    assert abs(got["byte"][1] - 0.214) < 0.003  # 8-bit storage
+    assert got["float"][2] == 0.0 and abs(got["float"][1] - 0.5) < 0.002
