@@ -107,6 +107,7 @@ def write_file(path, data: bytes, *, overwrite: bool = False) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; results are ordinary files
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -122,6 +123,16 @@ def write_file(path, data: bytes, *, overwrite: bool = False) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _read_umask() -> int:
+    # Reading it means setting it; done once at import, before any writer threads start.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def _exists(path):

@@ -182,3 +182,12 @@ def test_encode_png_of_a_preview():
     assert np.array_equal(read_image(data).rgb, preview) and read_metadata(data) == {"model": "m"}
     with pytest.raises(ValueError, match="uint8 pixels"):
         encode_png(preview.astype(np.float32))
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+    from engine import encode
+    path = write_depth(tmp_path / "d.png", np.zeros((2, 2), np.float32), "png8")
+    # Readable by a farm node or another user, like any file the process creates.
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~encode._UMASK
