@@ -110,11 +110,12 @@ def expected_source(context) -> dict:
 
 
 def prepare(context, *, source=None, image=None, filepath=None, output=None, overrides=None, backend=None,
-            progress=None, allow_download=False) -> Job:
+            progress=None, allow_download=False, force=False, allow_online=False) -> Job:
     """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options);
-    ``backend``: LOCAL or SCENE_Z instead of the preferences' choice; ``allow_download``: a
+    ``backend``: LOCAL, SERVER or SCENE_Z instead of the preferences' choice; ``allow_download``: a
     missing model is downloaded by ``Job.run`` when Blender may go online. Renders happen here,
-    on the main thread, as Blender requires."""
+    on the main thread, as Blender requires. Server only: ``force`` generates again instead of
+    reusing an identical earlier result; ``allow_online`` is the headless --online-mode."""
     prefs = addon_preferences(context)
     backend = backend or prefs.backend
     settings = context.scene.fathom.depth_settings(prefs.threads)
@@ -129,9 +130,13 @@ def prepare(context, *, source=None, image=None, filepath=None, output=None, ove
         picture = capture.Capture(None, f"the Z pass of scene '{scene.name}'", f"{scene.name}_Z",
                                   {"kind": "scene-z", "scene": scene.name, "camera": camera})
         return Job(picture, settings, None, target, scene.name, depth_map=depth_map)
+    if backend == "SERVER":
+        from . import remote
+        picture = resolve_source(context, source, image, filepath, progress)
+        return remote.prepare(context, picture, settings, target, force=force, allow_online=allow_online)
     if backend != "LOCAL":
-        raise FathomError("The Server backend is not available in this version of Fathom: choose Local or "
-                          "Scene Z in Preferences > Add-ons > Fathom.")
+        raise FathomError(f"Unknown backend {backend!r}: choose Local, Server or Scene Z in Preferences > "
+                          "Add-ons > Fathom.")
     picture = resolve_source(context, source, image, filepath, progress)
     store = model_store(context)
     try:
@@ -145,6 +150,8 @@ def prepare(context, *, source=None, image=None, filepath=None, output=None, ove
 
 def finish(job: Job, context):
     """Load the written file as an image and show it in the scene's compositor."""
+    if hasattr(job, "finish"):  # the Server backend's job (it may reuse an earlier image)
+        return job.finish(context)
     image = results.load_result(job.path, job.depth_map, job.capture.source)
     scene = bpy.data.scenes.get(job.scene_name) or context.scene
     node = results.place_image_node(scene, image, results.source_key(job.capture.source))

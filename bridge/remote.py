@@ -1,0 +1,435 @@
+"""The Server backend: the captured picture goes to a Fathom depth server, the depth map comes back
+into the same result handling as a local generation (file under //generated/, image, node).
+
+    job = prepare(context, picture, settings, target)   main thread: PNG, cache look-up, no network
+    job.run(progress, cancel)                            worker thread: submit, follow, download, write
+    image, node = job.finish(context)                    main thread: image and node, pending entry gone
+
+No network on the main thread of an interactive Blender: the balance and price list the sidebar
+shows come from :data:`account`, refreshed on a worker thread. A job accepted by the server is
+recorded in the .blend at once (bridge.pending), so a paid result survives a lost connection or a
+closed Blender. A second identical generation (same picture, settings and server) reuses the
+earlier result instead of spending tokens, unless ``force`` asks for a new one.
+"""
+import hashlib
+import struct
+import threading
+import time
+import uuid
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import bpy
+import numpy as np
+
+from ..engine import encode, remote
+from ..engine.depth import DepthMap
+from ..engine.errors import CancelledError, FathomError
+from ..engine.exr import read_exr
+from ..preferences import addon_preferences
+from . import pending, results
+from .pipeline import Job
+
+REMOTE_KEY = "remote"  # in a result image's "fathom" property: server, job id, cache key, cost
+_STATUS_PROGRESS = {"starting": (0.15, "Queued on the depth server"),
+                    "processing": (0.5, "The depth server is computing the depth map")}
+
+
+class OfflineError(FathomError):
+    """Blender may not go online, and the Server backend needs to."""
+
+
+class StillPendingError(FathomError):
+    """The server has the job but its result could not be fetched now; it stays pending in the file."""
+
+
+def check_online(allow: bool = False, url: str = ""):
+    if bpy.app.online_access or allow:
+        return
+    where = f" ({url})" if url else ""
+    raise OfflineError(f"Online access is off, so the Server backend cannot reach the depth server{where}: turn on "
+                       "Edit > Preferences > System > Network > Allow Online Access (headless: run Blender with "
+                       "--online-mode, or `fathom generate --online-mode`), or choose the Local backend.")
+
+
+def client_for(context=None, url: Optional[str] = None) -> remote.RemoteClient:
+    prefs = addon_preferences(context)
+    return remote.RemoteClient(url or prefs.server_url, prefs.api_key)
+
+
+# ------------------------------------------------------------------ the picture as PNG bytes
+
+def picture_bytes(rgb: np.ndarray) -> bytes:
+    """The captured picture as a PNG: 8-bit when every value is an exact 8-bit level (byte images
+    captured as float), else 16-bit, so float and 16-bit sources lose nothing the network could see."""
+    a = np.asarray(rgb)
+    if a.dtype == np.uint8:
+        return encode.encode_png(np.ascontiguousarray(a))
+    if a.dtype == np.uint16:
+        return png16_rgb(a)
+    unit = np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0), 0.0, 1.0)
+    levels = unit * 255.0
+    if np.abs(levels - np.rint(levels)).max(initial=0.0) < 1e-3:
+        return encode.encode_png(np.rint(levels).astype(np.uint8))
+    return png16_rgb(np.rint(unit * 65535.0).astype(np.uint16))
+
+
+def png16_rgb(rgb16: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG (Pillow writes 16-bit grey only): IHDR, one zlib IDAT, IEND."""
+    height, width, _ = rgb16.shape
+    rows = np.ascontiguousarray(rgb16[:, :, :3]).astype(">u2").view(np.uint8).reshape(height, width * 6)
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)  # filter byte 0 per row
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+            + chunk(b"IEND", b""))
+
+
+def depth_map_from_exr(data: bytes, settings, model: str) -> DepthMap:
+    """The server's float EXR (one 'Y' channel) as the DepthMap local generation would give."""
+    exr = read_exr(data)
+    channel = exr.channels.get("Y")
+    if channel is None:
+        channel = next(iter(exr.channels.values()))
+    depth = np.ascontiguousarray(channel, dtype=np.float32)
+    return DepthMap(depth, not settings.invert, model, settings, tuple(depth.shape))
+
+
+# ------------------------------------------------------------------ the job
+
+# Idempotency keys of submissions whose answer never came (cache key -> key): submitting the same
+# picture and settings again reuses the key, so the server answers with the first job, uncharged.
+_unanswered_keys = {}
+
+
+@dataclass
+class RemoteJob(Job):
+    server: str = ""
+    client: Optional[remote.RemoteClient] = None
+    picture: Optional[bytes] = None
+    cache_key: str = ""
+    idempotency_key: str = ""
+    job_id: Optional[str] = None        # known from the start when fetching a pending or cached result
+    cost: Optional[int] = None
+    reuse_image: Optional[str] = None   # an earlier identical result: nothing to do but show it
+    follow_seconds: float = 600.0
+    cancel_on_server: bool = True       # Esc cancels the server job (fetching a pending one only stops)
+
+    @property
+    def reused(self) -> bool:
+        return self.reuse_image is not None
+
+    def run(self, progress=None, cancel=None) -> Path:
+        report = progress or (lambda fraction, message: None)
+        if self.reused:
+            return self.path
+        if self.job_id is None:
+            self._submit(report, cancel)
+        self._follow(report, cancel)
+        report(0.9, "Downloading the depth map")
+        try:
+            data = self.client.download(self.job_id, "exr")
+        except (remote.UnreachableError, remote.ServerError) as exc:
+            raise self._still_pending(exc) from None
+        self.depth_map = depth_map_from_exr(data, self.settings, self.settings.model)
+        metadata = {"fathom.model": self.settings.model, "fathom.settings": asdict(self.settings),
+                    "fathom.source": self.capture.source, "fathom.server": self.server, "fathom.job": self.job_id}
+        # A paid result is written even when a cancel came after the server had finished it.
+        self.path = results.write_result(self.depth_map, self.capture.name, self.target, metadata)
+        account.refresh_quietly(self.client)
+        return self.path
+
+    def _submit(self, report, cancel):
+        if cancel is not None and cancel():
+            raise CancelledError("Depth generation was cancelled before anything was sent; no tokens were spent.")
+        report(0.05, "Sending the picture to the depth server")
+        try:
+            job = self.client.submit(self.picture, self.settings, idempotency_key=self.idempotency_key,
+                                     filename=f"{results._safe_stem(self.capture.name)}.png")
+        except remote.InsufficientTokensError:
+            account.refresh_quietly(self.client)
+            raise
+        except (remote.UnreachableError, remote.ServerError):
+            _unanswered_keys[self.cache_key] = self.idempotency_key  # a retry must not charge again
+            raise
+        _unanswered_keys.pop(self.cache_key, None)
+        self.job_id, self.cost = job["id"], job.get("cost")
+        pending.post(pending.add, self.scene_name, self.pending_entry())
+        account.charged(self.server, self.client.api_key, self.cost)
+
+    def _follow(self, report, cancel):
+        def look(status, job):
+            report(*_STATUS_PROGRESS.get(status, (0.85, f"The depth map is {status}")))
+
+        try:
+            if self.cancel_on_server:
+                self.client.wait(self.job_id, progress=look, cancel=cancel, timeout=self.follow_seconds)
+                return
+            deadline = time.monotonic() + self.follow_seconds
+            while True:  # fetching: Esc stops following, the job goes on and stays pending
+                try:
+                    self.client.wait(self.job_id, progress=look, timeout=min(2.0, self.follow_seconds))
+                    return
+                except remote.WaitTimeoutError:
+                    if (cancel is not None and cancel()) or time.monotonic() >= deadline:
+                        raise
+        except (remote.JobFailedError, remote.JobCancelledError):
+            pending.post(pending.remove, self.scene_name, self.job_id)
+            account.refresh_quietly(self.client)
+            raise
+        except (remote.UnreachableError, remote.ServerError, remote.WaitTimeoutError, remote.RateLimitedError) as exc:
+            raise self._still_pending(exc) from None
+
+    def _still_pending(self, exc) -> StillPendingError:
+        return StillPendingError(f"{exc} The depth map {self.job_id} is paid for and stays pending in this file: "
+                                 "save the file, and use Fetch Pending Results (Depth panel) later; no tokens are "
+                                 "lost.")
+
+    def pending_entry(self) -> dict:
+        target = {"folder": str(self.target.folder)} if self.target.folder else {"file": str(self.target.file)}
+        return {"job": self.job_id, "server": self.server, "idempotency_key": self.idempotency_key,
+                "cache_key": self.cache_key, "cost": self.cost, "settings": asdict(self.settings),
+                "source": dict(self.capture.source), "label": self.capture.label, "name": self.capture.name,
+                "target": target, "scene": self.scene_name, "submitted": time.time()}
+
+    def finish(self, context):
+        """Main thread: the image (the earlier one when reused) in the source's node; the job is
+        no longer pending."""
+        pending.drain()
+        if self.reused:
+            image = bpy.data.images[self.reuse_image]
+        else:
+            image = results.load_result(self.path, self.depth_map, self.capture.source)
+            image[results.IMAGE_KEY][REMOTE_KEY] = {"server": self.server, "job": self.job_id,
+                                                     "cache_key": self.cache_key, "cost": self.cost or 0}
+        scene = bpy.data.scenes.get(self.scene_name) or context.scene
+        node = results.place_image_node(scene, image, results.source_key(self.capture.source))
+        if self.job_id:
+            pending.remove(self.scene_name, self.job_id)
+        return image, node
+
+
+def prepare(context, picture, settings, target, *, force=False, allow_online=False) -> RemoteJob:
+    """Main thread, no network: the PNG to send and its cache key; an earlier identical result is
+    reused (or downloaded again, free, when its file is gone or another format is asked for)."""
+    prefs = addon_preferences(context)
+    client = client_for(context)  # checks the URL's form
+    check_online(allow_online, client.base_url)
+    if not client.api_key:
+        raise remote.AuthenticationError("No API key is set for the depth server: paste your key in Edit > "
+                                         "Preferences > Add-ons > Fathom (the server's operator gives you one).")
+    data = picture_bytes(picture.rgb)
+    key = remote.result_cache_key(data, settings, server=client.base_url)
+    job = RemoteJob(picture, settings, None, target, context.scene.name, server=client.base_url, client=client,
+                    picture=data, cache_key=key)
+    job.idempotency_key = str(uuid.uuid4()) if force else _unanswered_keys.get(key) or str(uuid.uuid4())
+    if force:
+        return job
+    earlier = find_cached(key, settings.output_format)
+    if earlier is not None:
+        image, usable = earlier
+        if usable:
+            job.reuse_image, job.path = image.name, Path(bpy.path.abspath(image.filepath))
+        else:
+            job.job_id = image[results.IMAGE_KEY][REMOTE_KEY]["job"]
+        return job
+    view = account.view(client.base_url, prefs.api_key)
+    if view is not None and view.balance is not None and view.pricing_client is not None:
+        try:
+            cost = view.pricing_client.cost(settings)
+        except FathomError:
+            cost = None
+        if cost is not None and cost > view.balance:
+            raise remote.InsufficientTokensError(
+                f"Short by {cost - view.balance} token(s): this depth map costs {cost} and your balance is "
+                f"{view.balance}. " + (f"Get tokens at {view.top_up_url}." if view.top_up_url else
+                                      "Ask the server's operator for tokens.") + " Nothing was sent.",
+                needed=cost, balance=view.balance, shortfall=cost - view.balance, top_up_url=view.top_up_url)
+    return job
+
+
+def find_cached(cache_key: str, output_format: str):
+    """(image, usable) of an earlier result with this cache key: usable when its file is there in the
+    asked format; else only its server job id is of use."""
+    found = None
+    for image in bpy.data.images:
+        meta = image.get(results.IMAGE_KEY)
+        info = meta.get(REMOTE_KEY) if meta is not None else None
+        if info is None or info.get("cache_key") != cache_key:
+            continue
+        same_format = meta.get("settings", {}).get("output_format") == output_format
+        if same_format and image.filepath and Path(bpy.path.abspath(image.filepath)).is_file():
+            return image, True
+        found = found or (image, False)
+    return found
+
+
+# ------------------------------------------------------------------ account: balance and prices
+
+@dataclass(frozen=True)
+class AccountView:
+    server: str
+    user: Optional[str] = None
+    balance: Optional[int] = None
+    top_up_url: Optional[str] = None
+    error: Optional[str] = None
+    checked_at: float = 0.0
+    pricing_client: Optional[remote.RemoteClient] = None  # price list cached on it: cost() needs no network
+
+
+def _fingerprint(url, key):
+    return hashlib.sha256(f"{url}\n{key}".encode()).hexdigest()
+
+
+class Account:
+    """The balance and price list per server and key, fetched off the main thread; draw() reads it."""
+
+    STALE_SECONDS = 300.0
+    RETRY_SECONDS = 30.0
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._views = {}
+        self._busy = set()
+
+    def view(self, url, key) -> Optional[AccountView]:
+        try:
+            client = remote.RemoteClient(url, key)  # the URL as the client normalises it; no network
+        except FathomError:
+            return None
+        with self._lock:
+            return self._views.get(_fingerprint(client.base_url, client.api_key))
+
+    def refresh(self, client: remote.RemoteClient) -> AccountView:
+        """Ask the server (on the calling thread: a worker, or a headless run); errors are kept on the view."""
+        fp = _fingerprint(client.base_url, client.api_key)
+        with self._lock:
+            self._busy.add(fp)
+        return self._ask(client, fp)
+
+    def _ask(self, client, fp) -> AccountView:
+        try:
+            me = client.me(ledger_limit=0)
+            client.pricing(refresh=True)
+            view = AccountView(client.base_url, me.get("user"), int(me["balance"]),
+                               me.get("topUpUrl") or client.pricing().get("topUpUrl"), None, time.time(), client)
+        except FathomError as exc:
+            old = self._views.get(fp)
+            view = AccountView(client.base_url, error=str(exc), checked_at=time.time(),
+                               pricing_client=old.pricing_client if old else None)
+        with self._lock:
+            self._views[fp] = view
+            self._busy.discard(fp)
+        return view
+
+    def refresh_quietly(self, client):
+        try:
+            self.refresh(client)
+        except Exception:  # a balance display must never fail a paid result
+            pass
+
+    def refresh_in_background(self, client, on_done=None) -> bool:
+        """Start a refresh on a worker thread unless one runs; ``on_done(view)`` runs on that thread."""
+        fp = _fingerprint(client.base_url, client.api_key)
+        with self._lock:
+            if fp in self._busy:
+                return False
+            self._busy.add(fp)
+
+        def work():
+            view = self._ask(client, fp)
+            if on_done is not None:
+                on_done(view)
+
+        threading.Thread(target=work, name="fathom-account", daemon=True).start()
+        _redraw_when_idle()
+        return True
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._busy)
+
+    def charged(self, url, key, cost):
+        """Lower the shown balance by a job's cost at once (the server's figure follows)."""
+        if not cost:
+            return
+        fp = _fingerprint(url, key)
+        with self._lock:
+            view = self._views.get(fp)
+            if view is not None and view.balance is not None:
+                self._views[fp] = AccountView(view.server, view.user, view.balance - cost, view.top_up_url,
+                                              view.error, view.checked_at, view.pricing_client)
+
+    def needs_refresh(self, url, key) -> bool:
+        view = self.view(url, key)
+        if view is None:
+            return True
+        wait = self.RETRY_SECONDS if view.error else self.STALE_SECONDS
+        return time.time() - view.checked_at > wait
+
+    def clear(self):
+        with self._lock:
+            self._views.clear()
+
+
+account = Account()
+
+
+def _redraw_when_idle():
+    """Main-thread timer: redraw the sidebar and preferences once the account refresh is done."""
+    if bpy.app.background or bpy.app.timers.is_registered(_redraw_tick):
+        return
+    bpy.app.timers.register(_redraw_tick, first_interval=0.2)
+
+
+def _redraw_tick():
+    busy = account.busy()
+    wm = bpy.context.window_manager
+    for window in wm.windows if wm is not None else ():
+        for area in window.screen.areas:
+            if area.type in {"VIEW_3D", "IMAGE_EDITOR", "NODE_EDITOR", "PREFERENCES"}:
+                area.tag_redraw()
+    return 0.2 if busy else None
+
+
+def auto_refresh(context):
+    """From draw(): start a balance refresh on a worker thread when none is known for the current
+    server and key (never network here; nothing when Blender may not go online)."""
+    prefs = addon_preferences(context)
+    if not bpy.app.online_access or not prefs.api_key.strip():
+        return
+    if not account.needs_refresh(prefs.server_url, prefs.api_key):
+        return
+    try:
+        client = client_for(context)
+    except FathomError:
+        return
+    account.refresh_in_background(client)
+
+
+def generate_button(context) -> dict:
+    """What the Generate button of the Server backend shows, from the cached account only:
+    {kind: 'generate'|'top_up'|'unknown', text, cost, shortfall, note}."""
+    prefs = addon_preferences(context)
+    view = account.view(prefs.server_url, prefs.api_key)
+    if not bpy.app.online_access:
+        return {"kind": "generate", "text": "Generate Depth", "note": "Online access is off (Preferences > System)"}
+    if view is None or view.pricing_client is None:
+        return {"kind": "generate", "text": "Generate Depth", "note": view.error if view else "Checking the balance..."}
+    settings = context.scene.fathom.depth_settings(prefs.threads)
+    try:
+        cost = view.pricing_client.cost(settings)
+    except FathomError as exc:
+        return {"kind": "unknown", "text": "Generate Depth", "note": str(exc)}
+    tokens = "token" if cost == 1 else "tokens"
+    if view.balance is not None and view.balance < cost:
+        short = cost - view.balance
+        return {"kind": "top_up", "text": f"Get tokens · {short} more", "cost": cost, "shortfall": short,
+                "note": f"This depth map costs {cost} {tokens}; your balance is {view.balance}"}
+    return {"kind": "generate", "text": f"Generate Depth · {cost} {tokens}", "cost": cost, "shortfall": 0,
+            "note": view.error}
