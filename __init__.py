@@ -16,11 +16,12 @@ def register():
     global _cli_handle
     import bpy
     from . import properties
-    from .bridge import cli
+    from .bridge import cli, pending
 
     for cls in _classes():
         bpy.utils.register_class(cls)
     properties.register()
+    pending.register()  # load_post handler: pending server results noticed on file open
     # `blender -b file.blend -c fathom generate ...`; absent before Blender 4.2's CLI API.
     if hasattr(bpy.utils, "register_cli_command"):
         _cli_handle = bpy.utils.register_cli_command("fathom", cli.main)
@@ -30,7 +31,9 @@ def unregister():
     global _cli_handle
     import bpy
     from . import properties
+    from .bridge import pending
 
+    pending.unregister()
     if _cli_handle is not None:
         bpy.utils.unregister_cli_command(_cli_handle)
         _cli_handle = None

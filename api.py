@@ -5,6 +5,8 @@
     result = fathom.generate_depth(image="Photo")                         # the scene's settings otherwise
     result = fathom.generate_depth(source="render", resolution=1024, invert=True)
     result = fathom.generate_depth(source="render", backend="scene-z", output="/tmp/shot_z.exr")
+    result = fathom.generate_depth(image="Photo", backend="server")      # the depth server, uses tokens
+    result = fathom.generate_depth(image="Photo", backend="server", force=True)  # again, even if identical
     result.path, result.image, result.node, result.depth_map.depth        # file, datablock, node, array
 
     fathom.models()                    # catalogue entries with their status (installed, missing...)
@@ -25,7 +27,7 @@ from .preferences import model_store
 __all__ = ("Result", "generate_depth", "models", "download_model", "verify_model", "FathomError")
 
 _SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
-_BACKENDS = {"local": "LOCAL", "scene-z": "SCENE_Z"}
+_BACKENDS = {"local": "LOCAL", "server": "SERVER", "scene-z": "SCENE_Z"}
 _SETTINGS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format")
 
 
@@ -38,11 +40,13 @@ class Result:
 
 
 def generate_depth(*, image=None, filepath=None, source=None, backend=None, output=None, context=None,
-                   **settings) -> Result:
+                   force=False, **settings) -> Result:
     """Estimate a depth map and add it to the scene, like Generate Depth. ``image`` (a name or an
     Image) or ``filepath`` pick the source, else ``source`` ('image', 'file', 'render',
     'compositor'), else the scene's Depth settings. ``settings``: model, resolution, invert,
-    post_resize, normalization, output_format (they override the scene's for this call)."""
+    post_resize, normalization, output_format (they override the scene's for this call). With the
+    server backend an identical earlier result is reused (no tokens) unless ``force``; its
+    ``depth_map`` is then None (the file and image are the earlier ones)."""
     unknown = set(settings) - set(_SETTINGS)
     if unknown:
         raise InvalidSettingsError(f"Unknown setting(s) {', '.join(sorted(unknown))}: use {', '.join(_SETTINGS)}.")
@@ -58,7 +62,7 @@ def generate_depth(*, image=None, filepath=None, source=None, backend=None, outp
                                    f"{', '.join(_SOURCES)}; backends are {', '.join(_BACKENDS)}.") from None
     jobs.check_idle()
     job, img, node = pipeline.generate(context or bpy.context, source=kind, image=image, filepath=filepath,
-                                       output=output, backend=engine, overrides=settings or None)
+                                       output=output, backend=engine, overrides=settings or None, force=force)
     return Result(job.path, img, node, job.depth_map)
 
 

@@ -59,7 +59,28 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
         col = layout.column(heading="Server")
         col.prop(self, "server_url")
         col.prop(self, "api_key")
+        self._draw_connection(col, context)
 
+
+    def _draw_connection(self, col, context):
+        """The Test Connection button and its last answer (cached: no network in draw)."""
+        from .bridge import remote
+        from .operators.remote import describe
+
+        row = col.row(align=True)
+        row.operator("fathom.test_connection", icon="URL")
+        row.operator("fathom.get_tokens", icon="FUND")
+        if not bpy.app.online_access:
+            col.label(text="Online access is off: Preferences > System > Network > Allow Online Access",
+                      icon="ERROR")
+        view = remote.account.view(self.server_url, self.api_key)
+        if remote.account.busy():
+            col.label(text="Asking the server...", icon="SORTTIME")
+        elif view is not None and view.error:
+            for number, line in enumerate(_wrap(view.error, 90)):
+                col.label(text=line, icon="ERROR" if number == 0 else "BLANK1")
+        elif view is not None:
+            col.label(text=describe(view), icon="CHECKMARK")
 
     def _draw_models(self, box, context):
         from .bridge import jobs
@@ -91,6 +112,11 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
                 row.operator("fathom.download_model", text="Resume" if entry.part_bytes else "Download").model = info.id
             if not info.commercial_use:
                 box.label(text=license_notice(info), icon="ERROR")
+
+
+def _wrap(text, width):
+    import textwrap
+    return textwrap.wrap(text, width) or [""]
 
 
 classes = (FATHOM_AP_preferences,)

@@ -1,13 +1,16 @@
 """`blender -b shot.blend -c fathom ...`: Fathom from the command line, with exit codes.
 
     fathom generate --source image NAME | file PATH | render | compositor
-                    [--backend local|scene-z] [--output PATH] [--save] [settings]
+                    [--backend local|server|scene-z] [--online-mode] [--force] [--output PATH] [--save]
+                    [settings]
+    fathom pending list | fetch [--online-mode] [--wait SECONDS] [--save]
     fathom models list | download ID | verify ID
     fathom setup displacement|dof|fog|stereo|normal|mesh|remove [--depth NAME] [options]  (bridge/setups/cli.py)
 
 Exit codes: 0 done, 1 failed (see stderr), 2 bad command line, 3 unusable source (missing or
 corrupt image, no camera, nothing to composite), 4 model missing or unknown, 5 nowhere to write
-(unsaved .blend, existing file).
+(unsaved .blend, existing file), 6 the depth server refused, failed or could not be reached (not
+enough tokens, API key, online access off; a paid job it still owes stays pending in the file).
 """
 import argparse
 import sys
@@ -20,9 +23,11 @@ from . import pipeline, results
 from .render_capture import RenderCaptureError
 from .setups import cli as setups_cli
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_OUTPUT = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_OUTPUT, EXIT_SERVER = 0, 1, 2, 3, 4, 5, 6
 SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
-BACKENDS = {"local": "LOCAL", "scene-z": "SCENE_Z"}
+BACKENDS = {"local": "LOCAL", "server": "SERVER", "scene-z": "SCENE_Z"}
+_ONLINE_HELP = ("let the Server backend go online for this run (like blender --online-mode) even when online "
+                "access is off in the preferences")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +47,11 @@ def _parser():
                      help="image NAME (an image datablock), file PATH (an image file), render (the active "
                           "camera's render) or compositor (the render through the compositor)")
     gen.add_argument("--backend", choices=sorted(BACKENDS), default="local",
-                     help="local: the depth model (default); scene-z: the render's exact Z pass")
+                     help="local: the depth model (default); server: the depth server in the preferences "
+                          "(uses tokens); scene-z: the render's exact Z pass")
+    gen.add_argument("--online-mode", action="store_true", help=_ONLINE_HELP)
+    gen.add_argument("--force", action="store_true",
+                     help="server: generate again even if an identical result was made before (spends tokens)")
     gen.add_argument("--output", metavar="PATH", help="write here instead of //generated/ (never overwrites)")
     gen.add_argument("--save", action="store_true", help="save the .blend afterwards (keeps the new image and node)")
     gen.add_argument("--model", help="model id (see the catalogue)")
@@ -52,6 +61,14 @@ def _parser():
     gen.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS)
 
     models = sub.add_parser("models", help="list, download or verify depth models")
+    pend = sub.add_parser("pending", help="paid depth maps this file still waits for from the depth server")
+    psub = pend.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    psub.add_parser("list", help="the pending jobs: id, server, source")
+    fetch = psub.add_parser("fetch", help="download the finished ones into their nodes (failed ones were refunded)")
+    fetch.add_argument("--online-mode", action="store_true", help=_ONLINE_HELP)
+    fetch.add_argument("--wait", type=float, default=60.0, help="seconds to wait for jobs still running (60)")
+    fetch.add_argument("--save", action="store_true", help="save the .blend afterwards")
+
     msub = models.add_subparsers(dest="action", required=True, parser_class=_Parser)
     msub.add_parser("list", help="every known model, its licence and whether it is installed")
     for action, text in (("download", "download a model (needs online access: blender --online-mode)"),
@@ -72,6 +89,8 @@ def main(argv) -> int:
         return EXIT_OK if not exc.code else EXIT_USAGE
     if args.command == "models":
         return _models(args)
+    if args.command == "pending":
+        return _pending(args)
     if args.command == "setup":
         return setups_cli.main(args, _exit_code)
     return _generate(args)
@@ -123,6 +142,8 @@ def _generate(args) -> int:
               f"not {' '.join(args.source)!r}", file=sys.stderr)
         return EXIT_USAGE
     kwargs = {"source": SOURCES[kind], "output": args.output, "backend": BACKENDS[args.backend]}
+    if args.backend == "server":
+        kwargs.update(force=args.force, allow_online=args.online_mode)
     if needs_name:
         kwargs["image" if kind == "image" else "filepath"] = rest[0]
     overrides = {k: getattr(args, k) for k in ("model", "resolution", "invert", "normalization", "output_format")
@@ -140,7 +161,52 @@ def _generate(args) -> int:
     return EXIT_OK
 
 
+def _pending(args) -> int:
+    from . import pending
+    found = pending.entries()
+    if args.action == "list":
+        for entry in found:
+            print(f"{entry['job']}\t{entry['server']}\t{entry['scene']}\t{entry['label']}")
+        return EXIT_OK
+    if not found:
+        print("fathom: nothing is pending in this file", file=sys.stderr)
+        return EXIT_OK
+    try:
+        job = pending.fetch_job(bpy.context, follow_seconds=args.wait, allow_online=args.online_mode)
+        job.run(progress=_StepLine())
+        job.apply(bpy.context)
+        if args.save:
+            if not bpy.data.filepath:
+                raise results.OutputError("--save needs a saved .blend: open one with -b FILE.blend.")
+            bpy.ops.wm.save_mainfile()
+    except FathomError as exc:
+        print(f"fathom: error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+    for outcome in job.outcomes:
+        if outcome.job is not None:
+            print(outcome.job.path)
+        else:
+            print(f"fathom: {outcome.message}", file=sys.stderr)
+    return EXIT_OK if not pending.entries() and all(o.job for o in job.outcomes) else EXIT_SERVER
+
+
+class _StepLine:
+    """Each new progress message once on stderr."""
+
+    def __init__(self):
+        self.last = None
+
+    def __call__(self, fraction, message):
+        if message != self.last:
+            self.last = message
+            print(f"{message} ({100 * fraction:.0f} %)", file=sys.stderr)
+
+
 def _exit_code(exc) -> int:
+    from ..engine.remote import RemoteError
+    from .remote import OfflineError, StillPendingError
+    if isinstance(exc, (RemoteError, OfflineError, StillPendingError)):
+        return EXIT_SERVER
     if isinstance(exc, (ImageError, pipeline.SourceError, RenderCaptureError)):
         return EXIT_SOURCE
     if isinstance(exc, ModelError):

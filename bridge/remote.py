@@ -11,6 +11,7 @@ recorded in the .blend at once (bridge.pending), so a paid result survives a los
 closed Blender. A second identical generation (same picture, settings and server) reuses the
 earlier result instead of spending tokens, unless ``force`` asks for a new one.
 """
+import contextlib
 import hashlib
 import struct
 import threading
@@ -101,6 +102,20 @@ def depth_map_from_exr(data: bytes, settings, model: str) -> DepthMap:
 
 
 # ------------------------------------------------------------------ the job
+
+_force = {"on": False}
+
+
+@contextlib.contextmanager
+def forced():
+    """Within it, prepare() generates again instead of reusing an identical result (Generate Again
+    wraps Generate Depth's own invoke/execute with it; both call prepare synchronously)."""
+    _force["on"] = True
+    try:
+        yield
+    finally:
+        _force["on"] = False
+
 
 # Idempotency keys of submissions whose answer never came (cache key -> key): submitting the same
 # picture and settings again reuses the key, so the server answers with the first job, uncharged.
@@ -218,6 +233,7 @@ def prepare(context, picture, settings, target, *, force=False, allow_online=Fal
     """Main thread, no network: the PNG to send and its cache key; an earlier identical result is
     reused (or downloaded again, free, when its file is gone or another format is asked for)."""
     prefs = addon_preferences(context)
+    force = force or _force["on"]
     client = client_for(context)  # checks the URL's form
     check_online(allow_online, client.base_url)
     if not client.api_key:

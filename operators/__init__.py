@@ -1,5 +1,5 @@
 """One module per user action; ``classes`` is what __init__.py registers."""
-from . import generate, models, presets, results, setups
+from . import generate, models, presets, remote, results, setups
 
 classes = (
     *generate.classes,
@@ -7,4 +7,5 @@ classes = (
     *models.classes,
     *presets.classes,
     *setups.classes,
+    *remote.classes,
 )

@@ -1,7 +1,7 @@
 """The "Depth" sidebar tab in the 3D Viewport, the Image Editor and the Compositor: one draw function."""
 import bpy
 
-from ..bridge import jobs
+from ..bridge import jobs, pending, remote
 from ..preferences import addon_preferences
 
 
@@ -43,9 +43,11 @@ def draw_depth(layout, context):
     col.prop(props, "output_format")
 
     running = jobs.current()
-    if running is None:
+    if prefs.backend == "SERVER":
+        draw_server(layout, context, idle=running is None)
+    elif running is None:
         layout.operator("fathom.generate_depth", icon="IMAGE_ZDEPTH")
-    else:
+    if running is not None:
         row = layout.row(align=True)
         row.progress(factor=running.fraction, type="BAR", text=running.message)
         row.operator("fathom.cancel_generation", text="", icon="CANCEL")
@@ -58,6 +60,36 @@ def draw_depth(layout, context):
         row.operator("fathom.regenerate_result", icon="FILE_REFRESH")
         row.operator("fathom.mark_asset", icon="ASSET_MANAGER")
         row.operator("fathom.delete_result", text="Delete", icon="TRASH")
+
+
+def draw_server(layout, context, idle=True):
+    """Balance, pending results, and the Generate button with its token cost, or "Get tokens · N
+    more" when the balance is short. Reads cached answers only: never network in draw()."""
+    remote.auto_refresh(context)  # starts a worker thread when nothing is known yet
+    prefs = addon_preferences(context)
+    view = remote.account.view(prefs.server_url, prefs.api_key)
+    row = layout.row(align=True)
+    if view is not None and view.balance is not None:
+        row.label(text=f"Balance: {view.balance} tokens", icon="FUND")
+    else:
+        row.label(text="Balance: unknown", icon="FUND")
+    row.operator("fathom.refresh_balance", text="", icon="FILE_REFRESH")
+    count = len(pending.entries())
+    if count:
+        box = layout.box()
+        box.label(text=f"{count} paid depth map(s) pending on the server", icon="INFO")
+        box.operator("fathom.fetch_pending", icon="IMPORT")
+    if not idle:
+        return
+    state = remote.generate_button(context)
+    if state["kind"] == "top_up":
+        layout.operator("fathom.get_tokens", text=state["text"], icon="FUND")
+    else:
+        row = layout.row(align=True)
+        row.operator("fathom.generate_depth", text=state["text"], icon="IMAGE_ZDEPTH")
+        row.operator("fathom.generate_again", text="", icon="FILE_REFRESH")
+    if state.get("note"):
+        layout.label(text=state["note"], icon="INFO")
 
 
 class _DepthPanel:

@@ -1,0 +1,141 @@
+"""The depth server from Blender: Test Connection, Refresh Balance, Get Tokens, Fetch Pending Results,
+Generate Again. Network calls run on a worker thread in the UI (the result shows when it comes)
+and synchronously in background mode."""
+import bpy
+from bpy.props import FloatProperty
+
+from ..bridge import pending, remote
+from ..engine.errors import FathomError
+from ..preferences import addon_preferences
+from ._worker import WorkerModal, redraw
+from .generate import FATHOM_OT_generate_depth
+
+
+class _AskServer:
+    """Refresh the cached account (balance, prices, top-up page) of the configured server and key."""
+
+    def execute(self, context):
+        try:
+            client = remote.client_for(context)
+            remote.check_online(url=client.base_url)
+        except FathomError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if bpy.app.background:  # headless: synchronous, the answer is the report
+            return self._report(remote.account.refresh(client))
+        remote.account.refresh_in_background(client)
+        self.report({"INFO"}, f"Asking {client.base_url}...")
+        return {"FINISHED"}
+
+    def _report(self, view):
+        if view.error:
+            self.report({"ERROR"}, view.error)
+            return {"CANCELLED"}
+        self.report({"INFO"}, describe(view))
+        return {"FINISHED"}
+
+
+def describe(view) -> str:
+    return f"Connected to {view.server} as {view.user}: {view.balance} token{'s' if view.balance != 1 else ''}"
+
+
+class FATHOM_OT_test_connection(_AskServer, bpy.types.Operator):
+    """Connect to the depth server with the API key and show the account and its balance"""
+    bl_idname = "fathom.test_connection"
+    bl_label = "Test Connection"
+
+
+class FATHOM_OT_refresh_balance(_AskServer, bpy.types.Operator):
+    """Ask the depth server for the current token balance and prices"""
+    bl_idname = "fathom.refresh_balance"
+    bl_label = "Refresh Balance"
+
+
+class FATHOM_OT_get_tokens(bpy.types.Operator):
+    """Open the depth server's page for buying tokens in the web browser"""
+    bl_idname = "fathom.get_tokens"
+    bl_label = "Get Tokens"
+
+    def execute(self, context):
+        prefs = addon_preferences(context)
+        view = remote.account.view(prefs.server_url, prefs.api_key)
+        url = view.top_up_url if view is not None else None
+        if not url:
+            self.report({"ERROR"}, "The depth server does not name a page for getting tokens: ask its operator "
+                                   "(or press Refresh Balance if it was unreachable).")
+            return {"CANCELLED"}
+        bpy.ops.wm.url_open(url=url)
+        self.report({"INFO"}, f"Opened {url}; press Refresh Balance once you have tokens")
+        return {"FINISHED"}
+
+
+class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
+    """Download the paid depth maps this file is still waiting for from the depth server, into their
+    nodes; failed ones are dropped (the server refunded them)"""
+    bl_idname = "fathom.fetch_pending"
+    bl_label = "Fetch Pending Results"
+    bl_options = {"REGISTER", "UNDO"}
+
+    follow_seconds: FloatProperty(name="Wait", default=30.0, min=0.0, max=3600.0, options={"SKIP_SAVE"},
+                                  description="How long to wait for a job the server is still computing")
+
+    @classmethod
+    def poll(cls, context):
+        if not pending.entries():
+            cls.poll_message_set("No depth maps are pending in this file")
+            return False
+        from ..bridge import jobs
+        if jobs.current() is not None:
+            cls.poll_message_set("A depth generation is running: wait for it or cancel it")
+            return False
+        return True
+
+    def execute(self, context):
+        try:
+            job = pending.fetch_job(context, follow_seconds=self.follow_seconds)
+            job.run()
+        except FathomError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return self.worker_done(context, job)
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            return self.start_worker(context, pending.fetch_job(context, follow_seconds=self.follow_seconds))
+        except FathomError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+
+    def worker_done(self, context, job):
+        messages = job.apply(context)
+        left = len(pending.entries())
+        fetched = sum(1 for o in job.outcomes if o.job is not None)
+        for message in messages:
+            print(f"Fathom: {message}")
+        summary = f"Fetched {fetched} of {len(job.outcomes)} pending depth map(s)"
+        summary += f"; {left} still pending" if left else ""
+        details = "; ".join(m for o, m in zip(job.outcomes, messages) if o.job is None)
+        self.report({"WARNING" if left or details else "INFO"}, summary + (f". {details}" if details else ""))
+        redraw(context)
+        return {"FINISHED"}
+
+
+class FATHOM_OT_generate_again(FATHOM_OT_generate_depth):
+    """Generate the depth map on the depth server even if an identical one was made before
+    (spends tokens again)"""
+    bl_idname = "fathom.generate_again"
+    bl_label = "Generate Again"
+
+    def execute(self, context):
+        with remote.forced():
+            return super().execute(context)
+
+    def invoke(self, context, event):
+        with remote.forced():
+            return super().invoke(context, event)
+
+
+classes = (FATHOM_OT_test_connection, FATHOM_OT_refresh_balance, FATHOM_OT_get_tokens, FATHOM_OT_fetch_pending,
+           FATHOM_OT_generate_again)

@@ -1,0 +1,343 @@
+"""The Server backend in real Blender (the installed zip) against the real depth server on 127.0.0.1.
+
+The server runs from .venv (this interpreter has bpy, not the server's packages) in a subprocess
+with its own data folder and a catalogue pointing "da2-small" at the tiny test model, and
+"da2-broken" at a file no onnxruntime can load (a job that fails on the server, to be refunded).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEV_PYTHON = ROOT / ".venv" / "bin" / "python"
+MODULE = "bl_ext.user_default.fathom"
+TOP_UP = "https://tokens.example.com/buy"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class DepthServer:
+    """`python -m server` on a fixed port (so it can be restarted where clients expect it)."""
+
+    def __init__(self, folder: Path, catalog: Path, **settings):
+        self.folder, self.port = folder, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FATHOM_")}
+        self.env.update({"FATHOM_CATALOG": str(catalog), "FATHOM_MODELS_DIR": str(folder / "models"),
+                         "FATHOM_SERVER_DATA_DIR": str(folder / "data"), "FATHOM_SERVER_PORT": str(self.port),
+                         "FATHOM_SERVER_LOG_LEVEL": "warning", "FATHOM_SERVER_POLL_SECONDS": "0.1",
+                         "FATHOM_SERVER_RATE_PER_SECOND": "0", "FATHOM_SERVER_TOP_UP_URL": TOP_UP,
+                         "FATHOM_SERVER_MODELS": json.dumps({"small": "da2-small", "broken": "da2-broken"}),
+                         "OMP_NUM_THREADS": "1"})
+        self.env.update({f"FATHOM_SERVER_{k.upper()}": str(v) for k, v in settings.items()})
+        self.proc = None
+
+    def start(self, **settings):
+        env = {**self.env, **{f"FATHOM_SERVER_{k.upper()}": str(v) for k, v in settings.items()}}
+        self.log = open(self.folder / "server.log", "ab")
+        self.proc = subprocess.Popen([DEV_PYTHON, "-m", "server"], cwd=ROOT, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the server exited:\n" + (self.folder / "server.log").read_text())
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start in 60 s")
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc is not None:
+            self.log.close()
+        self.proc = None
+
+    def user(self, tokens: int) -> str:
+        """A new user with ``tokens``; its API key."""
+        name = f"artist{time.monotonic_ns()}"
+        self.admin("create-user", name, "--tokens", str(tokens))
+        return self.admin("create-key", name).split()[0]
+
+    def admin(self, *args) -> str:
+        result = subprocess.run([DEV_PYTHON, "-m", "server.admin", *args], cwd=ROOT, env=self.env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def get(self, key: str, path: str) -> dict:
+        req = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def balance(self, key) -> int:
+        return self.get(key, "/v2/me")["balance"]
+
+    def artworks(self, key) -> list:
+        return self.get(key, "/v2/artworks?limit=100")["artworks"]
+
+
+@pytest.fixture(scope="module")
+def remote_catalog(tiny_model_file, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("remote-catalog")
+    broken = folder / "broken.onnx"
+    broken.write_bytes(b"this is not an ONNX model" * 40)
+    path = folder / "catalog.json"
+    path.write_text(json.dumps({"models": {"da2-small": {"path": str(tiny_model_file)},
+                                           "da2-broken": {"path": str(broken)}}}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(remote_catalog, tmp_path_factory):
+    srv = DepthServer(tmp_path_factory.mktemp("depth-server"), remote_catalog).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def idle_server(remote_catalog, tmp_path):
+    """A server without workers: its jobs wait in 'starting' until it is restarted with one."""
+    (tmp_path / "idle").mkdir()
+    srv = DepthServer(tmp_path / "idle", remote_catalog).start(workers=0)
+    yield srv
+    srv.stop()
+
+
+def setup(url, key, *, online=True):
+    """Scenario code: the Server backend configured, a saved .blend with a picture chosen."""
+    return f"""
+import importlib, numpy as np
+fathom = importlib.import_module({MODULE!r})
+api = importlib.import_module({MODULE!r} + ".api")
+remote = importlib.import_module({MODULE!r} + ".bridge.remote")
+pending = importlib.import_module({MODULE!r} + ".bridge.pending")
+pipeline = importlib.import_module({MODULE!r} + ".bridge.pipeline")
+jobs = importlib.import_module({MODULE!r} + ".bridge.jobs")
+engine_remote = importlib.import_module({MODULE!r} + ".engine.remote")
+prefs = bpy.context.preferences.addons[{MODULE!r}].preferences
+bpy.context.preferences.system.use_online_access = {online!r}
+prefs.backend, prefs.server_url, prefs.api_key = "SERVER", {url!r}, {key!r}
+
+def make_image(name="Photo", width=64, height=48):
+    img = bpy.data.images.new(name, width, height)
+    px = np.ones((height, width, 4), np.float32)
+    px[..., :3] = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    px[..., 0] *= np.linspace(0.6, 1.0, width, dtype=np.float32)[None, :]
+    img.pixels.foreach_set(px.ravel())
+    img.pack()  # kept in the .blend: a reopened file has the same picture
+    return img
+
+scene = bpy.context.scene
+if bpy.data.images.get("Photo") is None:
+    photo = make_image()
+    scene.fathom.source, scene.fathom.image, scene.fathom.resolution = "IMAGE", photo, 256
+    bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
+
+def depth_nodes():
+    tree = fathom.bridge.results.compositor_tree(scene, create=False)
+    if tree is None:
+        return []
+    return [(n.name, n.image.name if n.image else None) for n in tree.nodes if n.bl_idname == "CompositorNodeImage"]
+
+def run_in_worker(job, cancel_when=None):
+    # The interactive path without its modal timer: the job on the worker thread, finish on this one.
+    running = jobs.start(job)
+    while not running.wait(0.05):
+        if cancel_when is not None and cancel_when(job):
+            running.cancel()
+            cancel_when = None
+    jobs.collect(running)
+    pending.drain()
+    return running
+"""
+
+
+def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender, server, catalog_for,
+                                                                        tiny_model_file):
+    key = server.user(tokens=5)
+    got = blender(setup(server.url, key), """
+        local = api.generate_depth(image="Photo", backend="local")
+        local_node = depth_nodes()
+
+        assert bpy.ops.fathom.test_connection() == {"FINISHED"}  # headless: synchronous, fills the cache
+        button = remote.generate_button(bpy.context)
+
+        job = pipeline.prepare(bpy.context)
+        running = run_in_worker(job)
+        assert running.error is None, running.error
+        image, node = pipeline.finish(job, bpy.context)
+        first = {"path": str(job.path), "image": image.name, "node": node.name, "job": job.job_id,
+                 "colorspace": image.colorspace_settings.name, "size": list(image.size),
+                 "remote": image["fathom"]["remote"].to_dict(), "nodes": depth_nodes(),
+                 "pending": pending.entries()}
+        diff = float(np.abs(job.depth_map.depth - local.depth_map.depth).mean())
+
+        again = api.generate_depth(image="Photo", backend="server")   # identical: reused, no tokens
+        balance_after_reuse = remote.account.view(prefs.server_url, prefs.api_key).balance
+        forced = api.generate_depth(image="Photo", backend="server", force=True)
+        emit({"local_node": local_node, "button": button, "first": first, "diff": diff,
+              "again": [str(again.path), again.image.name, again.node.name],
+              "forced": [str(forced.path), forced.node.name, forced.image["fathom"]["remote"]["job"]],
+              "balance_after_reuse": balance_after_reuse,
+              "balance_shown": remote.account.view(prefs.server_url, prefs.api_key).balance})
+    """, catalog=catalog_for(da2_small=tiny_model_file))
+    assert got["button"]["text"] == "Generate Depth · 1 token" and got["button"]["kind"] == "generate"
+    first = got["first"]
+    # The same node the local generation made for this source now shows the server's result.
+    assert len(got["local_node"]) == 1 and first["nodes"] == [[got["local_node"][0][0], first["image"]]]
+    assert first["node"] == got["local_node"][0][0]
+    assert first["colorspace"] == "Non-Color" and first["size"] == [64, 48]
+    assert Path(first["path"]).parent.name == "generated" and Path(first["path"]).suffix == ".exr"
+    assert first["remote"]["job"] == first["job"] and first["remote"]["cost"] == 1
+    assert first["pending"] == []
+    assert got["diff"] < 0.02  # same picture, same settings: the server's map is the local one
+    # The identical second generation reused the first result: same file, image and node; no tokens.
+    assert got["again"] == [first["path"], first["image"], first["node"]]
+    assert got["balance_after_reuse"] == 4
+    # Generate Again spent a token on a new job and replaced the image in the same node.
+    assert got["forced"][0] != first["path"] and got["forced"][1] == first["node"]
+    assert got["forced"][2] != first["job"]
+    assert server.balance(key) == 3 and got["balance_shown"] == 3
+    assert len(server.artworks(key)) == 2
+
+
+def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender, server):
+    key = server.user(tokens=0)
+    got = blender(setup(server.url, key), """
+        bpy.ops.fathom.refresh_balance()
+        button = remote.generate_button(bpy.context)
+        errors = []
+        try:  # known balance: refused before any network
+            pipeline.prepare(bpy.context)
+        except engine_remote.InsufficientTokensError as exc:
+            errors.append([str(exc), exc.shortfall, exc.top_up_url])
+        remote.account.clear()  # unknown balance: the server says 402 and charges nothing
+        try:
+            api.generate_depth(image="Photo", backend="server")
+        except engine_remote.InsufficientTokensError as exc:
+            errors.append([str(exc), exc.shortfall, exc.top_up_url])
+        emit({"button": button, "errors": errors, "pending": pending.entries(), "nodes": depth_nodes()})
+    """)
+    assert got["button"]["kind"] == "top_up" and got["button"]["text"] == "Get tokens · 1 more"
+    assert got["button"]["shortfall"] == 1
+    assert len(got["errors"]) == 2
+    for message, shortfall, top_up in got["errors"]:
+        assert shortfall == 1 and top_up == TOP_UP
+        assert "Short by 1 token" in message and TOP_UP in message
+    assert got["pending"] == [] and got["nodes"] == []
+    assert server.balance(key) == 0 and server.artworks(key) == []
+
+
+def test_failure_on_the_server_is_refunded_and_shown(blender, server):
+    key = server.user(tokens=2)
+    got = blender(setup(server.url, key), """
+        bpy.ops.fathom.refresh_balance()
+        try:
+            api.generate_depth(image="Photo", backend="server", model="da2-broken")
+            error = None
+        except engine_remote.JobFailedError as exc:
+            error = [str(exc), exc.refunded]
+        emit({"error": error, "pending": pending.entries(), "nodes": depth_nodes(),
+              "shown": remote.account.view(prefs.server_url, prefs.api_key).balance})
+    """)
+    message, refunded = got["error"]
+    assert refunded == 1 and "refunded" in message
+    assert got["pending"] == [] and got["nodes"] == []
+    assert got["shown"] == 2 and server.balance(key) == 2
+    (artwork,) = server.artworks(key)
+    assert artwork["status"] == "failed"
+
+
+def test_cancel_cancels_the_job_on_the_server(blender, idle_server):
+    key = idle_server.user(tokens=3)
+    got = blender(setup(idle_server.url, key), """
+        job = pipeline.prepare(bpy.context)
+        running = run_in_worker(job, cancel_when=lambda job: job.job_id is not None)
+        emit({"cancelled": running.cancelled, "error": str(running.error), "job": job.job_id,
+              "refunded": running.error.refunded, "pending": pending.entries(), "nodes": depth_nodes()})
+    """)
+    assert got["cancelled"] and got["refunded"] == 1 and "refunded" in got["error"]
+    assert got["pending"] == [] and got["nodes"] == []
+    (artwork,) = idle_server.artworks(key)
+    assert artwork["id"] == got["job"] and artwork["status"] == "canceled"
+    assert idle_server.balance(key) == 3
+
+
+def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blender, idle_server, tmp_path):
+    key = idle_server.user(tokens=3)
+    # The server (no workers yet) accepts the job; then it goes away while Blender follows the job.
+    got = blender(setup(idle_server.url, key), f"""
+        import os, signal
+        job = pipeline.prepare(bpy.context)
+        running, stopped = jobs.start(job), False
+        while not running.wait(0.05):
+            if job.job_id is not None and not stopped:
+                os.kill({idle_server.proc.pid}, signal.SIGTERM)
+                stopped = True
+        jobs.collect(running)
+        pending.drain()
+        bpy.ops.wm.save_mainfile()
+        emit({{"error": str(running.error), "kind": type(running.error).__name__, "job": job.job_id,
+              "pending": [e["job"] for e in pending.entries()]}})
+    """)
+    assert got["kind"] == "StillPendingError" and "Fetch Pending Results" in got["error"]
+    assert got["pending"] == [got["job"]]
+    idle_server.proc.wait(15)
+    idle_server.stop()
+    idle_server.start(workers=1)  # back, now with a worker that computes the waiting job
+
+    got = blender('bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")', setup(idle_server.url, key), f"""
+        noticed = pending.notice_count()
+        assert bpy.ops.fathom.fetch_pending() == {{"FINISHED"}}
+        scene = bpy.context.scene
+        image = [n.image for n in fathom.bridge.results.compositor_tree(scene, create=False).nodes
+                 if n.bl_idname == "CompositorNodeImage"][0]
+        emit({{"noticed": noticed, "pending": pending.entries(), "image": image.name,
+              "job": image["fathom"]["remote"]["job"], "file": bpy.path.abspath(image.filepath),
+              "source": image["fathom"]["source"].to_dict()}})
+    """)
+    assert got["noticed"] == 1 and got["pending"] == []
+    assert got["job"] == got["job"] and Path(got["file"]).is_file()
+    assert Path(got["file"]).parent == tmp_path / "generated"
+    assert got["source"]["image"] == "Photo"
+    assert idle_server.balance(key) == 2  # charged once
+
+
+def test_headless_cli_with_the_server_backend(blender, fathom_cli, server, tmp_path):
+    key = server.user(tokens=5)
+    blender(setup(server.url, key), """
+        bpy.context.preferences.system.use_online_access = False
+        prefs.backend = "LOCAL"   # the profile is shared with other tests: only the server's address stays
+        bpy.ops.wm.save_userpref()
+    """)
+    blend = tmp_path / "shot.blend"
+    args = ("generate", "--source", "image", "Photo", "--backend", "server", "--save")
+    offline = fathom_cli(*args, blend=blend)
+    assert offline.returncode == 6 and "--online-mode" in offline.stderr and "Online access is off" in offline.stderr
+    first = fathom_cli(*args, "--online-mode", blend=blend)
+    assert first.returncode == 0, first.stderr
+    path = Path(first.stdout.strip().splitlines()[-1])
+    assert path.is_file() and path.parent == tmp_path / "generated"
+    second = fathom_cli(*args, "--online-mode", blend=blend)  # the saved file holds the result: reused
+    assert second.returncode == 0, second.stderr
+    assert Path(second.stdout.strip().splitlines()[-1]) == path
+    assert server.balance(key) == 4 and len(server.artworks(key)) == 1
