@@ -174,7 +174,9 @@ class RemoteJob(Job):
             raise
         _unanswered_keys.pop(self.cache_key, None)
         self.job_id, self.cost = job["id"], job.get("cost")
-        pending.post(pending.add, self.scene_name, self.pending_entry())
+        entry = self.pending_entry()
+        pending.journal_add(entry)  # on disk now: survives even a crash before the .blend is saved
+        pending.post(pending.add, self.scene_name, entry)
         account.charged(self.server, self.client.api_key, self.cost)
 
     def _follow(self, report, cancel):

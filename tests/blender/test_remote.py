@@ -282,9 +282,11 @@ def test_cancel_cancels_the_job_on_the_server(blender, idle_server):
     assert idle_server.balance(key) == 3
 
 
-def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blender, idle_server, tmp_path):
+@pytest.mark.parametrize("saved", [True, False], ids=["saved", "crashed"])
+def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blender, idle_server, tmp_path, saved):
     key = idle_server.user(tokens=3)
     # The server (no workers yet) accepts the job; then it goes away while Blender follows the job.
+    # Blender then saves the file, or "crashes" (exits unsaved: the journal in generated/ remembers).
     got = blender(setup(idle_server.url, key), f"""
         import os, signal
         job = pipeline.prepare(bpy.context)
@@ -295,12 +297,16 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
                 stopped = True
         jobs.collect(running)
         pending.drain()
-        bpy.ops.wm.save_mainfile()
+        if {saved!r}:
+            bpy.ops.wm.save_mainfile()
         emit({{"error": str(running.error), "kind": type(running.error).__name__, "job": job.job_id,
               "pending": [e["job"] for e in pending.entries()]}})
     """)
     assert got["kind"] == "StillPendingError" and "Fetch Pending Results" in got["error"]
     assert got["pending"] == [got["job"]]
+    job = got["job"]
+    journal = json.loads((tmp_path / "generated" / ".fathom-pending.json").read_text())
+    assert list(journal) == [job] and journal[job]["idempotency_key"]
     idle_server.proc.wait(15)
     idle_server.stop()
     idle_server.start(workers=1)  # back, now with a worker that computes the waiting job
@@ -316,7 +322,8 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
               "source": image["fathom"]["source"].to_dict()}})
     """)
     assert got["noticed"] == 1 and got["pending"] == []
-    assert got["job"] == got["job"] and Path(got["file"]).is_file()
+    assert got["job"] == job and Path(got["file"]).is_file()
+    assert not (tmp_path / "generated" / ".fathom-pending.json").exists()
     assert Path(got["file"]).parent == tmp_path / "generated"
     assert got["source"]["image"] == "Photo"
     assert idle_server.balance(key) == 2  # charged once
