@@ -1,6 +1,7 @@
 """One depth generation in three steps, so the same code serves the operator, the CLI and scripts:
 
     job = prepare(context, ...)     main thread: capture pixels, settings, model file, output place
+                                    (the operator defers renders to run: see offload_render)
     job.run(progress, cancel)       any thread, no bpy: estimate and write the file
     image, node = finish(job, ctx)  main thread: load the image, place it in the compositor
 
@@ -31,7 +32,7 @@ class SourceError(FathomError):
 
 @dataclass
 class Job:
-    capture: capture.Capture
+    capture: Optional[capture.Capture]  # None until run when a child process renders it
     settings: DepthSettings
     model_path: Optional[Path]
     target: results.Target
@@ -39,10 +40,18 @@ class Job:
     depth_map: Optional[depth.DepthMap] = None
     path: Optional[Path] = None
     download: Optional[ModelStore] = None  # fetch the model first (interactive, online, not installed)
+    render: Optional["render_process.ChildRender"] = None  # render first, in a child Blender (interactive)
 
     def run(self, progress=None, cancel=None) -> Path:
         """Estimate (unless prepare already made the map, as Scene Z does) and write the result file.
         Cancelling raises CancelledError and writes nothing."""
+        if self.render is not None:
+            made = self.render.run(progress, cancel)
+            self.render = None
+            if isinstance(made, depth.DepthMap):
+                self.depth_map = made
+            else:
+                self.capture = made
         if self.model_path is None and self.download is not None:
             self.model_path = self.download.download(self.settings.model, progress=_download_progress(progress),
                                                      cancel=cancel)
@@ -110,11 +119,13 @@ def expected_source(context) -> dict:
 
 
 def prepare(context, *, source=None, image=None, filepath=None, output=None, overrides=None, backend=None,
-            progress=None, allow_download=False, force=False, allow_online=False) -> Job:
+            progress=None, allow_download=False, force=False, allow_online=False, offload_render=False) -> Job:
     """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options);
     ``backend``: LOCAL, SERVER or SCENE_Z instead of the preferences' choice; ``allow_download``: a
     missing model is downloaded by ``Job.run`` when Blender may go online. Renders happen here,
-    on the main thread, as Blender requires. Server only: ``force`` generates again instead of
+    on the main thread, as Blender requires, unless ``offload_render`` (the interactive operator;
+    Local and Scene Z): then ``Job.run`` renders in a child Blender (bridge.render_process), so the
+    UI never waits for a render. Server only: ``force`` generates again instead of
     reusing an identical earlier result; ``allow_online`` is the headless --online-mode."""
     prefs = addon_preferences(context)
     backend = backend or prefs.backend
@@ -125,11 +136,12 @@ def prepare(context, *, source=None, image=None, filepath=None, output=None, ove
     if backend == "SCENE_Z":
         from . import scene_z
         scene = context.scene
-        depth_map = scene_z.scene_depth(scene, settings, progress=progress)
+        render = _child_render(context, "scene-z", settings) if offload_render else None
+        depth_map = None if render else scene_z.scene_depth(scene, settings, progress=progress)
         camera = scene.camera.name if scene.camera else ""
         picture = capture.Capture(None, f"the Z pass of scene '{scene.name}'", f"{scene.name}_Z",
                                   {"kind": "scene-z", "scene": scene.name, "camera": camera})
-        return Job(picture, settings, None, target, scene.name, depth_map=depth_map)
+        return Job(picture, settings, None, target, scene.name, depth_map=depth_map, render=render)
     if backend == "SERVER":
         from . import remote
         picture = resolve_source(context, source, image, filepath, progress)
@@ -137,15 +149,27 @@ def prepare(context, *, source=None, image=None, filepath=None, output=None, ove
     if backend != "LOCAL":
         raise FathomError(f"Unknown backend {backend!r}: choose Local, Server or Scene Z in Preferences > "
                           "Add-ons > Fathom.")
-    picture = resolve_source(context, source, image, filepath, progress)
+    deferred = offload_render and (source or context.scene.fathom.source) in ("RENDER", "COMPOSITOR")
+    picture = None if deferred else resolve_source(context, source, image, filepath, progress)
     store = model_store(context)
     try:
         model_path = store.resolve(settings.model, allow_network=bpy.app.online_access)
     except ModelMissingError:
         if not (allow_download and bpy.app.online_access and not get_model(settings.model).is_local):
             raise
-        return Job(picture, settings, None, target, context.scene.name, download=store)
-    return Job(picture, settings, model_path, target, context.scene.name)
+        model_path = None
+    # Last, once nothing cheap can fail: a child render copies the file (None: render here).
+    render = _child_render(context, (source or context.scene.fathom.source).lower(), settings) if deferred else None
+    if deferred and render is None:
+        picture = resolve_source(context, source, image, filepath, progress)
+    return Job(picture, settings, model_path, target, context.scene.name,
+               download=store if model_path is None else None, render=render)
+
+
+def _child_render(context, kind, settings):
+    from . import render_process
+    layer = getattr(context, "view_layer", None)
+    return render_process.child_render(context.scene, kind, settings, view_layer=layer.name if layer else None)
 
 
 def finish(job: Job, context):

@@ -40,10 +40,11 @@ MODEL_NAME = "scene-z"
 BACKGROUND_Z = 1e9  # Cycles and Workbench write 1e10 where no surface was hit
 
 
-def render_view_layer(scene):
-    """The view layer whose Z pass is used: the window's (context) view layer when it belongs to the
+def render_view_layer(scene, name=None):
+    """The view layer whose Z pass is used: the one named (a render in a separate process is told
+    which the user's window shows), else the window's (context) view layer when it belongs to the
     scene and renders, else the scene's first view layer that renders."""
-    current = getattr(bpy.context, "view_layer", None)
+    current = scene.view_layers.get(name) if name else getattr(bpy.context, "view_layer", None)
     if current is not None and scene.view_layers.get(current.name) == current and current.use:
         return current
     for layer in scene.view_layers:
@@ -53,11 +54,11 @@ def render_view_layer(scene):
                              "tick 'Use for Rendering' on one in the View Layer properties.")
 
 
-def render_z(scene, *, camera=None, progress=None):
+def render_z(scene, *, camera=None, view_layer=None, progress=None):
     """Render the scene's Z pass. Returns (z float32 HxW top row first, background bool HxW, info)."""
     started = time.perf_counter()
     camera = active_camera(scene, camera)
-    layer = render_view_layer(scene)
+    layer = render_view_layer(scene, view_layer)
     settings = [(layer, "use_pass_z", True)]
     # Only this layer renders; the others would cost time and add channels.
     settings += [(other, "use", False) for other in scene.view_layers if other != layer]
@@ -104,12 +105,12 @@ def z_to_depth(z, background, settings=None, *, far=None):
     return normalize(inverse, settings.normalization, settings.invert)
 
 
-def scene_depth(scene, settings=None, *, camera=None, progress=None):
+def scene_depth(scene, settings=None, *, camera=None, view_layer=None, progress=None):
     """The scene's exact depth from its Z pass, as an engine.depth.DepthMap, so it flows through the
     same result handling as a local generation. Resolution and resizing settings do not apply: the
     map has the render's size."""
     settings = (settings or DepthSettings()).validated()
-    z, background, info = render_z(scene, camera=camera, progress=progress)
+    z, background, info = render_z(scene, camera=camera, view_layer=view_layer, progress=progress)
     t = time.perf_counter()
     depth, near_is_bright = z_to_depth(z, background, settings, far=info["clip_end"])
     timings = {"render": info["seconds"], "postprocess": time.perf_counter() - t}

@@ -2,6 +2,7 @@
 
 Clicked in the UI (invoke), the slow part runs on a worker thread polled by a modal timer: a
 progress bar in the Depth panel and the status bar, Esc or Cancel stops it, Blender stays usable.
+Render sources and Scene Z render in a child Blender driven by that worker (bridge.render_process).
 Called from a script or in background mode (execute), it runs synchronously, since timers and
 modal operators do not run while a script does.
 """
@@ -65,8 +66,9 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         self._started = time.perf_counter()
         try:
             jobs.check_idle()
-            job = pipeline.prepare(context, output=self.output or None, allow_download=True)
-            return self.start_worker(context, job)
+            # Renders too happen in the worker's time, in a child Blender: the UI never waits.
+            job = pipeline.prepare(context, output=self.output or None, allow_download=True, offload_render=True)
+            return self.start_worker(context, job)  # refused: the job's file copy goes with it
         except FathomError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
