@@ -8,7 +8,6 @@ from ..bridge import pending, remote
 from ..engine.errors import FathomError
 from ..preferences import addon_preferences
 from ._worker import WorkerModal, redraw
-from .generate import FATHOM_OT_generate_depth
 
 
 class _AskServer:
@@ -122,19 +121,28 @@ class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FATHOM_OT_generate_again(FATHOM_OT_generate_depth):
+class FATHOM_OT_generate_again(bpy.types.Operator):
     """Generate the depth map on the depth server even if an identical one was made before
     (spends tokens again)"""
     bl_idname = "fathom.generate_again"
     bl_label = "Generate Again"
 
+    @classmethod
+    def poll(cls, context):
+        return bpy.ops.fathom.generate_depth.poll()
+
+    # Generate Depth itself, with its prepare() told not to reuse (it runs within the call).
     def execute(self, context):
         with remote.forced():
-            return super().execute(context)
+            return _finished(bpy.ops.fathom.generate_depth("EXEC_DEFAULT"))
 
     def invoke(self, context, event):
         with remote.forced():
-            return super().invoke(context, event)
+            return _finished(bpy.ops.fathom.generate_depth("INVOKE_DEFAULT"))
+
+
+def _finished(result):
+    return {"FINISHED"} if result & {"FINISHED", "RUNNING_MODAL"} else {"CANCELLED"}
 
 
 classes = (FATHOM_OT_test_connection, FATHOM_OT_refresh_balance, FATHOM_OT_get_tokens, FATHOM_OT_fetch_pending,

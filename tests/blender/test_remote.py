@@ -192,12 +192,15 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
         diff = float(np.abs(job.depth_map.depth - local.depth_map.depth).mean())
 
         again = api.generate_depth(image="Photo", backend="server")   # identical: reused, no tokens
+        button_op = list(bpy.ops.fathom.generate_depth())              # the button: reused too
         balance_after_reuse = remote.account.view(prefs.server_url, prefs.api_key).balance
         forced = api.generate_depth(image="Photo", backend="server", force=True)
+        again_op = list(bpy.ops.fathom.generate_again())               # Generate Again: a new job
+        images = sorted(i.name for i in bpy.data.images if "fathom" in i.keys())
         emit({"local_node": local_node, "button": button, "first": first, "diff": diff,
-              "again": [str(again.path), again.image.name, again.node.name],
+              "again": [str(again.path), again.image.name, again.node.name], "ops": [button_op, again_op],
               "forced": [str(forced.path), forced.node.name, forced.image["fathom"]["remote"]["job"]],
-              "balance_after_reuse": balance_after_reuse,
+              "balance_after_reuse": balance_after_reuse, "images": images, "nodes": depth_nodes(),
               "balance_shown": remote.account.view(prefs.server_url, prefs.api_key).balance})
     """, catalog=catalog_for(da2_small=tiny_model_file))
     assert got["button"]["text"] == "Generate Depth · 1 token" and got["button"]["kind"] == "generate"
@@ -216,8 +219,11 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
     # Generate Again spent a token on a new job and replaced the image in the same node.
     assert got["forced"][0] != first["path"] and got["forced"][1] == first["node"]
     assert got["forced"][2] != first["job"]
-    assert server.balance(key) == 3 and got["balance_shown"] == 3
-    assert len(server.artworks(key)) == 2
+    assert got["ops"] == [["FINISHED"], ["FINISHED"]]
+    # local, remote, forced by the API, forced by the operator: four results, the last in the node
+    assert len(got["images"]) == 4 and got["nodes"] == [[first["node"], got["images"][-1]]]
+    assert server.balance(key) == 2 and got["balance_shown"] == 2
+    assert len(server.artworks(key)) == 3
 
 
 def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender, server):
