@@ -228,7 +228,7 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
 
 def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender, server):
     key = server.user(tokens=0)
-    got = blender(setup(server.url, key), """
+    got = blender(setup(server.url, key), f"nobody = 'http://127.0.0.1:{free_port()}'", """
         bpy.ops.fathom.refresh_balance()
         button = remote.generate_button(bpy.context)
         errors = []
@@ -241,7 +241,19 @@ def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender
             api.generate_depth(image="Photo", backend="server")
         except engine_remote.InsufficientTokensError as exc:
             errors.append([str(exc), exc.shortfall, exc.top_up_url])
-        emit({"button": button, "errors": errors, "pending": pending.entries(), "nodes": depth_nodes()})
+        # Test Connection's answers when something is wrong, in words that say what to do.
+        RemoteClient = engine_remote.RemoteClient
+        wrong_key = remote.account.refresh(RemoteClient(prefs.server_url, "fth_wrong")).error
+        refused = remote.account.refresh(RemoteClient(nobody, "fth_x")).error
+        bpy.context.preferences.system.use_online_access = False
+        try:
+            pipeline.prepare(bpy.context)
+            offline = None
+        except remote.OfflineError as exc:
+            offline = str(exc)
+        emit({"button": button, "errors": errors, "pending": pending.entries(), "nodes": depth_nodes(),
+              "wrong_key": wrong_key, "refused": refused, "offline": offline,
+              "offline_button": remote.generate_button(bpy.context)})
     """)
     assert got["button"]["kind"] == "top_up" and got["button"]["text"] == "Get tokens · 1 more"
     assert got["button"]["shortfall"] == 1
@@ -251,6 +263,10 @@ def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender
         assert "Short by 1 token" in message and TOP_UP in message
     assert got["pending"] == [] and got["nodes"] == []
     assert server.balance(key) == 0 and server.artworks(key) == []
+    assert "refused the API key (HTTP 401)" in got["wrong_key"] and "check the API key" in got["wrong_key"]
+    assert "connection refused" in got["refused"] and "is it running" in got["refused"]
+    assert "Allow Online Access" in got["offline"] and "--online-mode" in got["offline"]
+    assert got["offline_button"]["note"].startswith("Online access is off")
 
 
 def test_failure_on_the_server_is_refunded_and_shown(blender, server):
