@@ -192,7 +192,11 @@ def _offer():
         menu.layout.label(text=f"{count} paid depth map(s) from the depth server are not in this file yet.")
         menu.layout.operator("fathom.fetch_pending", icon="IMPORT")
 
-    bpy.context.window_manager.popup_menu(draw, title="Fathom: pending results", icon="INFO")
+    wm = bpy.context.window_manager
+    if wm is None or not wm.windows:
+        return None  # no window to show it in: the Depth panel's notice remains
+    with bpy.context.temp_override(window=wm.windows[0]):  # timers run without a window in context
+        wm.popup_menu(draw, title="Fathom: pending results", icon="INFO")
     return None
 
 
