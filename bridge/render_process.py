@@ -47,6 +47,7 @@ ERROR_MARK = "@@FATHOM-ERROR@@"
 TEMP_MARK = "@@FATHOM-TEMP@@"  # the child's Blender session folder, removed by the parent after a kill
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the extension's package folder
 _CHILD_PACKAGE = "_fathom_render_child"
+_ADDON = __package__.rpartition(".")[0]  # this extension's module name (bl_ext.<repo>.fathom)
 _POLL_S = 0.1  # how often the worker looks at the cancel flag while the child renders
 
 
@@ -107,7 +108,7 @@ class ChildRender:
                 f"Fathom could not copy the scene for rendering in the background: {render_capture._message(e)}"
             ) from None
         spec = {"blend": blend, "scene": scene.name, "kind": kind, "view_layer": view_layer,
-                "result": self.result, "parent": os.getpid(),
+                "result": self.result, "parent": os.getpid(), "addon": _ADDON,
                 "settings": asdict(settings) if settings is not None else None,
                 "scripts": not bpy.app.autoexec_fail}  # run the file's scripts only where the user does
         self.command = blender_command(_child_code(spec))
@@ -220,6 +221,11 @@ def child_main(spec_text):
     print(TEMP_MARK + bpy.app.tempdir, flush=True)
     try:
         _child_progress(0.0, "Rendering: loading the scene")
+        if spec["addon"] in bpy.context.preferences.addons:
+            # Enabled from the user's preferences (an installed Blender): its load handlers have
+            # nothing to do in a render of a copy (pending server jobs belong to the user's file).
+            import addon_utils
+            addon_utils.disable(spec["addon"], default_set=False)
         bpy.ops.wm.open_mainfile(filepath=spec["blend"], load_ui=False, use_scripts=spec["scripts"])
         scene = bpy.data.scenes[spec["scene"]]
         if spec["kind"] == "scene-z":

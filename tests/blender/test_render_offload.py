@@ -58,7 +58,7 @@ def scenario(blender, code, **kwargs):
     return blender(SCENE + textwrap.dedent(code), **kwargs)
 
 
-def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, tmp_path):
+def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, catalog_for, tiny_model_file, tmp_path):
     got = scenario(blender, """
         scene = sample_scene(96, 54, 4)
         capture, jobs, pipeline, render_process, scene_z = fathom()
@@ -100,9 +100,26 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, tm
                          "same_meta": same_meta, "renders_here": child_renders_here,
                          "folder_left": os.path.exists(folder), "samples": [m for f, m in seen if "sample" in m],
                          "fractions": [f for f, m in seen]}
-        emit({"out": out, "saved_render": saved_render.tolist(), "dirty": [dirty, bpy.data.is_dirty],
-              "file": [bpy.data.filepath, digest(tmp + "/shot.blend") == saved], "leftovers": leftovers()})
-    """)
+        file_state = [bpy.data.is_dirty, bpy.data.filepath, digest(tmp + "/shot.blend") == saved]
+
+        # Known only once rendered: the child's error comes back as the same error, in its words.
+        scene.camera.rotation_euler.x = 3.0  # straight up, into the empty sky
+        try:
+            render_process.ChildRender(scene, "scene-z", settings).run()
+            sky = None
+        except Exception as e:
+            sky = [type(e).__name__, str(e)]
+        scene.camera.rotation_euler.x = 1.466
+
+        # Painted pixels a copy of the file would miss: the render stays in this process.
+        painted = bpy.data.images.new("Painted", 4, 4)
+        painted.use_fake_user = True
+        painted.pixels[0] = 0.5
+        job = pipeline.prepare(bpy.context, source="RENDER", offload_render=True, output=tmp + "/painted.exr")
+        emit({"out": out, "saved_render": saved_render.tolist(), "dirty": dirty, "file": file_state, "sky": sky,
+              "painted": [render_process.child_render(scene, "render") is None, job.render is None,
+                          job.capture.rgb.shape[:2] == (54, 96)], "leftovers": leftovers()})
+    """, catalog=catalog_for(da2_small=tiny_model_file))
     out = got["out"]
     for kind, case in out.items():
         child, here = np.array(case["child"], np.float32), np.array(case["here"], np.float32)
@@ -119,8 +136,10 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, tm
     assert np.abs(render - saved).mean() > 0.005
     assert np.abs(np.array(out["compositor"]["child"]) - render).mean() > 0.1
     # The user's file, its path and its unsaved state are untouched; nothing is left behind.
-    assert got["dirty"] == [True, True]
-    assert got["file"] == [str(tmp_path / "shot.blend"), True]
+    assert got["dirty"] and got["file"] == [True, str(tmp_path / "shot.blend"), True]
+    assert got["sky"] == ["RenderCaptureError", "The camera sees nothing: every pixel of the Z pass is empty "
+                          "background. Point the camera at the scene or move objects inside its clip range."]
+    assert got["painted"] == [True, True, True]
     assert got["leftovers"] == []
 
 
@@ -162,7 +181,8 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
     assert any(m.startswith("Rendering: sample") for m in got["messages"])
     # The render takes seconds; the main thread never paused for more than a fraction of that.
     assert got["render_s"] > 2.0, got
-    assert got["prepare_s"] < 1.5 and got["longest_pause_s"] < 0.5, got
+    assert got["prepare_s"] < 1.5, got
+    assert got["longest_pause_s"] < min(1.0, got["render_s"] / 4), got
     assert got["leftovers"] == []
 
 
