@@ -151,9 +151,7 @@ def _generate(args) -> int:
     try:
         job, image, node = pipeline.generate(bpy.context, overrides=overrides, **kwargs)
         if args.save:
-            if not bpy.data.filepath:
-                raise results.OutputError("--save needs a saved .blend: open one with -b FILE.blend.")
-            bpy.ops.wm.save_mainfile()
+            results.save_blend()
     except FathomError as exc:
         print(f"fathom: error: {exc}", file=sys.stderr)
         return _exit_code(exc)
@@ -176,9 +174,7 @@ def _pending(args) -> int:
         job.run(progress=_StepLine())
         job.apply(bpy.context)
         if args.save:
-            if not bpy.data.filepath:
-                raise results.OutputError("--save needs a saved .blend: open one with -b FILE.blend.")
-            bpy.ops.wm.save_mainfile()
+            results.save_blend()
     except FathomError as exc:
         print(f"fathom: error: {exc}", file=sys.stderr)
         return _exit_code(exc)

@@ -31,6 +31,13 @@ def generated_folder() -> Path:
     return Path(bpy.path.abspath(GENERATED))
 
 
+def save_blend():
+    """Save the open .blend in place (the CLI's --save)."""
+    if not bpy.data.filepath:
+        raise OutputError("--save needs a saved .blend: open one with -b FILE.blend.")
+    bpy.ops.wm.save_mainfile()
+
+
 @dataclass(frozen=True)
 class Target:
     """Where a result goes: one named file, or the next free name in a folder."""

@@ -40,6 +40,13 @@ class _ResultOperator:
             return False
         return True
 
+    def execute(self, context):
+        image = self.result(context)
+        if image is None:
+            self.report({"ERROR"}, f"No depth result named {self.image_name!r}")
+            return {"CANCELLED"}
+        return self.act(context, image)
+
 
 class FATHOM_OT_mark_asset(_ResultOperator, bpy.types.Operator):
     """Mark the depth result as an asset, for the Asset Browser"""
@@ -47,11 +54,7 @@ class FATHOM_OT_mark_asset(_ResultOperator, bpy.types.Operator):
     bl_label = "Import to Assets"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context):
-        image = self.result(context)
-        if image is None:
-            self.report({"ERROR"}, f"No depth result named {self.image_name!r}")
-            return {"CANCELLED"}
+    def act(self, context, image):
         image.use_fake_user = True  # kept in the file even when no node uses it
         image.asset_mark()
         image.asset_data.tags.new("depth", skip_if_exists=True)
@@ -69,11 +72,7 @@ class FATHOM_OT_delete_result(_ResultOperator, bpy.types.Operator):
     def invoke(self, context, event):
         return context.window_manager.invoke_confirm(self, event)
 
-    def execute(self, context):
-        image = self.result(context)
-        if image is None:
-            self.report({"ERROR"}, f"No depth result named {self.image_name!r}")
-            return {"CANCELLED"}
+    def act(self, context, image):
         name = image.name
         path = results.delete_result(image)
         self.report({"INFO"}, f"Deleted '{name}'" + (f" and {path}" if path else ""))
@@ -87,11 +86,7 @@ class FATHOM_OT_regenerate_result(_ResultOperator, bpy.types.Operator):
     bl_label = "Re-generate"
     bl_options = {"REGISTER", "UNDO"}
 
-    def execute(self, context):
-        image = self.result(context)
-        if image is None:
-            self.report({"ERROR"}, f"No depth result named {self.image_name!r}")
-            return {"CANCELLED"}
+    def act(self, context, image):
         try:
             restore_settings(context, image[results.IMAGE_KEY].to_dict())
         except ValueError as exc:

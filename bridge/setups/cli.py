@@ -98,9 +98,7 @@ def main(args, exit_code) -> int:
     try:
         made = run(args)
         if args.save:
-            if not bpy.data.filepath:
-                raise results.OutputError("--save needs a saved .blend: open one with -b FILE.blend.")
-            bpy.ops.wm.save_mainfile()
+            results.save_blend()
     except FathomError as exc:
         print(f"fathom: error: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, common.MissingImageError) else exit_code(exc)  # 3: unusable source
