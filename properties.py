@@ -59,12 +59,22 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
                              output_format=self.output_format, threads=threads).validated()
 
 
-classes = (FathomSceneSettings,)
+class FathomSetupSettings(bpy.types.PropertyGroup):
+    """Which depth image and picture the Setups panel's workflows use (``scene.fathom_setups``)."""
+    depth: PointerProperty(name="Depth", type=bpy.types.Image,
+                           description="Depth image the setups use (default: the newest Fathom result)")
+    picture: PointerProperty(name="Picture", type=bpy.types.Image,
+                             description="Picture the depth belongs to (default: the depth map's source)")
+
+
+classes = (FathomSceneSettings, FathomSetupSettings)
 
 
 def register():
     bpy.types.Scene.fathom = PointerProperty(type=FathomSceneSettings)
+    bpy.types.Scene.fathom_setups = PointerProperty(type=FathomSetupSettings)
 
 
 def unregister():
+    del bpy.types.Scene.fathom_setups
     del bpy.types.Scene.fathom

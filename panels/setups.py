@@ -1,16 +1,8 @@
 """The "Setups" sub-panel of the Depth sidebar tab: which depth image and picture, and one button per
 workflow (their options are in the Adjust Last Operation panel after a click)."""
 import bpy
-from bpy.props import PointerProperty
 
 from .sidebar import FATHOM_PT_depth_compositor, FATHOM_PT_depth_image, FATHOM_PT_depth_view3d
-
-
-class FathomSetupSettings(bpy.types.PropertyGroup):
-    depth: PointerProperty(name="Depth", type=bpy.types.Image,
-                           description="Depth image the setups use (default: the newest Fathom result)")
-    picture: PointerProperty(name="Picture", type=bpy.types.Image,
-                             description="Picture the depth belongs to (default: the depth map's source)")
 
 
 def draw_setups(layout, context):
@@ -49,14 +41,6 @@ class FATHOM_PT_setups_view3d(_SetupsPanel, bpy.types.Panel):
     bl_space_type = "VIEW_3D"
     bl_parent_id = FATHOM_PT_depth_view3d.__name__
 
-    @classmethod
-    def register(cls):  # the first registered class of this module holds the scene's settings
-        bpy.types.Scene.fathom_setups = PointerProperty(type=FathomSetupSettings)
-
-    @classmethod
-    def unregister(cls):
-        del bpy.types.Scene.fathom_setups
-
 
 class FATHOM_PT_setups_image(_SetupsPanel, bpy.types.Panel):
     bl_space_type = "IMAGE_EDITOR"
@@ -72,4 +56,4 @@ class FATHOM_PT_setups_compositor(_SetupsPanel, bpy.types.Panel):
         return FATHOM_PT_depth_compositor.poll(context)
 
 
-classes = (FathomSetupSettings, FATHOM_PT_setups_view3d, FATHOM_PT_setups_image, FATHOM_PT_setups_compositor)
+classes = (FATHOM_PT_setups_view3d, FATHOM_PT_setups_image, FATHOM_PT_setups_compositor)
