@@ -20,7 +20,9 @@ without ``offload_render``).
 
 What a saved copy cannot carry: pixels painted into an image and not saved. When an image has
 such edits, :func:`child_render` returns None and the caller renders in-process (the UI waits,
-but the picture is the one the user sees).
+but the picture is the one the user sees). Also not carried: simulation results held only in
+memory (an unbaked Simulation zone); the child evaluates the frame as `blender -b` would. The
+child holds its own copy of the scene in memory while it renders.
 """
 import collections
 import json
@@ -44,11 +46,13 @@ from . import render_capture
 KINDS = ("render", "compositor", "scene-z")
 PROGRESS_MARK = "@@FATHOM-PROGRESS@@"
 ERROR_MARK = "@@FATHOM-ERROR@@"
+DONE_MARK = "@@FATHOM-DONE@@"  # the result is in place; the child only has to exit
 TEMP_MARK = "@@FATHOM-TEMP@@"  # the child's Blender session folder, removed by the parent after a kill
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the extension's package folder
 _CHILD_PACKAGE = "_fathom_render_child"
 _ADDON = __package__.rpartition(".")[0]  # this extension's module name (bl_ext.<repo>.fathom)
 _POLL_S = 0.1  # how often the worker looks at the cancel flag while the child renders
+_EXIT_GRACE_S = 10.0  # a child that wrote its result and does not exit by then is ended
 
 
 def blender_command(code):
@@ -124,7 +128,7 @@ class ChildRender:
         report = progress or (lambda fraction, message: None)
         report(0.0, "Rendering: starting Blender")
         tail = collections.deque(maxlen=15)  # the child's last lines, for an error message
-        error = None
+        error, done_at = None, None
         # The child's temporary files (its capture's, its Blender session's) go inside the folder
         # removed below: a killed child cannot clean up after itself.
         env = dict(os.environ, TMPDIR=self.folder, TEMP=self.folder, TMP=self.folder)
@@ -142,6 +146,8 @@ class ChildRender:
                 try:
                     line = lines.get(timeout=_POLL_S)
                 except queue.Empty:
+                    if done_at is not None and time.monotonic() - done_at > _EXIT_GRACE_S:
+                        self.process.kill()  # stuck on its way out; the result is whole
                     continue
                 if line is None:  # the child closed its output: it has ended
                     break
@@ -151,6 +157,8 @@ class ChildRender:
                     report(float(fraction), message)
                 elif line.startswith(ERROR_MARK):
                     error = json.loads(line[len(ERROR_MARK):])
+                elif line.startswith(DONE_MARK):
+                    done_at = time.monotonic()
                 elif line.startswith(TEMP_MARK):
                     self._session_temp = line[len(TEMP_MARK):]
                 elif line.strip():
@@ -158,7 +166,7 @@ class ChildRender:
             code = self.process.wait()
             if error is not None:
                 raise render_capture.RenderCaptureError(error)
-            if code != 0 or not os.path.isfile(self.result):
+            if (code != 0 and done_at is None) or not os.path.isfile(self.result):
                 last = "\n".join(tail) or "(no output)"
                 raise render_capture.RenderCaptureError(
                     f"The background render of scene {self.scene_name!r} failed (exit code {code}); render it "
@@ -217,7 +225,7 @@ def _child_code(spec):
 def child_main(spec_text):
     """The child's side: open the copy, render as the synchronous path does, save the arrays."""
     spec = json.loads(spec_text)
-    _exit_with_parent(spec["parent"])
+    watch = _exit_with_parent(spec["parent"])
     print(TEMP_MARK + bpy.app.tempdir, flush=True)
     try:
         _child_progress(0.0, "Rendering: loading the scene")
@@ -244,8 +252,11 @@ def child_main(spec_text):
         partial = spec["result"][:-len(".npz")] + ".partial.npz"
         np.savez(partial, meta=np.array(json.dumps(meta)), **arrays)
         os.replace(partial, spec["result"])  # whole or absent
+        print(DONE_MARK, flush=True)
     except FathomError as e:
         print(ERROR_MARK + json.dumps(str(e)), flush=True)
+    finally:
+        watch()
 
 
 def _child_progress(fraction, message):
@@ -253,9 +264,19 @@ def _child_progress(fraction, message):
 
 
 def _exit_with_parent(parent):
-    """End this child if the Blender that started it goes away (crash, kill) mid-render."""
+    """End this child if the Blender that started it goes away (crash, kill) mid-render. Returns
+    the function that stops watching: a thread still alive keeps the bpy 4.5 module from exiting."""
+    stop = threading.Event()
+
     def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True, name="fathom-parent-watch").start()
+        while not stop.wait(0.5):
+            if os.getppid() != parent:
+                os._exit(1)
+
+    thread = threading.Thread(target=watch, daemon=True, name="fathom-parent-watch")
+    thread.start()
+
+    def done():
+        stop.set()
+        thread.join()
+    return done
