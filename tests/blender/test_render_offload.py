@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,6 +144,7 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
     assert got["leftovers"] == []
 
 
+@pytest.mark.smoke  # the child's start and exit differ between Blender versions (4.5 once hung on exit)
 def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model_file, tmp_path):
     """A render of several seconds, generated through the job machinery as the modal operator
     does: the main thread keeps ticking meanwhile. The bound is about blocking, not speed: the
