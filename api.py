@@ -8,6 +8,7 @@
     result = fathom.generate_depth(image="Photo", backend="server")      # the depth server, uses tokens
     result = fathom.generate_depth(image="Photo", backend="server", force=True)  # again, even if identical
     result.path, result.image, result.node, result.depth_map.depth        # file, datablock, node, array
+    result.reused                      # server: an identical earlier result was shown again, no tokens spent
 
     fathom.models()                    # catalogue entries with their status (installed, missing...)
     fathom.download_model("da2-small", progress=lambda done, total: ...)   # needs online access
@@ -37,6 +38,7 @@ class Result:
     image: object       # bpy.types.Image, Non-Color
     node: object        # the compositor's Image node holding it
     depth_map: DepthMap
+    reused: bool = False  # server backend: an identical earlier result, no tokens spent
 
 
 def generate_depth(*, image=None, filepath=None, source=None, backend=None, output=None, context=None,
@@ -45,8 +47,8 @@ def generate_depth(*, image=None, filepath=None, source=None, backend=None, outp
     Image) or ``filepath`` pick the source, else ``source`` ('image', 'file', 'render',
     'compositor'), else the scene's Depth settings. ``settings``: model, resolution, invert,
     post_resize, normalization, output_format (they override the scene's for this call). With the
-    server backend an identical earlier result is reused (no tokens) unless ``force``; its
-    ``depth_map`` is then None (the file and image are the earlier ones)."""
+    server backend an identical earlier result is reused (no tokens) unless ``force``: ``reused``
+    is then True, and the file, image and depth map are the earlier ones (read back from its file)."""
     unknown = set(settings) - set(_SETTINGS)
     if unknown:
         raise InvalidSettingsError(f"Unknown setting(s) {', '.join(sorted(unknown))}: use {', '.join(_SETTINGS)}.")
@@ -63,7 +65,7 @@ def generate_depth(*, image=None, filepath=None, source=None, backend=None, outp
     jobs.check_idle()
     job, img, node = pipeline.generate(context or bpy.context, source=kind, image=image, filepath=filepath,
                                        output=output, backend=engine, overrides=settings or None, force=force)
-    return Result(job.path, img, node, job.depth_map)
+    return Result(job.path, img, node, job.depth_map, getattr(job, "reused", False))
 
 
 def models(context=None) -> list:

@@ -155,6 +155,9 @@ def _generate(args) -> int:
     except FathomError as exc:
         print(f"fathom: error: {exc}", file=sys.stderr)
         return _exit_code(exc)
+    if getattr(job, "reused", False):
+        print("fathom: reused an identical depth map from the depth server, no tokens spent "
+              "(--force generates again)", file=sys.stderr)
     print(job.path)
     return EXIT_OK
 

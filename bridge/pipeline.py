@@ -45,13 +45,7 @@ class Job:
     def run(self, progress=None, cancel=None) -> Path:
         """Estimate (unless prepare already made the map, as Scene Z does) and write the result file.
         Cancelling raises CancelledError and writes nothing."""
-        if self.render is not None:
-            made = self.render.run(progress, cancel)
-            self.render = None
-            if isinstance(made, depth.DepthMap):
-                self.depth_map = made
-            else:
-                self.capture = made
+        self.render_first(progress, cancel)
         if self.model_path is None and self.download is not None:
             self.model_path = self.download.download(self.settings.model, progress=_download_progress(progress),
                                                      cancel=cancel)
@@ -64,6 +58,23 @@ class Job:
                     "fathom.source": self.capture.source}
         self.path = results.write_result(self.depth_map, self.capture.name, self.target, metadata)
         return self.path
+
+
+    def render_first(self, progress=None, cancel=None):
+        """Run the render deferred from prepare (in a child Blender), if any: its picture, or the
+        depth map itself for Scene Z."""
+        if self.render is None:
+            return
+        made = self.render.run(progress, cancel)
+        self.render = None
+        if isinstance(made, depth.DepthMap):
+            self.depth_map = made
+        else:
+            self.set_capture(made)
+
+    def set_capture(self, picture: capture.Capture):
+        """The picture to work on, once known (the Server backend's job derives its cache key from it)."""
+        self.capture = picture
 
 
 def _download_progress(progress):
@@ -123,12 +134,15 @@ def prepare(context, *, source=None, image=None, filepath=None, output=None, ove
     """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options);
     ``backend``: LOCAL, SERVER or SCENE_Z instead of the preferences' choice; ``allow_download``: a
     missing model is downloaded by ``Job.run`` when Blender may go online. Renders happen here,
-    on the main thread, as Blender requires, unless ``offload_render`` (the interactive operator;
-    Local and Scene Z): then ``Job.run`` renders in a child Blender (bridge.render_process), so the
+    on the main thread, as Blender requires, unless ``offload_render`` (the interactive operator,
+    every backend): then ``Job.run`` renders in a child Blender (bridge.render_process), so the
     UI never waits for a render. Server only: ``force`` generates again instead of
     reusing an identical earlier result; ``allow_online`` is the headless --online-mode."""
     prefs = addon_preferences(context)
     backend = backend or prefs.backend
+    if backend not in ("LOCAL", "SERVER", "SCENE_Z"):
+        raise FathomError(f"Unknown backend {backend!r}: choose Local, Server or Scene Z in Preferences > "
+                          "Add-ons > Fathom.")
     settings = context.scene.fathom.depth_settings(prefs.threads)
     if overrides:
         settings = replace(settings, **overrides).validated()
@@ -142,15 +156,25 @@ def prepare(context, *, source=None, image=None, filepath=None, output=None, ove
         picture = capture.Capture(None, f"the Z pass of scene '{scene.name}'", f"{scene.name}_Z",
                                   {"kind": "scene-z", "scene": scene.name, "camera": camera})
         return Job(picture, settings, None, target, scene.name, depth_map=depth_map, render=render)
+    kind = source or context.scene.fathom.source
+    deferred = offload_render and kind in ("RENDER", "COMPOSITOR")
+    picture = None if deferred else resolve_source(context, source, image, filepath, progress)
     if backend == "SERVER":
         from . import remote
-        picture = resolve_source(context, source, image, filepath, progress)
-        return remote.prepare(context, picture, settings, target, force=force, allow_online=allow_online)
-    if backend != "LOCAL":
-        raise FathomError(f"Unknown backend {backend!r}: choose Local, Server or Scene Z in Preferences > "
-                          "Add-ons > Fathom.")
-    deferred = offload_render and (source or context.scene.fathom.source) in ("RENDER", "COMPOSITOR")
-    picture = None if deferred else resolve_source(context, source, image, filepath, progress)
+        job = remote.prepare(context, settings, target, force=force, allow_online=allow_online)
+    else:
+        job = _local_job(context, settings, target, allow_download)
+    if deferred:
+        # Last, once nothing cheap can fail: a child render copies the file (None: render here).
+        job.render = _child_render(context, kind.lower(), settings)
+        if job.render is None:
+            picture = resolve_source(context, source, image, filepath, progress)
+    if picture is not None:
+        job.set_capture(picture)
+    return job
+
+
+def _local_job(context, settings, target, allow_download) -> Job:
     store = model_store(context)
     try:
         model_path = store.resolve(settings.model, allow_network=bpy.app.online_access)
@@ -158,12 +182,8 @@ def prepare(context, *, source=None, image=None, filepath=None, output=None, ove
         if not (allow_download and bpy.app.online_access and not get_model(settings.model).is_local):
             raise
         model_path = None
-    # Last, once nothing cheap can fail: a child render copies the file (None: render here).
-    render = _child_render(context, (source or context.scene.fathom.source).lower(), settings) if deferred else None
-    if deferred and render is None:
-        picture = resolve_source(context, source, image, filepath, progress)
-    return Job(picture, settings, model_path, target, context.scene.name,
-               download=store if model_path is None else None, render=render)
+    return Job(None, settings, model_path, target, context.scene.name,
+               download=store if model_path is None else None)
 
 
 def _child_render(context, kind, settings):
@@ -180,6 +200,15 @@ def finish(job: Job, context):
     scene = bpy.data.scenes.get(job.scene_name) or context.scene
     node = results.place_image_node(scene, image, results.source_key(job.capture.source))
     return image, node
+
+
+def done_message(job, seconds: float) -> str:
+    """What Generate Depth reports when done; it says when a server result was reused (no tokens)."""
+    where = bpy.path.relpath(str(job.path)) if bpy.data.filepath else str(job.path)
+    if getattr(job, "reused", False):
+        return (f"Depth of {job.capture.label}: an identical depth map from the depth server was reused, no "
+                f"tokens spent (Generate Again makes a new one): {where}")
+    return f"Depth of {job.capture.label} in {seconds:.1f} s: {where}"
 
 
 def generate(context, **kwargs):

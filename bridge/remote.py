@@ -1,9 +1,11 @@
 """The Server backend: the captured picture goes to a Fathom depth server, the depth map comes back
 into the same result handling as a local generation (file under //generated/, image, node).
 
-    job = prepare(context, picture, settings, target)   main thread: PNG, cache look-up, no network
-    job.run(progress, cancel)                            worker thread: submit, follow, download, write
-    image, node = job.finish(context)                    main thread: image and node, pending entry gone
+    job = prepare(context, settings, target)   main thread, no network: client, checks, cached results
+    job.set_capture(picture)                    the PNG, its cache key, an identical earlier result
+                                                (in prepare, or in run after a deferred render)
+    job.run(progress, cancel)                   worker thread: submit, follow, download, write
+    image, node = job.finish(context)           main thread: image and node, pending entry gone
 
 No network on the main thread of an interactive Blender: the balance and price list the sidebar
 shows come from :data:`account`, refreshed on a worker thread. A job accepted by the server is
@@ -11,14 +13,13 @@ recorded in the .blend at once (bridge.pending), so a paid result survives a los
 closed Blender. A second identical generation (same picture, settings and server) reuses the
 earlier result instead of spending tokens, unless ``force`` asks for a new one.
 """
-import contextlib
 import hashlib
 import struct
 import threading
 import time
 import uuid
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +30,7 @@ from ..engine import encode, remote
 from ..engine.depth import DepthMap
 from ..engine.errors import CancelledError, FathomError
 from ..engine.exr import read_exr
+from ..engine.imageio import read_image
 from ..preferences import addon_preferences
 from . import pending, results
 from .pipeline import Job
@@ -91,30 +93,54 @@ def png16_rgb(rgb16: np.ndarray) -> bytes:
             + chunk(b"IEND", b""))
 
 
-def depth_map_from_exr(data: bytes, settings, model: str) -> DepthMap:
-    """The server's float EXR (one 'Y' channel) as the DepthMap local generation would give."""
-    exr = read_exr(data)
-    channel = exr.channels.get("Y")
-    if channel is None:
-        channel = next(iter(exr.channels.values()))
-    depth = np.ascontiguousarray(channel, dtype=np.float32)
-    return DepthMap(depth, not settings.invert, model, settings, tuple(depth.shape))
+def read_depth(source, settings, model: str, near_is_bright: bool) -> DepthMap:
+    """A depth map file (path) or the server's EXR (bytes) as the DepthMap local generation would
+    give. EXR: its 'Y' channel as written; PNG: its grey levels as 0..1."""
+    if isinstance(source, (bytes, bytearray)) or Path(source).suffix.lower() == ".exr":
+        channels = read_exr(source).channels
+        depth = channels["Y"] if "Y" in channels else next(iter(channels.values()))
+    else:
+        rgb = read_image(source).rgb
+        depth = rgb[:, :, 0] / (np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 1.0)
+    depth = np.ascontiguousarray(depth, dtype=np.float32)
+    return DepthMap(depth, near_is_bright, model, settings, tuple(depth.shape))
 
 
 # ------------------------------------------------------------------ the job
 
-_force = {"on": False}
+# Idempotency keys of submissions whose answer never came (cache key -> key): submitting the same
+# picture and settings again reuses the key, so the server answers with the first job, uncharged.
+_unanswered_keys = {}
 
 
-@contextlib.contextmanager
-def forced():
-    """Within it, prepare() generates again instead of reusing an identical result (Generate Again
-    wraps Generate Depth's own invoke/execute with it; both call prepare synchronously)."""
-    _force["on"] = True
-    try:
-        yield
-    finally:
-        _force["on"] = False
+@dataclass(frozen=True)
+class Cached:
+    """An earlier server result in this file: ``path`` when its file is there in the asked format
+    (shown again as is), else None and only its server ``job`` is of use (downloaded again, free)."""
+    image: str
+    job: str
+    path: Optional[Path]
+    model: str
+    near_is_bright: bool
+
+
+def cached_results(server: str, output_format: str) -> dict:
+    """Main thread: cache key -> Cached for the earlier results of ``server`` in this file, a
+    snapshot the job consults once its picture is known (after a render deferred to the worker)."""
+    found = {}
+    for image in bpy.data.images:
+        meta = image.get(results.IMAGE_KEY)
+        info = meta.get(REMOTE_KEY) if meta is not None else None
+        if info is None or not info.get("cache_key") or info.get("server") != server:
+            continue
+        path = Path(bpy.path.abspath(image.filepath)) if image.filepath else None
+        usable = meta.get("settings", {}).get("output_format") == output_format and path is not None \
+            and path.is_file()
+        key = info["cache_key"]
+        if key not in found or (usable and found[key].path is None):
+            found[key] = Cached(image.name, info.get("job"), path if usable else None, meta.get("model", ""),
+                                bool(meta.get("near_is_bright", True)))
+    return found
 
 
 # Idempotency keys of submissions whose answer never came (cache key -> key): submitting the same
@@ -131,17 +157,37 @@ class RemoteJob(Job):
     idempotency_key: str = ""
     job_id: Optional[str] = None        # known from the start when fetching a pending or cached result
     cost: Optional[int] = None
-    reuse_image: Optional[str] = None   # an earlier identical result: nothing to do but show it
+    force: bool = False                 # generate again even when an identical result is in the file
+    cached: dict = field(default_factory=dict)  # cached_results() of prepare
+    earlier: Optional[Cached] = None    # the identical earlier result shown again: no tokens spent
     follow_seconds: float = 600.0
     cancel_on_server: bool = True       # Esc cancels the server job (fetching a pending one only stops)
 
     @property
     def reused(self) -> bool:
-        return self.reuse_image is not None
+        return self.earlier is not None
+
+    def set_capture(self, picture):
+        """No bpy (prepare, or the worker after a deferred render): the PNG to send, its cache key and
+        Idempotency-Key; then an identical earlier result, else the balance check."""
+        super().set_capture(picture)
+        self.picture = picture_bytes(picture.rgb)
+        self.cache_key = remote.result_cache_key(self.picture, self.settings, server=self.server)
+        self.idempotency_key = ((not self.force and _unanswered_keys.get(self.cache_key))
+                                or str(uuid.uuid4()))
+        earlier = None if self.force else self.cached.get(self.cache_key)
+        if earlier is not None and earlier.path is not None and earlier.path.is_file():
+            self.earlier, self.job_id, self.path = earlier, earlier.job, earlier.path
+        elif earlier is not None:
+            self.job_id = earlier.job  # its file is gone or in another format: downloaded again, free
+        else:
+            check_affordable(self.client, self.settings)
 
     def run(self, progress=None, cancel=None) -> Path:
         report = progress or (lambda fraction, message: None)
-        if self.reused:
+        self.render_first(progress, cancel)
+        if self.reused:  # the earlier file's depth, for scripts (api.Result.depth_map)
+            self.depth_map = read_depth(self.path, self.settings, self.earlier.model, self.earlier.near_is_bright)
             return self.path
         if self.job_id is None:
             self._submit(report, cancel)
@@ -151,7 +197,7 @@ class RemoteJob(Job):
             data = self.client.download(self.job_id, "exr")
         except (remote.UnreachableError, remote.ServerError) as exc:
             raise self._still_pending(exc) from None
-        self.depth_map = depth_map_from_exr(data, self.settings, self.settings.model)
+        self.depth_map = read_depth(data, self.settings, self.settings.model, not self.settings.invert)
         metadata = {"fathom.model": self.settings.model, "fathom.settings": asdict(self.settings),
                     "fathom.source": self.capture.source, "fathom.server": self.server, "fathom.job": self.job_id}
         # A paid result is written even when a cancel came after the server had finished it.
@@ -165,7 +211,7 @@ class RemoteJob(Job):
         report(0.05, "Sending the picture to the depth server")
         try:
             job = self.client.submit(self.picture, self.settings, idempotency_key=self.idempotency_key,
-                                     filename=f"{results._safe_stem(self.capture.name)}.png")
+                                     filename=f"{results.safe_stem(self.capture.name)}.png")
         except remote.InsufficientTokensError:
             account.refresh_quietly(self.client)
             raise
@@ -218,9 +264,8 @@ class RemoteJob(Job):
         """Main thread: the image (the earlier one when reused) in the source's node; the job is
         no longer pending."""
         pending.drain()
-        if self.reused:
-            image = bpy.data.images[self.reuse_image]
-        else:
+        image = bpy.data.images.get(self.earlier.image) if self.reused else None
+        if image is None:  # a new result (or the earlier image was deleted while this one rendered)
             image = results.load_result(self.path, self.depth_map, self.capture.source)
             image[results.IMAGE_KEY][REMOTE_KEY] = {"server": self.server, "job": self.job_id,
                                                      "cache_key": self.cache_key, "cost": self.cost or 0}
@@ -231,60 +276,38 @@ class RemoteJob(Job):
         return image, node
 
 
-def prepare(context, picture, settings, target, *, force=False, allow_online=False) -> RemoteJob:
-    """Main thread, no network: the PNG to send and its cache key; an earlier identical result is
-    reused (or downloaded again, free, when its file is gone or another format is asked for)."""
-    prefs = addon_preferences(context)
-    force = force or _force["on"]
+def prepare(context, settings, target, *, force=False, allow_online=False) -> RemoteJob:
+    """Main thread, no network: the job, its picture still to come (Job.set_capture, at once or
+    after a render in the worker). With nothing in the file to reuse, a known short balance is
+    refused here, before any render."""
     client = client_for(context)  # checks the URL's form
     check_online(allow_online, client.base_url)
     if not client.api_key:
         raise remote.AuthenticationError("No API key is set for the depth server: paste your key in Edit > "
                                          "Preferences > Add-ons > Fathom (the server's operator gives you one).")
-    data = picture_bytes(picture.rgb)
-    key = remote.result_cache_key(data, settings, server=client.base_url)
-    job = RemoteJob(picture, settings, None, target, context.scene.name, server=client.base_url, client=client,
-                    picture=data, cache_key=key)
-    job.idempotency_key = str(uuid.uuid4()) if force else _unanswered_keys.get(key) or str(uuid.uuid4())
-    if force:
-        return job
-    earlier = find_cached(key, settings.output_format)
-    if earlier is not None:
-        image, usable = earlier
-        if usable:
-            job.reuse_image, job.path = image.name, Path(bpy.path.abspath(image.filepath))
-        else:
-            job.job_id = image[results.IMAGE_KEY][REMOTE_KEY]["job"]
-        return job
-    view = account.view(client.base_url, prefs.api_key)
-    if view is not None and view.balance is not None and view.pricing_client is not None:
-        try:
-            cost = view.pricing_client.cost(settings)
-        except FathomError:
-            cost = None
-        if cost is not None and cost > view.balance:
-            raise remote.InsufficientTokensError(
-                f"Short by {cost - view.balance} token(s): this depth map costs {cost} and your balance is "
-                f"{view.balance}. " + (f"Get tokens at {view.top_up_url}." if view.top_up_url else
-                                      "Ask the server's operator for tokens.") + " Nothing was sent.",
-                needed=cost, balance=view.balance, shortfall=cost - view.balance, top_up_url=view.top_up_url)
+    job = RemoteJob(None, settings, None, target, context.scene.name, server=client.base_url, client=client,
+                    force=force, cached={} if force else cached_results(client.base_url, settings.output_format))
+    if not job.cached:
+        check_affordable(client, settings)
     return job
 
 
-def find_cached(cache_key: str, output_format: str):
-    """(image, usable) of an earlier result with this cache key: usable when its file is there in the
-    asked format; else only its server job id is of use."""
-    found = None
-    for image in bpy.data.images:
-        meta = image.get(results.IMAGE_KEY)
-        info = meta.get(REMOTE_KEY) if meta is not None else None
-        if info is None or info.get("cache_key") != cache_key:
-            continue
-        same_format = meta.get("settings", {}).get("output_format") == output_format
-        if same_format and image.filepath and Path(bpy.path.abspath(image.filepath)).is_file():
-            return image, True
-        found = found or (image, False)
-    return found
+def check_affordable(client, settings):
+    """Refuse, before anything is sent, a depth map the cached balance cannot pay (no network: an
+    unknown balance lets the server decide, which charges nothing it cannot)."""
+    view = account.view(client.base_url, client.api_key)
+    if view is None or view.balance is None or view.pricing_client is None:
+        return
+    try:
+        cost = view.pricing_client.cost(settings)
+    except FathomError:
+        return
+    if cost > view.balance:
+        raise remote.InsufficientTokensError(
+            f"Short by {cost - view.balance} token(s): this depth map costs {cost} and your balance is "
+            f"{view.balance}. " + (f"Get tokens at {view.top_up_url}." if view.top_up_url else
+                                  "Ask the server's operator for tokens.") + " Nothing was sent.",
+            needed=cost, balance=view.balance, shortfall=cost - view.balance, top_up_url=view.top_up_url)
 
 
 # ------------------------------------------------------------------ account: balance and prices

@@ -69,7 +69,7 @@ def write_result(depth_map, name: str, target: Target, metadata=None) -> Path:
             return encode.write_depth(target.file, depth, fmt, metadata=metadata)
         except FileExistsError as exc:
             raise OutputError(str(exc)) from None
-    stem = _safe_stem(name) + "_depth"
+    stem = safe_stem(name) + "_depth"
     suffix = encode.suffix_for(fmt)
     for number in range(1, 100000):
         path = target.folder / f"{stem}_{number:03d}{suffix}"
@@ -82,7 +82,8 @@ def write_result(depth_map, name: str, target: Target, metadata=None) -> Path:
     raise OutputError(f"{target.folder} holds too many {stem} results: move some away.")
 
 
-def _safe_stem(name: str) -> str:
+def safe_stem(name: str) -> str:
+    """``name`` as a file name stem: letters, digits, - and _ only, at most 60 characters."""
     cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_")
     return cleaned[:60] or "image"
 

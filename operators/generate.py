@@ -9,7 +9,7 @@ modal operators do not run while a script does.
 import time
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import BoolProperty, StringProperty
 
 from ..bridge import jobs, pipeline
 from ..engine.errors import FathomError
@@ -26,6 +26,16 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
     # The scene's Depth settings choose the source; scripts may name where the result goes.
     output: StringProperty(name="Output", default="", subtype="FILE_PATH", options={"SKIP_SAVE"},
                            description="Write the depth map here instead of //generated/ (never overwrites)")
+    force: BoolProperty(name="Generate Again", default=False, options={"SKIP_SAVE"},
+                        description="Server backend: generate on the server even when an identical depth map "
+                                    "is in this file (spends tokens again)")
+
+    @classmethod
+    def description(cls, context, properties):
+        if properties.force:
+            return ("Generate the depth map on the depth server even if an identical one was made before "
+                    "(spends tokens again)")
+        return None  # the class docstring
 
     @classmethod
     def poll(cls, context):
@@ -53,7 +63,7 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         started = time.perf_counter()
         try:
             jobs.check_idle()
-            job, image, node = pipeline.generate(context, output=self.output or None)
+            job, image, node = pipeline.generate(context, output=self.output or None, force=self.force)
         except FathomError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -67,7 +77,8 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         try:
             jobs.check_idle()
             # Renders too happen in the worker's time, in a child Blender: the UI never waits.
-            job = pipeline.prepare(context, output=self.output or None, allow_download=True, offload_render=True)
+            job = pipeline.prepare(context, output=self.output or None, allow_download=True, offload_render=True,
+                                   force=self.force)
             return self.start_worker(context, job)  # refused: the job's file copy goes with it
         except FathomError as exc:
             self.report({"ERROR"}, str(exc))
@@ -79,8 +90,7 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         return {"FINISHED"}
 
     def _report_done(self, job, started):
-        where = bpy.path.relpath(str(job.path)) if bpy.data.filepath else str(job.path)
-        self.report({"INFO"}, f"Depth of {job.capture.label} in {time.perf_counter() - started:.1f} s: {where}")
+        self.report({"INFO"}, pipeline.done_message(job, time.perf_counter() - started))
 
 
 class FATHOM_OT_cancel_generation(bpy.types.Operator):

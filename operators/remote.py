@@ -1,6 +1,6 @@
-"""The depth server from Blender: Test Connection, Refresh Balance, Get Tokens, Fetch Pending Results,
-Generate Again. Network calls run on a worker thread in the UI (the result shows when it comes)
-and synchronously in background mode."""
+"""The depth server from Blender: Test Connection, Refresh Balance, Get Tokens, Fetch Pending Results
+(Generate Again is Generate Depth with ``force``). Network calls run on a worker thread in the UI
+(the result shows when it comes) and synchronously in background mode."""
 import bpy
 from bpy.props import FloatProperty
 
@@ -121,29 +121,4 @@ class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FATHOM_OT_generate_again(bpy.types.Operator):
-    """Generate the depth map on the depth server even if an identical one was made before
-    (spends tokens again)"""
-    bl_idname = "fathom.generate_again"
-    bl_label = "Generate Again"
-
-    @classmethod
-    def poll(cls, context):
-        return bpy.ops.fathom.generate_depth.poll()
-
-    # Generate Depth itself, with its prepare() told not to reuse (it runs within the call).
-    def execute(self, context):
-        with remote.forced():
-            return _finished(bpy.ops.fathom.generate_depth("EXEC_DEFAULT"))
-
-    def invoke(self, context, event):
-        with remote.forced():
-            return _finished(bpy.ops.fathom.generate_depth("INVOKE_DEFAULT"))
-
-
-def _finished(result):
-    return {"FINISHED"} if result & {"FINISHED", "RUNNING_MODAL"} else {"CANCELLED"}
-
-
-classes = (FATHOM_OT_test_connection, FATHOM_OT_refresh_balance, FATHOM_OT_get_tokens, FATHOM_OT_fetch_pending,
-           FATHOM_OT_generate_again)
+classes = (FATHOM_OT_test_connection, FATHOM_OT_refresh_balance, FATHOM_OT_get_tokens, FATHOM_OT_fetch_pending)

@@ -87,7 +87,7 @@ def draw_server(layout, context, idle=True):
     else:
         row = layout.row(align=True)
         row.operator("fathom.generate_depth", text=state["text"], icon="IMAGE_ZDEPTH")
-        row.operator("fathom.generate_again", text="", icon="FILE_REFRESH")
+        row.operator("fathom.generate_depth", text="", icon="FILE_REFRESH").force = True  # Generate Again
     if state.get("note"):
         layout.label(text=state["note"], icon="INFO")
 

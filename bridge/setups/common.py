@@ -92,7 +92,7 @@ def write_generated(stem, suffix, data: bytes, folder=None) -> Path:
     """Write ``data`` to the next free ``stem_NNN.suffix`` under //generated/ (or ``folder``); never
     replaces a file."""
     folder = Path(bpy.path.abspath(str(folder))) if folder else results.generated_folder()
-    stem = results._safe_stem(stem)
+    stem = results.safe_stem(stem)
     for number in range(1, 100000):
         path = folder / f"{stem}_{number:03d}{suffix}"
         if path.exists():

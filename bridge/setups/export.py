@@ -66,7 +66,7 @@ def export_mesh(obj=None, fmt="OBJ", *, path=None, folder=None) -> Path:
         _export(obj, fmt, tmp)
         if target is not None:
             return _link(tmp, target)
-        stem = common.results._safe_stem(obj.name)
+        stem = common.results.safe_stem(obj.name)
         for number in range(1, 100000):
             candidate = out_dir / f"{stem}_{number:03d}{suffix}"
             if not candidate.exists():

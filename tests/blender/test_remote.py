@@ -192,12 +192,20 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
         diff = float(np.abs(job.depth_map.depth - local.depth_map.depth).mean())
 
         again = api.generate_depth(image="Photo", backend="server")   # identical: reused, no tokens
+        reused = [again.reused, float(np.abs(again.depth_map.depth - job.depth_map.depth).max()),
+                  again.depth_map.model, again.depth_map.near_is_bright == job.depth_map.near_is_bright]
         button_op = list(bpy.ops.fathom.generate_depth())              # the button: reused too
+        reused_job = pipeline.prepare(bpy.context)
+        reused_job.run()
+        done = pipeline.done_message(reused_job, 0.1)
         balance_after_reuse = remote.account.view(prefs.server_url, prefs.api_key).balance
         forced = api.generate_depth(image="Photo", backend="server", force=True)
-        again_op = list(bpy.ops.fathom.generate_again())               # Generate Again: a new job
+        again_op = list(bpy.ops.fathom.generate_depth(force=True))     # Generate Again: a new job
+        gen = bpy.types.Operator.bl_rna_get_subclass_py("FATHOM_OT_generate_depth")
+        tips = [gen.description(bpy.context, type("P", (), {"force": f})) for f in (True, False)]
         images = sorted(i.name for i in bpy.data.images if "fathom" in i.keys())
-        emit({"local_node": local_node, "button": button, "first": first, "diff": diff,
+        emit({"local_node": local_node, "button": button, "first": first, "diff": diff, "reused": reused,
+              "done": done, "tips": tips, "forced_reused": forced.reused,
               "again": [str(again.path), again.image.name, again.node.name], "ops": [button_op, again_op],
               "forced": [str(forced.path), forced.node.name, forced.image["fathom"]["remote"]["job"]],
               "balance_after_reuse": balance_after_reuse, "images": images, "nodes": depth_nodes(),
@@ -216,6 +224,11 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
     # The identical second generation reused the first result: same file, image and node; no tokens.
     assert got["again"] == [first["path"], first["image"], first["node"]]
     assert got["balance_after_reuse"] == 4
+    # ... and its depth map is the first one's, read back from the file.
+    assert got["reused"] == [True, 0.0, "da2-small", True] and not got["forced_reused"]
+    assert "identical depth map from the depth server was reused, no tokens spent" in got["done"]
+    assert got["done"].endswith("generated/" + Path(first["path"]).name)
+    assert "spends tokens again" in got["tips"][0] and got["tips"][1] is None
     # Generate Again spent a token on a new job and replaced the image in the same node.
     assert got["forced"][0] != first["path"] and got["forced"][1] == first["node"]
     assert got["forced"][2] != first["job"]
@@ -224,6 +237,71 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
     assert len(got["images"]) == 4 and got["nodes"] == [[first["node"], got["images"][-1]]]
     assert server.balance(key) == 2 and got["balance_shown"] == 2
     assert len(server.artworks(key)) == 3
+
+
+def test_server_backend_renders_in_a_child_and_the_main_thread_never_waits(blender, server, catalog_for,
+                                                                          tiny_model_file):
+    """Render source with the Server backend, as the modal operator runs it: the render happens in a
+    child Blender on the worker thread, the picture's cache key is made after it, and the main
+    thread keeps ticking. A second identical render is recognised after rendering: no tokens."""
+    key = server.user(tokens=5)
+    scene_code = f"""
+import threading, time
+sys.path.insert(0, {str(ROOT)!r})
+from scripts.sample_scene import build_scene
+build_scene(320, 180, 256)
+bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which disables the extension
+renders_here = []
+bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_ident()))
+"""
+    got = blender(scene_code, setup(server.url, key), """
+        scene.fathom.source = "RENDER"
+        bpy.ops.wm.save_mainfile()
+        assert bpy.ops.fathom.refresh_balance() == {"FINISHED"}
+
+        def generate():
+            started = time.perf_counter()
+            job = pipeline.prepare(bpy.context, offload_render=True)
+            prepare_s = time.perf_counter() - started
+            deferred = [job.capture is None, job.render is not None, job.cache_key == ""]
+            running = jobs.start(job)
+            ticks, messages = [time.perf_counter()], set()
+            while not running.wait(0.02):  # the modal timer's part
+                ticks.append(time.perf_counter())
+                messages.add(running.message)
+            ticks.append(time.perf_counter())
+            jobs.collect(running)
+            assert running.error is None, running.error
+            image, node = pipeline.finish(job, bpy.context)
+            return {"prepare_s": prepare_s, "deferred": deferred, "run_s": ticks[-1] - ticks[0],
+                    "longest_pause_s": max(b - a for a, b in zip(ticks, ticks[1:])),
+                    "rendered": any(m.startswith("Rendering: sample") for m in messages),
+                    "sent": any(m.startswith("Sending") for m in messages), "reused": job.reused,
+                    "path": str(job.path), "image": image.name, "size": list(image.size), "node": node.name,
+                    "nodes": depth_nodes(), "source": image["fathom"]["source"].to_dict(),
+                    "job": image["fathom"]["remote"]["job"], "cache_key": job.cache_key}
+
+        first = generate()
+        second = generate()
+        emit({"first": first, "second": second, "renders_here": len(renders_here),
+              "pending": pending.entries()})
+    """, catalog=catalog_for(da2_small=tiny_model_file))
+    first, second = got["first"], got["second"]
+    print({k: [round(r[k], 3) for r in (first, second)] for k in ("prepare_s", "run_s", "longest_pause_s")})
+    assert got["renders_here"] == 0  # both renders happened in the child
+    for run in (first, second):
+        # Nothing was rendered or hashed in prepare; the main thread never paused for long.
+        assert run["deferred"] == [True, True, True] and run["rendered"], run
+        assert run["prepare_s"] < 1.5, run
+        assert run["longest_pause_s"] < min(1.0, run["run_s"] / 4), run
+    assert first["run_s"] > 2.0, first  # a render of seconds: the bound above is about blocking
+    assert first["sent"] and not first["reused"] and first["size"] == [320, 180]
+    assert first["source"]["kind"] == "render" and first["nodes"] == [[first["node"], first["image"]]]
+    assert Path(first["path"]).parent.name == "generated" and got["pending"] == []
+    # The same render again: its cache key, made after rendering, finds the first result.
+    assert second["cache_key"] == first["cache_key"] and second["reused"] and not second["sent"]
+    assert [second["path"], second["image"], second["node"]] == [first["path"], first["image"], first["node"]]
+    assert server.balance(key) == 4 and len(server.artworks(key)) == 1
 
 
 def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender, server):
@@ -369,4 +447,6 @@ def test_headless_cli_with_the_server_backend(blender, fathom_cli, server, tmp_p
     second = fathom_cli(*args, "--online-mode", blend=blend)  # the saved file holds the result: reused
     assert second.returncode == 0, second.stderr
     assert Path(second.stdout.strip().splitlines()[-1]) == path
+    assert "fathom: reused an identical depth map from the depth server, no tokens spent" in second.stderr
+    assert "reused" not in first.stderr
     assert server.balance(key) == 4 and len(server.artworks(key)) == 1
