@@ -3,6 +3,8 @@
 Progress shows in the panels (they read bridge.jobs.current()), in the status bar and on the
 cursor; Esc or the Cancel button stops the job; other events pass through so Blender stays usable.
 """
+import bpy
+
 from ..bridge import jobs
 from ..engine.errors import FathomError
 
@@ -14,8 +16,41 @@ def redraw(context):
                 area.tag_redraw()
 
 
+def poll_idle(cls, message="A depth generation is running: wait for it or cancel it") -> bool:
+    """For poll(): False, with ``message`` shown, while a job runs (one at a time)."""
+    if jobs.current() is not None:
+        cls.poll_message_set(message)
+        return False
+    return True
+
+
 class WorkerModal:
-    """Mixin: call ``start_worker(context, job)`` from invoke; implement ``worker_done(context, job)``."""
+    """Mixin: implement ``make_job(context, interactive)`` (a job with a bpy-free ``run(progress,
+    cancel)``) and ``worker_done(context, job)``. Clicked (invoke), the job runs on the worker
+    thread; from scripts and in background mode (execute), synchronously."""
+
+    def make_job(self, context, interactive: bool):
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            jobs.check_idle()
+            job = self.make_job(context, interactive=False)
+            job.run()
+            return self.worker_done(context, job)
+        except FathomError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            jobs.check_idle()
+            return self.start_worker(context, self.make_job(context, interactive=True))
+        except FathomError as exc:  # refused: a job's file copy (child render) goes with it
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
 
     def start_worker(self, context, job):
         self._running = jobs.start(job)

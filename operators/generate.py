@@ -12,9 +12,8 @@ import bpy
 from bpy.props import BoolProperty, StringProperty
 
 from ..bridge import jobs, pipeline
-from ..engine.errors import FathomError
 from ..preferences import addon_preferences
-from ._worker import WorkerModal
+from ._worker import WorkerModal, poll_idle
 
 
 class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
@@ -42,8 +41,7 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         props = getattr(context.scene, "fathom", None)
         if props is None:
             return False
-        if jobs.current() is not None:
-            cls.poll_message_set("A depth generation is running: wait for it or cancel it")
+        if not poll_idle(cls):
             return False
         backend = addon_preferences(context).backend
         if backend == "SCENE_Z" or props.source in ("RENDER", "COMPOSITOR"):
@@ -59,38 +57,16 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
             return False
         return True
 
-    def execute(self, context):
-        started = time.perf_counter()
-        try:
-            jobs.check_idle()
-            job, image, node = pipeline.generate(context, output=self.output or None, force=self.force)
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self._report_done(job, started)
-        return {"FINISHED"}
-
-    def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
+    def make_job(self, context, interactive):
         self._started = time.perf_counter()
-        try:
-            jobs.check_idle()
-            # Renders too happen in the worker's time, in a child Blender: the UI never waits.
-            job = pipeline.prepare(context, output=self.output or None, allow_download=True, offload_render=True,
-                                   force=self.force)
-            return self.start_worker(context, job)  # refused: the job's file copy goes with it
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+        # Clicked, renders too happen in the worker's time, in a child Blender: the UI never waits.
+        return pipeline.prepare(context, output=self.output or None, force=self.force,
+                                allow_download=interactive, offload_render=interactive)
 
     def worker_done(self, context, job):
         pipeline.finish(job, context)
-        self._report_done(job, self._started)
+        self.report({"INFO"}, pipeline.done_message(job, time.perf_counter() - self._started))
         return {"FINISHED"}
-
-    def _report_done(self, job, started):
-        self.report({"INFO"}, pipeline.done_message(job, time.perf_counter() - started))
 
 
 class FATHOM_OT_cancel_generation(bpy.types.Operator):

@@ -4,12 +4,11 @@ scripts and in background mode."""
 import bpy
 from bpy.props import StringProperty
 
-from ..bridge import jobs
 from ..engine.catalog import get_model
 from ..engine.download import human_size
 from ..engine.errors import FathomError
 from ..preferences import model_store
-from ._worker import WorkerModal
+from ._worker import WorkerModal, poll_idle
 
 
 class ModelTask:
@@ -40,33 +39,10 @@ class _ModelOperator(WorkerModal):
 
     @classmethod
     def poll(cls, context):
-        if jobs.current() is not None:
-            cls.poll_message_set("Another download or generation is running")
-            return False
-        return True
+        return poll_idle(cls, "Another download or generation is running")
 
-    def _task(self, context):
+    def make_job(self, context, interactive):
         return ModelTask(model_store(context), self.model, self.action)
-
-    def execute(self, context):
-        try:
-            jobs.check_idle()
-            task = self._task(context)
-            task.run()
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        return self.worker_done(context, task)
-
-    def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
-        try:
-            jobs.check_idle()
-            return self.start_worker(context, self._task(context))
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
 
     def worker_done(self, context, task):
         self.report({"INFO"}, f"{task.name}: {'downloaded and verified' if self.action == 'download' else 'verified'}"

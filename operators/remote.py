@@ -7,7 +7,7 @@ from bpy.props import FloatProperty
 from ..bridge import pending, remote
 from ..engine.errors import FathomError
 from ..preferences import addon_preferences
-from ._worker import WorkerModal, redraw
+from ._worker import WorkerModal, poll_idle, redraw
 
 
 class _AskServer:
@@ -83,29 +83,10 @@ class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
         if not pending.entries():
             cls.poll_message_set("No depth maps are pending in this file")
             return False
-        from ..bridge import jobs
-        if jobs.current() is not None:
-            cls.poll_message_set("A depth generation is running: wait for it or cancel it")
-            return False
-        return True
+        return poll_idle(cls)
 
-    def execute(self, context):
-        try:
-            job = pending.fetch_job(context, follow_seconds=self.follow_seconds)
-            job.run()
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        return self.worker_done(context, job)
-
-    def invoke(self, context, event):
-        if bpy.app.background:
-            return self.execute(context)
-        try:
-            return self.start_worker(context, pending.fetch_job(context, follow_seconds=self.follow_seconds))
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+    def make_job(self, context, interactive):
+        return pending.fetch_job(context, follow_seconds=self.follow_seconds)
 
     def worker_done(self, context, job):
         messages = job.apply(context)
