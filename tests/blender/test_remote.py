@@ -263,7 +263,7 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
             started = time.perf_counter()
             job = pipeline.prepare(bpy.context, offload_render=True)
             prepare_s = time.perf_counter() - started
-            deferred = [job.capture is None, job.render is not None, job.cache_key == ""]
+            deferred = [job.capture is None, job.render is not None, job.cache_key == "", job.idempotency_key == ""]
             running = jobs.start(job)
             ticks, messages = [time.perf_counter()], set()
             while not running.wait(0.02):  # the modal timer's part
@@ -291,7 +291,7 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
     assert got["renders_here"] == 0  # both renders happened in the child
     for run in (first, second):
         # Nothing was rendered or hashed in prepare; the main thread never paused for long.
-        assert run["deferred"] == [True, True, True] and run["rendered"], run
+        assert run["deferred"] == [True, True, True, True] and run["rendered"], run
         assert run["prepare_s"] < 1.5, run
         assert run["longest_pause_s"] < min(1.0, run["run_s"] / 4), run
     assert first["run_s"] > 2.0, first  # a render of seconds: the bound above is about blocking
