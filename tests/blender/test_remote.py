@@ -283,8 +283,15 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
 
         first = generate()
         second = generate()
+        # Generate Again, cancelled while rendering: nothing is sent.
+        job = pipeline.prepare(bpy.context, offload_render=True, force=True)
+        running = jobs.start(job)
+        while not running.wait(0.02):
+            if running.message.startswith("Rendering: sample"):
+                running.cancel()
+        jobs.collect(running)
         emit({"first": first, "second": second, "renders_here": len(renders_here),
-              "pending": pending.entries()})
+              "pending": pending.entries(), "cancelled": [running.cancelled, str(running.error), job.job_id]})
     """, catalog=catalog_for(da2_small=tiny_model_file))
     first, second = got["first"], got["second"]
     print({k: [round(r[k], 3) for r in (first, second)] for k in ("prepare_s", "run_s", "longest_pause_s")})
@@ -301,6 +308,7 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
     # The same render again: its cache key, made after rendering, finds the first result.
     assert second["cache_key"] == first["cache_key"] and second["reused"] and not second["sent"]
     assert [second["path"], second["image"], second["node"]] == [first["path"], first["image"], first["node"]]
+    assert got["cancelled"] == [True, "The render was cancelled; nothing was written.", None]
     assert server.balance(key) == 4 and len(server.artworks(key)) == 1
 
 
