@@ -249,15 +249,13 @@ def test_rate_limit_is_waited_out_or_reported(tiny_catalog, start_server):
 
 # ------------------------------------------------------------------ network failures
 
-class RawServer:
-    """A socket on 127.0.0.1 that reads each request's head, then sends ``reply`` and closes
-    (b"": closes without a word; None: holds the connection open, never answering). Counts
-    connections."""
+class LoopbackServer:
+    """A socket server on 127.0.0.1 that hands each connection to ``handle``, one at a time."""
+    scheme = "http"
 
-    def __init__(self, reply=b""):
-        self.reply, self.count, self.held = reply, 0, []
+    def __init__(self):
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.url = f"{self.scheme}://127.0.0.1:{self.sock.getsockname()[1]}"
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -266,22 +264,40 @@ class RawServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.count += 1
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            if self.reply is None:
-                self.held.append(conn)
-                continue
-            if self.reply:
-                conn.sendall(self.reply)
-            conn.close()
+            self.handle(conn)
+
+    def handle(self, conn):
+        raise NotImplementedError
 
     def close(self):
         self.sock.close()
+
+
+class RawServer(LoopbackServer):
+    """Reads each request's head, then sends ``reply`` and closes (b"": closes without a word;
+    None: holds the connection open, never answering). Counts connections."""
+
+    def __init__(self, reply=b""):
+        self.reply, self.count, self.held = reply, 0, []
+        super().__init__()
+
+    def handle(self, conn):
+        self.count += 1
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        if self.reply is None:
+            self.held.append(conn)
+            return
+        if self.reply:
+            conn.sendall(self.reply)
+        conn.close()
+
+    def close(self):
+        super().close()
         for conn in self.held:
             conn.close()
 
@@ -332,36 +348,30 @@ def test_redirects_are_reported_not_followed(raw_server):
     assert raw_server.count == 1
 
 
-class LosingProxy:
+class LosingProxy(LoopbackServer):
     """A proxy on 127.0.0.1 in front of the real server that delivers every request but loses the
     server's answer to the first ``lose`` POSTs: the network failure after a charge."""
 
     def __init__(self, upstream_port: int, lose: int = 1, tls: ssl.SSLContext = None):
         self.upstream_port, self.lose, self.posts, self.tls = upstream_port, lose, 0, tls
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
+        self.scheme = "https" if tls else "http"
+        super().__init__()
 
-    def _serve(self):
-        while True:
+    def handle(self, conn):
+        if self.tls is not None:
             try:
-                conn, _ = self.sock.accept()
-            except OSError:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):  # the client refused the certificate
+                conn.close()
                 return
-            if self.tls is not None:
-                try:
-                    conn = self.tls.wrap_socket(conn, server_side=True)
-                except (ssl.SSLError, OSError):  # the client refused the certificate
-                    conn.close()
-                    continue
-            with conn:
-                request = self._read_request(conn)
-                self.posts += request.startswith(b"POST ")
-                with socket.create_connection(("127.0.0.1", self.upstream_port)) as up:
-                    up.sendall(request)
-                    answer = b"".join(iter(lambda: up.recv(65536), b""))  # urllib asks Connection: close
-                if not request.startswith(b"POST ") or self.posts > self.lose:
-                    conn.sendall(answer)
+        with conn:
+            request = self._read_request(conn)
+            self.posts += request.startswith(b"POST ")
+            with socket.create_connection(("127.0.0.1", self.upstream_port)) as up:
+                up.sendall(request)
+                answer = b"".join(iter(lambda: up.recv(65536), b""))  # urllib asks Connection: close
+            if not request.startswith(b"POST ") or self.posts > self.lose:
+                conn.sendall(answer)
 
     @staticmethod
     def _read_request(conn) -> bytes:
@@ -374,9 +384,6 @@ class LosingProxy:
         while len(data) - len(head) - 4 < length:
             data += conn.recv(65536)
         return data
-
-    def close(self):
-        self.sock.close()
 
 
 def test_a_lost_answer_is_retried_with_the_same_key_and_charged_once(server):
