@@ -49,6 +49,7 @@ class Settings:
     rate_per_second: float = 10.0      # submissions per API key; 0 disables rate limiting
     rate_burst: int = 50
     max_wait_seconds: float = 60.0     # cap of `Prefer: wait=N`
+    idempotency_hours: float = 24.0    # how long an Idempotency-Key is remembered (as Stripe does)
     webhook_attempts: int = 6
     log_level: str = "info"
 

@@ -25,20 +25,24 @@ class Conflict(Exception):
 
 
 def submit(tx, caller, parameters: dict, model_id: str, cost: int, image: bytes,
-           idempotency_key=None, request_hash=None):
-    """Charge and create the artwork. Returns (row, replayed). With an Idempotency-Key seen before
-    for the same request, the first artwork comes back and nothing is charged; for a different
-    request the key is refused (Conflict 422). InsufficientTokens rolls everything back."""
+           idempotency_key=None, request_hash=None, key_ttl: float = 24 * 3600):
+    """Charge and create the artwork. Returns (row, replayed). With an Idempotency-Key seen in the
+    last ``key_ttl`` seconds for the same request, the first artwork comes back and nothing is
+    charged; for a different request the key is refused (Conflict 422). InsufficientTokens rolls
+    everything back."""
     artwork_id = str(uuid.uuid4())
     now = time.time()
     if idempotency_key is not None:
+        # An expired key is a new key, whether or not the periodic clean-up has removed it yet.
+        tx.execute("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < ?",
+                   (caller.user_id, idempotency_key, now - key_ttl))
         # Claim the key first. A concurrent twin on PostgreSQL waits here for the first to commit,
         # then finds the key taken and replays its artwork; on SQLite transactions are serial.
         claimed = tx.one("INSERT INTO idempotency_keys (user_id, key, request_hash, artwork_id, created_at) "
                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, key) DO NOTHING RETURNING key",
                          (caller.user_id, idempotency_key, request_hash, artwork_id, now))
         if claimed is None:
-            return replay(tx, caller.user_id, idempotency_key, request_hash), True
+            return replay(tx, caller.user_id, idempotency_key, request_hash, key_ttl), True
     tx.execute("INSERT INTO artworks (id, user_id, status, parameters, model_id, cost, webhook, created_at) "
                "VALUES (?, ?, 'starting', ?, ?, ?, ?, ?)",
                (artwork_id, caller.user_id, json.dumps(parameters), model_id, cost, parameters.get("webhook"), now))
@@ -47,8 +51,14 @@ def submit(tx, caller, parameters: dict, model_id: str, cost: int, image: bytes,
     return get(tx, caller.user_id, artwork_id), False
 
 
-def replay(tx, uid, key, request_hash):
-    row = tx.one("SELECT request_hash, artwork_id FROM idempotency_keys WHERE user_id = ? AND key = ?", (uid, key))
+def forget_keys(tx, older_than: float) -> int:
+    """Drop Idempotency-Keys created before ``older_than`` (a time.time()); how many went."""
+    return tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (older_than,))
+
+
+def replay(tx, uid, key, request_hash, key_ttl: float = 24 * 3600):
+    row = tx.one("SELECT request_hash, artwork_id FROM idempotency_keys WHERE user_id = ? AND key = ? "
+                 "AND created_at >= ?", (uid, key, time.time() - key_ttl))
     if row is None:
         return None
     if row["request_hash"] != request_hash:

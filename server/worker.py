@@ -67,6 +67,7 @@ class Worker:
     def reap(self):
         with self.db.transaction() as tx:
             finished = jobs.reap(tx, self.settings.max_attempts)
+            jobs.forget_keys(tx, time.time() - self.settings.idempotency_hours * 3600)
         for row in finished:
             log.warning("artwork %s failed after its worker stopped; refunded", row["id"])
             notify_final(self.db, self.settings, row)

@@ -94,14 +94,15 @@ def _submit(app, who, params, upload, key):
     digest = intake.request_hash(params, upload) if key is not None else None
     if key is not None:  # a retry: answer before fetching anything again
         with app.db.transaction(readonly=True) as tx:
-            earlier = jobs.replay(tx, who.user_id, key, digest)
+            earlier = jobs.replay(tx, who.user_id, key, digest, settings.idempotency_hours * 3600)
         if earlier is not None:
             return earlier, True
     image = intake.fetch_source(params, upload, settings)
     cost = pricing.cost(settings, model, params.resolutionLowerLimit)
     try:
         with app.db.transaction() as tx:
-            return jobs.submit(tx, who, intake.public_parameters(params, model), model_id, cost, image, key, digest)
+            return jobs.submit(tx, who, intake.public_parameters(params, model), model_id, cost, image, key, digest,
+                               settings.idempotency_hours * 3600)
     except accounts.InsufficientTokens as exc:
         raise _payment_required(settings, exc) from None
 

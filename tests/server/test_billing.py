@@ -131,3 +131,27 @@ def test_admin_cli_and_reconcile_detects_tampering(start_server, tiny_catalog):
     revoke = srv.admin("revoke-key", key[:12])
     assert revoke.returncode == 0
     assert httpx.get(srv.url + "/v2/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_idempotency_keys_expire(start_server, tiny_catalog, backend):
+    # Keys are remembered for idempotency_hours (24 by default); here about a second.
+    srv = start_server(backend, tiny_catalog, idempotency_hours=1 / 3600, lease_seconds=2, rate_per_second="0")
+    client = srv.user(tokens=5)
+    image, key = png_bytes(48, 48, seed=11), str(uuid.uuid4())
+    first = submit(client, image, key=key, resolutionLowerLimit=256)
+    assert submit(client, image, key=key, resolutionLowerLimit=256).json()["id"] == first.json()["id"]
+    time.sleep(1.5)
+    later = submit(client, image, key=key, resolutionLowerLimit=256)
+    assert later.status_code == 202 and later.json()["id"] != first.json()["id"]
+    assert "idempotent-replayed" not in later.headers
+    assert srv.balance(client) == 3  # the expired key's retry is a new, charged request
+    # The periodic clean-up removes expired keys from the table.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with srv.db.transaction(readonly=True) as tx:
+            left = tx.one("SELECT COUNT(*) AS n FROM idempotency_keys WHERE user_id = ?", (client.user_id,))["n"]
+        if left == 0:
+            break
+        time.sleep(0.2)
+    assert left == 0
