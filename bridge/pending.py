@@ -9,7 +9,8 @@ use. Since a crash loses what was not saved, each job is also written at once to
 file's generated/ folder (``.fathom-pending.json``), which the handler merges back on opening.
 
 The worker thread never touches bpy: it posts changes with :func:`post`, applied on the main
-thread by a timer (interactive) or by :func:`drain` (finish, headless).
+thread by :func:`drain`, which the worker operators' modal timer calls on every tick while a job
+runs, and the job's finish calls once more.
 """
 import json
 import os
@@ -136,7 +137,7 @@ def post(fn, *args):
     if threading.current_thread() is threading.main_thread():
         fn(*args)
         return
-    _queue.put((fn, args))  # applied by the timer watch() started, or by the next drain()
+    _queue.put((fn, args))  # applied by the next drain(), on the main thread
 
 
 def drain():
@@ -146,22 +147,6 @@ def drain():
         except queue.Empty:
             return
         fn(*args)
-
-
-def _tick():
-    drain()
-    return 0.25
-
-
-def watch():
-    """Main thread, interactive: keep applying posted changes while remote jobs may run."""
-    if not bpy.app.background and not bpy.app.timers.is_registered(_tick):
-        bpy.app.timers.register(_tick, first_interval=0.25, persistent=True)
-
-
-def unwatch():
-    if bpy.app.timers.is_registered(_tick):
-        bpy.app.timers.unregister(_tick)
 
 
 # ------------------------------------------------------------------ noticed on file open
@@ -203,13 +188,11 @@ def _offer():
 def register():
     if on_load not in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.append(on_load)
-    watch()
 
 
 def unregister():
     if on_load in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(on_load)
-    unwatch()
 
 
 # ------------------------------------------------------------------ fetching

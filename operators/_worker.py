@@ -5,7 +5,7 @@ cursor; Esc or the Cancel button stops the job; other events pass through so Ble
 """
 import bpy
 
-from ..bridge import jobs
+from ..bridge import jobs, pending
 from ..engine.errors import FathomError
 
 
@@ -66,6 +66,7 @@ class WorkerModal:
             running.cancel()
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
+        pending.drain()  # what the worker posted (e.g. a job id the server accepted) goes into the file now
         context.window_manager.progress_update(int(running.fraction * 100))
         if context.workspace is not None:
             context.workspace.status_text_set(f"{running.message} ({running.fraction:.0%}), Esc to cancel")
@@ -94,4 +95,5 @@ class WorkerModal:
         if context.workspace is not None:
             context.workspace.status_text_set(None)
         jobs.collect(self._running)
+        pending.drain()  # the job's last posts, whatever its outcome
         redraw(context)
