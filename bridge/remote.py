@@ -14,11 +14,9 @@ closed Blender. A second identical generation (same picture, settings and server
 earlier result instead of spending tokens, unless ``force`` asks for a new one.
 """
 import hashlib
-import struct
 import threading
 import time
 import uuid
-import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -29,8 +27,6 @@ import numpy as np
 from ..engine import encode, remote
 from ..engine.depth import DepthMap
 from ..engine.errors import CancelledError, FathomError
-from ..engine.exr import read_exr
-from ..engine.imageio import read_image
 from ..preferences import addon_preferences
 from . import pending, results
 from .pipeline import Job
@@ -62,47 +58,11 @@ def client_for(context=None, url: Optional[str] = None) -> remote.RemoteClient:
     return remote.RemoteClient(url or prefs.server_url, prefs.api_key)
 
 
-# ------------------------------------------------------------------ the picture as PNG bytes
-
-def picture_bytes(rgb: np.ndarray) -> bytes:
-    """The captured picture as a PNG: 8-bit when every value is an exact 8-bit level (byte images
-    captured as float), else 16-bit, so float and 16-bit sources lose nothing the network could see."""
-    a = np.asarray(rgb)
-    if a.dtype == np.uint8:
-        return encode.encode_png(np.ascontiguousarray(a))
-    if a.dtype == np.uint16:
-        return png16_rgb(a)
-    unit = np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0), 0.0, 1.0)
-    levels = unit * 255.0
-    if np.abs(levels - np.rint(levels)).max(initial=0.0) < 1e-3:
-        return encode.encode_png(np.rint(levels).astype(np.uint8))
-    return png16_rgb(np.rint(unit * 65535.0).astype(np.uint16))
-
-
-def png16_rgb(rgb16: np.ndarray) -> bytes:
-    """A 16-bit RGB PNG (Pillow writes 16-bit grey only): IHDR, one zlib IDAT, IEND."""
-    height, width, _ = rgb16.shape
-    rows = np.ascontiguousarray(rgb16[:, :, :3]).astype(">u2").view(np.uint8).reshape(height, width * 6)
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)  # filter byte 0 per row
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
-            + chunk(b"IEND", b""))
-
+# ------------------------------------------------------------------ reading a result back
 
 def read_depth(source, settings, model: str, near_is_bright: bool) -> DepthMap:
-    """A depth map file (path) or the server's EXR (bytes) as the DepthMap local generation would
-    give. EXR: its 'Y' channel as written; PNG: its grey levels as 0..1."""
-    if isinstance(source, (bytes, bytearray)) or Path(source).suffix.lower() == ".exr":
-        channels = read_exr(source).channels
-        depth = channels["Y"] if "Y" in channels else next(iter(channels.values()))
-    else:
-        rgb = read_image(source).rgb
-        depth = rgb[:, :, 0] / (np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 1.0)
-    depth = np.ascontiguousarray(depth, dtype=np.float32)
+    """A depth map file (path) or the server's EXR (bytes) as the DepthMap local generation would give."""
+    depth = encode.read_depth(source)
     return DepthMap(depth, near_is_bright, model, settings, tuple(depth.shape))
 
 
@@ -171,7 +131,7 @@ class RemoteJob(Job):
         """No bpy (prepare, or the worker after a deferred render): the PNG to send, its cache key and
         Idempotency-Key; then an identical earlier result, else the balance check."""
         super().set_capture(picture)
-        self.picture = picture_bytes(picture.rgb)
+        self.picture = encode.encode_picture_png(picture.rgb)
         self.cache_key = remote.result_cache_key(self.picture, self.settings, server=self.server)
         self.idempotency_key = ((not self.force and _unanswered_keys.get(self.cache_key))
                                 or str(uuid.uuid4()))

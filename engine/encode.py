@@ -14,7 +14,9 @@ an existing file is never replaced unless ``overwrite=True``.
 import io
 import json
 import os
+import struct
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -23,6 +25,7 @@ import numpy as np
 from . import colormap
 from .errors import InvalidSettingsError
 from .exr import read_exr, write_exr
+from .imageio import read_image
 from .settings import OUTPUT_FORMATS
 
 _SUFFIXES = {"exr32": ".exr", "exr16": ".exr", "png16": ".png", "png8": ".png"}
@@ -66,6 +69,47 @@ def encode_png(pixels, *, metadata: Optional[Mapping] = None) -> bytes:
     if a.dtype != np.uint8 or not (a.ndim == 2 or a.ndim == 3 and a.shape[2] in (3, 4)):
         raise ValueError(f"Expected HxW, HxWx3 or HxWx4 uint8 pixels, got shape {a.shape} of {a.dtype}.")
     return _png(np.ascontiguousarray(a), _metadata_strings(metadata))
+
+
+def encode_picture_png(rgb) -> bytes:
+    """A picture (HxWx3 uint8, uint16 or float 0..1) as PNG bytes that lose nothing: 8-bit when every
+    value is an exact 8-bit level (byte images captured as float), else 16-bit RGB."""
+    a = np.asarray(rgb)[:, :, :3]
+    if a.dtype == np.uint8:
+        return encode_png(np.ascontiguousarray(a))
+    if a.dtype != np.uint16:
+        unit = np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0), 0.0, 1.0)
+        levels = unit * 255.0
+        if np.abs(levels - np.rint(levels)).max(initial=0.0) < 1e-3:
+            return encode_png(np.rint(levels).astype(np.uint8))
+        a = np.rint(unit * 65535.0).astype(np.uint16)
+    return _png16_rgb(a)
+
+
+def _png16_rgb(rgb16):
+    """A 16-bit RGB PNG (Pillow writes 16-bit grey only): IHDR, one zlib IDAT, IEND."""
+    height, width, _ = rgb16.shape
+    rows = np.ascontiguousarray(rgb16).astype(">u2").view(np.uint8).reshape(height, width * 6)
+    raw = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)  # filter byte 0 per row
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+            + chunk(b"IEND", b""))
+
+
+def read_depth(source) -> np.ndarray:
+    """A depth map written by write_depth (a path, or EXR bytes) back as float32 HxW: EXR its 'Y'
+    channel as written, PNG its grey levels as 0..1."""
+    if isinstance(source, (bytes, bytearray)) or Path(source).suffix.lower() == ".exr":
+        channels = read_exr(source).channels
+        depth = channels["Y"] if "Y" in channels else next(iter(channels.values()))
+    else:
+        rgb = read_image(source).rgb
+        depth = rgb[:, :, 0] / (np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 1.0)
+    return np.ascontiguousarray(depth, dtype=np.float32)
 
 
 def _png(array, text):

@@ -185,9 +185,37 @@ def test_encode_png_of_a_preview():
 
 
 def test_written_files_get_ordinary_permissions(tmp_path):
-    import os
     import stat
     from engine import encode
     path = write_depth(tmp_path / "d.png", np.zeros((2, 2), np.float32), "png8")
     # Readable by a farm node or another user, like any file the process creates.
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~encode._UMASK
+
+
+def test_picture_png_loses_nothing():
+    from engine.encode import encode_picture_png
+    from engine.imageio import read_image
+    rng = np.random.default_rng(5)
+    rgb8 = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    rgb16 = rng.integers(0, 65536, (7, 9, 3), dtype=np.uint16)
+    back = read_image(encode_picture_png(rgb8))
+    assert back.bit_depth == 8 and np.array_equal(back.rgb, rgb8)
+    back = read_image(encode_picture_png(rgb16))  # our 16-bit RGB writer, read by imageio's own decoder
+    assert back.rgb.dtype == np.uint16 and np.array_equal(back.rgb, rgb16)
+    # Float pictures of whole 8-bit levels (byte images Blender hands over as float) stay 8-bit.
+    assert read_image(encode_picture_png(rgb8 / np.float32(255))).bit_depth == 8
+    unit = rng.random((7, 9, 3), dtype=np.float32)
+    back = read_image(encode_picture_png(unit))
+    assert back.rgb.dtype == np.uint16 and np.abs(back.rgb / 65535.0 - unit).max() <= 0.5 / 65535 + 1e-7
+
+
+@pytest.mark.parametrize("fmt,tolerance", [("exr32", 0), ("exr16", 1e-3), ("png16", 1e-5), ("png8", 2.5e-3)])
+def test_read_depth_gives_back_what_write_depth_wrote(tmp_path, fmt, tolerance):
+    from engine.encode import read_depth
+    depth = np.linspace(0, 1, 35, dtype=np.float32).reshape(5, 7)
+    path = write_depth(tmp_path / "d", depth, fmt)
+    back = read_depth(path)
+    assert back.dtype == np.float32 and back.shape == (5, 7)
+    assert np.abs(back - depth).max() <= tolerance
+    if fmt.startswith("exr"):
+        assert np.array_equal(read_depth(path.read_bytes()), back)
