@@ -24,7 +24,6 @@ sys.path.insert(0, str(ROOT))
 from engine import encode  # noqa: E402
 from engine.catalog import CATALOG_ENV, get_model  # noqa: E402
 from engine.errors import FathomError  # noqa: E402
-from engine.exr import read_exr  # noqa: E402
 from engine.imageio import read_image  # noqa: E402
 from engine.store import ModelStore  # noqa: E402
 
@@ -118,8 +117,7 @@ def main():
     for setup in ("displacement", "dof"):
         run(f"Setting up {setup}", fathom("setup", setup, "--save", blend=blend))
 
-    depth = read_exr(depth_file).channels
-    depth = depth.get("Y", next(iter(depth.values())))
+    depth = encode.read_depth(depth_file)
     picture = read_image(render)
     for name, pixels in (("depth_preview.png", encode.colorize(depth)),
                          ("side_by_side.png", encode.side_by_side(picture.rgb, depth))):
