@@ -17,7 +17,6 @@ engine's catalogue id (``da2-small``) becomes the server's model name (``small``
 ``catalogueId`` of the server's price list. The output format is not sent: the server returns a
 float EXR and a 16-bit PNG, and the caller converts locally.
 """
-import email.utils
 import hashlib
 import http.client
 import json
@@ -31,6 +30,7 @@ import urllib.request
 import uuid
 
 from .errors import CancelledError, FathomError, InvalidSettingsError
+from .retry_after import parse_retry_after
 from .settings import MAX_RESOLUTION, MIN_RESOLUTION, DepthSettings
 
 USER_AGENT = "fathom-remote/1 (python urllib)"
@@ -192,18 +192,10 @@ def _form_value(value) -> str:
 
 def _retry_after(headers, body=None):
     """Seconds from a Retry-After header (seconds or HTTP date), else from the body; None if absent."""
-    raw = headers.get("Retry-After") if headers is not None else None
-    if raw:
-        raw = raw.strip()
-        if raw.replace(".", "", 1).isdigit():
-            return float(raw)
-        try:
-            return max(0.0, email.utils.parsedate_to_datetime(raw).timestamp() - time.time())
-        except (TypeError, ValueError):
-            pass
-    if isinstance(body, dict) and isinstance(body.get("retryAfter"), (int, float)):
+    wait = parse_retry_after(headers.get("Retry-After") if headers is not None else None)
+    if wait is None and isinstance(body, dict) and isinstance(body.get("retryAfter"), (int, float)):
         return float(body["retryAfter"])
-    return None
+    return wait
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

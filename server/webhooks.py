@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 import hashlib
 import hmac
 import json
@@ -40,6 +39,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
+
+from engine.retry_after import parse_retry_after
 
 from .security import FetchError, UnsafeURLError, pinned_request
 
@@ -130,19 +131,6 @@ class DeliveryRecord:
     history: list = field(default_factory=list)  # (status or None, error or None, seconds) per attempt
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:  # the HTTP-date form
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
 def backoff_delay(attempt: int, backoff: float, max_backoff: float) -> float:
     """Delay before retry number ``attempt`` (1-based): backoff * 2**(attempt-1), capped, with
     "equal jitter" (between half and all of it) so many failing receivers don't retry in step."""
@@ -189,7 +177,7 @@ def deliver(url: str, secret: str | bytes, payload: Any, *, allowlist: Iterable[
                 record.permanent = True
             elif result.status in RETRYABLE_STATUS:
                 record.error = f"The webhook answered HTTP {result.status}."
-                wait_hint = _retry_after(result.headers.get("retry-after"))
+                wait_hint = parse_retry_after(result.headers.get("retry-after"))
             else:
                 record.error = f"The webhook answered HTTP {result.status}; not retried."
                 record.permanent = True
