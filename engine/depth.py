@@ -15,10 +15,11 @@ import numpy as np
 from . import preprocess
 from .errors import CancelledError
 from .imageio import Picture, read_array
-from .normalize import normalize
+from .normalize import normalize_with_range
 from .session import get_session
 from .settings import DEFAULT_RESOLUTION, DepthSettings
 from .tiling import merge_tiles, tile_side
+from .units import DepthUnits, from_normalization
 
 # Tokens in one network pass. 55 x 55 patches (a 770-pixel square) peak at about 1.9 GiB on the
 # CPU with DA-V2 Small (measured); beyond it the picture is tiled. Attention memory grows with
@@ -35,6 +36,7 @@ class DepthMap:
     network_size: tuple             # (h, w) the network saw (per tile when tiled)
     tiles: int = 1
     timings: dict = field(default_factory=dict)
+    units: DepthUnits | None = None  # what the values mean (engine.units); None: unknown
 
 
 def as_rgb(image):
@@ -63,10 +65,12 @@ def _finish(disparity, source_hw, settings, model_name, network_hw, tiles, timin
     t = time.perf_counter()
     if settings.post_resize:
         disparity = preprocess.resize_plane(disparity, source_hw)
-    depth, near_is_bright = normalize(disparity, settings.normalization, settings.invert)
+    depth, near_is_bright, value_range = normalize_with_range(disparity, settings.normalization, settings.invert)
+    units = from_normalization(settings.normalization, settings.invert, value_range, quantity="relative",
+                               source=model_name)
     timings["postprocess"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
-    return DepthMap(depth, near_is_bright, model_name, settings, network_hw, tiles, timings)
+    return DepthMap(depth, near_is_bright, model_name, settings, network_hw, tiles, timings, units)
 
 
 def estimate(image, settings=None, model_path=None, *, progress=None, cancel=None,
