@@ -138,3 +138,13 @@ def from_normalization(mode, invert, value_range, *, quantity, source, values=No
         near, far = surface_range(distances(values, units))
         units = replace(units, near=near, far=far)
     return units
+
+
+def relative_units(mode, invert, *, source) -> DepthUnits:
+    """The units of a network's map when only its settings are known (a server's result, an older file):
+    enough to align it, since a relative map's own scale and shift do not matter, only whether it was
+    inverted and squared ('v2-style')."""
+    if mode == "raw":   # raw + invert is (max - x): affine in x whatever the max
+        return DepthUnits("relative", source, 0.0, -1.0 if invert else 1.0)
+    return DepthUnits("relative", source, power=2.0 if mode == "v2-style" else 1.0, flip=1.0 if invert else None,
+                      clipped=mode == "v2-style")

@@ -10,7 +10,7 @@ from engine.errors import InvalidSettingsError
 from engine.metric import align, align_points, fit_line, sample
 from engine.normalize import normalize_with_range
 from engine.settings import DepthSettings
-from engine.units import DepthUnits, distances, from_normalization
+from engine.units import DepthUnits, distances, from_normalization, relative_units
 from tests.tiny_model import build_oracle_model
 
 H, W = 180, 320
@@ -181,3 +181,14 @@ def test_units_travel_in_file_metadata_and_back(tmp_path):
     assert DepthUnits.from_metadata({"fathom.model": "x"}) is None
     with pytest.raises(InvalidSettingsError, match="quantity"):
         DepthUnits("furlongs", "x")
+
+
+@pytest.mark.parametrize("normalization,invert", [("standard", True), ("raw", True), ("v2-style", False)])
+def test_settings_alone_are_enough_to_align_a_map(oracle, normalization, invert):
+    """A server's result carries no value range: its settings give units that align just as well."""
+    z = scene_z()
+    result = estimate(oracle_picture(z), DepthSettings(normalization=normalization, invert=invert), oracle,
+                      model_name="oracle")
+    fit = align(result.depth, relative_units(normalization, invert, source="server"), z)
+    rel = np.abs(distances(result.depth, fit.units) / z - 1.0)
+    assert np.median(rel[interior(z)]) < 0.01
