@@ -133,3 +133,15 @@ def display_to_scene_linear(rgb, scene, picture_space="sRGB"):
     if untouched:
         note += f"; the scene's {' and '.join(untouched)} are not inverted"
     return light, note
+
+
+def scene_linear_to_display(rgb, scene):
+    """What the scene's colour management shows for scene-linear light ``rgb`` (HxWx3): display values 0..1."""
+    lib = ocio()
+    cfg = config()
+    try:
+        processor = cfg.getProcessor(_display_pipeline(scene, cfg)).getDefaultCPUProcessor()
+    except lib.Exception as exc:
+        raise ColourError(f"OpenColorIO cannot apply the view transform {scene.view_settings.view_transform!r}: "
+                          f"{exc}") from None
+    return np.clip(_apply(processor, rgb), 0.0, 1.0)
