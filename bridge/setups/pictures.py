@@ -11,7 +11,6 @@
         (bridge.setups.colour), kept as ``<picture>_scene_light.exr`` and updated in place when the
         picture or the scene's colour management changes. ``note`` says which was done.
 """
-import bpy
 import numpy as np
 
 from ...engine.exr import write_exr
