@@ -40,7 +40,8 @@ class MetricFit:
 
     def describe(self) -> str:
         return (f"scale {self.scale:.6g}, shift {self.shift:.6g} (1/distance = scale * network value + shift); "
-                f"median error {100 * self.residual:.3g} % over {self.inliers} of {self.points} known distances")
+                f"median error {100 * self.residual:.3g} % over {self.inliers} of {self.points} known distances "
+                f"({self.units.fit['to']})")
 
 
 def fit_line(x, y, *, robust=True):
