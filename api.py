@@ -20,16 +20,16 @@ from dataclasses import dataclass
 
 import bpy
 
-from .bridge import jobs, pipeline
+from .bridge.generation import backends, worker
+from .bridge.kinds import BACKENDS as _BACKENDS
+from .bridge.kinds import SOURCES as _SOURCES
+from .bridge.prefs import model_store
 from .engine.depth import DepthMap
 from .engine.errors import FathomError, InvalidSettingsError
-from .preferences import model_store
+from .engine.settings import SETTING_NAMES as _SETTINGS
 
 __all__ = ("Result", "generate_depth", "models", "download_model", "verify_model", "FathomError")
 
-_SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
-_BACKENDS = {"local": "LOCAL", "server": "SERVER", "scene-z": "SCENE_Z"}
-_SETTINGS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format")
 
 
 @dataclass
@@ -62,10 +62,10 @@ def generate_depth(*, image=None, filepath=None, source=None, backend=None, outp
     except KeyError as exc:
         raise InvalidSettingsError(f"Unknown source or backend {exc.args[0]!r}: sources are "
                                    f"{', '.join(_SOURCES)}; backends are {', '.join(_BACKENDS)}.") from None
-    jobs.check_idle()
-    job, img, node = pipeline.generate(context or bpy.context, source=kind, image=image, filepath=filepath,
+    worker.check_idle()
+    job, img, node = backends.generate(context or bpy.context, source=kind, image=image, filepath=filepath,
                                        output=output, backend=engine, overrides=settings or None, force=force)
-    return Result(job.path, img, node, job.depth_map, getattr(job, "reused", False))
+    return Result(job.path, img, node, job.depth_map, job.reused)
 
 
 def models(context=None) -> list:

@@ -41,6 +41,8 @@ _NORMALIZATION_API = {"standard": "Standard", "v2-style": "V2-Style", "raw": "Ra
 _SETTING_OF = {"resolutionLowerLimit": "resolution", "invertDepth": "invert", "usePostResize": "post_resize",
                "normalizationMode": "normalization", "model": "model", "image": "picture", "imageUrl": "picture"}
 _RETRY_STATUSES = (429, 500, 502, 503, 504)
+NO_API_KEY = ("No API key is set for the depth server: paste your key in Edit > Preferences > Add-ons > Fathom "
+              "(the server's operator gives you one).")
 
 
 # ---------------------------------------------------------------- errors
@@ -433,8 +435,7 @@ class RemoteClient:
     def _request(self, method, path, *, body=None, headers=None, timeout=None, auth=True):
         """(status, headers, body bytes) of a 2xx answer, after bounded retries; else a RemoteError."""
         if auth and not self.api_key:
-            raise AuthenticationError("No API key is set for the depth server: paste your key in Edit > "
-                                      "Preferences > Add-ons > Fathom (the server's operator gives you one).")
+            raise AuthenticationError(NO_API_KEY)
         url = self.base_url + path
         all_headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
         if auth:

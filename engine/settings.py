@@ -4,7 +4,7 @@ They follow the public depth-map API: ``resolution`` is its resolutionLowerLimit
 side the network sees), ``post_resize`` brings the map back to the source size, ``invert``
 flips the near-is-bright convention, ``normalization`` picks how values are scaled.
 """
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from .errors import InvalidSettingsError
 
@@ -44,3 +44,8 @@ class DepthSettings:
         if not isinstance(self.threads, int) or self.threads < 0:
             raise InvalidSettingsError(f"Thread count {self.threads!r} must be 0 (automatic) or more.")
         return replace(self, normalization=norm, output_format=fmt)
+
+
+# What a user sets per generation (the scene's Depth settings, the API's and the CLI's options);
+# threads is a machine setting, from the preferences.
+SETTING_NAMES = tuple(f.name for f in fields(DepthSettings) if f.name != "threads")

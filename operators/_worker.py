@@ -1,19 +1,14 @@
-"""The modal half of long operators: a job on the worker thread (bridge.jobs), polled by a timer.
+"""The modal half of long operators: a job on the worker thread (bridge.generation.worker), polled
+by a timer.
 
-Progress shows in the panels (they read bridge.jobs.current()), in the status bar and on the
+Progress shows in the panels (they read worker.current()), in the status bar and on the
 cursor; Esc or the Cancel button stops the job; other events pass through so Blender stays usable.
 """
 import bpy
 
-from ..bridge import jobs, pending
+from ..bridge.generation import worker as jobs
+from ..bridge.redraw import redraw
 from ..engine.errors import FathomError
-
-
-def redraw(context):
-    for window in context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "IMAGE_EDITOR", "NODE_EDITOR", "PREFERENCES", "STATUSBAR"}:
-                area.tag_redraw()
 
 
 def poll_idle(cls, message="A depth generation is running: wait for it or cancel it") -> bool:
@@ -66,11 +61,11 @@ class WorkerModal:
             running.cancel()
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        pending.drain()  # what the worker posted (e.g. a job id the server accepted) goes into the file now
+        jobs.drain()  # what the worker posted (e.g. a job id the server accepted) goes into the file now
         context.window_manager.progress_update(int(running.fraction * 100))
         if context.workspace is not None:
             context.workspace.status_text_set(f"{running.message} ({running.fraction:.0%}), Esc to cancel")
-        redraw(context)
+        redraw(context.window_manager)
         if not running.done:
             return {"PASS_THROUGH"}
         self._end(context)
@@ -95,5 +90,5 @@ class WorkerModal:
         if context.workspace is not None:
             context.workspace.status_text_set(None)
         jobs.collect(self._running)
-        pending.drain()  # the job's last posts, whatever its outcome
-        redraw(context)
+        jobs.drain()  # the job's last posts, whatever its outcome
+        redraw(context.window_manager)

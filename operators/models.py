@@ -7,7 +7,7 @@ from bpy.props import StringProperty
 from ..engine.catalog import get_model
 from ..engine.download import human_size
 from ..engine.errors import FathomError
-from ..preferences import model_store
+from ..bridge.prefs import ONLINE_ACCESS_OFF, model_store
 from ._worker import WorkerModal, poll_idle
 
 
@@ -59,7 +59,7 @@ class FATHOM_OT_download_model(_ModelOperator, bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         if not bpy.app.online_access:
-            cls.poll_message_set("Online access is off: Preferences > System > Network > Allow Online Access")
+            cls.poll_message_set(ONLINE_ACCESS_OFF)
             return False
         return super().poll(context)
 

@@ -4,10 +4,13 @@
 import bpy
 from bpy.props import FloatProperty
 
-from ..bridge import pending, remote
+from ..bridge.prefs import addon_preferences
+from ..bridge.redraw import redraw
+from ..bridge.remote import fetch, pending
+from ..bridge.remote.account import account, describe
+from ..bridge.remote.online import check_online, client_for
 from ..engine.errors import FathomError
-from ..preferences import addon_preferences
-from ._worker import WorkerModal, poll_idle, redraw
+from ._worker import WorkerModal, poll_idle
 
 
 class _AskServer:
@@ -15,14 +18,14 @@ class _AskServer:
 
     def execute(self, context):
         try:
-            client = remote.client_for(context)
-            remote.check_online(url=client.base_url)
+            client = client_for(context)
+            check_online(url=client.base_url)
         except FathomError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         if bpy.app.background:  # headless: synchronous, the answer is the report
-            return self._report(remote.account.refresh(client))
-        remote.account.refresh_in_background(client)
+            return self._report(account.refresh(client))
+        account.refresh_in_background(client)
         self.report({"INFO"}, f"Asking {client.base_url}...")
         return {"FINISHED"}
 
@@ -32,10 +35,6 @@ class _AskServer:
             return {"CANCELLED"}
         self.report({"INFO"}, describe(view))
         return {"FINISHED"}
-
-
-def describe(view) -> str:
-    return f"Connected to {view.server} as {view.user}: {view.balance} token{'s' if view.balance != 1 else ''}"
 
 
 class FATHOM_OT_test_connection(_AskServer, bpy.types.Operator):
@@ -57,7 +56,7 @@ class FATHOM_OT_get_tokens(bpy.types.Operator):
 
     def execute(self, context):
         prefs = addon_preferences(context)
-        view = remote.account.view(prefs.server_url, prefs.api_key)
+        view = account.view(prefs.server_url, prefs.api_key)
         url = view.top_up_url if view is not None else None
         if not url:
             self.report({"ERROR"}, "The depth server does not name a page for getting tokens: ask its operator "
@@ -86,7 +85,7 @@ class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
         return poll_idle(cls)
 
     def make_job(self, context, interactive):
-        return pending.fetch_job(context, follow_seconds=self.follow_seconds)
+        return fetch.fetch_job(context, follow_seconds=self.follow_seconds)
 
     def worker_done(self, context, job):
         messages = job.apply(context)
@@ -98,7 +97,7 @@ class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
         summary += f"; {left} still pending" if left else ""
         details = "; ".join(m for o, m in zip(job.outcomes, messages) if o.job is None)
         self.report({"WARNING" if left or details else "INFO"}, summary + (f". {details}" if details else ""))
-        redraw(context)
+        redraw(context.window_manager)
         return {"FINISHED"}
 
 

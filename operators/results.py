@@ -1,8 +1,11 @@
 """What to do with a result: an empty Depth node ahead of time, Import to Assets, Delete."""
 import bpy
 
-from ..bridge import pipeline, results
-from ..preferences import addon_preferences
+from ..bridge.capture.sources import expected_source
+from ..bridge.generation import nodes, results
+from ..bridge.kinds import SOURCES
+from ..bridge.prefs import addon_preferences
+from ..engine.settings import SETTING_NAMES
 
 
 class FATHOM_OT_add_depth_node(bpy.types.Operator):
@@ -17,9 +20,9 @@ class FATHOM_OT_add_depth_node(bpy.types.Operator):
         return getattr(context.scene, "fathom", None) is not None
 
     def execute(self, context):
-        key = results.source_key(pipeline.expected_source(context))
-        node = results.add_depth_node(context.scene, key)
-        self.report({"INFO"}, f"Depth node '{node.name}' in {results.compositor_tree(context.scene).name}")
+        key = nodes.source_key(expected_source(context, addon_preferences(context).backend))
+        node = nodes.add_depth_node(context.scene, key)
+        self.report({"INFO"}, f"Depth node '{node.name}' in {nodes.compositor_tree(context.scene).name}")
         return {"FINISHED"}
 
 
@@ -95,10 +98,6 @@ class FATHOM_OT_regenerate_result(_ResultOperator, bpy.types.Operator):
         return bpy.ops.fathom.generate_depth("EXEC_DEFAULT" if bpy.app.background else "INVOKE_DEFAULT")
 
 
-_SETTING_PROPS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format")
-_KINDS = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
-
-
 def restore_settings(context, meta: dict):
     """Make the scene's Depth settings (and the backend) those a result was made with."""
     props = context.scene.fathom
@@ -107,10 +106,10 @@ def restore_settings(context, meta: dict):
     prefs = addon_preferences(context)
     if kind == "scene-z":
         prefs.backend = "SCENE_Z"
-    elif kind in _KINDS:
+    elif kind in SOURCES:
         if prefs.backend == "SCENE_Z":
             prefs.backend = "LOCAL"
-        props.source = _KINDS[kind]
+        props.source = SOURCES[kind]
         if kind == "image":
             img = bpy.data.images.get(source.get("image", ""))
             if img is None:
@@ -120,7 +119,7 @@ def restore_settings(context, meta: dict):
             props.filepath = source.get("filepath", "")
     else:
         raise ValueError(f"This result does not say where it came from (source {source!r}).")
-    for name in _SETTING_PROPS:
+    for name in SETTING_NAMES:
         if name in meta.get("settings", {}):
             try:
                 setattr(props, name, meta["settings"][name])

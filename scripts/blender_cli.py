@@ -56,7 +56,7 @@ def cli_handler():
     for module in addon_utils.modules():
         name = module.__name__
         if name.startswith("bl_ext.") and name.rsplit(".", 1)[-1] == "fathom" and addon_utils.check(name)[1]:
-            return sys.modules[name].bridge.cli.main
+            return sys.modules[name].bridge.cli.main.main
     return None
 
 

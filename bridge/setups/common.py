@@ -12,7 +12,9 @@ import numpy as np
 
 from ...engine.encode import write_file
 from ...engine.errors import FathomError
-from .. import capture, results
+from ..capture import picture as capture
+from ..files import first_free_name, load_image, set_relative_path
+from ..generation import nodes, results
 
 TAG = "fathom_setup"            # on nodes, objects, materials, node groups: which setup made it
 RESTORE_KEY = "fathom_restore"  # on a chain's last node: "node name|socket identifier" it replaced
@@ -93,27 +95,21 @@ def write_generated(stem, suffix, data: bytes, folder=None) -> Path:
     replaces a file."""
     folder = Path(bpy.path.abspath(str(folder))) if folder else results.generated_folder()
     stem = results.safe_stem(stem)
-    for number in range(1, 100000):
-        path = folder / f"{stem}_{number:03d}{suffix}"
-        if path.exists():
-            continue
-        try:
-            return write_file(path, data)
-        except FileExistsError:  # taken a moment ago
-            continue
+    path = first_free_name(folder, stem, suffix, lambda path: write_file(path, data))
+    if path is not None:
+        return path
     raise SetupError(f"{folder} holds too many {stem} files: move some away.")
 
 
 def load_generated(path: Path, *, non_color: bool, kind: str):
-    image = bpy.data.images.load(str(path), check_existing=False)
-    if non_color:
-        image.colorspace_settings.name = "Non-Color"
-    if bpy.data.filepath:
-        try:
-            image.filepath = bpy.path.relpath(str(path))
-        except ValueError:  # another drive on Windows
-            pass
-    return tag(image, kind)
+    return tag(load_image(path, non_color=non_color), kind)
+
+
+def reload_generated(image, path: Path):
+    """An earlier setup's image, now showing the new file ``path``."""
+    set_relative_path(image, path)
+    image.reload()
+    return image
 
 
 # -- compositor --------------------------------------------------------------------------
@@ -122,7 +118,7 @@ IS_5 = "compositing_node_group" in bpy.types.Scene.bl_rna.properties
 
 
 def compositor_tree(scene, create=True):
-    return results.compositor_tree(scene, create=create)
+    return nodes.compositor_tree(scene, create=create)
 
 
 def output_socket(tree):

@@ -12,6 +12,7 @@ import bpy
 
 from ...engine.exr import write_exr
 from ...engine.normals import normal_map
+from ..files import first_free_name
 from . import common, displacement
 
 NORMAL_KIND = "normal"
@@ -33,8 +34,7 @@ def normals(depth, *, strength=1.0, folder=None):
         image["fathom_for"] = depth.name
         image.name = f"{depth.name} normal"
     else:
-        image.filepath = bpy.path.relpath(str(path)) if bpy.data.filepath else str(path)
-        image.reload()
+        common.reload_generated(image, path)
     return image
 
 
@@ -67,13 +67,9 @@ def export_mesh(obj=None, fmt="OBJ", *, path=None, folder=None) -> Path:
         if target is not None:
             return _link(tmp, target)
         stem = common.results.safe_stem(obj.name)
-        for number in range(1, 100000):
-            candidate = out_dir / f"{stem}_{number:03d}{suffix}"
-            if not candidate.exists():
-                try:
-                    return _link(tmp, candidate)
-                except FileExistsError:
-                    continue
+        done = first_free_name(out_dir, stem, suffix, lambda candidate: _link(tmp, candidate))
+        if done is not None:
+            return done
         raise common.SetupError(f"{out_dir} holds too many {stem} exports: move some away.")
     finally:
         if os.path.exists(tmp):

@@ -45,11 +45,5 @@ def _load(path, picture, layout):
         image["fathom_for"] = key
         image.name = f"{picture.name} stereo"
     else:
-        image.filepath = str(path)
-        if common.bpy.data.filepath:
-            try:
-                image.filepath = common.bpy.path.relpath(str(path))
-            except ValueError:
-                pass
-        image.reload()
+        common.reload_generated(image, path)
     return image

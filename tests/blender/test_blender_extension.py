@@ -27,12 +27,12 @@ def save_blend():
     bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
 
 def comp_nodes():
-    from bl_ext.user_default.fathom.bridge.results import compositor_tree
+    from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
     tree = compositor_tree(bpy.context.scene, create=False)
     return [(n.bl_idname, n.image.name if getattr(n, "image", None) else None) for n in tree.nodes]
 
 def comp_tree_name():
-    from bl_ext.user_default.fathom.bridge.results import compositor_tree
+    from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
     return compositor_tree(bpy.context.scene, create=False).name
 
 def image_nodes():
@@ -40,7 +40,7 @@ def image_nodes():
 
 def render_output_linked():
     # Render Layers reaches the output: Group Output in 5.0+, Composite in 4.x (there through a Reroute).
-    from bl_ext.user_default.fathom.bridge.results import compositor_tree
+    from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
     tree = compositor_tree(bpy.context.scene, create=False)
     reached, todo = set(), [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"]
     while todo:
@@ -60,7 +60,7 @@ def test_manifest_lists_exactly_the_pinned_wheels():
 def test_zip_ships_the_extension_and_its_wheels_only(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names and "engine/depth.py" in names
-    assert "bridge/pipeline.py" in names and "operators/generate.py" in names
+    assert "bridge/generation/backends.py" in names and "operators/generate.py" in names
     for dev in ("server/", "tests/", "bench/", "scripts/", "requirements/", ".ci/", "Makefile", ".git"):
         assert not any(n.startswith(dev) for n in names), dev
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
@@ -289,7 +289,8 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
     """What the modal operator drives (timers do not run in background mode, so the test polls)."""
     got = blender(MAKE_IMAGE, """
         import time
-        from bl_ext.user_default.fathom.bridge import jobs, pipeline
+        from bl_ext.user_default.fathom.bridge.generation import backends as pipeline
+        from bl_ext.user_default.fathom.bridge.generation import worker as jobs
         props = bpy.context.scene.fathom
         props.image = make_image("Photo", 120, 80)
         save_blend()
@@ -305,7 +306,7 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
         poll_while_running = bpy.ops.fathom.generate_depth.poll()
         while not running.wait(0.01):
             seen.append(running.message)
-        image, node = pipeline.finish(running.job, bpy.context)
+        image, node = running.job.finish(bpy.context)
         jobs.collect(running)
 
         # Cancelled: no file, no image, and the next generation may start.
@@ -365,13 +366,13 @@ def test_cli_models_and_help(fathom_cli, tmp_path, tiny_model_file):
 
 def test_empty_depth_node_assets_and_delete(blender, catalog_for, tiny_model_file, tmp_path):
     got = blender(MAKE_IMAGE, """
-        from bl_ext.user_default.fathom.bridge import results
+        from bl_ext.user_default.fathom.bridge.generation import nodes, results
         scene = bpy.context.scene
         scene.fathom.image = make_image("Photo", 32, 24)
         user_image = make_image("Mine", 8, 8)
         save_blend()
         bpy.ops.fathom.add_depth_node()
-        tree = results.compositor_tree(scene, create=False)
+        tree = nodes.compositor_tree(scene, create=False)
         empty = [n for n in tree.nodes if n.bl_idname == "CompositorNodeImage"]
         before = {"count": len(empty), "image": empty[0].image}
         bpy.ops.fathom.generate_depth()
@@ -413,7 +414,7 @@ def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, t
             "name": "Tiny download", "url": url, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "filename": "tiny-dl.onnx", "license": "Apache-2.0"}}}))
         got = blender("""
-            from bl_ext.user_default.fathom.preferences import model_store
+            from bl_ext.user_default.fathom.bridge.prefs import model_store
             prefs = bpy.context.preferences.addons["bl_ext.user_default.fathom"].preferences
             prefs.models_dir = tmp + "/models"
             offline = bpy.ops.fathom.download_model.poll()
@@ -468,7 +469,7 @@ def test_depth_presets(blender):
 
 def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_file):
     got = blender(MAKE_IMAGE, """
-        from bl_ext.user_default.fathom.bridge import results
+        from bl_ext.user_default.fathom.bridge.generation import nodes, results
         scene = bpy.context.scene
         props = scene.fathom
         props.image = make_image("Photo", 40, 20)
@@ -477,7 +478,7 @@ def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_fi
         bpy.ops.fathom.generate_depth()
         props.resolution, props.invert, props.output_format = 700, False, "png8"
         props.image = make_image("Other", 8, 8)
-        tree = results.compositor_tree(scene, create=False)
+        tree = nodes.compositor_tree(scene, create=False)
         tree.nodes.active = [n for n in tree.nodes if n.bl_idname == "CompositorNodeImage"][0]
         ok = bpy.ops.fathom.regenerate_result()
         emit({"ok": list(ok), "settings": [props.resolution, props.invert, props.output_format, props.image.name],
@@ -491,7 +492,7 @@ def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_fi
 def test_capture_flips_rows_and_displays_float_images(blender):
     got = blender("""
         import numpy as np
-        from bl_ext.user_default.fathom.bridge.capture import image_pixels
+        from bl_ext.user_default.fathom.bridge.capture.picture import image_pixels
         out = {}
         for name, is_float in (("byte", False), ("float", True)):
             img = bpy.data.images.new(name, 4, 2, float_buffer=is_float)

@@ -128,10 +128,12 @@ def setup(url, key, *, online=True):
 import importlib, numpy as np
 fathom = importlib.import_module({MODULE!r})
 api = importlib.import_module({MODULE!r} + ".api")
-remote = importlib.import_module({MODULE!r} + ".bridge.remote")
-pending = importlib.import_module({MODULE!r} + ".bridge.pending")
-pipeline = importlib.import_module({MODULE!r} + ".bridge.pipeline")
-jobs = importlib.import_module({MODULE!r} + ".bridge.jobs")
+account = importlib.import_module({MODULE!r} + ".bridge.remote.account")
+online = importlib.import_module({MODULE!r} + ".bridge.remote.online")
+pending = importlib.import_module({MODULE!r} + ".bridge.remote.pending")
+backends = importlib.import_module({MODULE!r} + ".bridge.generation.backends")
+nodes = importlib.import_module({MODULE!r} + ".bridge.generation.nodes")
+jobs = importlib.import_module({MODULE!r} + ".bridge.generation.worker")
 engine_remote = importlib.import_module({MODULE!r} + ".engine.remote")
 prefs = bpy.context.preferences.addons[{MODULE!r}].preferences
 bpy.context.preferences.system.use_online_access = {online!r}
@@ -153,7 +155,7 @@ if bpy.data.images.get("Photo") is None:
     bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
 
 def depth_nodes():
-    tree = fathom.bridge.results.compositor_tree(scene, create=False)
+    tree = nodes.compositor_tree(scene, create=False)
     if tree is None:
         return []
     return [(n.name, n.image.name if n.image else None) for n in tree.nodes if n.bl_idname == "CompositorNodeImage"]
@@ -166,7 +168,7 @@ def run_in_worker(job, cancel_when=None):
             running.cancel()
             cancel_when = None
     jobs.collect(running)
-    pending.drain()
+    jobs.drain()
     return running
 """
 
@@ -179,12 +181,12 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
         local_node = depth_nodes()
 
         assert bpy.ops.fathom.test_connection() == {"FINISHED"}  # headless: synchronous, fills the cache
-        button = remote.generate_button(bpy.context)
+        button = account.generate_button(bpy.context)
 
-        job = pipeline.prepare(bpy.context)
+        job = backends.prepare(bpy.context)
         running = run_in_worker(job)
         assert running.error is None, running.error
-        image, node = pipeline.finish(job, bpy.context)
+        image, node = job.finish(bpy.context)
         first = {"path": str(job.path), "image": image.name, "node": node.name, "job": job.job_id,
                  "colorspace": image.colorspace_settings.name, "size": list(image.size),
                  "remote": image["fathom"]["remote"].to_dict(), "nodes": depth_nodes(),
@@ -195,10 +197,10 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
         reused = [again.reused, float(np.abs(again.depth_map.depth - job.depth_map.depth).max()),
                   again.depth_map.model, again.depth_map.near_is_bright == job.depth_map.near_is_bright]
         button_op = list(bpy.ops.fathom.generate_depth())              # the button: reused too
-        reused_job = pipeline.prepare(bpy.context)
+        reused_job = backends.prepare(bpy.context)
         reused_job.run()
-        done = pipeline.done_message(reused_job, 0.1)
-        balance_after_reuse = remote.account.view(prefs.server_url, prefs.api_key).balance
+        done = reused_job.done_message(0.1)
+        balance_after_reuse = account.account.view(prefs.server_url, prefs.api_key).balance
         forced = api.generate_depth(image="Photo", backend="server", force=True)
         again_op = list(bpy.ops.fathom.generate_depth(force=True))     # Generate Again: a new job
         gen = bpy.types.Operator.bl_rna_get_subclass_py("FATHOM_OT_generate_depth")
@@ -209,7 +211,7 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
               "again": [str(again.path), again.image.name, again.node.name], "ops": [button_op, again_op],
               "forced": [str(forced.path), forced.node.name, forced.image["fathom"]["remote"]["job"]],
               "balance_after_reuse": balance_after_reuse, "images": images, "nodes": depth_nodes(),
-              "balance_shown": remote.account.view(prefs.server_url, prefs.api_key).balance})
+              "balance_shown": account.account.view(prefs.server_url, prefs.api_key).balance})
     """, catalog=catalog_for(da2_small=tiny_model_file))
     assert got["button"]["text"] == "Generate Depth · 1 token" and got["button"]["kind"] == "generate"
     first = got["first"]
@@ -261,7 +263,7 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
 
         def generate():
             started = time.perf_counter()
-            job = pipeline.prepare(bpy.context, offload_render=True)
+            job = backends.prepare(bpy.context, offload_render=True)
             prepare_s = time.perf_counter() - started
             deferred = [job.capture is None, job.render is not None, job.cache_key == "", job.idempotency_key == ""]
             running = jobs.start(job)
@@ -272,7 +274,7 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
             ticks.append(time.perf_counter())
             jobs.collect(running)
             assert running.error is None, running.error
-            image, node = pipeline.finish(job, bpy.context)
+            image, node = job.finish(bpy.context)
             return {"prepare_s": prepare_s, "deferred": deferred, "run_s": ticks[-1] - ticks[0],
                     "longest_pause_s": max(b - a for a, b in zip(ticks, ticks[1:])),
                     "rendered": any(m.startswith("Rendering: sample") for m in messages),
@@ -284,7 +286,7 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
         first = generate()
         second = generate()
         # Generate Again, cancelled while rendering: nothing is sent.
-        job = pipeline.prepare(bpy.context, offload_render=True, force=True)
+        job = backends.prepare(bpy.context, offload_render=True, force=True)
         running = jobs.start(job)
         while not running.wait(0.02):
             if running.message.startswith("Rendering: sample"):
@@ -316,30 +318,30 @@ def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender
     key = server.user(tokens=0)
     got = blender(setup(server.url, key), f"nobody = 'http://127.0.0.1:{free_port()}'", """
         bpy.ops.fathom.refresh_balance()
-        button = remote.generate_button(bpy.context)
+        button = account.generate_button(bpy.context)
         errors = []
         try:  # known balance: refused before any network
-            pipeline.prepare(bpy.context)
+            backends.prepare(bpy.context)
         except engine_remote.InsufficientTokensError as exc:
             errors.append([str(exc), exc.shortfall, exc.top_up_url])
-        remote.account.clear()  # unknown balance: the server says 402 and charges nothing
+        account.account.clear()  # unknown balance: the server says 402 and charges nothing
         try:
             api.generate_depth(image="Photo", backend="server")
         except engine_remote.InsufficientTokensError as exc:
             errors.append([str(exc), exc.shortfall, exc.top_up_url])
         # Test Connection's answers when something is wrong, in words that say what to do.
         RemoteClient = engine_remote.RemoteClient
-        wrong_key = remote.account.refresh(RemoteClient(prefs.server_url, "fth_wrong")).error
-        refused = remote.account.refresh(RemoteClient(nobody, "fth_x")).error
+        wrong_key = account.account.refresh(RemoteClient(prefs.server_url, "fth_wrong")).error
+        refused = account.account.refresh(RemoteClient(nobody, "fth_x")).error
         bpy.context.preferences.system.use_online_access = False
         try:
-            pipeline.prepare(bpy.context)
+            backends.prepare(bpy.context)
             offline = None
-        except remote.OfflineError as exc:
+        except online.OfflineError as exc:
             offline = str(exc)
         emit({"button": button, "errors": errors, "pending": pending.entries(), "nodes": depth_nodes(),
               "wrong_key": wrong_key, "refused": refused, "offline": offline,
-              "offline_button": remote.generate_button(bpy.context)})
+              "offline_button": account.generate_button(bpy.context)})
     """)
     assert got["button"]["kind"] == "top_up" and got["button"]["text"] == "Get tokens · 1 more"
     assert got["button"]["shortfall"] == 1
@@ -365,7 +367,7 @@ def test_failure_on_the_server_is_refunded_and_shown(blender, server):
         except engine_remote.JobFailedError as exc:
             error = [str(exc), exc.refunded]
         emit({"error": error, "pending": pending.entries(), "nodes": depth_nodes(),
-              "shown": remote.account.view(prefs.server_url, prefs.api_key).balance})
+              "shown": account.account.view(prefs.server_url, prefs.api_key).balance})
     """)
     message, refunded = got["error"]
     assert refunded == 1 and "refunded" in message
@@ -378,7 +380,7 @@ def test_failure_on_the_server_is_refunded_and_shown(blender, server):
 def test_cancel_cancels_the_job_on_the_server(blender, idle_server):
     key = idle_server.user(tokens=3)
     got = blender(setup(idle_server.url, key), """
-        job = pipeline.prepare(bpy.context)
+        job = backends.prepare(bpy.context)
         running = run_in_worker(job, cancel_when=lambda job: job.job_id is not None)
         emit({"cancelled": running.cancelled, "error": str(running.error), "job": job.job_id,
               "refunded": running.error.refunded, "pending": pending.entries(), "nodes": depth_nodes()})
@@ -397,14 +399,14 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
     # Blender then saves the file, or "crashes" (exits unsaved: the journal in generated/ remembers).
     got = blender(setup(idle_server.url, key), f"""
         import os, signal
-        job = pipeline.prepare(bpy.context)
+        job = backends.prepare(bpy.context)
         running, stopped = jobs.start(job), False
         while not running.wait(0.05):
             if job.job_id is not None and not stopped:
                 os.kill({idle_server.proc.pid}, signal.SIGTERM)
                 stopped = True
         jobs.collect(running)
-        pending.drain()
+        jobs.drain()
         if {saved!r}:
             bpy.ops.wm.save_mainfile()
         emit({{"error": str(running.error), "kind": type(running.error).__name__, "job": job.job_id,
@@ -420,10 +422,10 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
     idle_server.start(workers=1)  # back, now with a worker that computes the waiting job
 
     got = blender('bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")', setup(idle_server.url, key), f"""
-        noticed = pending.notice_count()
+        noticed = len(pending.entries())  # merged back from the journal by the load handler
         assert bpy.ops.fathom.fetch_pending() == {{"FINISHED"}}
         scene = bpy.context.scene
-        image = [n.image for n in fathom.bridge.results.compositor_tree(scene, create=False).nodes
+        image = [n.image for n in nodes.compositor_tree(scene, create=False).nodes
                  if n.bl_idname == "CompositorNodeImage"][0]
         emit({{"noticed": noticed, "pending": pending.entries(), "image": image.name,
               "job": image["fathom"]["remote"]["job"], "file": bpy.path.abspath(image.filepath),

@@ -1,4 +1,4 @@
-"""Render and compositor capture (bridge.render_capture) in real Blender, from the installed extension,
+"""Render and compositor capture (bridge.capture.render) in real Blender, from the installed extension,
 on the sample scene. Each test is one scenario in a fresh Blender (the ``blender`` fixture)."""
 import textwrap
 from pathlib import Path
@@ -18,7 +18,7 @@ from scripts.sample_scene import build_scene
 scene = build_scene({WIDTH}, {HEIGHT}, 4)
 bpy.ops.wm.read_userpref()
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
-from bl_ext.user_default.fathom.bridge import render_capture as rc
+from bl_ext.user_default.fathom.bridge.capture import render as rc
 
 def settings_state():
     r = scene.render
@@ -61,7 +61,7 @@ def test_render_has_the_scene_size_times_percentage_and_the_view_transform(blend
         emit({"module": rc.__name__, "dtype": str(rgb.dtype), "rgb": rgb.tolist(), "info": info, "agx": agx,
               "shown": shown.tolist(), "linear": linear.tolist(), "colours": [shown_info["colour"], linear_info["colour"]]})
     """)
-    assert got["module"] == "bl_ext.user_default.fathom.bridge.render_capture"
+    assert got["module"] == "bl_ext.user_default.fathom.bridge.capture.render"
     rgb = np.array(got["rgb"])
     assert rgb.shape == (HEIGHT // 2, WIDTH // 2, 3) and got["dtype"] == "float32"
     info = got["info"]

@@ -1,9 +1,9 @@
-"""Renders of the interactive path in a child Blender (bridge.render_process), from the installed
+"""Renders of the interactive path in a child Blender (bridge.capture.child), from the installed
 extension: the main thread never waits for a render, the child's pixels equal an in-process
 capture, unsaved changes are rendered, a cancel kills the child and leaves nothing behind.
 
 The bpy module has no UI, so the tests drive what the modal operator drives: prepare (with
-``offload_render``, as invoke does) on the main thread, Job.run on bridge.jobs' worker thread,
+``offload_render``, as invoke does) on the main thread, Job.run on bridge.generation.worker's thread,
 finish on the main thread. Each test is one scenario in a fresh Blender (the ``blender`` fixture).
 """
 import textwrap
@@ -27,7 +27,11 @@ def sample_scene(width, height, samples):
     return scene
 
 def fathom():
-    from bl_ext.user_default.fathom.bridge import capture, jobs, pipeline, render_process, scene_z
+    from bl_ext.user_default.fathom.bridge.capture import child as render_process
+    from bl_ext.user_default.fathom.bridge.capture import picture as capture
+    from bl_ext.user_default.fathom.bridge.capture import scene_z
+    from bl_ext.user_default.fathom.bridge.generation import backends as pipeline
+    from bl_ext.user_default.fathom.bridge.generation import worker as jobs
     return capture, jobs, pipeline, render_process, scene_z
 
 # Renders in this process, on any thread, counted: an offloaded render must leave these at 0.
@@ -70,7 +74,7 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
 
         # Unsaved changes: the sphere moves, the compositor inverts the render.
         bpy.data.objects["Near sphere"].location.x += 1.5
-        from bl_ext.user_default.fathom.bridge.results import compositor_tree
+        from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
         tree = compositor_tree(scene, create=True)
         layers = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
         output = next(n for n in tree.nodes if n.bl_idname in ("NodeGroupOutput", "CompositorNodeComposite"))
@@ -167,7 +171,7 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
             messages.add(running.message)
         ticks.append(time.perf_counter())
         render_s = ticks[-1] - ticks[0]
-        image, node = pipeline.finish(running.job, bpy.context)
+        image, node = running.job.finish(bpy.context)
         jobs.collect(running)
         emit({"prepare_s": prepare_s, "deferred": deferred, "render_s": render_s,
               "longest_pause_s": max(b - a for a, b in zip(ticks, ticks[1:])), "ticks": len(ticks),
@@ -193,7 +197,7 @@ def test_cancel_kills_the_child_and_leaves_nothing(blender, catalog_for, tiny_mo
         scene = sample_scene(320, 180, 4096)  # minutes of rendering, unless cancelled
         capture, jobs, pipeline, render_process, scene_z = fathom()
         scene.fathom.source = "COMPOSITOR"
-        from bl_ext.user_default.fathom.bridge.results import compositor_tree
+        from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
         compositor_tree(scene, create=True)
         bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
         os.makedirs(tmp + "/generated", exist_ok=True)

@@ -1,4 +1,4 @@
-"""Scene Z (exact) (bridge.scene_z) in real Blender, from the installed extension: the Z pass as a
+"""Scene Z (exact) (bridge.capture.scene_z) in real Blender, from the installed extension: the Z pass as a
 depth map, checked against a Z pass rendered by hand and against ray casts from the camera.
 Each test is one scenario in a fresh Blender (the ``blender`` fixture)."""
 import textwrap
@@ -25,7 +25,7 @@ scene.cycles.filter_width = 0.01
 scene.cycles.use_denoising = True
 bpy.ops.wm.read_userpref()
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
-from bl_ext.user_default.fathom.bridge import scene_z as sz
+from bl_ext.user_default.fathom.bridge.capture import scene_z as sz
 from bl_ext.user_default.fathom.engine.exr import read_exr
 from bl_ext.user_default.fathom.engine.settings import DepthSettings
 
@@ -65,7 +65,7 @@ def test_scene_z_is_the_z_pass_exactly_in_every_normalisation(blender):
               "restored": [scene.view_layers[0].use_pass_z, scene.cycles.samples == samples,
                            scene.cycles.use_denoising, scene.render.image_settings.file_format]})
     """)
-    assert got["module"] == "bl_ext.user_default.fathom.bridge.scene_z"
+    assert got["module"] == "bl_ext.user_default.fathom.bridge.capture.scene_z"
     z = np.array(got["z"], np.float32)
     hit = z < 1e9  # Cycles' empty background is 1e10
     assert z.shape == (HEIGHT, WIDTH) and 0.2 < hit.mean() < 0.95  # ground, objects and sky

@@ -5,7 +5,7 @@ from tests.blender.setups_scene import SCENE
 
 def test_setups_register_poll_and_default_to_the_fathom_result(blender):
     got = blender(SCENE + """
-from bl_ext.user_default.fathom.bridge import results
+from bl_ext.user_default.fathom.bridge.generation import results
 ops = ["setup_displacement", "setup_dof", "pick_focus", "setup_fog", "setup_stereo", "normal_map", "export_mesh",
        "remove_setup"]
 bpy.ops.wm.read_homefile(use_empty=True)

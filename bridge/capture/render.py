@@ -29,8 +29,8 @@ import time
 import bpy
 import numpy as np
 
-from ..engine.errors import FathomError
-from ..engine.exr import read_exr
+from ...engine.errors import FathomError
+from ...engine.exr import read_exr
 
 
 class RenderCaptureError(FathomError):

@@ -10,8 +10,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..engine.errors import ImageDecodeError
-from ..engine.imageio import read_image
+from ...engine.errors import ImageDecodeError
+from ...engine.imageio import read_image
 
 
 @dataclass
@@ -75,7 +75,7 @@ def from_file(path) -> Capture:
 def from_render(scene, *, compositor=False, progress=None) -> Capture:
     """The scene's render (or its composite), rendered once through a temporary file, since
     Render Result and the Viewer node have no pixels in background mode."""
-    from . import render_capture
+    from . import render as render_capture
     if compositor:
         rgb, info = render_capture.capture_compositor(scene, progress=progress)
         label, name = f"the composite of scene '{scene.name}'", f"{scene.name}_composite"

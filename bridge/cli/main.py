@@ -5,7 +5,7 @@
                     [settings]
     fathom pending list | fetch [--online-mode] [--wait SECONDS] [--save]
     fathom models list | download ID | verify ID
-    fathom setup displacement|dof|fog|stereo|normal|mesh|remove [--depth NAME] [options]  (bridge/setups/cli.py)
+    fathom setup displacement|dof|fog|stereo|normal|mesh|remove [--depth NAME] [options]  (bridge/cli/setups.py)
 
 Exit codes: 0 done, 1 failed (see stderr), 2 bad command line, 3 unusable source (missing or
 corrupt image, no camera, nothing to composite), 4 model missing or unknown, 5 nowhere to write
@@ -17,15 +17,15 @@ import sys
 
 import bpy
 
-from ..engine.errors import FathomError, ImageError, ModelError
-from ..engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS
-from . import pipeline, results
-from .render_capture import RenderCaptureError
-from .setups import cli as setups_cli
+from ...engine.errors import FathomError, ImageError, ModelError
+from ...engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS, SETTING_NAMES
+from ..capture.render import RenderCaptureError
+from ..capture.sources import SourceError
+from ..generation import backends, results
+from ..kinds import BACKENDS, SOURCES
+from . import setups as setups_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_OUTPUT, EXIT_SERVER = 0, 1, 2, 3, 4, 5, 6
-SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
-BACKENDS = {"local": "LOCAL", "server": "SERVER", "scene-z": "SCENE_Z"}
 _ONLINE_HELP = ("let the Server backend go online for this run (like blender --online-mode) even when online "
                 "access is off in the preferences")
 
@@ -97,9 +97,9 @@ def main(argv) -> int:
 
 
 def _models(args) -> int:
-    from ..engine.catalog import license_notice
-    from ..engine.download import human_size
-    from ..preferences import model_store
+    from ...engine.catalog import license_notice
+    from ...engine.download import human_size
+    from ..prefs import model_store
     try:
         store = model_store(bpy.context)
         if args.action == "list":
@@ -146,16 +146,15 @@ def _generate(args) -> int:
         kwargs.update(force=args.force, allow_online=args.online_mode)
     if needs_name:
         kwargs["image" if kind == "image" else "filepath"] = rest[0]
-    overrides = {k: getattr(args, k) for k in ("model", "resolution", "invert", "normalization", "output_format")
-                 if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in SETTING_NAMES if getattr(args, k, None) is not None}
     try:
-        job, image, node = pipeline.generate(bpy.context, overrides=overrides, **kwargs)
+        job, image, node = backends.generate(bpy.context, overrides=overrides, **kwargs)
         if args.save:
             results.save_blend()
     except FathomError as exc:
         print(f"fathom: error: {exc}", file=sys.stderr)
         return _exit_code(exc)
-    if getattr(job, "reused", False):
+    if job.reused:
         print("fathom: reused an identical depth map from the depth server, no tokens spent "
               "(--force generates again)", file=sys.stderr)
     print(job.path)
@@ -163,7 +162,7 @@ def _generate(args) -> int:
 
 
 def _pending(args) -> int:
-    from . import pending
+    from ..remote import fetch, pending
     found = pending.entries()
     if args.action == "list":
         for entry in found:
@@ -173,7 +172,7 @@ def _pending(args) -> int:
         print("fathom: nothing is pending in this file", file=sys.stderr)
         return EXIT_OK
     try:
-        job = pending.fetch_job(bpy.context, follow_seconds=args.wait, allow_online=args.online_mode)
+        job = fetch.fetch_job(bpy.context, follow_seconds=args.wait, allow_online=args.online_mode)
         job.run(progress=_StepLine())
         job.apply(bpy.context)
         if args.save:
@@ -202,11 +201,12 @@ class _StepLine:
 
 
 def _exit_code(exc) -> int:
-    from ..engine.remote import RemoteError
-    from .remote import OfflineError, StillPendingError
+    from ...engine.remote import RemoteError
+    from ..remote.job import StillPendingError
+    from ..remote.online import OfflineError
     if isinstance(exc, (RemoteError, OfflineError, StillPendingError)):
         return EXIT_SERVER
-    if isinstance(exc, (ImageError, pipeline.SourceError, RenderCaptureError)):
+    if isinstance(exc, (ImageError, SourceError, RenderCaptureError)):
         return EXIT_SOURCE
     if isinstance(exc, ModelError):
         return EXIT_MODEL

@@ -20,7 +20,7 @@ Conventions, kept identical to the AI backends so Scene Z and AI depth look alik
   (max - distance), near = bright, as engine.normalize inverts raw values.
 
 The Z pass comes out of a multilayer EXR rendered once into a temporary file (the only capture
-that works in background mode), through bridge.render_capture.rendered_file, which restores
+that works in background mode), through bridge.capture.render.rendered_file, which restores
 every setting afterwards. Cycles writes the Z pass from the first sample only (a 1-sample render
 gives the Z of a 4-sample denoised one bit for bit, tested; 16 samples too, checked by hand), so
 Cycles renders it with 1 sample and no denoising: the same Z, many times faster.
@@ -30,11 +30,11 @@ import time
 import bpy
 import numpy as np
 
-from ..engine.depth import DepthMap
-from ..engine.exr import read_exr
-from ..engine.normalize import normalize
-from ..engine.settings import DepthSettings
-from .render_capture import RenderCaptureError, active_camera, rendered_file
+from ...engine.depth import DepthMap
+from ...engine.exr import read_exr
+from ...engine.normalize import normalize
+from ...engine.settings import DepthSettings
+from .render import RenderCaptureError, active_camera, rendered_file
 
 MODEL_NAME = "scene-z"
 BACKGROUND_Z = 1e9  # Cycles and Workbench write 1e10 where no surface was hit

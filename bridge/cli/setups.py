@@ -1,14 +1,14 @@
-"""`fathom setup ...`: the depth workflows from the command line (bridge/cli.py adds the subcommand).
+"""`fathom setup ...`: the depth workflows from the command line (bridge/cli/main.py adds the subcommand).
 
     fathom setup displacement|dof|fog|stereo|normal|mesh|remove [--depth NAME] [--picture NAME] [options] [--save]
 
-Each prints what it made (a node, object, image or file) and returns an exit code of bridge/cli.py.
+Each prints what it made (a node, object, image or file) and returns an exit code of bridge/cli/main.py.
 """
 import sys
 
 import bpy
 
-from . import common, displacement, dof, export, fog, stereo
+from ..setups import common, displacement, dof, export, fog, stereo
 
 KINDS = ("displacement", "dof", "fog", "stereo", "normal", "mesh", "remove")
 
@@ -94,7 +94,7 @@ def run(args) -> str:
 def main(args, exit_code) -> int:
     """The subcommand: run, save when asked, errors on stderr with ``exit_code(exc)``."""
     from ...engine.errors import FathomError
-    from .. import results
+    from ..generation import results
     try:
         made = run(args)
         if args.save:

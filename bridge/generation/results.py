@@ -1,10 +1,8 @@
-"""Depth maps back into Blender: a file under //generated/, an image datablock, a compositor node.
+"""Depth maps back into Blender: a file under //generated/ and an image datablock (the compositor
+node that shows it: generation.nodes).
 
 Files are never overwritten: each result gets the next free numbered name, and the engine's
 writer refuses a name taken meanwhile. The image is Non-Color (depth is data, not colour).
-An Image node in the scene's compositor holds the result; re-generating from the same source
-puts the new image into the same node, so node setups built on it keep working. Existing nodes
-are never moved, rewired or deleted.
 """
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -12,11 +10,12 @@ from typing import Optional
 
 import bpy
 
-from ..engine import encode
-from ..engine.errors import FathomError
+from ...engine import encode
+from ...engine.errors import FathomError
+from ..files import first_free_name, load_image
+from .nodes import compositor_tree
 
 GENERATED = "//generated/"
-NODE_SOURCE_KEY = "fathom_source"   # on an Image node: which source it shows the depth of
 IMAGE_KEY = "fathom"                # on a result image: settings and source of the generation
 
 
@@ -70,15 +69,10 @@ def write_result(depth_map, name: str, target: Target, metadata=None) -> Path:
         except FileExistsError as exc:
             raise OutputError(str(exc)) from None
     stem = safe_stem(name) + "_depth"
-    suffix = encode.suffix_for(fmt)
-    for number in range(1, 100000):
-        path = target.folder / f"{stem}_{number:03d}{suffix}"
-        if path.exists():
-            continue
-        try:
-            return encode.write_depth(path, depth, fmt, metadata=metadata)
-        except FileExistsError:  # another generation took this name a moment ago
-            continue
+    path = first_free_name(target.folder, stem, encode.suffix_for(fmt),
+                           lambda path: encode.write_depth(path, depth, fmt, metadata=metadata))
+    if path is not None:
+        return path
     raise OutputError(f"{target.folder} holds too many {stem} results: move some away.")
 
 
@@ -90,27 +84,11 @@ def safe_stem(name: str) -> str:
 
 def load_result(path: Path, depth_map, source: dict):
     """Load a written depth map as a Non-Color image that records how it was made."""
-    image = bpy.data.images.load(str(path), check_existing=False)
-    image.colorspace_settings.name = "Non-Color"
-    if bpy.data.filepath:
-        try:
-            image.filepath = bpy.path.relpath(str(path))  # the .blend and its generated/ move together
-        except ValueError:  # another drive on Windows: keep the absolute path
-            pass
+    image = load_image(path)
     settings = {k: v for k, v in asdict(depth_map.settings).items() if v is not None}
     image[IMAGE_KEY] = {"settings": settings, "source": dict(source), "model": depth_map.model,
                         "near_is_bright": bool(depth_map.near_is_bright)}
     return image
-
-
-# What identifies "the same source" for each kind of source.
-_IDENTITY = {"image": "image", "file": "filepath", "render": "scene", "compositor": "scene", "scene-z": "scene"}
-
-
-def source_key(source: dict) -> str:
-    """A stable key for 'the same source', so re-generation reuses the node."""
-    kind = source.get("kind", "")
-    return f"{kind}:{source.get(_IDENTITY.get(kind, ''), '')}"
 
 
 def is_result(image) -> bool:
@@ -141,64 +119,3 @@ def delete_result(image) -> Optional[Path]:
         path.unlink()
         return path
     return None
-
-
-# -- compositor ----------------------------------------------------------------------------
-
-def compositor_tree(scene, create: bool = True):
-    """The scene's compositor node tree, created when missing (Blender 5.0+ and 4.x APIs)."""
-    if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
-        tree = scene.compositing_node_group
-        if tree is None and create:
-            tree = _new_compositor_group(scene)
-        return tree
-    if scene.node_tree is None and create:  # Blender 4.x: the default Render Layers -> Composite tree
-        scene.use_nodes = True
-    return scene.node_tree
-
-
-def _new_compositor_group(scene):
-    """What Blender's own 'New' button makes: Render Layers into the group's Image output, so
-    rendering and compositing behave exactly as before the tree existed."""
-    tree = bpy.data.node_groups.new(f"{scene.name} Compositing", "CompositorNodeTree")
-    tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
-    layers = tree.nodes.new("CompositorNodeRLayers")
-    layers.location = (-300, 0)
-    output = tree.nodes.new("NodeGroupOutput")
-    output.location = (200, 0)
-    tree.links.new(layers.outputs["Image"], output.inputs[0])
-    scene.compositing_node_group = tree
-    return tree
-
-
-def add_depth_node(scene, key: str):
-    """An empty Depth node for the source ``key``: it outputs nothing (transparent) until the first
-    generation from that source fills it, so it can be wired into a comp beforehand."""
-    tree = compositor_tree(scene, create=True)
-    for node in tree.nodes:
-        if node.bl_idname == "CompositorNodeImage" and node.get(NODE_SOURCE_KEY) == key:
-            return node
-    return _new_depth_node(tree, key)
-
-
-def place_image_node(scene, image, key: str):
-    """Show ``image`` in the compositor: in the node that holds this source's depth, else a new
-    Image node placed clear of the existing ones."""
-    tree = compositor_tree(scene, create=True)
-    for node in tree.nodes:
-        if node.bl_idname == "CompositorNodeImage" and node.get(NODE_SOURCE_KEY) == key:
-            node.image = image
-            return node
-    node = _new_depth_node(tree, key)
-    node.image = image
-    return node
-
-
-def _new_depth_node(tree, key):
-    others = list(tree.nodes)
-    node = tree.nodes.new("CompositorNodeImage")
-    node.label = "Depth"
-    node[NODE_SOURCE_KEY] = key
-    if others:
-        node.location = (min(n.location.x for n in others) - 300, min(n.location.y for n in others) - 300)
-    return node
