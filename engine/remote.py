@@ -1,12 +1,14 @@
 """Client of Fathom's token-billed depth server (the public depth-map API, see server/).
 
-Standard library only (urllib), so it runs inside Blender and outside it. Every failure becomes a
-RemoteError (a FathomError) whose message says what to do; the add-on shows ``str(error)``.
+Built on ``requests`` (Blender bundles it, so the extension does not): one Session per client, so
+a long poll reuses its connection instead of opening a new TCP/TLS one each time. Every failure
+becomes a RemoteError (a FathomError) whose message says what to do; the add-on shows ``str(error)``.
 
 Safety rules the client keeps:
 - every submission carries an Idempotency-Key, and a retried submission reuses it with the very
   same body, so a retry after a network failure never charges twice;
-- retries are bounded: connection drops, timeouts, 5xx and 429 (honouring Retry-After);
+- retries are bounded (urllib3's Retry): connection drops, timeouts, 5xx and 429, honouring
+  Retry-After up to ``max_retry_after``; a DNS or TLS failure is not retried (it cannot get better);
 - redirects are not followed, so the API key is only ever sent to the configured server.
 
 Settings map to the API as follows: ``resolution`` (any integer 256..2048, the engine's default
@@ -24,16 +26,20 @@ import random
 import socket
 import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
+
+import requests
+import requests.auth
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError, ResponseError
+from urllib3.util.retry import Retry
 
 from .errors import CancelledError, FathomError, InvalidSettingsError
 from .retry_after import parse_retry_after
 from .settings import MAX_RESOLUTION, MIN_RESOLUTION, DepthSettings
 
-USER_AGENT = "fathom-remote/1 (python urllib)"
+USER_AGENT = "fathom-remote/2 (python requests)"
 FINAL_STATES = ("succeeded", "failed", "canceled")
 RESULT_NAMES = {"exr": "depth.exr", "png16": "depth.png"}
 _NORMALIZATION_API = {"standard": "Standard", "v2-style": "V2-Style", "raw": "Raw"}
@@ -157,37 +163,6 @@ def result_cache_key(picture_bytes: bytes, settings: DepthSettings, server: str 
     return digest.hexdigest()
 
 
-def _sniff_content_type(data: bytes) -> str:
-    for magic, ctype in ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
-                         (b"RIFF", "image/webp"), (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"),
-                         (b"BM", "image/bmp")):
-        if data.startswith(magic):
-            return ctype
-    return "application/octet-stream"
-
-
-def _quote_header_value(value: str) -> str:
-    # HTML's multipart/form-data rule: percent-encode the three characters that would break the header.
-    return value.replace("\r", "%0D").replace("\n", "%0A").replace('"', "%22")
-
-
-def encode_multipart(fields: dict, file_field: str, filename: str, data: bytes, content_type: str = None):
-    """(body bytes, Content-Type header) of a multipart/form-data body: text fields, then one file."""
-    boundary = "fathom-" + uuid.uuid4().hex
-    while boundary.encode() in data:  # practically never; a boundary must not occur in the payload
-        boundary = "fathom-" + uuid.uuid4().hex
-    parts = []
-    for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header_value(name)}"\r\n\r\n'
-                     .encode() + str(value).encode("utf-8") + b"\r\n")
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{_quote_header_value(file_field)}"; '
-                 f'filename="{_quote_header_value(filename)}"\r\n'
-                 f"Content-Type: {content_type or _sniff_content_type(data)}\r\n\r\n".encode())
-    parts.append(bytes(data) + b"\r\n")
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
-
-
 def _form_value(value) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
@@ -200,34 +175,138 @@ def _retry_after(headers, body=None):
     return wait
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Redirects are reported, not followed: the API key must not travel to another address."""
+class _Retry(Retry):
+    """urllib3's Retry with the client's rules: exponential backoff with jitter from the first retry,
+    no retry after a DNS or TLS failure, and a Retry-After longer than ``max_retry_after`` reported
+    at once instead of waited out. Records the number of attempts on the error it gives up with."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
+    backoff_base, backoff_cap, max_retry_after = 0.5, 8.0, 60.0
+
+    def new(self, **kw):
+        retry = super().new(**kw)
+        retry.backoff_base, retry.backoff_cap = self.backoff_base, self.backoff_cap
+        retry.max_retry_after = self.max_retry_after
+        return retry
+
+    def parse_retry_after(self, retry_after):
+        return parse_retry_after(retry_after)  # the project's one reading (engine.retry_after); None if unreadable
+
+    def sleep_for_retry(self, response) -> bool:
+        wait = self.get_retry_after(response)
+        if wait is None:
+            return False
+        time.sleep(wait)  # Retry-After: 0 means at once, not "use the backoff"
+        return True
+
+    def get_backoff_time(self) -> float:
+        failed = len(self.history)
+        if not failed:
+            return 0.0
+        return min(self.backoff_cap, self.backoff_base * 2 ** (failed - 1)) * random.uniform(0.5, 1.0)
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        attempts = len(self.history) + 1
+        hopeless = error is not None and _reason(error) in ("dns", "tls")
+        wait = self.get_retry_after(response) if response is not None else None
+        if hopeless or (wait is not None and wait > self.max_retry_after):
+            raise _gave_up(MaxRetryError(_pool, url, error or ResponseError("Retry-After too long")), attempts)
+        try:
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+        except MaxRetryError as exc:
+            raise _gave_up(exc, attempts) from exc.reason
+
+
+def _gave_up(exc, attempts):
+    exc.fathom_attempts = attempts
+    return exc
+
+
+def _attempts(exc) -> int:
+    return next((c.fathom_attempts for c in _causes(exc) if hasattr(c, "fathom_attempts")), 1)
+
+
+def _causes(exc):
+    """``exc`` and what it wraps (causes, contexts, urllib3 reasons, wrapped arguments), outermost first."""
+    seen, todo = [], [exc]
+    while todo:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is e for e in seen):
+            continue
+        seen.append(item)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return seen
+
+
+def _reason(exc) -> str:
+    """What went wrong on the network: 'refused', 'dns', 'tls', 'timeout', 'dropped' or 'network'."""
+    causes = _causes(exc)
+    for kind, types in (("refused", (ConnectionRefusedError,)), ("dns", (socket.gaierror,)),
+                        ("tls", (ssl.SSLError, ssl.CertificateError)),
+                        ("timeout", (TimeoutError, ConnectTimeoutError, ReadTimeoutError, requests.Timeout)),
+                        ("dropped", (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+                                     http.client.HTTPException))):
+        if any(isinstance(c, types) for c in causes):
+            return kind
+    if any(type(c).__name__ == "NameResolutionError" for c in causes):  # urllib3 2's DNS failure
+        return "dns"
+    return "network"
+
+
+class _Bearer(requests.auth.AuthBase):
+    """The API key as a bearer token (given explicitly, so no .netrc entry replaces it)."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Bearer {self.key}"
+        return request
+
+
+class _Adapter(HTTPAdapter):
+    """An HTTPAdapter whose connections use ``ssl_context`` (the system's trust store by default,
+    as the standard library would; a server with its own certificate is trusted through it)."""
+
+    def __init__(self, ssl_context, **kwargs):
+        self._ssl_context = ssl_context
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["ssl_context"] = self._ssl_context
+        return super().init_poolmanager(*args, **kwargs)
 
 
 # ---------------------------------------------------------------- the client
 
 class RemoteClient:
-    """One server and one API key. Thread-safe for independent calls (no shared connection)."""
+    """One server and one API key, over one requests Session (connections are reused; its pool is
+    thread-safe, so the worker and the account refresh may share a client).
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30, user_agent: str = USER_AGENT,
-                 retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0, max_retry_after: float = 60.0,
-                 long_poll: float = 2.0, ssl_context: ssl.SSLContext = None):
+    ``timeout``: seconds to wait for an answer (read), ``connect_timeout``: to open a connection."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30, connect_timeout: float = 10,
+                 user_agent: str = USER_AGENT, retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0,
+                 max_retry_after: float = 60.0, long_poll: float = 2.0, ssl_context: ssl.SSLContext = None):
         self.base_url = self._check_url(base_url)
         self.api_key = (api_key or "").strip()
-        self.timeout, self.user_agent = timeout, user_agent
-        self.retries, self.backoff, self.max_backoff = retries, backoff, max_backoff
-        self.max_retry_after = max_retry_after
+        self.timeout, self.connect_timeout, self.user_agent = timeout, connect_timeout, user_agent
         # Seconds per `Prefer: wait` request in wait(): short so that cancel() is noticed quickly.
         # 0 polls instead; it also falls back to polling when the server ignores the preference.
         self.long_poll = long_poll
-        handlers = [_NoRedirect()]
-        if ssl_context is not None:
-            handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
-        self._opener = urllib.request.build_opener(*handlers)
+        retry = _Retry(total=retries, connect=retries, read=retries, status=retries, redirect=0,
+                       allowed_methods=None,  # POSTs too: every submission carries its Idempotency-Key
+                       status_forcelist=_RETRY_STATUSES, raise_on_status=False, raise_on_redirect=False,
+                       respect_retry_after_header=True)
+        retry.backoff_base, retry.backoff_cap, retry.max_retry_after = backoff, max_backoff, max_retry_after
+        self._session = requests.Session()  # proxies from the environment apply, as with urllib
+        adapter = _Adapter(ssl_context or ssl.create_default_context(), max_retries=retry)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._pricing = None
+
+    def close(self):
+        """Close the client's connections (a later call opens new ones)."""
+        self._session.close()
 
     @staticmethod
     def _check_url(base_url) -> str:
@@ -282,12 +361,6 @@ class RemoteClient:
                 return int(tier["tokens"])
         return int(tiers[-1]["tokens"])
 
-    def quote(self, settings: DepthSettings) -> dict:
-        """What the Generate button needs: {cost, balance, shortfall, top_up_url}."""
-        cost, account = self.cost(settings), self.me(ledger_limit=0)
-        return {"cost": cost, "balance": account["balance"], "shortfall": max(0, cost - account["balance"]),
-                "top_up_url": account.get("topUpUrl") or self.pricing().get("topUpUrl")}
-
     # ------------------------------------------------ jobs
 
     def submit(self, picture: bytes, settings: DepthSettings, *, idempotency_key: str = None,
@@ -300,10 +373,9 @@ class RemoteClient:
                                         parameter="image")
         params = api_parameters(settings, self.model_name(settings))
         key = idempotency_key or str(uuid.uuid4())
-        body, ctype = encode_multipart({k: _form_value(v) for k, v in params.items()}, "image", filename,
-                                       bytes(picture))
-        job = self._json("POST", "/v2/artworks/depth-map", body=body,
-                         headers={"Content-Type": ctype, "Idempotency-Key": key})
+        job = self._json("POST", "/v2/artworks/depth-map", headers={"Idempotency-Key": key},
+                         data={k: _form_value(v) for k, v in params.items()},
+                         files={"image": (filename, bytes(picture))})
         job["idempotencyKey"] = key
         return job
 
@@ -432,75 +504,55 @@ class RemoteClient:
                               status=status)
         return (value, headers) if with_headers else value
 
-    def _request(self, method, path, *, body=None, headers=None, timeout=None, auth=True):
+    def _request(self, method, path, *, data=None, files=None, headers=None, timeout=None, auth=True):
         """(status, headers, body bytes) of a 2xx answer, after bounded retries; else a RemoteError."""
         if auth and not self.api_key:
             raise AuthenticationError(NO_API_KEY)
-        url = self.base_url + path
-        all_headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
-        if auth:
-            all_headers["Authorization"] = f"Bearer {self.api_key}"
-        all_headers.update(headers or {})
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
-            req = urllib.request.Request(url, data=body, headers=all_headers, method=method)
-            try:
-                with self._opener.open(req, timeout=timeout or self.timeout) as resp:
-                    return resp.status, resp.headers, resp.read()
-            except urllib.error.HTTPError as exc:
-                try:
-                    raw = exc.read()
-                except (OSError, http.client.HTTPException):
-                    raw = b""
-                finally:
-                    exc.close()
-                error = self._http_error(exc.code, exc.headers, raw, method, path, attempt)
-                wait = None
-                if exc.code in _RETRY_STATUSES and attempt < attempts:
-                    wait = getattr(error, "retry_after", None) or _retry_after(exc.headers)
-                    wait = self._backoff(attempt) if wait is None else wait
-                if wait is None or wait > self.max_retry_after:
-                    raise error from None
-                time.sleep(wait)
-            except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-                error = self._transport_error(exc, attempt)
-                if error.reason in ("dns", "tls") or attempt >= attempts:
-                    raise error from None
-                time.sleep(self._backoff(attempt))
-
-    def _backoff(self, attempt):
-        """Exponential backoff with full jitter in its upper half: base * 2^(attempt-1), capped."""
-        return min(self.max_backoff, self.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+        all_headers = {"User-Agent": self.user_agent, "Accept": "application/json", **(headers or {})}
+        try:
+            resp = self._session.request(method, self.base_url + path, data=data, files=files, headers=all_headers,
+                                         auth=_Bearer(self.api_key) if auth else None, allow_redirects=False,
+                                         timeout=(self.connect_timeout, timeout or self.timeout))
+            raw = resp.content
+        except requests.RequestException as exc:
+            raise self._transport_error(exc, _attempts(exc)) from None
+        if 200 <= resp.status_code < 300:
+            return resp.status_code, resp.headers, raw
+        retries = getattr(resp.raw, "retries", None)
+        attempts = len(retries.history) + 1 if retries is not None else 1
+        raise self._http_error(resp.status_code, resp.headers, raw, method, path, attempts) from None
 
     def _transport_error(self, exc, attempts) -> UnreachableError:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        reason = _reason(exc)
         where = f"the depth server at {self.base_url}"
         tries = f" ({attempts} attempt{'s' if attempts > 1 else ''})"
         host = urllib.parse.urlsplit(self.base_url).hostname
-        if isinstance(reason, ConnectionRefusedError):
+        cause = next((c for c in _causes(exc) if isinstance(c, (OSError, ssl.CertificateError))), exc)
+        if reason == "refused":
             return UnreachableError(f"Cannot reach {where}: connection refused{tries} — is it running, and is "
                                     "the port right?", reason="refused")
-        if isinstance(reason, socket.gaierror):
+        if reason == "dns":
+            said = getattr(cause, "strerror", None) if isinstance(cause, socket.gaierror) else None
             return UnreachableError(f"Cannot find the depth server's host {host!r} (DNS lookup failed: "
-                                    f"{reason.strerror or reason}): check the server URL and your network.",
-                                    reason="dns")
-        if isinstance(reason, ssl.SSLCertVerificationError):
-            return UnreachableError(f"The TLS certificate of {host} cannot be trusted ({reason.verify_message}): "
-                                    "check the server URL; a server with its own certificate must be made "
-                                    "trusted on this computer.", reason="tls")
-        if isinstance(reason, ssl.SSLError):
-            return UnreachableError(f"The TLS handshake with {where} failed ({reason.reason or reason}): "
+                                    f"{said or cause}): check the server URL and your network.", reason="dns")
+        if reason == "tls":
+            bad_cert = next((c for c in _causes(exc) if isinstance(c, ssl.SSLCertVerificationError)), None)
+            if bad_cert is not None:
+                return UnreachableError(f"The TLS certificate of {host} cannot be trusted ({bad_cert.verify_message}): "
+                                        "check the server URL; a server with its own certificate must be made "
+                                        "trusted on this computer.", reason="tls")
+            tls = next((c for c in _causes(exc) if isinstance(c, ssl.SSLError)), cause)
+            return UnreachableError(f"The TLS handshake with {where} failed ({getattr(tls, 'reason', None) or tls}): "
                                     "is it an https server? A plain local server needs an http:// URL.",
                                     reason="tls")
-        if isinstance(reason, TimeoutError):
+        if reason == "timeout":
             return UnreachableError(f"{where[0].upper()}{where[1:]} did not answer within {self.timeout:g} s"
                                     f"{tries}: it may be overloaded; try again later.", reason="timeout")
-        if isinstance(reason, (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
-                               http.client.HTTPException)):
+        if reason == "dropped":
             return UnreachableError(f"{where[0].upper()}{where[1:]} closed the connection before answering{tries}: "
                                     "it may be restarting or overloaded; try again. A repeated submission is "
                                     "never charged twice.", reason="dropped")
-        return UnreachableError(f"Cannot reach {where}{tries}: {reason}. Check the server URL and your network.",
+        return UnreachableError(f"Cannot reach {where}{tries}: {cause}. Check the server URL and your network.",
                                 reason="network")
 
     def _http_error(self, status, headers, raw, method, path, attempts) -> RemoteError:
