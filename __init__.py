@@ -4,17 +4,20 @@ Registration only; the work lives in operators/, panels/, bridge/ and the bpy-fr
 The repository root is this package, so the test runner imports this file outside Blender:
 everything that needs bpy is imported inside register()/unregister().
 """
+
 _cli_handle = None
 
 
 def _classes():
     from . import operators, panels, preferences, properties
+
     return (*preferences.classes, *properties.classes, *operators.classes, *panels.classes)
 
 
 def register():
     global _cli_handle
     import bpy
+
     from . import properties
     from .bridge.cli import main as cli
     from .bridge.remote import notice
@@ -31,6 +34,7 @@ def unregister():
     then take away what it registered."""
     global _cli_handle
     import bpy
+
     from . import properties
     from .bridge.generation import worker
     from .bridge.remote import account, notice

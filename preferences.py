@@ -1,4 +1,5 @@
 """Add-on preferences: which backend runs, where models live, threads, the depth server's address."""
+
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
@@ -16,17 +17,29 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
 
     backend: EnumProperty(name="Backend", items=BACKENDS, default="LOCAL")
     models_dir: StringProperty(
-        name="Model Folder", subtype="DIR_PATH", default="",
-        description="Where downloaded models are kept; empty uses the extension's user folder")
+        name="Model Folder",
+        subtype="DIR_PATH",
+        default="",
+        description="Where downloaded models are kept; empty uses the extension's user folder",
+    )
     threads: IntProperty(
-        name="Threads", min=0, max=256, default=0,
-        description="CPU threads for local inference; 0 lets onnxruntime choose")
+        name="Threads",
+        min=0,
+        max=256,
+        default=0,
+        description="CPU threads for local inference; 0 lets onnxruntime choose",
+    )
     server_url: StringProperty(
-        name="Server URL", default="http://127.0.0.1:8000",
-        description="Address of the Fathom depth server used by the Server backend")
+        name="Server URL",
+        default="http://127.0.0.1:8000",
+        description="Address of the Fathom depth server used by the Server backend",
+    )
     api_key: StringProperty(
-        name="API Key", subtype="PASSWORD", default="",
-        description="Your key for the depth server; stored in Blender's preferences")
+        name="API Key",
+        subtype="PASSWORD",
+        default="",
+        description="Your key for the depth server; stored in Blender's preferences",
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -42,7 +55,6 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
         col.prop(self, "server_url")
         col.prop(self, "api_key")
         self._draw_connection(col, context)
-
 
     def _draw_connection(self, col, context):
         """The Test Connection button and its last answer (cached: no network in draw)."""
@@ -96,6 +108,7 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
 
 def _wrap(text, width):
     import textwrap
+
     return textwrap.wrap(text, width) or [""]
 
 

@@ -1,4 +1,5 @@
 """Files Fathom writes next to the .blend and the images that show them."""
+
 from pathlib import Path
 from typing import Callable, Optional
 

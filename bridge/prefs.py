@@ -1,4 +1,5 @@
 """Reading the add-on's preferences from bridge code (the preferences UI itself is preferences.py)."""
+
 from pathlib import Path
 
 import bpy

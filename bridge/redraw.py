@@ -1,4 +1,5 @@
 """Redraw the editors that show Fathom (the Depth tab, the preferences, the status bar)."""
+
 import bpy
 
 AREAS = {"VIEW_3D", "IMAGE_EDITOR", "NODE_EDITOR", "PREFERENCES", "STATUSBAR"}

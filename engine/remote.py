@@ -19,6 +19,7 @@ engine's catalogue id (``da2-small``) becomes the server's model name (``small``
 ``catalogueId`` of the server's price list. The output format is not sent: the server returns a
 float EXR and a 16-bit PNG, and the caller converts locally.
 """
+
 import hashlib
 import http.client
 import json
@@ -44,14 +45,24 @@ FINAL_STATES = ("succeeded", "failed", "canceled")
 RESULT_NAMES = {"exr": "depth.exr", "png16": "depth.png"}
 _NORMALIZATION_API = {"standard": "Standard", "v2-style": "V2-Style", "raw": "Raw"}
 # The API's parameter names -> the setting a user sees, for 422 messages.
-_SETTING_OF = {"resolutionLowerLimit": "resolution", "invertDepth": "invert", "usePostResize": "post_resize",
-               "normalizationMode": "normalization", "model": "model", "image": "picture", "imageUrl": "picture"}
+_SETTING_OF = {
+    "resolutionLowerLimit": "resolution",
+    "invertDepth": "invert",
+    "usePostResize": "post_resize",
+    "normalizationMode": "normalization",
+    "model": "model",
+    "image": "picture",
+    "imageUrl": "picture",
+}
 _RETRY_STATUSES = (429, 500, 502, 503, 504)
-NO_API_KEY = ("No API key is set for the depth server: paste your key in Edit > Preferences > Add-ons > Fathom "
-              "(the server's operator gives you one).")
+NO_API_KEY = (
+    "No API key is set for the depth server: paste your key in Edit > Preferences > Add-ons > Fathom "
+    "(the server's operator gives you one)."
+)
 
 
 # ---------------------------------------------------------------- errors
+
 
 class RemoteError(FathomError):
     """Base of every depth-server problem. ``status`` is the HTTP status when there was one."""
@@ -135,6 +146,7 @@ class WaitTimeoutError(RemoteError):
 
 # ---------------------------------------------------------------- pure helpers
 
+
 def api_resolution(resolution: int) -> int:
     """The engine's resolution as the API's resolutionLowerLimit: the nearest multiple of 64
     (ties up), within 256..2048."""
@@ -145,9 +157,13 @@ def api_resolution(resolution: int) -> int:
 def api_parameters(settings: DepthSettings, model_name: str = None) -> dict:
     """The API's parameters for ``settings`` (JSON types); ``model_name`` is the server's name."""
     s = settings.validated()
-    return {"model": model_name or s.model, "resolutionLowerLimit": api_resolution(s.resolution),
-            "invertDepth": s.invert, "usePostResize": s.post_resize,
-            "normalizationMode": _NORMALIZATION_API[s.normalization]}
+    return {
+        "model": model_name or s.model,
+        "resolutionLowerLimit": api_resolution(s.resolution),
+        "invertDepth": s.invert,
+        "usePostResize": s.post_resize,
+        "normalizationMode": _NORMALIZATION_API[s.normalization],
+    }
 
 
 def result_cache_key(picture_bytes: bytes, settings: DepthSettings, server: str = "") -> str:
@@ -155,8 +171,9 @@ def result_cache_key(picture_bytes: bytes, settings: DepthSettings, server: str 
     JSON. The output format and thread count are left out (the result is converted locally), and
     the resolution enters as the API sees it, so 518 and 512 share a result. ``server`` (its URL)
     keeps results of different servers apart."""
-    canonical = json.dumps({"server": server.rstrip("/"), **api_parameters(settings)},
-                           sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        {"server": server.rstrip("/"), **api_parameters(settings)}, sort_keys=True, separators=(",", ":")
+    )
     digest = hashlib.sha256()
     digest.update(hashlib.sha256(bytes(picture_bytes)).digest())
     digest.update(canonical.encode())
@@ -240,11 +257,13 @@ def _causes(exc):
 def _reason(exc) -> str:
     """What went wrong on the network: 'refused', 'dns', 'tls', 'timeout', 'dropped' or 'network'."""
     causes = _causes(exc)
-    for kind, types in (("refused", (ConnectionRefusedError,)), ("dns", (socket.gaierror,)),
-                        ("tls", (ssl.SSLError, ssl.CertificateError)),
-                        ("timeout", (TimeoutError, ConnectTimeoutError, ReadTimeoutError, requests.Timeout)),
-                        ("dropped", (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
-                                     http.client.HTTPException))):
+    for kind, types in (
+        ("refused", (ConnectionRefusedError,)),
+        ("dns", (socket.gaierror,)),
+        ("tls", (ssl.SSLError, ssl.CertificateError)),
+        ("timeout", (TimeoutError, ConnectTimeoutError, ReadTimeoutError, requests.Timeout)),
+        ("dropped", (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.HTTPException)),
+    ):
         if any(isinstance(c, types) for c in causes):
             return kind
     if any(type(c).__name__ == "NameResolutionError" for c in causes):  # urllib3 2's DNS failure
@@ -278,25 +297,46 @@ class _Adapter(HTTPAdapter):
 
 # ---------------------------------------------------------------- the client
 
+
 class RemoteClient:
     """One server and one API key, over one requests Session (connections are reused; its pool is
     thread-safe, so the worker and the account refresh may share a client).
 
     ``timeout``: seconds to wait for an answer (read), ``connect_timeout``: to open a connection."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30, connect_timeout: float = 10,
-                 user_agent: str = USER_AGENT, retries: int = 3, backoff: float = 0.5, max_backoff: float = 8.0,
-                 max_retry_after: float = 60.0, long_poll: float = 2.0, ssl_context: ssl.SSLContext = None):
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30,
+        connect_timeout: float = 10,
+        user_agent: str = USER_AGENT,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 8.0,
+        max_retry_after: float = 60.0,
+        long_poll: float = 2.0,
+        ssl_context: ssl.SSLContext = None,
+    ):
         self.base_url = self._check_url(base_url)
         self.api_key = (api_key or "").strip()
         self.timeout, self.connect_timeout, self.user_agent = timeout, connect_timeout, user_agent
         # Seconds per `Prefer: wait` request in wait(): short so that cancel() is noticed quickly.
         # 0 polls instead; it also falls back to polling when the server ignores the preference.
         self.long_poll = long_poll
-        retry = _Retry(total=retries, connect=retries, read=retries, status=retries, redirect=0,
-                       allowed_methods=None,  # POSTs too: every submission carries its Idempotency-Key
-                       status_forcelist=_RETRY_STATUSES, raise_on_status=False, raise_on_redirect=False,
-                       respect_retry_after_header=True)
+        retry = _Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            redirect=0,
+            allowed_methods=None,  # POSTs too: every submission carries its Idempotency-Key
+            status_forcelist=_RETRY_STATUSES,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            respect_retry_after_header=True,
+        )
         retry.backoff_base, retry.backoff_cap, retry.max_retry_after = backoff, max_backoff, max_retry_after
         self._session = requests.Session()  # proxies from the environment apply, as with urllib
         adapter = _Adapter(ssl_context or ssl.create_default_context(), max_retries=retry)
@@ -313,16 +353,20 @@ class RemoteClient:
         url = (base_url or "").strip().rstrip("/")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ServerURLError(f"The server URL {base_url!r} is not usable: write it like https://depth.example.com "
-                                 "(or http://127.0.0.1:8000 for a server on this computer) in Preferences.")
+            raise ServerURLError(
+                f"The server URL {base_url!r} is not usable: write it like https://depth.example.com "
+                "(or http://127.0.0.1:8000 for a server on this computer) in Preferences."
+            )
         try:
             parts.port
         except ValueError:
-            raise ServerURLError(f"The server URL {base_url!r} has an invalid port: use a number such as :8000.") \
-                from None
+            raise ServerURLError(
+                f"The server URL {base_url!r} has an invalid port: use a number such as :8000."
+            ) from None
         if parts.query or parts.fragment:
-            raise ServerURLError(f"The server URL {base_url!r} must not contain '?' or '#': give the server's "
-                                 "address only.")
+            raise ServerURLError(
+                f"The server URL {base_url!r} must not contain '?' or '#': give the server's address only."
+            )
         if url.endswith("/v2"):  # the API's base pasted instead of the server's: same server
             url = url[:-3]
         return url
@@ -347,8 +391,10 @@ class RemoteClient:
             if settings.model in (entry.get("model"), entry.get("catalogueId")):
                 return entry["model"]
         have = ", ".join(f"{m.get('model')} ({m.get('catalogueId')})" for m in models) or "none"
-        raise InvalidSettingsError(f"The depth server at {self.base_url} has no model {settings.model!r}; "
-                                   f"it has: {have}. Pick one of those, or use the local backend.")
+        raise InvalidSettingsError(
+            f"The depth server at {self.base_url} has no model {settings.model!r}; "
+            f"it has: {have}. Pick one of those, or use the local backend."
+        )
 
     def cost(self, settings: DepthSettings) -> int:
         """Tokens the server charges for ``settings``, from its price list."""
@@ -363,19 +409,25 @@ class RemoteClient:
 
     # ------------------------------------------------ jobs
 
-    def submit(self, picture: bytes, settings: DepthSettings, *, idempotency_key: str = None,
-               filename: str = "picture.png") -> dict:
+    def submit(
+        self, picture: bytes, settings: DepthSettings, *, idempotency_key: str = None, filename: str = "picture.png"
+    ) -> dict:
         """Upload the picture; returns the artwork (id, status, parameters, ...) plus
         ``idempotencyKey``: store it with the id, and a later submit with the same key and picture
         returns this artwork instead of charging again."""
         if not picture:
-            raise InvalidParameterError("The picture to send is empty: capture or choose an image first.",
-                                        parameter="image")
+            raise InvalidParameterError(
+                "The picture to send is empty: capture or choose an image first.", parameter="image"
+            )
         params = api_parameters(settings, self.model_name(settings))
         key = idempotency_key or str(uuid.uuid4())
-        job = self._json("POST", "/v2/artworks/depth-map", headers={"Idempotency-Key": key},
-                         data={k: _form_value(v) for k, v in params.items()},
-                         files={"image": (filename, bytes(picture))})
+        job = self._json(
+            "POST",
+            "/v2/artworks/depth-map",
+            headers={"Idempotency-Key": key},
+            data={k: _form_value(v) for k, v in params.items()},
+            files={"image": (filename, bytes(picture))},
+        )
         job["idempotencyKey"] = key
         return job
 
@@ -398,13 +450,13 @@ class RemoteClient:
     def download(self, job_id: str, fmt: str = "exr") -> bytes:
         """The result's bytes: 'exr' (float32 EXR) or 'png16' (16-bit PNG)."""
         if fmt not in RESULT_NAMES:
-            raise InvalidSettingsError(f"Unknown result format {fmt!r}: the server gives "
-                                       f"{' or '.join(RESULT_NAMES)}.")
+            raise InvalidSettingsError(f"Unknown result format {fmt!r}: the server gives {' or '.join(RESULT_NAMES)}.")
         _, _, data = self._request("GET", f"/v2/artworks/{self._id(job_id)}/results/{RESULT_NAMES[fmt]}")
         return data
 
-    def wait(self, job_id: str, *, progress=None, cancel=None, timeout: float = 600, poll: float = 0.5,
-             max_poll: float = 5.0) -> dict:
+    def wait(
+        self, job_id: str, *, progress=None, cancel=None, timeout: float = 600, poll: float = 0.5, max_poll: float = 5.0
+    ) -> dict:
         """Follow the job until it succeeds (returns it), fails (JobFailedError with the refund),
         is canceled (JobCancelledError) or ``timeout`` passes (WaitTimeoutError; the job goes on).
 
@@ -419,14 +471,21 @@ class RemoteClient:
                 self._cancelled(self.cancel(job_id), by_caller=True)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise WaitTimeoutError(f"The depth map {job_id} is still {status} on the server after "
-                                       f"{timeout:g} s. It goes on there: fetch it later (its tokens are not lost).",
-                                       job_id=job_id, status=status)
+                raise WaitTimeoutError(
+                    f"The depth map {job_id} is still {status} on the server after "
+                    f"{timeout:g} s. It goes on there: fetch it later (its tokens are not lost).",
+                    job_id=job_id,
+                    status=status,
+                )
             waited = min(long_poll, remaining) if long_poll > 0 else 0
             started = time.monotonic()
-            job, headers = self._json("GET", f"/v2/artworks/{self._id(job_id)}", with_headers=True,
-                                      headers={"Prefer": f"wait={waited:g}"} if waited else None,
-                                      timeout=self.timeout + waited)
+            job, headers = self._json(
+                "GET",
+                f"/v2/artworks/{self._id(job_id)}",
+                with_headers=True,
+                headers={"Prefer": f"wait={waited:g}"} if waited else None,
+                timeout=self.timeout + waited,
+            )
             status = job.get("status", "unknown")
             if progress is not None:
                 progress(status, job)
@@ -450,14 +509,19 @@ class RemoteClient:
             error += f" {refunded} token(s) were refunded."
         elif refunded == 0:
             error += " No refund is recorded for it: check your balance (GET /v2/me) or ask the server's operator."
-        return JobFailedError(f"The depth server could not make depth map {job.get('id')}: {error}",
-                              job=job, refunded=refunded)
+        return JobFailedError(
+            f"The depth server could not make depth map {job.get('id')}: {error}", job=job, refunded=refunded
+        )
 
     def _cancelled(self, job, *, by_caller):
         refunded = self._refund_of(job)
         if job.get("status") == "succeeded":
-            raise JobCancelledError(f"Stopped following depth map {job['id']}, but it had already succeeded: its "
-                                    "result stays on the server and can be fetched later.", job=job, refunded=0)
+            raise JobCancelledError(
+                f"Stopped following depth map {job['id']}, but it had already succeeded: its "
+                "result stays on the server and can be fetched later.",
+                job=job,
+                refunded=0,
+            )
         who = "You canceled" if by_caller else "The server canceled"
         if refunded:
             what = f"{refunded} token(s) were refunded."
@@ -499,9 +563,11 @@ class RemoteClient:
             value = None
         if not isinstance(value, dict):
             ctype = headers.get("Content-Type", "unknown type")
-            raise ServerError(f"The server at {self.base_url} answered {method} {path.split('?')[0]} with something "
-                              f"that is not the depth API ({ctype}): check the server URL in Preferences.",
-                              status=status)
+            raise ServerError(
+                f"The server at {self.base_url} answered {method} {path.split('?')[0]} with something "
+                f"that is not the depth API ({ctype}): check the server URL in Preferences.",
+                status=status,
+            )
         return (value, headers) if with_headers else value
 
     def _request(self, method, path, *, data=None, files=None, headers=None, timeout=None, auth=True):
@@ -510,9 +576,16 @@ class RemoteClient:
             raise AuthenticationError(NO_API_KEY)
         all_headers = {"User-Agent": self.user_agent, "Accept": "application/json", **(headers or {})}
         try:
-            resp = self._session.request(method, self.base_url + path, data=data, files=files, headers=all_headers,
-                                         auth=_Bearer(self.api_key) if auth else None, allow_redirects=False,
-                                         timeout=(self.connect_timeout, timeout or self.timeout))
+            resp = self._session.request(
+                method,
+                self.base_url + path,
+                data=data,
+                files=files,
+                headers=all_headers,
+                auth=_Bearer(self.api_key) if auth else None,
+                allow_redirects=False,
+                timeout=(self.connect_timeout, timeout or self.timeout),
+            )
             raw = resp.content
         except requests.RequestException as exc:
             raise self._transport_error(exc, _attempts(exc)) from None
@@ -529,31 +602,48 @@ class RemoteClient:
         host = urllib.parse.urlsplit(self.base_url).hostname
         cause = next((c for c in _causes(exc) if isinstance(c, (OSError, ssl.CertificateError))), exc)
         if reason == "refused":
-            return UnreachableError(f"Cannot reach {where}: connection refused{tries} — is it running, and is "
-                                    "the port right?", reason="refused")
+            return UnreachableError(
+                f"Cannot reach {where}: connection refused{tries} — is it running, and is the port right?",
+                reason="refused",
+            )
         if reason == "dns":
             said = getattr(cause, "strerror", None) if isinstance(cause, socket.gaierror) else None
-            return UnreachableError(f"Cannot find the depth server's host {host!r} (DNS lookup failed: "
-                                    f"{said or cause}): check the server URL and your network.", reason="dns")
+            return UnreachableError(
+                f"Cannot find the depth server's host {host!r} (DNS lookup failed: "
+                f"{said or cause}): check the server URL and your network.",
+                reason="dns",
+            )
         if reason == "tls":
             bad_cert = next((c for c in _causes(exc) if isinstance(c, ssl.SSLCertVerificationError)), None)
             if bad_cert is not None:
-                return UnreachableError(f"The TLS certificate of {host} cannot be trusted ({bad_cert.verify_message}): "
-                                        "check the server URL; a server with its own certificate must be made "
-                                        "trusted on this computer.", reason="tls")
+                return UnreachableError(
+                    f"The TLS certificate of {host} cannot be trusted ({bad_cert.verify_message}): "
+                    "check the server URL; a server with its own certificate must be made "
+                    "trusted on this computer.",
+                    reason="tls",
+                )
             tls = next((c for c in _causes(exc) if isinstance(c, ssl.SSLError)), cause)
-            return UnreachableError(f"The TLS handshake with {where} failed ({getattr(tls, 'reason', None) or tls}): "
-                                    "is it an https server? A plain local server needs an http:// URL.",
-                                    reason="tls")
+            return UnreachableError(
+                f"The TLS handshake with {where} failed ({getattr(tls, 'reason', None) or tls}): "
+                "is it an https server? A plain local server needs an http:// URL.",
+                reason="tls",
+            )
         if reason == "timeout":
-            return UnreachableError(f"{where[0].upper()}{where[1:]} did not answer within {self.timeout:g} s"
-                                    f"{tries}: it may be overloaded; try again later.", reason="timeout")
+            return UnreachableError(
+                f"{where[0].upper()}{where[1:]} did not answer within {self.timeout:g} s"
+                f"{tries}: it may be overloaded; try again later.",
+                reason="timeout",
+            )
         if reason == "dropped":
-            return UnreachableError(f"{where[0].upper()}{where[1:]} closed the connection before answering{tries}: "
-                                    "it may be restarting or overloaded; try again. A repeated submission is "
-                                    "never charged twice.", reason="dropped")
-        return UnreachableError(f"Cannot reach {where}{tries}: {cause}. Check the server URL and your network.",
-                                reason="network")
+            return UnreachableError(
+                f"{where[0].upper()}{where[1:]} closed the connection before answering{tries}: "
+                "it may be restarting or overloaded; try again. A repeated submission is "
+                "never charged twice.",
+                reason="dropped",
+            )
+        return UnreachableError(
+            f"Cannot reach {where}{tries}: {cause}. Check the server URL and your network.", reason="network"
+        )
 
     def _http_error(self, status, headers, raw, method, path, attempts) -> RemoteError:
         try:
@@ -561,18 +651,27 @@ class RemoteClient:
         except (UnicodeDecodeError, json.JSONDecodeError):
             body = None
         body = body if isinstance(body, dict) else {}
-        said = body.get("message") or (raw[:200].decode("utf-8", "replace").strip() if raw else "") or \
-            http.client.responses.get(status, "")
+        said = (
+            body.get("message")
+            or (raw[:200].decode("utf-8", "replace").strip() if raw else "")
+            or http.client.responses.get(status, "")
+        )
         host = self.base_url
         if status in (301, 302, 303, 307, 308):
             location = headers.get("Location", "elsewhere")
-            return ServerURLError(f"The server at {host} redirects to {location}: put the new address in "
-                                  "Preferences (the API key is not sent to a redirected address).",
-                                  status=status, server_message=said)
+            return ServerURLError(
+                f"The server at {host} redirects to {location}: put the new address in "
+                "Preferences (the API key is not sent to a redirected address).",
+                status=status,
+                server_message=said,
+            )
         if status in (401, 403):
-            return AuthenticationError(f"The depth server at {host} refused the API key (HTTP {status}): check "
-                                       f"the API key in Edit > Preferences > Add-ons > Fathom. Server: {said}",
-                                       status=status, server_message=said)
+            return AuthenticationError(
+                f"The depth server at {host} refused the API key (HTTP {status}): check "
+                f"the API key in Edit > Preferences > Add-ons > Fathom. Server: {said}",
+                status=status,
+                server_message=said,
+            )
         if status == 402:
             needed, balance = body.get("needed"), body.get("balance")
             shortfall = body.get("shortfall", (needed - balance) if None not in (needed, balance) else None)
@@ -580,32 +679,49 @@ class RemoteClient:
             where = f" Get tokens at {top_up}." if top_up else " Ask the server's operator for tokens."
             return InsufficientTokensError(
                 f"Short by {shortfall} token(s): this depth map costs {needed} and your balance is {balance}."
-                f"{where} Nothing was charged.", needed=needed, balance=balance, shortfall=shortfall,
-                top_up_url=top_up, server_message=said)
+                f"{where} Nothing was charged.",
+                needed=needed,
+                balance=balance,
+                shortfall=shortfall,
+                top_up_url=top_up,
+                server_message=said,
+            )
         if status == 422:
             errors = body.get("errors") if isinstance(body.get("errors"), list) else []
             field = next((e.get("field") for e in errors if e.get("field")), None)
             if field:
                 setting = _SETTING_OF.get(field, field)
                 detail = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors)
-                message = (f"The depth server refused the {setting} setting (parameter {field!r}): {detail}")
+                message = f"The depth server refused the {setting} setting (parameter {field!r}): {detail}"
             else:
                 message = f"The depth server refused the request: {said}"
             return InvalidParameterError(message, parameter=field, errors=errors, server_message=said)
         if status == 429:
             wait = _retry_after(headers, body)
             wait = 1.0 if wait is None else wait
-            return RateLimitedError(f"The depth server is limiting requests from this key: retry in {wait:.0f} s.",
-                                    retry_after=wait, server_message=said)
+            return RateLimitedError(
+                f"The depth server is limiting requests from this key: retry in {wait:.0f} s.",
+                retry_after=wait,
+                server_message=said,
+            )
         if status >= 500:
-            return ServerError(f"The depth server at {host} failed (HTTP {status}) after {attempts} attempt(s): "
-                               f"{said}. Try again in a minute; if it goes on, tell the server's operator.",
-                               status=status, server_message=said)
+            return ServerError(
+                f"The depth server at {host} failed (HTTP {status}) after {attempts} attempt(s): "
+                f"{said}. Try again in a minute; if it goes on, tell the server's operator.",
+                status=status,
+                server_message=said,
+            )
         if status in (404, 409, 410) and path.startswith("/v2/artworks/"):
             return JobError(f"{said}", status=status, server_message=said)
         if status == 404:
-            return ServerURLError(f"The server at {host} has no {method} {path.split('?')[0]} (HTTP 404): check "
-                                  "that the server URL in Preferences is the depth server's address.",
-                                  status=status, server_message=said)
-        return RemoteError(f"The depth server refused {method} {path.split('?')[0]} (HTTP {status}): {said}",
-                           status=status, server_message=said)
+            return ServerURLError(
+                f"The server at {host} has no {method} {path.split('?')[0]} (HTTP 404): check "
+                "that the server URL in Preferences is the depth server's address.",
+                status=status,
+                server_message=said,
+            )
+        return RemoteError(
+            f"The depth server refused {method} {path.split('?')[0]} (HTTP {status}): {said}",
+            status=status,
+            server_message=said,
+        )

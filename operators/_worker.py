@@ -4,6 +4,7 @@ by a timer.
 Progress shows in the panels (they read worker.current()), in the status bar and on the
 cursor; Esc or the Cancel button stops the job; other events pass through so Blender stays usable.
 """
+
 import bpy
 
 from ..bridge.generation import worker as jobs

@@ -6,6 +6,7 @@ Render sources and Scene Z render in a child Blender driven by that worker (brid
 Called from a script or in background mode (execute), it runs synchronously, since timers and
 modal operators do not run while a script does.
 """
+
 import time
 
 import bpy
@@ -20,22 +21,34 @@ from ._worker import WorkerModal, poll_idle
 
 class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
     """Estimate a depth map from the chosen source and add it to the compositor"""
+
     bl_idname = "fathom.generate_depth"
     bl_label = "Generate Depth"
     bl_options = {"REGISTER", "UNDO"}
 
     # The scene's Depth settings choose the source; scripts may name where the result goes.
-    output: StringProperty(name="Output", default="", subtype="FILE_PATH", options={"SKIP_SAVE"},
-                           description="Write the depth map here instead of //generated/ (never overwrites)")
-    force: BoolProperty(name="Generate Again", default=False, options={"SKIP_SAVE"},
-                        description="Server backend: generate on the server even when an identical depth map "
-                                    "is in this file (spends tokens again)")
+    output: StringProperty(
+        name="Output",
+        default="",
+        subtype="FILE_PATH",
+        options={"SKIP_SAVE"},
+        description="Write the depth map here instead of //generated/ (never overwrites)",
+    )
+    force: BoolProperty(
+        name="Generate Again",
+        default=False,
+        options={"SKIP_SAVE"},
+        description="Server backend: generate on the server even when an identical depth map "
+        "is in this file (spends tokens again)",
+    )
 
     @classmethod
     def description(cls, context, properties):
         if properties.force:
-            return ("Generate the depth map on the depth server even if an identical one was made before "
-                    "(spends tokens again)")
+            return (
+                "Generate the depth map on the depth server even if an identical one was made before "
+                "(spends tokens again)"
+            )
         return None  # the class docstring
 
     @classmethod
@@ -62,8 +75,13 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
     def make_job(self, context, interactive):
         self._started = time.perf_counter()
         # Clicked, renders too happen in the worker's time, in a child Blender: the UI never waits.
-        return backends.prepare(context, output=self.output or None, force=self.force,
-                                allow_download=interactive, offload_render=interactive)
+        return backends.prepare(
+            context,
+            output=self.output or None,
+            force=self.force,
+            allow_download=interactive,
+            offload_render=interactive,
+        )
 
     def worker_done(self, context, job):
         job.finish(context)
@@ -73,6 +91,7 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
 
 class FATHOM_OT_cancel_generation(bpy.types.Operator):
     """Stop the running depth generation or model download; nothing half-done is kept"""
+
     bl_idname = "fathom.cancel_generation"
     bl_label = "Cancel"
 

@@ -1,6 +1,7 @@
 """The depth server from Blender: Test Connection, Refresh Balance, Get Tokens, Fetch Pending Results
 (Generate Again is Generate Depth with ``force``). Network calls run on a worker thread in the UI
 (the result shows when it comes) and synchronously in background mode."""
+
 import bpy
 from bpy.props import FloatProperty
 
@@ -39,18 +40,21 @@ class _AskServer:
 
 class FATHOM_OT_test_connection(_AskServer, bpy.types.Operator):
     """Connect to the depth server with the API key and show the account and its balance"""
+
     bl_idname = "fathom.test_connection"
     bl_label = "Test Connection"
 
 
 class FATHOM_OT_refresh_balance(_AskServer, bpy.types.Operator):
     """Ask the depth server for the current token balance and prices"""
+
     bl_idname = "fathom.refresh_balance"
     bl_label = "Refresh Balance"
 
 
 class FATHOM_OT_get_tokens(bpy.types.Operator):
     """Open the depth server's page for buying tokens in the web browser"""
+
     bl_idname = "fathom.get_tokens"
     bl_label = "Get Tokens"
 
@@ -59,8 +63,11 @@ class FATHOM_OT_get_tokens(bpy.types.Operator):
         view = account.view(prefs.server_url, prefs.api_key)
         url = view.top_up_url if view is not None else None
         if not url:
-            self.report({"ERROR"}, "The depth server does not name a page for getting tokens: ask its operator "
-                                   "(or press Refresh Balance if it was unreachable).")
+            self.report(
+                {"ERROR"},
+                "The depth server does not name a page for getting tokens: ask its operator "
+                "(or press Refresh Balance if it was unreachable).",
+            )
             return {"CANCELLED"}
         bpy.ops.wm.url_open(url=url)
         self.report({"INFO"}, f"Opened {url}; press Refresh Balance once you have tokens")
@@ -70,12 +77,19 @@ class FATHOM_OT_get_tokens(bpy.types.Operator):
 class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
     """Download the paid depth maps this file is still waiting for from the depth server, into their
     nodes; failed ones are dropped (the server refunded them)"""
+
     bl_idname = "fathom.fetch_pending"
     bl_label = "Fetch Pending Results"
     bl_options = {"REGISTER", "UNDO"}
 
-    follow_seconds: FloatProperty(name="Wait", default=30.0, min=0.0, max=3600.0, options={"SKIP_SAVE"},
-                                  description="How long to wait for a job the server is still computing")
+    follow_seconds: FloatProperty(
+        name="Wait",
+        default=30.0,
+        min=0.0,
+        max=3600.0,
+        options={"SKIP_SAVE"},
+        description="How long to wait for a job the server is still computing",
+    )
 
     @classmethod
     def poll(cls, context):

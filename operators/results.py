@@ -1,4 +1,5 @@
 """What to do with a result: an empty Depth node ahead of time, Import to Assets, Delete."""
+
 import bpy
 
 from ..bridge.capture.sources import expected_source
@@ -11,6 +12,7 @@ from ..engine.settings import SETTING_NAMES
 class FATHOM_OT_add_depth_node(bpy.types.Operator):
     """Add an empty Depth node for the current source to the compositor; it stays transparent until
     the first generation fills it, so node setups can be built before any depth exists"""
+
     bl_idname = "fathom.add_depth_node"
     bl_label = "Add Depth Node"
     bl_options = {"REGISTER", "UNDO"}
@@ -27,8 +29,9 @@ class FATHOM_OT_add_depth_node(bpy.types.Operator):
 
 
 class _ResultOperator:
-    image_name: bpy.props.StringProperty(name="Image", default="", options={"SKIP_SAVE"},
-                                         description="The result image (default: the one shown)")
+    image_name: bpy.props.StringProperty(
+        name="Image", default="", options={"SKIP_SAVE"}, description="The result image (default: the one shown)"
+    )
 
     def result(self, context):
         if self.image_name:
@@ -53,6 +56,7 @@ class _ResultOperator:
 
 class FATHOM_OT_mark_asset(_ResultOperator, bpy.types.Operator):
     """Mark the depth result as an asset, for the Asset Browser"""
+
     bl_idname = "fathom.mark_asset"
     bl_label = "Import to Assets"
     bl_options = {"REGISTER", "UNDO"}
@@ -68,6 +72,7 @@ class FATHOM_OT_mark_asset(_ResultOperator, bpy.types.Operator):
 
 class FATHOM_OT_delete_result(_ResultOperator, bpy.types.Operator):
     """Delete the depth result: its file in generated/ and its image (nodes that showed it go empty)"""
+
     bl_idname = "fathom.delete_result"
     bl_label = "Delete Depth Result"
     bl_options = {"REGISTER", "UNDO"}
@@ -85,6 +90,7 @@ class FATHOM_OT_delete_result(_ResultOperator, bpy.types.Operator):
 class FATHOM_OT_regenerate_result(_ResultOperator, bpy.types.Operator):
     """Generate this depth map again from its source, with the settings it was made with
     (they become the scene's Depth settings); the new result replaces it in its node"""
+
     bl_idname = "fathom.regenerate_result"
     bl_label = "Re-generate"
     bl_options = {"REGISTER", "UNDO"}

@@ -1,4 +1,5 @@
 """The "Depth" sidebar tab in the 3D Viewport, the Image Editor and the Compositor: one draw function."""
+
 import bpy
 
 from ..bridge.generation import worker

@@ -14,7 +14,8 @@ child Blender instead, driven from its worker thread (bridge.generation.worker):
 The child (its side is bridge.capture.child_main) runs bridge.capture.picture.from_render or
 bridge.capture.scene_z.scene_depth, exactly what the synchronous path calls, and hands the arrays
 back in a .npz file in a private temporary folder, so its pixels equal an in-process capture. Its
-progress ("sample a of b") comes back on its standard output, a cancel kills it, and the folder (file copy, result) is always removed.
+progress ("sample a of b") comes back on its standard output, a cancel kills it, and the folder
+(file copy, result) is always removed.
 Background mode, the CLI and scripts keep rendering in-process, synchronously (backends.prepare
 without ``offload_render``).
 
@@ -24,6 +25,7 @@ but the picture is the one the user sees). Also not carried: simulation results 
 memory (an unbaked Simulation zone); the child evaluates the frame as `blender -b` would. The
 child holds its own copy of the scene in memory while it renders.
 """
+
 import collections
 import json
 import os
@@ -67,8 +69,11 @@ def blender_command(code):
 
 def unsaved_images():
     """Names of images whose pixels were changed and not saved: a file copy would miss the edits."""
-    return sorted(image.name for image in bpy.data.images
-                  if image.is_dirty and image.users and image.type not in ("RENDER_RESULT", "COMPOSITING"))
+    return sorted(
+        image.name
+        for image in bpy.data.images
+        if image.is_dirty and image.users and image.type not in ("RENDER_RESULT", "COMPOSITING")
+    )
 
 
 def child_render(scene, kind, settings=None, *, view_layer=None):
@@ -92,6 +97,7 @@ class ChildRender:
             render_capture.compositor_output(scene)
         if kind == "scene-z":
             from .scene_z import render_view_layer
+
             view_layer = render_view_layer(scene, view_layer).name
         self.kind, self.settings, self.scene_name = kind, settings, scene.name
         self.process = None  # the child while it runs (its pid is in the tests' interest)
@@ -103,17 +109,25 @@ class ChildRender:
         self.result = os.path.join(self.folder, "result.npz")
         try:
             # A copy: the user's file, its path and its unsaved state stay as they are.
-            bpy.ops.wm.save_as_mainfile(filepath=blend, copy=True, check_existing=False, compress=False,
-                                        relative_remap=True)
+            bpy.ops.wm.save_as_mainfile(
+                filepath=blend, copy=True, check_existing=False, compress=False, relative_remap=True
+            )
         except RuntimeError as e:
             self.discard()
             raise render_capture.RenderCaptureError(
                 f"Fathom could not copy the scene for rendering in the background: {render_capture._message(e)}"
             ) from None
-        spec = {"blend": blend, "scene": scene.name, "kind": kind, "view_layer": view_layer,
-                "result": self.result, "parent": os.getpid(), "addon": ADDON,
-                "settings": asdict(settings) if settings is not None else None,
-                "scripts": not bpy.app.autoexec_fail}  # run the file's scripts only where the user does
+        spec = {
+            "blend": blend,
+            "scene": scene.name,
+            "kind": kind,
+            "view_layer": view_layer,
+            "result": self.result,
+            "parent": os.getpid(),
+            "addon": ADDON,
+            "settings": asdict(settings) if settings is not None else None,
+            "scripts": not bpy.app.autoexec_fail,
+        }  # run the file's scripts only where the user does
         self.command = blender_command(_child_code(spec))
 
     def discard(self):
@@ -133,12 +147,21 @@ class ChildRender:
         env = dict(os.environ, TMPDIR=self.folder, TEMP=self.folder, TMP=self.folder)
         try:
             self.process = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True, encoding="utf-8", errors="replace", cwd=self.folder, env=env,
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))  # no console window on Windows
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                cwd=self.folder,
+                env=env,
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+            )  # no console window on Windows
             lines = queue.Queue()
-            threading.Thread(target=_read_lines, args=(self.process.stdout, lines), daemon=True,
-                             name="fathom-render-output").start()
+            threading.Thread(
+                target=_read_lines, args=(self.process.stdout, lines), daemon=True, name="fathom-render-output"
+            ).start()
             while True:
                 if cancel is not None and cancel():
                     raise CancelledError("The render was cancelled; nothing was written.")
@@ -152,14 +175,14 @@ class ChildRender:
                     break
                 line = line.rstrip("\r\n")
                 if line.startswith(PROGRESS_MARK):
-                    fraction, _, message = line[len(PROGRESS_MARK):].partition(" ")
+                    fraction, _, message = line[len(PROGRESS_MARK) :].partition(" ")
                     report(float(fraction), message)
                 elif line.startswith(ERROR_MARK):
-                    error = json.loads(line[len(ERROR_MARK):])
+                    error = json.loads(line[len(ERROR_MARK) :])
                 elif line.startswith(DONE_MARK):
                     done_at = time.monotonic()
                 elif line.startswith(TEMP_MARK):
-                    self._session_temp = line[len(TEMP_MARK):]
+                    self._session_temp = line[len(TEMP_MARK) :]
                 elif line.strip():
                     tail.append(line)
             code = self.process.wait()
@@ -169,7 +192,8 @@ class ChildRender:
                 last = "\n".join(tail) or "(no output)"
                 raise render_capture.RenderCaptureError(
                     f"The background render of scene {self.scene_name!r} failed (exit code {code}); render it "
-                    f"once with F12 to see why. Its last output:\n{last}")
+                    f"once with F12 to see why. Its last output:\n{last}"
+                )
             return self._load()
         finally:
             self._stop()
@@ -192,8 +216,15 @@ class ChildRender:
         with np.load(self.result, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if self.kind == "scene-z":
-                return DepthMap(data["depth"], meta["near_is_bright"], meta["model"], self.settings,
-                                tuple(meta["network_size"]), meta["tiles"], meta["timings"])
+                return DepthMap(
+                    data["depth"],
+                    meta["near_is_bright"],
+                    meta["model"],
+                    self.settings,
+                    tuple(meta["network_size"]),
+                    meta["tiles"],
+                    meta["timings"],
+                )
             return Capture(data["rgb"], meta["label"], meta["name"], meta["source"])
 
 
@@ -210,8 +241,10 @@ def _read_lines(stream, lines):
 def _child_code(spec):
     # The extension's modules under a private package name, without running its __init__
     # (registration): the child needs the capture code, not the add-on.
-    return (f"import importlib, sys, types\n"
-            f"package = types.ModuleType({_CHILD_PACKAGE!r})\n"
-            f"package.__path__ = [{_ROOT!r}]\n"
-            f"sys.modules[{_CHILD_PACKAGE!r}] = package\n"
-            f"importlib.import_module({_CHILD_PACKAGE + '.bridge.capture.child_main'!r}).child_main({json.dumps(spec)!r})\n")
+    return (
+        f"import importlib, sys, types\n"
+        f"package = types.ModuleType({_CHILD_PACKAGE!r})\n"
+        f"package.__path__ = [{_ROOT!r}]\n"
+        f"sys.modules[{_CHILD_PACKAGE!r}] = package\n"
+        f"importlib.import_module({_CHILD_PACKAGE + '.bridge.capture.child_main'!r}).child_main({json.dumps(spec)!r})\n"
+    )

@@ -3,6 +3,7 @@
 It opens the copy of the user's file, renders as the synchronous path does, saves the arrays into a
 .npz file and talks to the parent through marked lines on its standard output.
 """
+
 import json
 import os
 import threading
@@ -29,23 +30,32 @@ def child_main(spec_text):
             # Enabled from the user's preferences (an installed Blender): its load handlers have
             # nothing to do in a render of a copy (pending server jobs belong to the user's file).
             import addon_utils
+
             addon_utils.disable(spec["addon"], default_set=False)
         bpy.ops.wm.open_mainfile(filepath=spec["blend"], load_ui=False, use_scripts=spec["scripts"])
         scene = bpy.data.scenes[spec["scene"]]
         if spec["kind"] == "scene-z":
             from ...engine.settings import DepthSettings
             from .scene_z import scene_depth
-            made = scene_depth(scene, DepthSettings(**spec["settings"]), view_layer=spec["view_layer"],
-                               progress=_child_progress)
+
+            made = scene_depth(
+                scene, DepthSettings(**spec["settings"]), view_layer=spec["view_layer"], progress=_child_progress
+            )
             arrays = {"depth": made.depth}
-            meta = {"near_is_bright": bool(made.near_is_bright), "model": made.model,
-                    "network_size": list(made.network_size), "tiles": made.tiles, "timings": made.timings}
+            meta = {
+                "near_is_bright": bool(made.near_is_bright),
+                "model": made.model,
+                "network_size": list(made.network_size),
+                "tiles": made.tiles,
+                "timings": made.timings,
+            }
         else:
             from .picture import from_render
+
             made = from_render(scene, compositor=spec["kind"] == "compositor", progress=_child_progress)
             arrays = {"rgb": made.rgb}
             meta = {"label": made.label, "name": made.name, "source": made.source}
-        partial = spec["result"][:-len(".npz")] + ".partial.npz"
+        partial = spec["result"][: -len(".npz")] + ".partial.npz"
         np.savez(partial, meta=np.array(json.dumps(meta)), **arrays)
         os.replace(partial, spec["result"])  # whole or absent
         print(DONE_MARK, flush=True)
@@ -75,4 +85,5 @@ def _exit_with_parent(parent):
     def done():
         stop.set()
         thread.join()
+
     return done

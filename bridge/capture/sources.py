@@ -1,4 +1,5 @@
 """Which picture a generation works on: explicit arguments first, else the scene's Depth settings."""
+
 import bpy
 
 from ...engine.errors import FathomError

@@ -12,6 +12,7 @@ corrupt image, no camera, nothing to composite), 4 model missing or unknown, 5 n
 (unsaved .blend, existing file), 6 the depth server refused, failed or could not be reached (not
 enough tokens, API key, online access off; a paid job it still owes stays pending in the file).
 """
+
 import argparse
 import sys
 
@@ -26,8 +27,10 @@ from ..kinds import BACKENDS, SOURCES
 from . import setups as setups_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_OUTPUT, EXIT_SERVER = 0, 1, 2, 3, 4, 5, 6
-_ONLINE_HELP = ("let the Server backend go online for this run (like blender --online-mode) even when online "
-                "access is off in the preferences")
+_ONLINE_HELP = (
+    "let the Server backend go online for this run (like blender --online-mode) even when online "
+    "access is off in the preferences"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,15 +46,27 @@ def _parser():
     ap = _Parser(prog="blender -b FILE.blend -c fathom", description="Depth maps with Fathom.")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
     gen = sub.add_parser("generate", help="estimate a depth map and add it to the scene's compositor")
-    gen.add_argument("--source", nargs="+", metavar="KIND [NAME|PATH]", required=True,
-                     help="image NAME (an image datablock), file PATH (an image file), render (the active "
-                          "camera's render) or compositor (the render through the compositor)")
-    gen.add_argument("--backend", choices=sorted(BACKENDS), default="local",
-                     help="local: the depth model (default); server: the depth server in the preferences "
-                          "(uses tokens); scene-z: the render's exact Z pass")
+    gen.add_argument(
+        "--source",
+        nargs="+",
+        metavar="KIND [NAME|PATH]",
+        required=True,
+        help="image NAME (an image datablock), file PATH (an image file), render (the active "
+        "camera's render) or compositor (the render through the compositor)",
+    )
+    gen.add_argument(
+        "--backend",
+        choices=sorted(BACKENDS),
+        default="local",
+        help="local: the depth model (default); server: the depth server in the preferences "
+        "(uses tokens); scene-z: the render's exact Z pass",
+    )
     gen.add_argument("--online-mode", action="store_true", help=_ONLINE_HELP)
-    gen.add_argument("--force", action="store_true",
-                     help="server: generate again even if an identical result was made before (spends tokens)")
+    gen.add_argument(
+        "--force",
+        action="store_true",
+        help="server: generate again even if an identical result was made before (spends tokens)",
+    )
     gen.add_argument("--output", metavar="PATH", help="write here instead of //generated/ (never overwrites)")
     gen.add_argument("--save", action="store_true", help="save the .blend afterwards (keeps the new image and node)")
     gen.add_argument("--model", help="model id (see the catalogue)")
@@ -71,8 +86,10 @@ def _parser():
 
     msub = models.add_subparsers(dest="action", required=True, parser_class=_Parser)
     msub.add_parser("list", help="every known model, its licence and whether it is installed")
-    for action, text in (("download", "download a model (needs online access: blender --online-mode)"),
-                         ("verify", "check an installed model's sha256")):
+    for action, text in (
+        ("download", "download a model (needs online access: blender --online-mode)"),
+        ("verify", "check an installed model's sha256"),
+    ):
         msub.add_parser(action, help=text).add_argument("model", help="model id, as `models list` shows")
     setups_cli.add_parser(sub)
     return ap
@@ -100,17 +117,18 @@ def _models(args) -> int:
     from ...engine.catalog import license_notice
     from ...engine.download import human_size
     from ..prefs import model_store
+
     try:
         store = model_store(bpy.context)
         if args.action == "list":
             for entry in store.list_models():
                 info = entry.info
-                print(f"{info.id}\t{entry.status}\t{human_size(info.size)}\t{entry.path}\n"
-                      f"    {license_notice(info)}")
+                print(f"{info.id}\t{entry.status}\t{human_size(info.size)}\t{entry.path}\n    {license_notice(info)}")
             return EXIT_OK
         if args.action == "download":
-            path = store.download(args.model, progress=_ProgressLine(f"Downloading {args.model}"),
-                                  allow_network=bpy.app.online_access)
+            path = store.download(
+                args.model, progress=_ProgressLine(f"Downloading {args.model}"), allow_network=bpy.app.online_access
+            )
         else:
             path = store.verify(args.model, progress=_ProgressLine(f"Verifying {args.model}"))
     except FathomError as exc:
@@ -138,8 +156,11 @@ def _generate(args) -> int:
     kind, *rest = args.source
     needs_name = kind in ("image", "file")
     if kind not in SOURCES or len(rest) != (1 if needs_name else 0):
-        print(f"fathom: error: --source takes 'image NAME', 'file PATH', 'render' or 'compositor', "
-              f"not {' '.join(args.source)!r}", file=sys.stderr)
+        print(
+            f"fathom: error: --source takes 'image NAME', 'file PATH', 'render' or 'compositor', "
+            f"not {' '.join(args.source)!r}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     kwargs = {"source": SOURCES[kind], "output": args.output, "backend": BACKENDS[args.backend]}
     if args.backend == "server":
@@ -155,14 +176,17 @@ def _generate(args) -> int:
         print(f"fathom: error: {exc}", file=sys.stderr)
         return _exit_code(exc)
     if job.reused:
-        print("fathom: reused an identical depth map from the depth server, no tokens spent "
-              "(--force generates again)", file=sys.stderr)
+        print(
+            "fathom: reused an identical depth map from the depth server, no tokens spent (--force generates again)",
+            file=sys.stderr,
+        )
     print(job.path)
     return EXIT_OK
 
 
 def _pending(args) -> int:
     from ..remote import fetch, pending
+
     found = pending.entries()
     if args.action == "list":
         for entry in found:
@@ -204,6 +228,7 @@ def _exit_code(exc) -> int:
     from ...engine.remote import RemoteError
     from ..remote.job import StillPendingError
     from ..remote.online import OfflineError
+
     if isinstance(exc, (RemoteError, OfflineError, StillPendingError)):
         return EXIT_SERVER
     if isinstance(exc, (ImageError, SourceError, RenderCaptureError)):

@@ -6,6 +6,7 @@
 
 The Server backend's job (bridge.remote.job.RemoteJob) is a subclass: same steps, over the network.
 """
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -42,11 +43,18 @@ class Job:
         Cancelling raises CancelledError and writes nothing."""
         self.render_first(progress, cancel)
         if self.model_path is None and self.download is not None:
-            self.model_path = self.download.download(self.settings.model, progress=_download_progress(progress),
-                                                     cancel=cancel)
+            self.model_path = self.download.download(
+                self.settings.model, progress=_download_progress(progress), cancel=cancel
+            )
         if self.depth_map is None:
-            self.depth_map = depth.estimate(self.capture.rgb, self.settings, self.model_path,
-                                            progress=progress, cancel=cancel, model_name=self.settings.model)
+            self.depth_map = depth.estimate(
+                self.capture.rgb,
+                self.settings,
+                self.model_path,
+                progress=progress,
+                cancel=cancel,
+                model_name=self.settings.model,
+            )
         if cancel is not None and cancel():
             raise CancelledError("Depth generation was cancelled; nothing was written.")
         self.path = results.write_result(self.depth_map, self.capture.name, self.target, self.file_metadata())
@@ -54,8 +62,11 @@ class Job:
 
     def file_metadata(self) -> dict:
         """What the result file records about how it was made."""
-        return {"fathom.model": self.settings.model, "fathom.settings": asdict(self.settings),
-                "fathom.source": self.capture.source}
+        return {
+            "fathom.model": self.settings.model,
+            "fathom.settings": asdict(self.settings),
+            "fathom.source": self.capture.source,
+        }
 
     def render_first(self, progress=None, cancel=None):
         """Run the render deferred from prepare (in a child Blender), if any: its picture, or the
@@ -87,8 +98,10 @@ class Job:
         """What Generate Depth reports when done; it says when a server result was reused (no tokens)."""
         where = bpy.path.relpath(str(self.path)) if bpy.data.filepath else str(self.path)
         if self.reused:
-            return (f"Depth of {self.capture.label}: an identical depth map from the depth server was reused, no "
-                    f"tokens spent (Generate Again makes a new one): {where}")
+            return (
+                f"Depth of {self.capture.label}: an identical depth map from the depth server was reused, no "
+                f"tokens spent (Generate Again makes a new one): {where}"
+            )
         return f"Depth of {self.capture.label} in {seconds:.1f} s: {where}"
 
 
@@ -96,4 +109,5 @@ def _download_progress(progress):
     def report(done, total):
         if progress is not None and total:
             progress(done / total, f"Downloading the model: {done / 1e6:.0f} of {total / 1e6:.0f} MB")
+
     return report

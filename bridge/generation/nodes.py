@@ -3,9 +3,10 @@
 Re-generating from the same source puts the new image into the same node, so node setups built on
 it keep working. Existing nodes are never moved, rewired or deleted.
 """
+
 import bpy
 
-NODE_SOURCE_KEY = "fathom_source"   # on an Image node: which source it shows the depth of
+NODE_SOURCE_KEY = "fathom_source"  # on an Image node: which source it shows the depth of
 
 
 # What identifies "the same source" for each kind of source.

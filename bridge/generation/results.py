@@ -4,6 +4,7 @@ node that shows it: generation.nodes).
 Files are never overwritten: each result gets the next free numbered name, and the engine's
 writer refuses a name taken meanwhile. The image is Non-Color (depth is data, not colour).
 """
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,7 +17,7 @@ from ..files import first_free_name, load_image
 from .nodes import compositor_tree
 
 GENERATED = "//generated/"
-IMAGE_KEY = "fathom"                # on a result image: settings and source of the generation
+IMAGE_KEY = "fathom"  # on a result image: settings and source of the generation
 
 
 class OutputError(FathomError):
@@ -25,8 +26,10 @@ class OutputError(FathomError):
 
 def generated_folder() -> Path:
     if not bpy.data.filepath:
-        raise OutputError("Save the .blend file first: depth maps are written to the generated/ folder next "
-                          "to it (//generated/). From the command line you can name an --output path instead.")
+        raise OutputError(
+            "Save the .blend file first: depth maps are written to the generated/ folder next "
+            "to it (//generated/). From the command line you can name an --output path instead."
+        )
     return Path(bpy.path.abspath(GENERATED))
 
 
@@ -40,6 +43,7 @@ def save_blend():
 @dataclass(frozen=True)
 class Target:
     """Where a result goes: one named file, or the next free name in a folder."""
+
     folder: Optional[Path] = None
     file: Optional[Path] = None
 
@@ -50,8 +54,10 @@ def output_target(output=None) -> Target:
     if output:
         path = Path(bpy.path.abspath(str(output)))
         if path.exists():
-            raise OutputError(f"{path} already exists and Fathom never overwrites files: choose another "
-                              "output name or move the old file.")
+            raise OutputError(
+                f"{path} already exists and Fathom never overwrites files: choose another "
+                "output name or move the old file."
+            )
         return Target(file=path)
     return Target(folder=generated_folder())
 
@@ -69,8 +75,12 @@ def write_result(depth_map, name: str, target: Target, metadata=None) -> Path:
         except FileExistsError as exc:
             raise OutputError(str(exc)) from None
     stem = safe_stem(name) + "_depth"
-    path = first_free_name(target.folder, stem, encode.suffix_for(fmt),
-                           lambda path: encode.write_depth(path, depth, fmt, metadata=metadata))
+    path = first_free_name(
+        target.folder,
+        stem,
+        encode.suffix_for(fmt),
+        lambda path: encode.write_depth(path, depth, fmt, metadata=metadata),
+    )
     if path is not None:
         return path
     raise OutputError(f"{target.folder} holds too many {stem} results: move some away.")
@@ -86,8 +96,12 @@ def load_result(path: Path, depth_map, source: dict):
     """Load a written depth map as a Non-Color image that records how it was made."""
     image = load_image(path)
     settings = {k: v for k, v in asdict(depth_map.settings).items() if v is not None}
-    image[IMAGE_KEY] = {"settings": settings, "source": dict(source), "model": depth_map.model,
-                        "near_is_bright": bool(depth_map.near_is_bright)}
+    image[IMAGE_KEY] = {
+        "settings": settings,
+        "source": dict(source),
+        "model": depth_map.model,
+        "near_is_bright": bool(depth_map.near_is_bright),
+    }
     return image
 
 

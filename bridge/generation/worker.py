@@ -8,6 +8,7 @@ worker never touches bpy; loading the result into Blender happens on the main th
 recorded in the file) it hands over with :func:`post`; the main thread applies it with
 :func:`drain` (the worker operators' modal timer, on every tick, and the job's finish).
 """
+
 import queue
 import threading
 from typing import Optional
@@ -69,8 +70,10 @@ def current() -> Optional[Running]:
 
 def check_idle():
     if _current is not None:
-        raise BusyError("A depth generation is already running: wait for it to finish or cancel it "
-                        "(Esc, or Cancel in the Depth panel).")
+        raise BusyError(
+            "A depth generation is already running: wait for it to finish or cancel it "
+            "(Esc, or Cancel in the Depth panel)."
+        )
 
 
 def start(job) -> Running:

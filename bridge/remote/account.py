@@ -1,5 +1,6 @@
 """The depth server account as the sidebar and the preferences show it: balance and price list per
 server and key, refreshed on a worker thread (never network in draw())."""
+
 import hashlib
 import threading
 import time
@@ -61,12 +62,23 @@ class Account:
         try:
             me = client.me(ledger_limit=0)
             client.pricing(refresh=True)
-            view = AccountView(client.base_url, me.get("user"), int(me["balance"]),
-                               me.get("topUpUrl") or client.pricing().get("topUpUrl"), None, time.time(), client)
+            view = AccountView(
+                client.base_url,
+                me.get("user"),
+                int(me["balance"]),
+                me.get("topUpUrl") or client.pricing().get("topUpUrl"),
+                None,
+                time.time(),
+                client,
+            )
         except FathomError as exc:
             old = self._views.get(fp)
-            view = AccountView(client.base_url, error=str(exc), checked_at=time.time(),
-                               pricing_client=old.pricing_client if old else None)
+            view = AccountView(
+                client.base_url,
+                error=str(exc),
+                checked_at=time.time(),
+                pricing_client=old.pricing_client if old else None,
+            )
         with self._lock:
             self._views[fp] = view
             self._busy.discard(fp)
@@ -110,8 +122,15 @@ class Account:
         with self._lock:
             view = self._views.get(fp)
             if view is not None and view.balance is not None:
-                self._views[fp] = AccountView(view.server, view.user, view.balance - cost, view.top_up_url,
-                                              view.error, view.checked_at, view.pricing_client)
+                self._views[fp] = AccountView(
+                    view.server,
+                    view.user,
+                    view.balance - cost,
+                    view.top_up_url,
+                    view.error,
+                    view.checked_at,
+                    view.pricing_client,
+                )
 
     def needs_refresh(self, url, key) -> bool:
         view = self.view(url, key)
@@ -193,7 +212,17 @@ def generate_button(context) -> dict:
     tokens = "token" if cost == 1 else "tokens"
     if view.balance is not None and view.balance < cost:
         short = cost - view.balance
-        return {"kind": "top_up", "text": f"Get tokens · {short} more", "cost": cost, "shortfall": short,
-                "note": f"This depth map costs {cost} {tokens}; your balance is {view.balance}"}
-    return {"kind": "generate", "text": f"Generate Depth · {cost} {tokens}", "cost": cost, "shortfall": 0,
-            "note": view.error}
+        return {
+            "kind": "top_up",
+            "text": f"Get tokens · {short} more",
+            "cost": cost,
+            "shortfall": short,
+            "note": f"This depth map costs {cost} {tokens}; your balance is {view.balance}",
+        }
+    return {
+        "kind": "generate",
+        "text": f"Generate Depth · {cost} {tokens}",
+        "cost": cost,
+        "shortfall": 0,
+        "note": view.error,
+    }

@@ -1,5 +1,6 @@
 """Fetch Pending Results: the paid server jobs recorded in the file, downloaded into their nodes
 (worker thread: network and files; apply() on the main thread puts them in Blender)."""
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,15 +20,16 @@ from .online import check_online, client_for
 @dataclass
 class Outcome:
     entry: dict
-    job: object = None          # the RemoteJob once its result is written
+    job: object = None  # the RemoteJob once its result is written
     message: str = ""
-    done: bool = False          # finished one way or another: no longer pending
+    done: bool = False  # finished one way or another: no longer pending
     refunded: int = None
 
 
 @dataclass
 class FetchJob:
     """Fetch every pending job (worker thread: network and files); apply() puts them in Blender."""
+
     jobs: list
     outcomes: list = field(default_factory=list)
     path = None
@@ -38,8 +40,10 @@ class FetchJob:
         for number, (entry, job) in enumerate(self.jobs):
             if cancel is not None and cancel():
                 raise CancelledError("Stopped fetching; the remaining results stay pending in this file.")
-            step = lambda fraction, message, n=number: report((n + fraction) / count,  # noqa: E731
-                                                              f"{entry['label']}: {message}")
+
+            def step(fraction, message, n=number, label=entry["label"]):
+                report((n + fraction) / count, f"{label}: {message}")
+
             outcome = Outcome(entry)
             try:
                 job.run(step, cancel)
@@ -84,10 +88,20 @@ def fetch_job(context, scene_entries=None, *, follow_seconds=30.0, allow_online=
         else:  # //generated/ of the file as it is now (it may have moved since)
             target = output_target(None) if bpy.data.filepath else Target(folder=Path(target["folder"]))
         picture = Capture(None, entry["label"], entry["name"], entry["source"])
-        job = RemoteJob(picture, settings, None, target, entry["scene"], server=client.base_url,
-                                client=client, cache_key=entry.get("cache_key", ""),
-                                idempotency_key=entry.get("idempotency_key", ""), job_id=entry["job"],
-                                cost=entry.get("cost"), follow_seconds=follow_seconds, cancel_on_server=False)
+        job = RemoteJob(
+            picture,
+            settings,
+            None,
+            target,
+            entry["scene"],
+            server=client.base_url,
+            client=client,
+            cache_key=entry.get("cache_key", ""),
+            idempotency_key=entry.get("idempotency_key", ""),
+            job_id=entry["job"],
+            cost=entry.get("cost"),
+            follow_seconds=follow_seconds,
+            cancel_on_server=False,
+        )
         jobs.append((entry, job))
     return FetchJob(jobs)
-

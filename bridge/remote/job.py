@@ -13,6 +13,7 @@ the .blend at once (bridge.remote.pending), so a paid result survives a lost con
 closed Blender. A second identical generation (same picture, settings and server) reuses the
 earlier result instead of spending tokens, unless ``force`` asks for a new one.
 """
+
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -27,12 +28,14 @@ from ...engine.errors import CancelledError, FathomError
 from ..generation import results, worker
 from ..generation.job import Job
 from . import pending
-from .pending import REMOTE_KEY
 from .account import account
 from .online import check_online, client_for
+from .pending import REMOTE_KEY
 
-_STATUS_PROGRESS = {"starting": (0.15, "Queued on the depth server"),
-                    "processing": (0.5, "The depth server is computing the depth map")}
+_STATUS_PROGRESS = {
+    "starting": (0.15, "Queued on the depth server"),
+    "processing": (0.5, "The depth server is computing the depth map"),
+}
 
 
 class StillPendingError(FathomError):
@@ -49,6 +52,7 @@ def read_depth(source, settings, model: str, near_is_bright: bool) -> DepthMap:
 class Cached:
     """An earlier server result in this file: ``path`` when its file is there in the asked format
     (shown again as is), else None and only its server ``job`` is of use (downloaded again, free)."""
+
     image: str
     job: str
     path: Optional[Path]
@@ -66,12 +70,16 @@ def cached_results(server: str, output_format: str) -> dict:
         if info is None or not info.get("cache_key") or info.get("server") != server:
             continue
         path = Path(bpy.path.abspath(image.filepath)) if image.filepath else None
-        usable = meta.get("settings", {}).get("output_format") == output_format and path is not None \
-            and path.is_file()
+        usable = meta.get("settings", {}).get("output_format") == output_format and path is not None and path.is_file()
         key = info["cache_key"]
         if key not in found or (usable and found[key].path is None):
-            found[key] = Cached(image.name, info.get("job"), path if usable else None, meta.get("model", ""),
-                                bool(meta.get("near_is_bright", True)))
+            found[key] = Cached(
+                image.name,
+                info.get("job"),
+                path if usable else None,
+                meta.get("model", ""),
+                bool(meta.get("near_is_bright", True)),
+            )
     return found
 
 
@@ -87,13 +95,13 @@ class RemoteJob(Job):
     picture: Optional[bytes] = None
     cache_key: str = ""
     idempotency_key: str = ""
-    job_id: Optional[str] = None        # known from the start when fetching a pending or cached result
+    job_id: Optional[str] = None  # known from the start when fetching a pending or cached result
     cost: Optional[int] = None
-    force: bool = False                 # generate again even when an identical result is in the file
+    force: bool = False  # generate again even when an identical result is in the file
     cached: dict = field(default_factory=dict)  # cached_results() of prepare
-    earlier: Optional[Cached] = None    # the identical earlier result shown again: no tokens spent
+    earlier: Optional[Cached] = None  # the identical earlier result shown again: no tokens spent
     follow_seconds: float = 600.0
-    cancel_on_server: bool = True       # Esc cancels the server job (fetching a pending one only stops)
+    cancel_on_server: bool = True  # Esc cancels the server job (fetching a pending one only stops)
 
     @property
     def reused(self) -> bool:
@@ -105,8 +113,7 @@ class RemoteJob(Job):
         super().set_capture(picture)
         self.picture = encode.encode_picture_png(picture.rgb)
         self.cache_key = remote.result_cache_key(self.picture, self.settings, server=self.server)
-        self.idempotency_key = ((not self.force and _unanswered_keys.get(self.cache_key))
-                                or str(uuid.uuid4()))
+        self.idempotency_key = (not self.force and _unanswered_keys.get(self.cache_key)) or str(uuid.uuid4())
         earlier = None if self.force else self.cached.get(self.cache_key)
         if earlier is not None and earlier.path is not None and earlier.path.is_file():
             self.earlier, self.job_id, self.path = earlier, earlier.job, earlier.path
@@ -143,8 +150,12 @@ class RemoteJob(Job):
             raise CancelledError("Depth generation was cancelled before anything was sent; no tokens were spent.")
         report(0.05, "Sending the picture to the depth server")
         try:
-            job = self.client.submit(self.picture, self.settings, idempotency_key=self.idempotency_key,
-                                     filename=f"{results.safe_stem(self.capture.name)}.png")
+            job = self.client.submit(
+                self.picture,
+                self.settings,
+                idempotency_key=self.idempotency_key,
+                filename=f"{results.safe_stem(self.capture.name)}.png",
+            )
         except remote.InsufficientTokensError:
             account.refresh_quietly(self.client)
             raise
@@ -182,16 +193,28 @@ class RemoteJob(Job):
             raise self._still_pending(exc) from None
 
     def _still_pending(self, exc) -> StillPendingError:
-        return StillPendingError(f"{exc} The depth map {self.job_id} is paid for and stays pending in this file: "
-                                 "save the file, and use Fetch Pending Results (Depth panel) later; no tokens are "
-                                 "lost.")
+        return StillPendingError(
+            f"{exc} The depth map {self.job_id} is paid for and stays pending in this file: "
+            "save the file, and use Fetch Pending Results (Depth panel) later; no tokens are "
+            "lost."
+        )
 
     def pending_entry(self) -> dict:
         target = {"folder": str(self.target.folder)} if self.target.folder else {"file": str(self.target.file)}
-        return {"job": self.job_id, "server": self.server, "idempotency_key": self.idempotency_key,
-                "cache_key": self.cache_key, "cost": self.cost, "settings": asdict(self.settings),
-                "source": dict(self.capture.source), "label": self.capture.label, "name": self.capture.name,
-                "target": target, "scene": self.scene_name, "submitted": time.time()}
+        return {
+            "job": self.job_id,
+            "server": self.server,
+            "idempotency_key": self.idempotency_key,
+            "cache_key": self.cache_key,
+            "cost": self.cost,
+            "settings": asdict(self.settings),
+            "source": dict(self.capture.source),
+            "label": self.capture.label,
+            "name": self.capture.name,
+            "target": target,
+            "scene": self.scene_name,
+            "submitted": time.time(),
+        }
 
     def finish(self, context):
         """Main thread: the image (the earlier one when reused) in the source's node; the job is
@@ -200,8 +223,12 @@ class RemoteJob(Job):
         image = bpy.data.images.get(self.earlier.image) if self.reused else None
         if image is None:  # a new result (or the earlier image was deleted while this one rendered)
             image = results.load_result(self.path, self.depth_map, self.capture.source)
-            image[results.IMAGE_KEY][REMOTE_KEY] = {"server": self.server, "job": self.job_id,
-                                                     "cache_key": self.cache_key, "cost": self.cost or 0}
+            image[results.IMAGE_KEY][REMOTE_KEY] = {
+                "server": self.server,
+                "job": self.job_id,
+                "cache_key": self.cache_key,
+                "cost": self.cost or 0,
+            }
         node = self.show(context, image)
         if self.job_id:
             pending.remove(self.scene_name, self.job_id)
@@ -216,8 +243,17 @@ def prepare(context, settings, target, *, force=False, allow_online=False) -> Re
     check_online(allow_online, client.base_url)
     if not client.api_key:
         raise remote.AuthenticationError(remote.NO_API_KEY)
-    job = RemoteJob(None, settings, None, target, context.scene.name, server=client.base_url, client=client,
-                    force=force, cached={} if force else cached_results(client.base_url, settings.output_format))
+    job = RemoteJob(
+        None,
+        settings,
+        None,
+        target,
+        context.scene.name,
+        server=client.base_url,
+        client=client,
+        force=force,
+        cached={} if force else cached_results(client.base_url, settings.output_format),
+    )
     if not job.cached:
         check_affordable(client, settings)
     return job
@@ -236,6 +272,11 @@ def check_affordable(client, settings):
     if cost > view.balance:
         raise remote.InsufficientTokensError(
             f"Short by {cost - view.balance} token(s): this depth map costs {cost} and your balance is "
-            f"{view.balance}. " + (f"Get tokens at {view.top_up_url}." if view.top_up_url else
-                                  "Ask the server's operator for tokens.") + " Nothing was sent.",
-            needed=cost, balance=view.balance, shortfall=cost - view.balance, top_up_url=view.top_up_url)
+            f"{view.balance}. "
+            + (f"Get tokens at {view.top_up_url}." if view.top_up_url else "Ask the server's operator for tokens.")
+            + " Nothing was sent.",
+            needed=cost,
+            balance=view.balance,
+            shortfall=cost - view.balance,
+            top_up_url=view.top_up_url,
+        )

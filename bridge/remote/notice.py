@@ -1,5 +1,6 @@
 """Pending server jobs noticed when a file is opened: a load_post handler says so and offers
 Fetch Pending Results (the Depth panel keeps a notice)."""
+
 import bpy
 
 from .pending import entries, merge_journal
@@ -12,8 +13,10 @@ def on_load(_filepath=None):
     found = entries()
     if not found:
         return
-    print(f"Fathom: this file has {len(found)} paid depth map(s) pending on the depth server; fetch them with "
-          "Fetch Pending Results in the Depth panel (or bpy.ops.fathom.fetch_pending()).")
+    print(
+        f"Fathom: this file has {len(found)} paid depth map(s) pending on the depth server; fetch them with "
+        "Fetch Pending Results in the Depth panel (or bpy.ops.fathom.fetch_pending())."
+    )
     if not bpy.app.background:
         bpy.app.timers.register(_offer, first_interval=0.5)
 

@@ -12,6 +12,7 @@ The worker thread never touches bpy: it posts the .blend's record through
 bridge.generation.worker.post (only the journal is written from the worker). Noticing pending jobs
 on file open is bridge.remote.notice; fetching them is bridge.remote.fetch.
 """
+
 import json
 import os
 import threading
@@ -26,6 +27,7 @@ REMOTE_KEY = "remote"  # in a result image's "fathom" property: server, job id, 
 
 
 # ------------------------------------------------------------------ the record in the .blend
+
 
 def add(scene_name: str, entry: dict):
     scene = bpy.data.scenes.get(scene_name)
@@ -103,8 +105,11 @@ def merge_journal():
     if folder is None:
         return
     known = {e["job"] for e in entries()}
-    fetched = {image[IMAGE_KEY][REMOTE_KEY].get("job") for image in bpy.data.images
-               if IMAGE_KEY in image.keys() and REMOTE_KEY in image[IMAGE_KEY]}
+    fetched = {
+        image[IMAGE_KEY][REMOTE_KEY].get("job")
+        for image in bpy.data.images
+        if IMAGE_KEY in image.keys() and REMOTE_KEY in image[IMAGE_KEY]
+    }
     for job_id, entry in _journal(folder).items():
         if job_id in known or job_id in fetched:
             continue
@@ -118,7 +123,7 @@ def entries(scenes=None) -> list:
     found = []
     for scene in scenes if scenes is not None else bpy.data.scenes:
         record = scene.get(PENDING_KEY)
-        for job_id in (record.keys() if record is not None else ()):
+        for job_id in record.keys() if record is not None else ():
             try:
                 entry = json.loads(record[job_id])
             except (TypeError, ValueError):

@@ -5,6 +5,7 @@ Compositor rule: a setup is a chain of tagged nodes inserted between the tree's 
 Group Output, 4.x: the Composite node) and whatever fed it. The user's own links are never touched
 otherwise; removing a setup links its downstream sockets back to what fed the chain.
 """
+
 from pathlib import Path
 
 import bpy
@@ -16,9 +17,9 @@ from ..capture import picture as capture
 from ..files import first_free_name, load_image, set_relative_path
 from ..generation import nodes, results
 
-TAG = "fathom_setup"            # on nodes, objects, materials, node groups: which setup made it
+TAG = "fathom_setup"  # on nodes, objects, materials, node groups: which setup made it
 RESTORE_KEY = "fathom_restore"  # on a chain's last node: "node name|socket identifier" it replaced
-PARAMS_KEY = "fathom_params"    # on a setup's main node/object: the values it was built with
+PARAMS_KEY = "fathom_params"  # on a setup's main node/object: the values it was built with
 TITLES = {"dof": "DoF"}
 
 
@@ -42,6 +43,7 @@ def tag(item, kind, name=None):
 
 
 # -- images ------------------------------------------------------------------------------
+
 
 def find_image(name_or_image, what="image"):
     """An image datablock from a name (or itself), or a SetupError listing the names there are."""
@@ -89,6 +91,7 @@ def source_picture(depth_image):
 
 
 # -- files -------------------------------------------------------------------------------
+
 
 def write_generated(stem, suffix, data: bytes, folder=None) -> Path:
     """Write ``data`` to the next free ``stem_NNN.suffix`` under //generated/ (or ``folder``); never
@@ -189,7 +192,7 @@ def remove_nodes(tree, kind) -> int:
         restore = socket_from_ref(tree, ref)
         if restore is not None and restore.node.name in names:
             restore, ref = None, ""
-        for link in [l for s in node.outputs for l in s.links if l.to_node.name not in names]:
+        for link in [k for s in node.outputs for k in s.links if k.to_node.name not in names]:
             to_socket = link.to_socket
             tree.links.remove(link)
             if restore is not None:

@@ -4,6 +4,7 @@ Both write under //generated/ (or a chosen folder) and never replace a file. The
 Blender's own exporters with modifiers applied, from the displacement setup's plane or any mesh
 object: what is exported is what renders. The user's selection is put back afterwards.
 """
+
 import os
 import tempfile
 from pathlib import Path
@@ -27,8 +28,9 @@ def normals(depth, *, strength=1.0, folder=None):
     rgb = normal_map(common.depth_array(depth), strength, near_is_bright)
     data = write_exr({c: rgb[:, :, i] for i, c in enumerate("RGB")}, pixel_type="half")
     path = common.write_generated(f"{depth.name}_normal", ".exr", data, folder)
-    image = next((i for i in bpy.data.images if common.tagged(i, NORMAL_KIND) and i.get("fathom_for") == depth.name),
-                 None)
+    image = next(
+        (i for i in bpy.data.images if common.tagged(i, NORMAL_KIND) and i.get("fathom_for") == depth.name), None
+    )
     if image is None:
         image = common.load_generated(path, non_color=True, kind=NORMAL_KIND)
         image["fathom_for"] = depth.name
@@ -99,11 +101,23 @@ def _export(obj, fmt, filepath):
         obj.select_set(True)
         view_layer.objects.active = obj
         if fmt == "OBJ":
-            result = bpy.ops.wm.obj_export(filepath=filepath, export_selected_objects=True, apply_modifiers=True,
-                                           export_materials=False, export_uv=True, export_normals=True)
+            result = bpy.ops.wm.obj_export(
+                filepath=filepath,
+                export_selected_objects=True,
+                apply_modifiers=True,
+                export_materials=False,
+                export_uv=True,
+                export_normals=True,
+            )
         else:
-            result = bpy.ops.wm.ply_export(filepath=filepath, export_selected_objects=True, apply_modifiers=True,
-                                           export_uv=True, export_normals=True, ascii_format=False)
+            result = bpy.ops.wm.ply_export(
+                filepath=filepath,
+                export_selected_objects=True,
+                apply_modifiers=True,
+                export_uv=True,
+                export_normals=True,
+                ascii_format=False,
+            )
     finally:
         obj.select_set(False)
         for o in selected:

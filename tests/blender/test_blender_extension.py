@@ -1,4 +1,5 @@
 """The built zip in real Blender: install, enable, generate depth from images, the CLI's exit codes."""
+
 import json
 import re
 import sys
@@ -95,7 +96,9 @@ def test_installs_enabled_with_its_own_wheels(blender, blender_home):
 
 @pytest.mark.smoke
 def test_generate_from_image_datablock(blender, catalog_for, tiny_model_file, tmp_path):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         from bl_ext.user_default.fathom.engine.exr import read_exr
         img = make_image("Photo", 90, 60)
         save_blend()
@@ -113,7 +116,9 @@ def test_generate_from_image_datablock(blender, catalog_for, tiny_model_file, tm
                   "top_left": float(y[0, 0]), "top_right": float(y[0, -1]), "shape": list(y.shape),
               "meta": result["fathom"].to_dict(), "first": nodes_after_first, "second": image_nodes(),
               "render_linked": render_output_linked()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["ops"] == [["FINISHED"], ["FINISHED"]]
     assert got["filepath"] == "//generated/Photo_depth_001.exr"
     assert (tmp_path / "generated" / "Photo_depth_001.exr").is_file()
@@ -131,7 +136,9 @@ def test_generate_from_image_datablock(blender, catalog_for, tiny_model_file, tm
 
 
 def test_generate_with_the_standin_model(blender, catalog_for, standin_model, tmp_path):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         img = make_image("Street", 200, 113)
         save_blend()
         props = bpy.context.scene.fathom
@@ -142,7 +149,9 @@ def test_generate_with_the_standin_model(blender, catalog_for, standin_model, tm
         result = bpy.data.images["Street_depth_001.png"]
         emit({"ok": list(ok), "size": list(result.size), "colorspace": result.colorspace_settings.name,
               "nodes": comp_nodes()})
-    """, catalog=catalog_for(da2_small=standin_model))
+    """,
+        catalog=catalog_for(da2_small=standin_model),
+    )
     assert got["ok"] == ["FINISHED"]
     assert got["size"] == [200, 113] and got["colorspace"] == "Non-Color"
     assert ["CompositorNodeImage", "Street_depth_001.png"] in got["nodes"]
@@ -150,7 +159,9 @@ def test_generate_with_the_standin_model(blender, catalog_for, standin_model, tm
 
 
 def test_image_file_source_and_existing_tree_left_alone(blender, catalog_for, tiny_model_file, tmp_path):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         img = make_image("Pic", 40, 30)
         img.filepath_raw = tmp + "/pic.png"
         img.file_format = "PNG"
@@ -172,7 +183,9 @@ def test_image_file_source_and_existing_tree_left_alone(blender, catalog_for, ti
         emit({"ok": list(ok), "size": list(result.size), "tree": comp_tree_name() == tree.name,
               "nodes": sorted(n.bl_idname for n in tree.nodes), "blur_location": list(blur.location),
               "source": result["fathom"]["source"].to_dict()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["ok"] == ["FINISHED"]
     assert got["size"] == [40, 30]
     assert got["tree"] is True and got["nodes"] == ["CompositorNodeBlur", "CompositorNodeImage"]
@@ -181,14 +194,18 @@ def test_image_file_source_and_existing_tree_left_alone(blender, catalog_for, ti
 
 
 def test_unsaved_file_gets_a_clear_message(blender, catalog_for, tiny_model_file):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         bpy.context.scene.fathom.image = make_image("Photo", 32, 32)
         try:
             bpy.ops.fathom.generate_depth()
             emit("no error")
         except RuntimeError as exc:
             emit(str(exc))
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert "Save the .blend file first" in got
 
 
@@ -200,24 +217,38 @@ def test_poll_explains_a_missing_source(blender):
 
 
 def test_cli_generate_and_exit_codes(blender, fathom_cli, catalog_for, tiny_model_file, tmp_path):
-    blender(MAKE_IMAGE, """
+    blender(
+        MAKE_IMAGE,
+        """
         for name in ("Photo", "Other"):
             img = make_image(name, 48, 32)
             img.pack()
             img.use_fake_user = True  # an image nothing uses is not saved
         save_blend()
-    """)
+    """,
+    )
     blend = tmp_path / "shot.blend"
     catalog = catalog_for(da2_small=tiny_model_file)
 
-    ok = fathom_cli("generate", "--source", "image", "Photo", "--output", tmp_path / "out.exr",
-                    "--resolution", "256", blend=blend, catalog=catalog)
+    ok = fathom_cli(
+        "generate",
+        "--source",
+        "image",
+        "Photo",
+        "--output",
+        tmp_path / "out.exr",
+        "--resolution",
+        "256",
+        blend=blend,
+        catalog=catalog,
+    )
     assert ok.returncode == 0, ok.stderr
     assert Path(ok.stdout.strip().splitlines()[-1]) == tmp_path / "out.exr"
     assert (tmp_path / "out.exr").is_file()
 
-    again = fathom_cli("generate", "--source", "image", "Photo", "--output", tmp_path / "out.exr",
-                       blend=blend, catalog=catalog)
+    again = fathom_cli(
+        "generate", "--source", "image", "Photo", "--output", tmp_path / "out.exr", blend=blend, catalog=catalog
+    )
     assert again.returncode == 5 and "already exists" in again.stderr
 
     missing = fathom_cli("generate", "--source", "image", "Nope", blend=blend, catalog=catalog)
@@ -229,8 +260,9 @@ def test_cli_generate_and_exit_codes(blender, fathom_cli, catalog_for, tiny_mode
     bad = fathom_cli("generate", "--source", "file", corrupt, blend=blend, catalog=catalog)
     assert bad.returncode == 3, bad.stderr
 
-    no_model = fathom_cli("generate", "--source", "image", "Photo", blend=blend,
-                          catalog=catalog_for(da2_small=tmp_path / "absent.onnx"))
+    no_model = fathom_cli(
+        "generate", "--source", "image", "Photo", blend=blend, catalog=catalog_for(da2_small=tmp_path / "absent.onnx")
+    )
     assert no_model.returncode == 4 and "absent.onnx" in no_model.stderr
 
     unsaved = fathom_cli("generate", "--source", "image", "Photo", catalog=catalog)
@@ -250,7 +282,10 @@ bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which di
 
 def test_render_source_and_scene_z(blender, fathom_cli, catalog_for, tiny_model_file, tmp_path):
     catalog = catalog_for(da2_small=tiny_model_file)
-    got = blender(SAMPLE_SCENE, MAKE_IMAGE, """
+    got = blender(
+        SAMPLE_SCENE,
+        MAKE_IMAGE,
+        """
         bpy.ops.wm.save_as_mainfile(filepath=tmp + "/scene.blend")
         scene = bpy.context.scene
         scene.fathom.source = "RENDER"
@@ -260,20 +295,35 @@ def test_render_source_and_scene_z(blender, fathom_cli, catalog_for, tiny_model_
         emit({"ok": list(ok), "size": list(result.size), "source": result["fathom"]["source"].to_dict(),
               "nodes": comp_nodes()})
         bpy.ops.wm.save_mainfile()
-    """, catalog=catalog)
+    """,
+        catalog=catalog,
+    )
     assert got["ok"] == ["FINISHED"] and got["size"] == [64, 36]
     assert got["source"]["kind"] == "render" and got["source"]["camera"]
     assert ["CompositorNodeImage", "Scene_render_depth_001.exr"] in got["nodes"]
 
     blend = tmp_path / "scene.blend"
-    z = fathom_cli("generate", "--source", "render", "--backend", "scene-z", "--format", "exr32", "--save",
-                   blend=blend, catalog=catalog)
+    z = fathom_cli(
+        "generate",
+        "--source",
+        "render",
+        "--backend",
+        "scene-z",
+        "--format",
+        "exr32",
+        "--save",
+        blend=blend,
+        catalog=catalog,
+    )
     assert z.returncode == 0, z.stderr
     assert Path(z.stdout.strip().splitlines()[-1]) == tmp_path / "generated" / "Scene_Z_depth_001.exr"
-    saved = blender(MAKE_IMAGE, """
+    saved = blender(
+        MAKE_IMAGE,
+        """
         bpy.ops.wm.open_mainfile(filepath=tmp + "/scene.blend")
         emit(sorted(image_nodes()))
-    """)
+    """,
+    )
     assert saved == ["Scene_Z_depth_001.exr", "Scene_render_depth_001.exr"]  # --save kept the new node
 
     blender("""
@@ -287,7 +337,9 @@ def test_render_source_and_scene_z(blender, fathom_cli, catalog_for, tiny_model_
 
 def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin_model, tmp_path):
     """What the modal operator drives (timers do not run in background mode, so the test polls)."""
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         import time
         from bl_ext.user_default.fathom.bridge.generation import backends as pipeline
         from bl_ext.user_default.fathom.bridge.generation import worker as jobs
@@ -324,7 +376,9 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
               "files_before": files_before, "files_after": sorted(os.listdir(tmp + "/generated")),
               "images_same": len(bpy.data.images) == images_before,
               "idle_after": jobs.current() is None and bpy.ops.fathom.generate_depth.poll()})
-    """, catalog=catalog_for(da2_small=standin_model))
+    """,
+        catalog=catalog_for(da2_small=standin_model),
+    )
     assert got["error"] is None and got["fraction"] == 1.0
     assert "Depth ready" in got["messages"]
     assert got["refused"] and "already running" in got["refused"]
@@ -338,10 +392,21 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
 
 def test_cli_models_and_help(fathom_cli, tmp_path, tiny_model_file):
     catalog = tmp_path / "models.json"
-    catalog.write_text(json.dumps({"models": {
-        "tiny": {"name": "Tiny", "path": str(tiny_model_file)},
-        "wrong": {"name": "Wrong", "path": str(tiny_model_file), "sha256": "0" * 64,
-                  "size": tiny_model_file.stat().st_size}}}))
+    catalog.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "tiny": {"name": "Tiny", "path": str(tiny_model_file)},
+                    "wrong": {
+                        "name": "Wrong",
+                        "path": str(tiny_model_file),
+                        "sha256": "0" * 64,
+                        "size": tiny_model_file.stat().st_size,
+                    },
+                }
+            }
+        )
+    )
 
     listed = fathom_cli("models", "list", catalog=catalog)
     assert listed.returncode == 0, listed.stderr
@@ -365,7 +430,9 @@ def test_cli_models_and_help(fathom_cli, tmp_path, tiny_model_file):
 
 
 def test_empty_depth_node_assets_and_delete(blender, catalog_for, tiny_model_file, tmp_path):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         from bl_ext.user_default.fathom.bridge.generation import nodes, results
         scene = bpy.context.scene
         scene.fathom.image = make_image("Photo", 32, 24)
@@ -393,7 +460,9 @@ def test_empty_depth_node_assets_and_delete(blender, catalog_for, tiny_model_fil
               "same_node": filled[0].name == empty[0].name, "asset": asset, "refused": refused,
               "file_gone": not os.path.exists(path), "image_gone": "Photo_depth_001.exr" not in bpy.data.images,
               "node_empty": filled[0].image is None, "mine_kept": "Mine" in bpy.data.images})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["before"] == [1, True]
     assert got["filled"] == [1, "Photo_depth_001.exr"] and got["same_node"]
     assert got["asset"]
@@ -403,6 +472,7 @@ def test_empty_depth_node_assets_and_delete(blender, catalog_for, tiny_model_fil
 
 def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, tmp_path):
     import hashlib
+
     sys.path.insert(0, str(ROOT))
     from tests.engine.http_fixture import FileServer
 
@@ -410,10 +480,24 @@ def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, t
     with FileServer() as server:
         url = server.add("tiny.onnx", data)
         catalog = tmp_path / "models.json"
-        catalog.write_text(json.dumps({"models": {"tiny-dl": {
-            "name": "Tiny download", "url": url, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-            "filename": "tiny-dl.onnx", "license": "Apache-2.0"}}}))
-        got = blender("""
+        catalog.write_text(
+            json.dumps(
+                {
+                    "models": {
+                        "tiny-dl": {
+                            "name": "Tiny download",
+                            "url": url,
+                            "size": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest(),
+                            "filename": "tiny-dl.onnx",
+                            "license": "Apache-2.0",
+                        }
+                    }
+                }
+            )
+        )
+        got = blender(
+            """
             from bl_ext.user_default.fathom.bridge.prefs import model_store
             prefs = bpy.context.preferences.addons["bl_ext.user_default.fathom"].preferences
             prefs.models_dir = tmp + "/models"
@@ -425,7 +509,9 @@ def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, t
             deleted = bpy.ops.fathom.delete_model(model="tiny-dl")
             emit({"offline_poll": offline, "ops": [list(down), list(verified), list(deleted)], "status": status,
                   "after": model_store().status("tiny-dl"), "files": sorted(os.listdir(tmp + "/models"))})
-        """, catalog=catalog)
+        """,
+            catalog=catalog,
+        )
     assert got["offline_poll"] is False
     assert got["ops"] == [["FINISHED"]] * 3
     assert got["status"] == "installed" and got["after"] == "missing"
@@ -433,7 +519,9 @@ def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, t
 
 
 def test_python_api(blender, catalog_for, tiny_model_file, tmp_path):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         from bl_ext.user_default.fathom import api as fathom
         make_image("Photo", 50, 30)
         first = fathom.generate_depth(image="Photo", output=tmp + "/api.png", output_format="png16", invert=True)
@@ -445,7 +533,9 @@ def test_python_api(blender, catalog_for, tiny_model_file, tmp_path):
         emit({"path": str(first.path), "image": first.image.name, "node": first.node.bl_idname,
               "shape": list(first.depth_map.depth.shape), "near_is_bright": first.depth_map.near_is_bright,
               "bad": bad, "models": [m.info.id for m in fathom.models()]})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["path"] == str(tmp_path / "api.png") and (tmp_path / "api.png").is_file()
     assert got["image"] == "api.png" and got["node"] == "CompositorNodeImage"
     assert got["shape"] == [30, 50] and got["near_is_bright"] is False
@@ -468,7 +558,9 @@ def test_depth_presets(blender):
 
 
 def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_file):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         from bl_ext.user_default.fathom.bridge.generation import nodes, results
         scene = bpy.context.scene
         props = scene.fathom
@@ -483,7 +575,9 @@ def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_fi
         ok = bpy.ops.fathom.regenerate_result()
         emit({"ok": list(ok), "settings": [props.resolution, props.invert, props.output_format, props.image.name],
               "nodes": image_nodes()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["ok"] == ["FINISHED"]
     assert got["settings"] == [300, True, "exr16", "Photo"]
     assert got["nodes"] == ["Photo_depth_002.exr"]

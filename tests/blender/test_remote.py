@@ -4,6 +4,7 @@ The server runs from .venv (this interpreter has bpy, not the server's packages)
 with its own data folder and a catalogue pointing "da2-small" at the tiny test model, and
 "da2-broken" at a file no onnxruntime can load (a job that fails on the server, to be refunded).
 """
+
 import json
 import os
 import signal
@@ -34,20 +35,34 @@ class DepthServer:
         self.folder, self.port = folder, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("FATHOM_")}
-        self.env.update({"FATHOM_CATALOG": str(catalog), "FATHOM_MODELS_DIR": str(folder / "models"),
-                         "FATHOM_SERVER_DATA_DIR": str(folder / "data"), "FATHOM_SERVER_PORT": str(self.port),
-                         "FATHOM_SERVER_LOG_LEVEL": "warning", "FATHOM_SERVER_POLL_SECONDS": "0.1",
-                         "FATHOM_SERVER_RATE_PER_SECOND": "0", "FATHOM_SERVER_TOP_UP_URL": TOP_UP,
-                         "FATHOM_SERVER_MODELS": json.dumps({"small": "da2-small", "broken": "da2-broken"}),
-                         "OMP_NUM_THREADS": "1"})
+        self.env.update(
+            {
+                "FATHOM_CATALOG": str(catalog),
+                "FATHOM_MODELS_DIR": str(folder / "models"),
+                "FATHOM_SERVER_DATA_DIR": str(folder / "data"),
+                "FATHOM_SERVER_PORT": str(self.port),
+                "FATHOM_SERVER_LOG_LEVEL": "warning",
+                "FATHOM_SERVER_POLL_SECONDS": "0.1",
+                "FATHOM_SERVER_RATE_PER_SECOND": "0",
+                "FATHOM_SERVER_TOP_UP_URL": TOP_UP,
+                "FATHOM_SERVER_MODELS": json.dumps({"small": "da2-small", "broken": "da2-broken"}),
+                "OMP_NUM_THREADS": "1",
+            }
+        )
         self.env.update({f"FATHOM_SERVER_{k.upper()}": str(v) for k, v in settings.items()})
         self.proc = None
 
     def start(self, **settings):
         env = {**self.env, **{f"FATHOM_SERVER_{k.upper()}": str(v) for k, v in settings.items()}}
         self.log = open(self.folder / "server.log", "ab")
-        self.proc = subprocess.Popen([DEV_PYTHON, "-m", "server"], cwd=ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [DEV_PYTHON, "-m", "server"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -78,8 +93,14 @@ class DepthServer:
         return self.admin("create-key", name).split()[0]
 
     def admin(self, *args) -> str:
-        result = subprocess.run([DEV_PYTHON, "-m", "server.admin", *args], cwd=ROOT, env=self.env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [DEV_PYTHON, "-m", "server.admin", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -101,8 +122,9 @@ def remote_catalog(tiny_model_file, tmp_path_factory):
     broken = folder / "broken.onnx"
     broken.write_bytes(b"this is not an ONNX model" * 40)
     path = folder / "catalog.json"
-    path.write_text(json.dumps({"models": {"da2-small": {"path": str(tiny_model_file)},
-                                           "da2-broken": {"path": str(broken)}}}))
+    path.write_text(
+        json.dumps({"models": {"da2-small": {"path": str(tiny_model_file)}, "da2-broken": {"path": str(broken)}}})
+    )
     return path
 
 
@@ -173,10 +195,11 @@ def run_in_worker(job, cancel_when=None):
 """
 
 
-def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender, server, catalog_for,
-                                                                        tiny_model_file):
+def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender, server, catalog_for, tiny_model_file):
     key = server.user(tokens=5)
-    got = blender(setup(server.url, key), """
+    got = blender(
+        setup(server.url, key),
+        """
         local = api.generate_depth(image="Photo", backend="local")
         local_node = depth_nodes()
 
@@ -212,7 +235,9 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
               "forced": [str(forced.path), forced.node.name, forced.image["fathom"]["remote"]["job"]],
               "balance_after_reuse": balance_after_reuse, "images": images, "nodes": depth_nodes(),
               "balance_shown": account.account.view(prefs.server_url, prefs.api_key).balance})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["button"]["text"] == "Generate Depth · 1 token" and got["button"]["kind"] == "generate"
     first = got["first"]
     # The same node the local generation made for this source now shows the server's result.
@@ -241,8 +266,9 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
     assert len(server.artworks(key)) == 3
 
 
-def test_server_backend_renders_in_a_child_and_the_main_thread_never_waits(blender, server, catalog_for,
-                                                                          tiny_model_file):
+def test_server_backend_renders_in_a_child_and_the_main_thread_never_waits(
+    blender, server, catalog_for, tiny_model_file
+):
     """Render source with the Server backend, as the modal operator runs it: the render happens in a
     child Blender on the worker thread, the picture's cache key is made after it, and the main
     thread keeps ticking. A second identical render is recognised after rendering: no tokens."""
@@ -256,7 +282,10 @@ bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which di
 renders_here = []
 bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_ident()))
 """
-    got = blender(scene_code, setup(server.url, key), """
+    got = blender(
+        scene_code,
+        setup(server.url, key),
+        """
         scene.fathom.source = "RENDER"
         bpy.ops.wm.save_mainfile()
         assert bpy.ops.fathom.refresh_balance() == {"FINISHED"}
@@ -294,7 +323,9 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
         jobs.collect(running)
         emit({"first": first, "second": second, "renders_here": len(renders_here),
               "pending": pending.entries(), "cancelled": [running.cancelled, str(running.error), job.job_id]})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     first, second = got["first"], got["second"]
     print({k: [round(r[k], 3) for r in (first, second)] for k in ("prepare_s", "run_s", "longest_pause_s")})
     assert got["renders_here"] == 0  # both renders happened in the child
@@ -316,7 +347,10 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
 
 def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender, server):
     key = server.user(tokens=0)
-    got = blender(setup(server.url, key), f"nobody = 'http://127.0.0.1:{free_port()}'", """
+    got = blender(
+        setup(server.url, key),
+        f"nobody = 'http://127.0.0.1:{free_port()}'",
+        """
         bpy.ops.fathom.refresh_balance()
         button = account.generate_button(bpy.context)
         errors = []
@@ -342,7 +376,8 @@ def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender
         emit({"button": button, "errors": errors, "pending": pending.entries(), "nodes": depth_nodes(),
               "wrong_key": wrong_key, "refused": refused, "offline": offline,
               "offline_button": account.generate_button(bpy.context)})
-    """)
+    """,
+    )
     assert got["button"]["kind"] == "top_up" and got["button"]["text"] == "Get tokens · 1 more"
     assert got["button"]["shortfall"] == 1
     assert len(got["errors"]) == 2
@@ -359,7 +394,9 @@ def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender
 
 def test_failure_on_the_server_is_refunded_and_shown(blender, server):
     key = server.user(tokens=2)
-    got = blender(setup(server.url, key), """
+    got = blender(
+        setup(server.url, key),
+        """
         bpy.ops.fathom.refresh_balance()
         try:
             api.generate_depth(image="Photo", backend="server", model="da2-broken")
@@ -368,7 +405,8 @@ def test_failure_on_the_server_is_refunded_and_shown(blender, server):
             error = [str(exc), exc.refunded]
         emit({"error": error, "pending": pending.entries(), "nodes": depth_nodes(),
               "shown": account.account.view(prefs.server_url, prefs.api_key).balance})
-    """)
+    """,
+    )
     message, refunded = got["error"]
     assert refunded == 1 and "refunded" in message
     assert got["pending"] == [] and got["nodes"] == []
@@ -379,12 +417,15 @@ def test_failure_on_the_server_is_refunded_and_shown(blender, server):
 
 def test_cancel_cancels_the_job_on_the_server(blender, idle_server):
     key = idle_server.user(tokens=3)
-    got = blender(setup(idle_server.url, key), """
+    got = blender(
+        setup(idle_server.url, key),
+        """
         job = backends.prepare(bpy.context)
         running = run_in_worker(job, cancel_when=lambda job: job.job_id is not None)
         emit({"cancelled": running.cancelled, "error": str(running.error), "job": job.job_id,
               "refunded": running.error.refunded, "pending": pending.entries(), "nodes": depth_nodes()})
-    """)
+    """,
+    )
     assert got["cancelled"] and got["refunded"] == 1 and "refunded" in got["error"]
     assert got["pending"] == [] and got["nodes"] == []
     (artwork,) = idle_server.artworks(key)
@@ -397,7 +438,9 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
     key = idle_server.user(tokens=3)
     # The server (no workers yet) accepts the job; then it goes away while Blender follows the job.
     # Blender then saves the file, or "crashes" (exits unsaved: the journal in generated/ remembers).
-    got = blender(setup(idle_server.url, key), f"""
+    got = blender(
+        setup(idle_server.url, key),
+        f"""
         import os, signal
         job = backends.prepare(bpy.context)
         running, stopped = jobs.start(job), False
@@ -411,7 +454,8 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
             bpy.ops.wm.save_mainfile()
         emit({{"error": str(running.error), "kind": type(running.error).__name__, "job": job.job_id,
               "pending": [e["job"] for e in pending.entries()]}})
-    """)
+    """,
+    )
     assert got["kind"] == "StillPendingError" and "Fetch Pending Results" in got["error"]
     assert got["pending"] == [got["job"]]
     job = got["job"]
@@ -421,16 +465,20 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
     idle_server.stop()
     idle_server.start(workers=1)  # back, now with a worker that computes the waiting job
 
-    got = blender('bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")', setup(idle_server.url, key), f"""
+    got = blender(
+        'bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")',
+        setup(idle_server.url, key),
+        """
         noticed = len(pending.entries())  # merged back from the journal by the load handler
-        assert bpy.ops.fathom.fetch_pending() == {{"FINISHED"}}
+        assert bpy.ops.fathom.fetch_pending() == {"FINISHED"}
         scene = bpy.context.scene
         image = [n.image for n in nodes.compositor_tree(scene, create=False).nodes
                  if n.bl_idname == "CompositorNodeImage"][0]
-        emit({{"noticed": noticed, "pending": pending.entries(), "image": image.name,
+        emit({"noticed": noticed, "pending": pending.entries(), "image": image.name,
               "job": image["fathom"]["remote"]["job"], "file": bpy.path.abspath(image.filepath),
-              "source": image["fathom"]["source"].to_dict()}})
-    """)
+              "source": image["fathom"]["source"].to_dict()})
+    """,
+    )
     assert got["noticed"] == 1 and got["pending"] == []
     assert got["job"] == job and Path(got["file"]).is_file()
     assert not (tmp_path / "generated" / ".fathom-pending.json").exists()
@@ -441,11 +489,14 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
 
 def test_headless_cli_with_the_server_backend(blender, fathom_cli, server, tmp_path):
     key = server.user(tokens=5)
-    blender(setup(server.url, key), """
+    blender(
+        setup(server.url, key),
+        """
         bpy.context.preferences.system.use_online_access = False
         prefs.backend = "LOCAL"   # the profile is shared with other tests: only the server's address stays
         bpy.ops.wm.save_userpref()
-    """)
+    """,
+    )
     blend = tmp_path / "shot.blend"
     args = ("generate", "--source", "image", "Photo", "--backend", "server", "--save")
     offline = fathom_cli(*args, blend=blend)

@@ -6,6 +6,7 @@ The bpy module has no UI, so the tests drive what the modal operator drives: pre
 ``offload_render``, as invoke does) on the main thread, Job.run on bridge.generation.worker's thread,
 finish on the main thread. Each test is one scenario in a fresh Blender (the ``blender`` fixture).
 """
+
 import textwrap
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def scenario(blender, code, **kwargs):
 
 
 def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, catalog_for, tiny_model_file, tmp_path):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         scene = sample_scene(96, 54, 4)
         capture, jobs, pipeline, render_process, scene_z = fathom()
         from bl_ext.user_default.fathom.engine.settings import DepthSettings
@@ -124,7 +127,9 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
         emit({"out": out, "saved_render": saved_render.tolist(), "dirty": dirty, "file": file_state, "sky": sky,
               "painted": [render_process.child_render(scene, "render") is None, job.render is None,
                           job.capture.rgb.shape[:2] == (54, 96)], "leftovers": leftovers()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     out = got["out"]
     for kind, case in out.items():
         child, here = np.array(case["child"], np.float32), np.array(case["here"], np.float32)
@@ -142,8 +147,11 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
     assert np.abs(np.array(out["compositor"]["child"]) - render).mean() > 0.1
     # The user's file, its path and its unsaved state are untouched; nothing is left behind.
     assert got["dirty"] and got["file"] == [True, str(tmp_path / "shot.blend"), True]
-    assert got["sky"] == ["RenderCaptureError", "The camera sees nothing: every pixel of the Z pass is empty "
-                          "background. Point the camera at the scene or move objects inside its clip range."]
+    assert got["sky"] == [
+        "RenderCaptureError",
+        "The camera sees nothing: every pixel of the Z pass is empty "
+        "background. Point the camera at the scene or move objects inside its clip range.",
+    ]
     assert got["painted"] == [True, True, True]
     assert got["leftovers"] == []
 
@@ -153,7 +161,9 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
     """A render of several seconds, generated through the job machinery as the modal operator
     does: the main thread keeps ticking meanwhile. The bound is about blocking, not speed: the
     longest pause allowed is far below the render's length on any machine."""
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         scene = sample_scene(320, 180, 256)
         capture, jobs, pipeline, render_process, scene_z = fathom()
         scene.fathom.source = "RENDER"
@@ -179,7 +189,9 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
               "renders_here": len(renders_here), "image": image.name, "size": list(image.size),
               "source": image["fathom"]["source"].to_dict(), "node": node.image.name,
               "leftovers": leftovers()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["error"] is None and got["deferred"] == [True, True]
     assert got["renders_here"] == 0
     assert got["image"] == "Scene_render_depth_001.exr" and got["size"] == [320, 180]
@@ -193,7 +205,9 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
 
 
 def test_cancel_kills_the_child_and_leaves_nothing(blender, catalog_for, tiny_model_file, tmp_path):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         scene = sample_scene(320, 180, 4096)  # minutes of rendering, unless cancelled
         capture, jobs, pipeline, render_process, scene_z = fathom()
         scene.fathom.source = "COMPOSITOR"
@@ -222,7 +236,9 @@ def test_cancel_kills_the_child_and_leaves_nothing(blender, catalog_for, tiny_mo
               "generated": os.listdir(tmp + "/generated"), "leftovers": leftovers(),
               "idle": [jobs.current() is None, generate_operator().poll(bpy.context)],
               "images": sorted(i.name for i in bpy.data.images), "renders_here": len(renders_here)})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["rendering"].startswith("Rendering: sample") and got["alive"]
     assert got["cancelled"] and got["error"] == "The render was cancelled; nothing was written."
     assert got["cancel_s"] < 10 and got["exit"] < 0  # killed by a signal, not finished

@@ -4,6 +4,7 @@ Every module of the extension is parsed (no import, no bpy), with its imports at
 functions, relative and absolute (``bl_ext.<repo>.fathom...``); the test fails on any import cycle
 and on any import that points up a layer.
 """
+
 import ast
 import textwrap
 from pathlib import Path
@@ -149,22 +150,35 @@ def _write(root: Path, files: dict):
         path.write_text(textwrap.dedent(text))
 
 
-@pytest.mark.parametrize("files, expected", [
-    # Two bridge modules importing each other, one of them only inside a function.
-    ({"bridge/a.py": "from . import b\n", "bridge/b.py": "def f():\n    from .a import x\n"},
-     "import cycle: bridge.a <-> bridge.b"),
-    # A bridge module reaching up into operators (absolute, as Blender names the package).
-    ({"bridge/a.py": "from bl_ext.user_default.fathom.operators import generate\n", "operators/generate.py": ""},
-     "bridge.a:1 imports operators.generate, a layer above it"),
-    # engine reaching into bridge, and engine importing bpy.
-    ({"engine/e.py": "def f():\n    from ..bridge import a\n", "bridge/a.py": ""},
-     "engine.e:2 imports bridge.a, a layer above it"),
-    ({"engine/e.py": "import bpy\n"}, "engine.e imports bpy: engine never needs Blender"),
-    # A cycle through a package's __init__.py.
-    ({"operators/__init__.py": "from . import x\n", "operators/x.py": "from .. import operators\n"},
-     "import cycle: operators <-> operators.x"),
-])
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        # Two bridge modules importing each other, one of them only inside a function.
+        (
+            {"bridge/a.py": "from . import b\n", "bridge/b.py": "def f():\n    from .a import x\n"},
+            "import cycle: bridge.a <-> bridge.b",
+        ),
+        # A bridge module reaching up into operators (absolute, as Blender names the package).
+        (
+            {"bridge/a.py": "from bl_ext.user_default.fathom.operators import generate\n", "operators/generate.py": ""},
+            "bridge.a:1 imports operators.generate, a layer above it",
+        ),
+        # engine reaching into bridge, and engine importing bpy.
+        (
+            {"engine/e.py": "def f():\n    from ..bridge import a\n", "bridge/a.py": ""},
+            "engine.e:2 imports bridge.a, a layer above it",
+        ),
+        ({"engine/e.py": "import bpy\n"}, "engine.e imports bpy: engine never needs Blender"),
+        # A cycle through a package's __init__.py.
+        (
+            {"operators/__init__.py": "from . import x\n", "operators/x.py": "from .. import operators\n"},
+            "import cycle: operators <-> operators.x",
+        ),
+    ],
+)
 def test_the_check_finds_cycles_and_upward_imports(tmp_path, files, expected):
-    _write(tmp_path, {"__init__.py": "", "engine/__init__.py": "", "bridge/__init__.py": "",
-                      "operators/__init__.py": "", **files})
+    _write(
+        tmp_path,
+        {"__init__.py": "", "engine/__init__.py": "", "bridge/__init__.py": "", "operators/__init__.py": "", **files},
+    )
     assert expected in problems(tmp_path)
