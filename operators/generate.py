@@ -24,7 +24,9 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
 
     bl_idname = "fathom.generate_depth"
     bl_label = "Generate Depth"
-    bl_options = {"REGISTER", "UNDO"}
+    # No REGISTER: Adjust Last Operation and Repeat Last re-run only registered operators, and a
+    # re-run would spend tokens (Server) or block the main thread (execute) without a click.
+    bl_options = {"UNDO"}
 
     # The scene's Depth settings choose the source; scripts may name where the result goes.
     output: StringProperty(

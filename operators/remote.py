@@ -80,7 +80,7 @@ class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
 
     bl_idname = "fathom.fetch_pending"
     bl_label = "Fetch Pending Results"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"UNDO"}  # not REGISTER: never re-run from Adjust Last Operation (see generate_depth)
 
     follow_seconds: FloatProperty(
         name="Wait",

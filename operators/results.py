@@ -93,7 +93,7 @@ class FATHOM_OT_regenerate_result(_ResultOperator, bpy.types.Operator):
 
     bl_idname = "fathom.regenerate_result"
     bl_label = "Re-generate"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"UNDO"}  # not REGISTER: a re-run would generate (and maybe pay) again
 
     def act(self, context, image):
         try:

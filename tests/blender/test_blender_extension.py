@@ -209,6 +209,17 @@ def test_unsaved_file_gets_a_clear_message(blender, catalog_for, tiny_model_file
     assert "Save the .blend file first" in got
 
 
+def test_operators_that_generate_cannot_be_redone(blender):
+    """Adjust Last Operation (redo) and Repeat Last re-run only operators registered with REGISTER:
+    those that generate (and may spend tokens on the depth server) must not carry it."""
+    got = blender("""
+        emit({name: sorted(getattr(bpy.ops.fathom, name).bl_options) for name in dir(bpy.ops.fathom)})
+    """)
+    for name in ("generate_depth", "fetch_pending", "regenerate_result"):
+        assert got[name] == ["UNDO"], name  # still undoable: Ctrl+Z takes the new image and node away
+    assert "REGISTER" in got["add_depth_node"]  # the flags read are Blender's, not a constant
+
+
 def test_poll_explains_a_missing_source(blender):
     got = blender("""
         emit({"poll": bpy.ops.fathom.generate_depth.poll()})

@@ -433,6 +433,40 @@ def test_cancel_cancels_the_job_on_the_server(blender, idle_server):
     assert idle_server.balance(key) == 3
 
 
+def test_disabling_the_extension_stops_what_it_started(blender, idle_server, remote_catalog):
+    """unregister() while a paid job waits on the server, an account refresh runs, a redraw timer is
+    set and a local model session is cached: the job is cancelled (and refunded), no Fathom thread or
+    timer is left, the caches are empty."""
+    key = idle_server.user(tokens=3)
+    got = blender(
+        setup(idle_server.url, key),
+        """
+        import threading, time, addon_utils
+        session = importlib.import_module({MODULE!r} + ".engine.session")
+        api.generate_depth(image="Photo", backend="local")  # caches an onnxruntime session
+        cached = len(session._cache)
+        running = jobs.start(backends.prepare(bpy.context))
+        while running.job.job_id is None and not running.done:  # until the server has accepted it
+            time.sleep(0.05)
+        client = online.client_for(bpy.context)
+        account.account.refresh_in_background(client)
+        bpy.app.timers.register(account._redraw_tick, first_interval=60)  # as the UI's refresh sets it
+        addon_utils.disable({MODULE!r}, default_set=False)
+        alive = [t.name for t in threading.enumerate() if t.name.startswith("fathom")]
+        emit({{"cached": cached, "after": len(session._cache), "threads": alive, "job": running.job.job_id,
+              "done": running.done, "cancelled": running.cancelled, "current": jobs.current() is None,
+              "timer": bpy.app.timers.is_registered(account._redraw_tick),
+              "views": len(account.account._views), "enabled": addon_utils.check({MODULE!r})[1]}})
+    """.format(MODULE=MODULE),
+        catalog=remote_catalog,
+    )
+    assert got["cached"] == 1 and got["after"] == 0 and got["views"] == 0
+    assert got["done"] and got["cancelled"] and got["current"] and got["job"]
+    assert got["threads"] == [] and not got["timer"] and not got["enabled"]
+    (artwork,) = idle_server.artworks(key)
+    assert artwork["status"] == "canceled" and idle_server.balance(key) == 3  # refunded
+
+
 @pytest.mark.parametrize("saved", [True, False], ids=["saved", "crashed"])
 def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blender, idle_server, tmp_path, saved):
     key = idle_server.user(tokens=3)
