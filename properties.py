@@ -5,7 +5,14 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, 
 
 from .engine import catalog
 from .engine.errors import FathomError
-from .engine.settings import DEFAULT_MODEL, DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, DepthSettings
+from .engine.settings import (
+    DEFAULT_MODEL,
+    DEFAULT_RESOLUTION,
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    SETTING_NAMES,
+    DepthSettings,
+)
 
 SOURCES = (
     ("IMAGE", "Image", "An image datablock: the Image Editor's image or one you pick"),
@@ -63,15 +70,9 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
 
     def depth_settings(self, threads: int = 0) -> DepthSettings:
-        return DepthSettings(
-            model=self.model or DEFAULT_MODEL,
-            resolution=self.resolution,
-            invert=self.invert,
-            post_resize=self.post_resize,
-            normalization=self.normalization,
-            output_format=self.output_format,
-            threads=threads,
-        ).validated()
+        values = {name: getattr(self, name) for name in SETTING_NAMES}  # the properties are named as the settings
+        values["model"] = values["model"] or DEFAULT_MODEL
+        return DepthSettings(**values, threads=threads).validated()
 
 
 class FathomSetupSettings(bpy.types.PropertyGroup):
