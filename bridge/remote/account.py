@@ -144,12 +144,17 @@ class Account:
             self._views.clear()
 
     def stop(self, timeout: float = 5.0):
-        """Wait for the background refreshes (each ends within its client's timeout) and forget every view."""
+        """Wait for the background refreshes (each ends within its client's timeout), close the cached
+        clients' connections and forget every view."""
         with self._lock:
             threads, self._threads = self._threads, []
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            clients = [view.pricing_client for view in self._views.values() if view.pricing_client is not None]
+        for client in clients:
+            client.close()  # its pooled connections
         self.clear()
 
 
