@@ -39,8 +39,10 @@ def unregister():
     from .bridge.generation import worker
     from .bridge.remote import account, notice
     from .engine.session import clear_sessions
+    from .operators import _worker
 
     worker.stop()
+    _worker.stop()
     account.unregister()
     notice.unregister()
     clear_sessions()

@@ -11,6 +11,8 @@ from ..bridge.generation import worker as jobs
 from ..bridge.redraw import redraw
 from ..engine.errors import FathomError
 
+_timers = []  # (window manager, event timer) of the modal operators running now
+
 
 def poll_idle(cls, message="A depth generation is running: wait for it or cancel it") -> bool:
     """For poll(): False, with ``message`` shown, while a job runs (one at a time)."""
@@ -52,6 +54,7 @@ class WorkerModal:
         self._running = jobs.start(job)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
+        _timers.append((wm, self._timer))
         wm.progress_begin(0, 100)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
@@ -86,10 +89,24 @@ class WorkerModal:
 
     def _end(self, context):
         wm = context.window_manager
-        wm.event_timer_remove(self._timer)
+        if (wm, self._timer) in _timers:  # else stop() removed it already
+            _timers.remove((wm, self._timer))
+            wm.event_timer_remove(self._timer)
         wm.progress_end()
         if context.workspace is not None:
             context.workspace.status_text_set(None)
         jobs.collect(self._running)
         jobs.drain()  # the job's last posts, whatever its outcome
         redraw(context.window_manager)
+
+
+def stop():
+    """The add-on is being disabled (its job already stopped): remove the running modals' timers
+    and progress, which Blender would otherwise keep firing at code that is gone."""
+    while _timers:
+        wm, timer = _timers.pop()
+        try:
+            wm.event_timer_remove(timer)
+            wm.progress_end()
+        except ReferenceError:  # the window manager went away first (a file was loaded)
+            pass
