@@ -352,18 +352,18 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
         MAKE_IMAGE,
         """
         import time
-        from bl_ext.user_default.fathom.bridge.generation import backends as pipeline
+        from bl_ext.user_default.fathom.bridge.generation import backends
         from bl_ext.user_default.fathom.bridge.generation import worker as jobs
         props = bpy.context.scene.fathom
         props.image = make_image("Photo", 120, 80)
         save_blend()
 
         # A generation on the worker thread, collected on the main thread.
-        running = jobs.start(pipeline.prepare(bpy.context))
+        running = jobs.start(backends.prepare(bpy.context))
         seen = []
         refused = None
         try:
-            jobs.start(pipeline.prepare(bpy.context))
+            jobs.start(backends.prepare(bpy.context))
         except jobs.BusyError as exc:
             refused = str(exc)
         poll_while_running = bpy.ops.fathom.generate_depth.poll()
@@ -376,7 +376,7 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
         files_before = sorted(os.listdir(tmp + "/generated"))
         images_before = len(bpy.data.images)
         props.resolution = 1024  # tiled: many steps to cancel between
-        cancelled = jobs.start(pipeline.prepare(bpy.context))
+        cancelled = jobs.start(backends.prepare(bpy.context))
         cancelled.cancel()
         cancelled.wait()
         jobs.collect(cancelled)

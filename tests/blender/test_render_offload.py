@@ -31,9 +31,9 @@ def fathom():
     from bl_ext.user_default.fathom.bridge.capture import child as render_process
     from bl_ext.user_default.fathom.bridge.capture import picture as capture
     from bl_ext.user_default.fathom.bridge.capture import scene_z
-    from bl_ext.user_default.fathom.bridge.generation import backends as pipeline
+    from bl_ext.user_default.fathom.bridge.generation import backends
     from bl_ext.user_default.fathom.bridge.generation import worker as jobs
-    return capture, jobs, pipeline, render_process, scene_z
+    return capture, jobs, backends, render_process, scene_z
 
 # Renders in this process, on any thread, counted: an offloaded render must leave these at 0.
 renders_here = []
@@ -69,7 +69,7 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
         blender,
         """
         scene = sample_scene(96, 54, 4)
-        capture, jobs, pipeline, render_process, scene_z = fathom()
+        capture, jobs, backends, render_process, scene_z = fathom()
         from bl_ext.user_default.fathom.engine.settings import DepthSettings
         bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
         saved = digest(tmp + "/shot.blend")
@@ -123,7 +123,7 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
         painted = bpy.data.images.new("Painted", 4, 4)
         painted.use_fake_user = True
         painted.pixels[0] = 0.5
-        job = pipeline.prepare(bpy.context, source="RENDER", offload_render=True, output=tmp + "/painted.exr")
+        job = backends.prepare(bpy.context, source="RENDER", offload_render=True, output=tmp + "/painted.exr")
         emit({"out": out, "saved_render": saved_render.tolist(), "dirty": dirty, "file": file_state, "sky": sky,
               "painted": [render_process.child_render(scene, "render") is None, job.render is None,
                           job.capture.rgb.shape[:2] == (54, 96)], "leftovers": leftovers()})
@@ -165,13 +165,13 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
         blender,
         """
         scene = sample_scene(320, 180, 256)
-        capture, jobs, pipeline, render_process, scene_z = fathom()
+        capture, jobs, backends, render_process, scene_z = fathom()
         scene.fathom.source = "RENDER"
         scene.fathom.resolution = 256
         bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
 
         started = time.perf_counter()
-        job = pipeline.prepare(bpy.context, offload_render=True)
+        job = backends.prepare(bpy.context, offload_render=True)
         prepare_s = time.perf_counter() - started
         deferred = [job.capture is None, job.render is not None]
         running = jobs.start(job)
@@ -209,14 +209,14 @@ def test_cancel_kills_the_child_and_leaves_nothing(blender, catalog_for, tiny_mo
         blender,
         """
         scene = sample_scene(320, 180, 4096)  # minutes of rendering, unless cancelled
-        capture, jobs, pipeline, render_process, scene_z = fathom()
+        capture, jobs, backends, render_process, scene_z = fathom()
         scene.fathom.source = "COMPOSITOR"
         from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
         compositor_tree(scene, create=True)
         bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
         os.makedirs(tmp + "/generated", exist_ok=True)
 
-        job = pipeline.prepare(bpy.context, offload_render=True)
+        job = backends.prepare(bpy.context, offload_render=True)
         child = job.render
         running = jobs.start(job)
         deadline = time.perf_counter() + 120
