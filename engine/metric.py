@@ -16,6 +16,7 @@ on the residual over its median absolute deviation), so they do not tilt the lin
 Two points give an exact line (residual 0); with three or more the residual says how well the
 network's shape agrees with the known distances.
 """
+
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -23,25 +24,27 @@ import numpy as np
 from .errors import InvalidSettingsError
 from .units import DepthUnits, distances, surface_range
 
-_TUKEY_C = 4.685        # biweight constant: 95 % efficiency for Gaussian residuals
+_TUKEY_C = 4.685  # biweight constant: 95 % efficiency for Gaussian residuals
 _MAD_TO_SIGMA = 1.4826
 _ITERATIONS = 10
 
 
 @dataclass(frozen=True)
 class MetricFit:
-    scale: float        # s in 1 / distance = s * x + t
-    shift: float        # t
-    residual: float     # median |fitted distance / known distance - 1| over the inliers
+    scale: float  # s in 1 / distance = s * x + t
+    shift: float  # t
+    residual: float  # median |fitted distance / known distance - 1| over the inliers
     rms_inverse: float  # RMS residual in inverse distance (1 / scene units) over the inliers
-    points: int         # how many known distances there were
-    inliers: int        # how many the robust fit kept (weight > 0)
-    units: DepthUnits   # the aligned map's units
+    points: int  # how many known distances there were
+    inliers: int  # how many the robust fit kept (weight > 0)
+    units: DepthUnits  # the aligned map's units
 
     def describe(self) -> str:
-        return (f"scale {self.scale:.6g}, shift {self.shift:.6g} (1/distance = scale * network value + shift); "
-                f"median error {100 * self.residual:.3g} % over {self.inliers} of {self.points} known distances "
-                f"({self.units.fit['to']})")
+        return (
+            f"scale {self.scale:.6g}, shift {self.shift:.6g} (1/distance = scale * network value + shift); "
+            f"median error {100 * self.residual:.3g} % over {self.inliers} of {self.points} known distances "
+            f"({self.units.fit['to']})"
+        )
 
 
 def fit_line(x, y, *, robust=True):
@@ -54,8 +57,10 @@ def fit_line(x, y, *, robust=True):
         mx, my = (w * x).sum() / sw, (w * y).sum() / sw
         var = (w * (x - mx) ** 2).sum()
         if var <= 0:
-            raise InvalidSettingsError("The known distances all fall on one depth value: pick points at different "
-                                       "depths (at least two), or align to a map with more than one surface.")
+            raise InvalidSettingsError(
+                "The known distances all fall on one depth value: pick points at different "
+                "depths (at least two), or align to a map with more than one surface."
+            )
         s_new = (w * (x - mx) * (y - my)).sum() / var
         t_new = my - s_new * mx
         r = y - (s_new * x + t_new)
@@ -73,25 +78,43 @@ def _fit(x, known, units, what):
     y = 1.0 / known
     s, t, w = fit_line(x, y)
     if s <= 0:
-        raise InvalidSettingsError(f"The depth map runs the other way from the {what}: nearer points are darker. "
-                                   "Check the map's Invert setting (Fathom expects near = bright) or the distances.")
+        raise InvalidSettingsError(
+            f"The depth map runs the other way from the {what}: nearer points are darker. "
+            "Check the map's Invert setting (Fathom expects near = bright) or the distances."
+        )
     fitted = s * x + t
     kept = w > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(y[kept] / np.where(fitted[kept] > 0, fitted[kept], np.nan) - 1.0)
     residual = float(np.nanmedian(rel)) if np.isfinite(rel).any() else float("inf")
     rms = float(np.sqrt(np.mean((y[kept] - fitted[kept]) ** 2)))
-    aligned = replace(units, quantity="inverse-distance", source="metric-fit", offset=s * units.offset + t,
-                      span=s * units.span, near=None, far=None,
-                      fit={"to": what, "model": units.source, "scale": s, "shift": t, "residual": residual,
-                           "points": int(x.size), "inliers": int(kept.sum())})
+    aligned = replace(
+        units,
+        quantity="inverse-distance",
+        source="metric-fit",
+        offset=s * units.offset + t,
+        span=s * units.span,
+        near=None,
+        far=None,
+        fit={
+            "to": what,
+            "model": units.source,
+            "scale": s,
+            "shift": t,
+            "residual": residual,
+            "points": int(x.size),
+            "inliers": int(kept.sum()),
+        },
+    )
     return MetricFit(float(s), float(t), residual, rms, int(x.size), int(kept.sum()), aligned)
 
 
 def _check_relative(values, units):
     if units is None:
-        raise InvalidSettingsError("This depth map does not say what its values are (it was made before Fathom "
-                                   "recorded units): generate it again, then align it.")
+        raise InvalidSettingsError(
+            "This depth map does not say what its values are (it was made before Fathom "
+            "recorded units): generate it again, then align it."
+        )
     values = np.asarray(values)
     if values.ndim != 2 or 0 in values.shape:
         raise InvalidSettingsError(f"Expected an HxW depth map, got shape {values.shape}.")
@@ -120,8 +143,9 @@ def align(values, units: DepthUnits, known, *, what="Scene Z", max_points=200_00
     ok = _usable(values, units) & np.isfinite(known) & (known > 0)
     count = int(ok.sum())
     if count < 2:
-        raise InvalidSettingsError(f"The {what} has fewer than two known distances where the depth map has a value: "
-                                   "nothing to align to.")
+        raise InvalidSettingsError(
+            f"The {what} has fewer than two known distances where the depth map has a value: nothing to align to."
+        )
     step = max(1, count // max_points)
     x = units.decode(values[ok][::step])
     fit = _fit(x, known[ok][::step], units, what)
@@ -138,7 +162,7 @@ def sample(values, u, v, radius=1):
     h, w = np.shape(values)
     col = min(w - 1, int(u * w))
     row = min(h - 1, int((1.0 - v) * h))  # the array's rows run from the top
-    window = np.asarray(values)[max(0, row - radius):row + radius + 1, max(0, col - radius):col + radius + 1]
+    window = np.asarray(values)[max(0, row - radius) : row + radius + 1, max(0, col - radius) : col + radius + 1]
     return float(np.median(window))
 
 
@@ -147,12 +171,15 @@ def align_points(values, units: DepthUnits, points) -> MetricFit:
     values = _check_relative(values, units)
     points = [tuple(float(c) for c in p) for p in points]
     if len(points) < 2 or any(len(p) != 3 for p in points):
-        raise InvalidSettingsError("Metric alignment needs at least two points, each (u, v, distance): "
-                                   "pick two or more points in the picture and give each its distance.")
+        raise InvalidSettingsError(
+            "Metric alignment needs at least two points, each (u, v, distance): "
+            "pick two or more points in the picture and give each its distance."
+        )
     bad = [p for p in points if not (np.isfinite(p[2]) and p[2] > 0)]
     if bad:
-        raise InvalidSettingsError(f"A point's distance must be positive: got {bad[0][2]:g} at ({bad[0][0]:g}, "
-                                   f"{bad[0][1]:g}).")
+        raise InvalidSettingsError(
+            f"A point's distance must be positive: got {bad[0][2]:g} at ({bad[0][0]:g}, {bad[0][1]:g})."
+        )
     x = units.decode(np.array([sample(values, u, v) for u, v, _ in points]))
     fit = _fit(x, np.array([p[2] for p in points]), units, f"{len(points)} picked points")
     near, far = surface_range(distances(values, fit.units), _usable(values, units))

@@ -20,6 +20,7 @@ in the map (far excludes empty background, which is infinitely far), for reports
     units.has_distances                                        # False for a network's relative map
     distances(values, units)                                   # float64 distances, inf where infinitely far
 """
+
 import json
 import math
 from dataclasses import asdict, dataclass, replace
@@ -35,17 +36,17 @@ UNIT = "scene units"
 
 @dataclass(frozen=True)
 class DepthUnits:
-    quantity: str                   # one of QUANTITIES
-    source: str                     # 'scene-z', 'metric-fit' or the model's name
+    quantity: str  # one of QUANTITIES
+    source: str  # 'scene-z', 'metric-fit' or the model's name
     offset: float = 0.0
     span: float = 1.0
     power: float = 1.0
     flip: float | None = None
     clipped: bool = False
-    near: float | None = None    # nearest surface in the map (scene units), when known
-    far: float | None = None     # farthest surface in the map (scene units), when known
+    near: float | None = None  # nearest surface in the map (scene units), when known
+    far: float | None = None  # farthest surface in the map (scene units), when known
     unit: str = UNIT
-    fit: dict | None = None      # metric fits: what it was fitted to and how well (engine.metric)
+    fit: dict | None = None  # metric fits: what it was fitted to and how well (engine.metric)
 
     def __post_init__(self):
         if self.quantity not in QUANTITIES:
@@ -106,8 +107,10 @@ def distances(values, units: DepthUnits) -> np.ndarray:
     Raises InvalidSettingsError for a relative map: align it first (engine.metric)."""
     if units is None or not units.has_distances:
         source = units.source if units is not None else "this depth map"
-        raise InvalidSettingsError(f"The depth from {source} is relative (no scale): it has no distances. Align it "
-                                   "to known distances first (Metric Depth), or use a Scene Z map.")
+        raise InvalidSettingsError(
+            f"The depth from {source} is relative (no scale): it has no distances. Align it "
+            "to known distances first (Metric Depth), or use a Scene Z map."
+        )
     x = units.decode(values)
     if units.quantity == "distance":
         return x
@@ -132,8 +135,15 @@ def from_normalization(mode, invert, value_range, *, quantity, source, values=No
     if mode == "raw":
         units = DepthUnits(quantity, source, 0.0, 1.0, 1.0, float(hi) if invert else None)
     else:
-        units = DepthUnits(quantity, source, float(lo), float(hi - lo), 2.0 if mode == "v2-style" else 1.0,
-                           1.0 if invert else None, clipped=mode == "v2-style")
+        units = DepthUnits(
+            quantity,
+            source,
+            float(lo),
+            float(hi - lo),
+            2.0 if mode == "v2-style" else 1.0,
+            1.0 if invert else None,
+            clipped=mode == "v2-style",
+        )
     if values is not None and units.has_distances:
         near, far = surface_range(distances(values, units))
         units = replace(units, near=near, far=far)
@@ -144,7 +154,12 @@ def relative_units(mode, invert, *, source) -> DepthUnits:
     """The units of a network's map when only its settings are known (a server's result, an older file):
     enough to align it, since a relative map's own scale and shift do not matter, only whether it was
     inverted and squared ('v2-style')."""
-    if mode == "raw":   # raw + invert is (max - x): affine in x whatever the max
+    if mode == "raw":  # raw + invert is (max - x): affine in x whatever the max
         return DepthUnits("relative", source, 0.0, -1.0 if invert else 1.0)
-    return DepthUnits("relative", source, power=2.0 if mode == "v2-style" else 1.0, flip=1.0 if invert else None,
-                      clipped=mode == "v2-style")
+    return DepthUnits(
+        "relative",
+        source,
+        power=2.0 if mode == "v2-style" else 1.0,
+        flip=1.0 if invert else None,
+        clipped=mode == "v2-style",
+    )

@@ -8,6 +8,7 @@
 - dof.png: the scene through its compositor, where the depth of field setup sits.
 The .blend itself is not changed. Run with .venv-blender/bin/python (bpy 5.0.1).
 """
+
 import argparse
 import os
 import sys
@@ -34,18 +35,20 @@ def main(argv=None):
 
     def save(name, rgb):
         import numpy as np
+
         pixels = np.rint(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
         write_file(out / name, encode_png(pixels), overwrite=True)
         print(f"   {out / name}")
 
-    plane = next((o for o in scene.objects if o.get("fathom_setup") == "displacement"
-                  and o.get("fathom_role") == "plane"), None)
+    plane = next(
+        (o for o in scene.objects if o.get("fathom_setup") == "displacement" and o.get("fathom_role") == "plane"), None
+    )
     if plane is not None:
         others = [o for o in scene.objects if o.type == "MESH" and o != plane and not o.hide_render]
         moved = scene.camera.copy()
         scene.collection.objects.link(moved)
         moved.location.x += 1.5
-        moved.rotation_euler.z += 0.08   # turned back towards the middle of the scene
+        moved.rotation_euler.z += 0.08  # turned back towards the middle of the scene
         try:
             for obj in others:
                 obj.hide_render = True

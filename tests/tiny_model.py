@@ -5,6 +5,7 @@ fixed, known function of the input (a weighted sum of the channels plus a bias),
 check preprocessing and postprocessing against a hand computation. The oracle model's output is a
 known affine function of the true inverse depth encoded in the picture, for metric alignment.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +47,12 @@ def _linear_model(path, weights, bias, input_name="pixel_values", output_name="p
         helper.make_node("Relu", ["shifted"], [output_name]),  # DA-V2 ends in a ReLU too
     ]
     graph = helper.make_graph(
-        nodes, "tiny_depth",
+        nodes,
+        "tiny_depth",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", "height", "width"])],
-        initializer=[w, b, axes])
+        initializer=[w, b, axes],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -15,6 +15,7 @@ given is the scene-linear light that the view transform turns into the picture:
   is kept (Cycles renders it), which brings those pixels closer than clipping would.
   RGB Curves and white balance in the scene's colour management are not inverted (said in the report).
 """
+
 import glob
 import os
 import sys
@@ -24,7 +25,7 @@ import numpy as np
 
 from ...engine.errors import FathomError
 
-_TOLERANCE = 1.0 / 255.0   # a pixel counts as reproduced within one 8-bit level
+_TOLERANCE = 1.0 / 255.0  # a pixel counts as reproduced within one 8-bit level
 
 
 class ColourError(FathomError):
@@ -35,26 +36,32 @@ def ocio():
     """PyOpenColorIO: bundled in Blender's own Python (the bpy module leaves that folder off sys.path)."""
     try:
         import PyOpenColorIO
+
         return PyOpenColorIO
     except ImportError:
         pass
-    for folder in glob.glob(os.path.join(bpy.utils.resource_path("LOCAL"), "python", "lib", "python3*",
-                                         "site-packages")):
+    for folder in glob.glob(
+        os.path.join(bpy.utils.resource_path("LOCAL"), "python", "lib", "python3*", "site-packages")
+    ):
         if os.path.isdir(os.path.join(folder, "PyOpenColorIO")) and folder not in sys.path:
             sys.path.append(folder)
     try:
         import PyOpenColorIO
+
         return PyOpenColorIO
     except ImportError:
-        raise ColourError("This Blender has no PyOpenColorIO, so a display-referred picture cannot be turned back "
-                          "into scene light: use the render's own float (EXR) pixels as the picture.") from None
+        raise ColourError(
+            "This Blender has no PyOpenColorIO, so a display-referred picture cannot be turned back "
+            "into scene light: use the render's own float (EXR) pixels as the picture."
+        ) from None
 
 
 def config():
     """The OCIO configuration Blender uses: $OCIO when set, else Blender's own."""
     lib = ocio()
-    path = os.environ.get("OCIO") or os.path.join(bpy.utils.system_resource("DATAFILES", path="colormanagement"),
-                                                  "config.ocio")
+    path = os.environ.get("OCIO") or os.path.join(
+        bpy.utils.system_resource("DATAFILES", path="colormanagement"), "config.ocio"
+    )
     return lib.Config.CreateFromFile(path)
 
 
@@ -69,8 +76,13 @@ def is_scene_referred(image) -> bool:
 def view_description(scene) -> dict:
     """The scene's colour management as a dict (recorded on what depends on it)."""
     view, display = scene.view_settings, scene.display_settings
-    return {"display": display.display_device, "view": view.view_transform, "look": view.look,
-            "exposure": round(float(view.exposure), 6), "gamma": round(float(view.gamma), 6)}
+    return {
+        "display": display.display_device,
+        "view": view.view_transform,
+        "look": view.look,
+        "exposure": round(float(view.exposure), 6),
+        "gamma": round(float(view.gamma), 6),
+    }
 
 
 def _display_pipeline(scene, cfg, picture_space=None):
@@ -81,8 +93,9 @@ def _display_pipeline(scene, cfg, picture_space=None):
     view, display = scene.view_settings, scene.display_settings.display_device
     group = lib.GroupTransform()
     if view.exposure:
-        group.appendTransform(lib.ExposureContrastTransform(exposure=float(view.exposure),
-                                                            style=lib.EXPOSURE_CONTRAST_LINEAR))
+        group.appendTransform(
+            lib.ExposureContrastTransform(exposure=float(view.exposure), style=lib.EXPOSURE_CONTRAST_LINEAR)
+        )
     if view.look and view.look != "None":
         group.appendTransform(lib.LookTransform(src="scene_linear", dst="scene_linear", looks=view.look))
     group.appendTransform(lib.DisplayViewTransform(src="scene_linear", display=display, view=view.view_transform))
@@ -108,7 +121,7 @@ def display_to_scene_linear(rgb, scene, picture_space="sRGB"):
     cfg = config()
     space = cfg.getColorSpace(picture_space)
     if space is None or space.getReferenceSpaceType() != lib.REFERENCE_SPACE_DISPLAY:
-        picture_space = None   # not a display space Blender knows: read it as the display's own encoding
+        picture_space = None  # not a display space Blender knows: read it as the display's own encoding
     try:
         forward = _display_pipeline(scene, cfg, picture_space)
         inverse = forward.createEditableCopy()
@@ -116,20 +129,29 @@ def display_to_scene_linear(rgb, scene, picture_space="sRGB"):
         light = _apply(cfg.getProcessor(inverse).getDefaultCPUProcessor(), rgb)
         back = _apply(cfg.getProcessor(forward).getDefaultCPUProcessor(), light)
     except lib.Exception as exc:
-        raise ColourError(f"OpenColorIO cannot invert the view transform {scene.view_settings.view_transform!r} "
-                          f"with look {scene.view_settings.look!r}: {exc}") from None
+        raise ColourError(
+            f"OpenColorIO cannot invert the view transform {scene.view_settings.view_transform!r} "
+            f"with look {scene.view_settings.look!r}: {exc}"
+        ) from None
     light = np.nan_to_num(light, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
     exact = float((np.abs(back - rgb).max(axis=2) <= _TOLERANCE).mean()) if rgb.size else 1.0
     v = view_description(scene)
     look = f", look {v['look']}" if v["look"] != "None" else ""
-    note = (f"display-referred picture shown through the inverse of the scene's {v['view']} view ({v['display']} "
-            f"display{look}, exposure {v['exposure']:g}, gamma {v['gamma']:g}): {100 * exact:.1f} % of its pixels "
-            "render back within one 8-bit level")
+    note = (
+        f"display-referred picture shown through the inverse of the scene's {v['view']} view ({v['display']} "
+        f"display{look}, exposure {v['exposure']:g}, gamma {v['gamma']:g}): {100 * exact:.1f} % of its pixels "
+        "render back within one 8-bit level"
+    )
     if exact < 0.9995:
         note += f"; the other {100 * (1 - exact):.1f} % are colours {v['view']} cannot show (the nearest it can)"
-    untouched = [what for what, on in (("RGB curves", scene.view_settings.use_curve_mapping),
-                                       ("white balance", getattr(scene.view_settings, "use_white_balance", False)))
-                 if on]
+    untouched = [
+        what
+        for what, on in (
+            ("RGB curves", scene.view_settings.use_curve_mapping),
+            ("white balance", getattr(scene.view_settings, "use_white_balance", False)),
+        )
+        if on
+    ]
     if untouched:
         note += f"; the scene's {' and '.join(untouched)} are not inverted"
     return light, note
@@ -142,6 +164,7 @@ def scene_linear_to_display(rgb, scene):
     try:
         processor = cfg.getProcessor(_display_pipeline(scene, cfg)).getDefaultCPUProcessor()
     except lib.Exception as exc:
-        raise ColourError(f"OpenColorIO cannot apply the view transform {scene.view_settings.view_transform!r}: "
-                          f"{exc}") from None
+        raise ColourError(
+            f"OpenColorIO cannot apply the view transform {scene.view_settings.view_transform!r}: {exc}"
+        ) from None
     return np.clip(_apply(processor, rgb), 0.0, 1.0)

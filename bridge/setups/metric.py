@@ -10,6 +10,7 @@ its file metadata saying what they are now: inverse distance in scene units, and
 the image "<depth> metric", which every setup then reads in real distances. Aligning the same map again
 updates that file and image in place. The user's own result is never changed.
 """
+
 from dataclasses import replace
 
 import numpy as np
@@ -24,8 +25,10 @@ KIND = "metric"
 def _check_relative(depth):
     found = units.image_units(depth)
     if found is None:
-        raise common.SetupError(f"'{depth.name}' does not say what its values are: align a depth map Fathom generated "
-                                "with a network (Local or Server backend).")
+        raise common.SetupError(
+            f"'{depth.name}' does not say what its values are: align a depth map Fathom generated "
+            "with a network (Local or Server backend)."
+        )
     if found.source == "scene-z":
         raise common.SetupError(f"'{depth.name}' is Scene Z: it already holds distances, there is nothing to align.")
     if found.has_distances:
@@ -38,6 +41,7 @@ def align_to_scene_z(scene, depth, *, camera=None, view_layer=None, progress=Non
     """Fit ``depth`` to the scene's Z pass (rendered now, from the camera its picture was rendered with
     when it says so); returns (metric image, engine.metric.MetricFit)."""
     from ..capture import scene_z
+
     depth = common.find_image(depth, "depth image")
     relative = _check_relative(depth)
     source = (depth.get("fathom") or {}).get("source") or {}
@@ -62,8 +66,9 @@ def _metric_result(depth, fit):
     metadata = {"fathom.units": fit.units.to_metadata(), "fathom.model": fit.units.fit["model"]}
     data = encode.encode_depth(values, "exr32", metadata=metadata)
     stem = depth.name.rsplit(".", 1)[0] if depth.name.lower().endswith((".exr", ".png")) else depth.name
-    image = common.keep_generated(KIND, depth.name, f"{stem}_metric", ".exr", data, non_color=True,
-                                  name=f"{stem} metric")
+    image = common.keep_generated(
+        KIND, depth.name, f"{stem}_metric", ".exr", data, non_color=True, name=f"{stem} metric"
+    )
     info.update(model=fit.units.fit.get("model", ""), near_is_bright=bool(info.get("near_is_bright", True)))
     image["fathom"] = info
     units.set_image_units(image, fit.units)

@@ -1,16 +1,17 @@
 """The picture a setup shows, and the texture that shows it exactly under the scene's colour management.
 
-    picture_for(scene, depth, picture=None) -> image or None
-        the named picture; else the image the depth map was made from; else, for a depth map made from
-        the render, the compositor or Scene Z, that render itself: its scene-linear pixels (rendered from
-        the camera recorded on the depth map, Fathom's own objects hidden) kept as ``<depth>_picture.exr``
-        under //generated/ and as an image with a fake user, made once and reused.
-    texture_for(scene, picture) -> (image, note)
-        a scene-referred picture (float, linear colour space) as it is; a display-referred one (a photo,
-        an 8-bit PNG) as the scene light that the scene's view transform shows as the picture
-        (bridge.setups.colour), kept as ``<picture>_scene_light.exr`` and updated in place when the
-        picture or the scene's colour management changes. ``note`` says which was done.
+picture_for(scene, depth, picture=None) -> image or None
+    the named picture; else the image the depth map was made from; else, for a depth map made from
+    the render, the compositor or Scene Z, that render itself: its scene-linear pixels (rendered from
+    the camera recorded on the depth map, Fathom's own objects hidden) kept as ``<depth>_picture.exr``
+    under //generated/ and as an image with a fake user, made once and reused.
+texture_for(scene, picture) -> (image, note)
+    a scene-referred picture (float, linear colour space) as it is; a display-referred one (a photo,
+    an 8-bit PNG) as the scene light that the scene's view transform shows as the picture
+    (bridge.setups.colour), kept as ``<picture>_scene_light.exr`` and updated in place when the
+    picture or the scene's colour management changes. ``note`` says which was done.
 """
+
 import numpy as np
 
 from ...engine.exr import write_exr
@@ -18,7 +19,7 @@ from ..capture import picture as capture
 from ..generation.results import IMAGE_KEY
 from . import colour, common
 
-KIND = "picture"           # the render kept as a depth map's picture
+KIND = "picture"  # the render kept as a depth map's picture
 LIGHT_KIND = "scene_light"  # a display-referred picture turned into scene light
 RENDERED_SOURCES = ("render", "compositor", "scene-z")
 
@@ -42,8 +43,9 @@ def picture_for(scene, depth, picture=None):
 
 
 def _exr(rgb) -> bytes:
-    return write_exr({c: np.ascontiguousarray(rgb[:, :, i], np.float32) for i, c in enumerate("RGB")},
-                     pixel_type="float")
+    return write_exr(
+        {c: np.ascontiguousarray(rgb[:, :, i], np.float32) for i, c in enumerate("RGB")}, pixel_type="float"
+    )
 
 
 def render_picture(scene, depth, source=None):
@@ -52,6 +54,7 @@ def render_picture(scene, depth, source=None):
     if kept is not None:
         return kept
     from ..capture import render
+
     source = source or depth_source(depth)
     camera = scene.objects.get(source.get("camera", "")) if source.get("camera") else None
     # Fathom's own objects (an earlier displaced plane) are not part of the scene that was rendered.
@@ -67,8 +70,9 @@ def render_picture(scene, depth, source=None):
         for obj in hidden:
             obj.hide_render = False
     stem = depth.name.rsplit(".", 1)[0]
-    image = common.keep_generated(KIND, depth.name, f"{stem}_picture", ".exr", _exr(rgb), non_color=False,
-                                  name=f"{stem} picture")
+    image = common.keep_generated(
+        KIND, depth.name, f"{stem}_picture", ".exr", _exr(rgb), non_color=False, name=f"{stem} picture"
+    )
     image.colorspace_settings.name = colour.config().getColorSpace("scene_linear").getName()
     return image
 
@@ -79,14 +83,18 @@ def texture_for(scene, picture):
     key = f"{picture.name}|{picture.filepath}"
     view = colour.view_description(scene)
     kept = common.kept_image(LIGHT_KIND, key)
-    if kept is not None and kept.get("fathom_view") is not None and kept["fathom_view"].to_dict() == view \
-            and tuple(kept.size) == tuple(picture.size):
+    if (
+        kept is not None
+        and kept.get("fathom_view") is not None
+        and kept["fathom_view"].to_dict() == view
+        and tuple(kept.size) == tuple(picture.size)
+    ):
         return kept, kept.get("fathom_note", "")
-    light, note = colour.display_to_scene_linear(capture.image_pixels(picture), scene,
-                                                 picture.colorspace_settings.name)
+    light, note = colour.display_to_scene_linear(capture.image_pixels(picture), scene, picture.colorspace_settings.name)
     stem = picture.name.rsplit(".", 1)[0]
-    image = common.keep_generated(LIGHT_KIND, key, f"{stem}_scene_light", ".exr", _exr(light), non_color=False,
-                                  name=f"{stem} scene light")
+    image = common.keep_generated(
+        LIGHT_KIND, key, f"{stem}_scene_light", ".exr", _exr(light), non_color=False, name=f"{stem} scene light"
+    )
     image.colorspace_settings.name = colour.config().getColorSpace("scene_linear").getName()
     image["fathom_view"] = view
     image["fathom_note"] = note

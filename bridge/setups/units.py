@@ -11,6 +11,7 @@ result was loaded or aligned), else its file's metadata (``fathom.units``), else
 made before units were recorded, its settings (relative depth; normalisation and invert are enough to
 align it, see engine.units.relative_units).
 """
+
 from pathlib import Path
 
 import bpy
@@ -21,7 +22,7 @@ from ...engine.units import DepthUnits, distances, relative_units
 from ..generation.results import IMAGE_KEY
 from . import common
 
-UNITS_KEY = "units"   # inside the image's IMAGE_KEY property
+UNITS_KEY = "units"  # inside the image's IMAGE_KEY property
 
 
 def image_units(image):
@@ -39,8 +40,9 @@ def image_units(image):
             return units
     if info is not None and info.get("model") not in (None, "scene-z") and "settings" in info:
         settings = info["settings"]
-        return relative_units(settings.get("normalization", "standard"), bool(settings.get("invert", False)),
-                              source=info["model"])
+        return relative_units(
+            settings.get("normalization", "standard"), bool(settings.get("invert", False)), source=info["model"]
+        )
     return None
 
 
@@ -60,6 +62,7 @@ def image_distances(image):
 
 def distance_at(image, u, v):
     from ...engine.metric import sample
+
     units = image_units(image)
     if units is None or not units.has_distances:
         return None

@@ -2,6 +2,7 @@
 extension: the render is the picture, Scene Z results know their distances, depth of field focuses in scene
 units, a network's relative map is aligned to metric depth (sidebar operator, CLI, Python API), and what the
 setups make is kept with the .blend."""
+
 import json
 import os
 import re
@@ -28,7 +29,9 @@ def aim(scene, target):
 
 
 def test_render_depth_displacement_reproduces_the_render_under_agx(blender):
-    got = blender(SCENE + """
+    got = blender(
+        SCENE
+        + """
 from bl_ext.user_default.fathom import api
 scene = build_scene(checker=6.0)
 view = [scene.view_settings.view_transform, scene.view_settings.look, scene.view_settings.exposure,
@@ -54,18 +57,21 @@ emit({"view": view, "psnr": psnr(same, original, np.ones(same.shape[:2], bool)),
       "pictures": sorted(i.name for i in bpy.data.images if i.get("fathom_setup") == "picture"),
       "generated": sorted(os.listdir(tmp + "/generated")),
       "params": plane["fathom_params"].to_dict()})
-""")
+"""
+    )
     print(json.dumps(got))
-    assert got["view"] == ["AgX", "None", 0.0, 1.0, "sRGB"]    # Blender's defaults, untouched
+    assert got["view"] == ["AgX", "None", 0.0, 1.0, "sRGB"]  # Blender's defaults, untouched
     assert got["psnr"] >= 35.0, got
-    assert got["moved_psnr"] < 25.0, got                           # a moved camera sees the relief
-    assert got["texture"][1:] == ["Linear Rec.709", True, True]    # the render's scene-linear pixels, kept
+    assert got["moved_psnr"] < 25.0, got  # a moved camera sees the relief
+    assert got["texture"][1:] == ["Linear Rec.709", True, True]  # the render's scene-linear pixels, kept
     assert len(got["pictures"]) == 1 and got["params"]["metric"]
     assert len([f for f in got["generated"] if f.endswith("_picture_001.exr")]) == 1
 
 
 def test_a_display_referred_picture_renders_back_as_itself_under_agx(blender):
-    got = blender(SCENE + """
+    got = blender(
+        SCENE
+        + """
 scene = build_scene(checker=6.0)
 rgb, depth, z, background = picture_and_depth(scene)   # rgb: the AgX render as a display-referred PNG
 load_picture(rgb, "photo"); load_depth(depth)
@@ -78,13 +84,17 @@ scene.cycles.filter_width = 0.01
 same = rendered(scene)
 picture = np.rint(np.clip(rgb, 0, 1) * 255) / 255   # what the PNG holds
 emit({"psnr": psnr(same, picture, np.ones(same.shape[:2], bool)), "note": plane["fathom_params"]["colour"]})
-""")
+"""
+    )
     print(json.dumps(got))
     assert got["psnr"] >= 35.0 and "inverse of the scene's AgX view" in got["note"], got
 
 
 def test_dof_focuses_on_the_centre_in_scene_units(blender, fathom_cli, tmp_path):
-    got = blender(SCENE + CENTRE_DISTANCE + """
+    got = blender(
+        SCENE
+        + CENTRE_DISTANCE
+        + """
 from mathutils import Vector
 from bl_ext.user_default.fathom import api
 scene = build_scene()
@@ -95,7 +105,8 @@ from bl_ext.user_default.fathom.engine.encode import read_metadata
 meta = result.image["fathom"].to_dict()
 emit({"true": centre_distance(scene), "image": result.image.name, "units": meta["units"], "model": meta["model"],
       "file": read_metadata(result.path)})
-""")
+"""
+    )
     out = fathom_cli("setup", "dof", "--save", blend=tmp_path / "shot.blend")
     assert out.returncode == 0, out.stderr
     focus = float(re.search(r"focus ([0-9.e+]+) scene units", out.stdout).group(1))
@@ -111,7 +122,9 @@ emit({"true": centre_distance(scene), "image": result.image.name, "units": meta[
 
 def test_metric_alignment_recovers_scene_distances(blender, oracle_model_file, catalog_for, fathom_cli, tmp_path):
     catalog = catalog_for(da2_small=oracle_model_file)
-    got = blender(SCENE + """
+    got = blender(
+        SCENE
+        + """
 from bl_ext.user_default.fathom import api
 from bl_ext.user_default.fathom.bridge.setups import units
 from bl_ext.user_default.fathom.engine.exr import write_exr
@@ -136,23 +149,51 @@ emit({"relative": relative is None, "median": float(np.median(rel)), "p75": floa
       "residual": fit.residual, "same": again == metric, "name": metric.name, "depth": result.image.name,
       "metric_images": sorted(i.name for i in bpy.data.images if i.get("fathom_setup") == "metric"),
       "panel": hasattr(bpy.types, "FATHOM_PT_setups_view3d"), "fake_user": metric.use_fake_user})
-""", catalog=catalog)
+""",
+        catalog=catalog,
+    )
     print(json.dumps(got))
-    assert got["relative"]                    # a network's map alone has no distances
+    assert got["relative"]  # a network's map alone has no distances
     assert got["median"] < 0.01 and got["residual"] < 0.01, got
     assert got["same"] and got["metric_images"] == [got["name"]] and got["fake_user"]
     out = fathom_cli("setup", "metric", "--depth", got["depth"], blend=tmp_path / "shot.blend", catalog=catalog)
     assert out.returncode == 0 and "median error" in out.stdout, out.stderr
-    points = fathom_cli("setup", "metric", "--depth", got["depth"], "--point", "0.1", "0.2", "5",
-                        "--point", "0.5", "0.6", "9", blend=tmp_path / "shot.blend", catalog=catalog)
+    points = fathom_cli(
+        "setup",
+        "metric",
+        "--depth",
+        got["depth"],
+        "--point",
+        "0.1",
+        "0.2",
+        "5",
+        "--point",
+        "0.5",
+        "0.6",
+        "9",
+        blend=tmp_path / "shot.blend",
+        catalog=catalog,
+    )
     assert points.returncode == 0 and "2 picked points" in points.stdout, points.stderr
-    bad = fathom_cli("setup", "metric", "--depth", got["depth"], "--point", "0.1", "0.2", "5",
-                     blend=tmp_path / "shot.blend", catalog=catalog)
+    bad = fathom_cli(
+        "setup",
+        "metric",
+        "--depth",
+        got["depth"],
+        "--point",
+        "0.1",
+        "0.2",
+        "5",
+        blend=tmp_path / "shot.blend",
+        catalog=catalog,
+    )
     assert bad.returncode != 0 and "at least two points" in bad.stderr
 
 
 def test_what_setups_make_is_kept_and_updated_in_place(blender, tmp_path):
-    got = blender(SCENE + """
+    got = blender(
+        SCENE
+        + """
 scene = build_scene()
 rgb, depth, z, background = picture_and_depth(scene)
 load_picture(rgb, "source"); load_depth(depth)
@@ -165,7 +206,8 @@ bpy.ops.wm.save_mainfile()
 bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")
 emit({"files": sorted(os.listdir(tmp + "/generated")),
       "kept": sorted(i.name for i in bpy.data.images if i.get("fathom_setup") in ("stereo", "normal"))})
-""")
+"""
+    )
     assert got["kept"] == ["depth normal", "source stereo"], got
     assert not any(re.search(r"_00[2-9]\.", f) for f in got["files"]), got["files"]
     for name in got["files"]:
