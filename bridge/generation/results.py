@@ -102,6 +102,8 @@ def load_result(path: Path, depth_map, source: dict):
         "model": depth_map.model,
         "near_is_bright": bool(depth_map.near_is_bright),
     }
+    if depth_map.units is not None:  # what the values mean: bridge.setups.units reads it
+        image[IMAGE_KEY]["units"] = depth_map.units.to_metadata()
     return image
 
 

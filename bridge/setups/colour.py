@@ -124,7 +124,7 @@ def display_to_scene_linear(rgb, scene, picture_space="sRGB"):
         picture_space = None  # not a display space Blender knows: read it as the display's own encoding
     try:
         forward = _display_pipeline(scene, cfg, picture_space)
-        inverse = forward.createEditableCopy()
+        inverse = _display_pipeline(scene, cfg, picture_space)
         inverse.setDirection(lib.TRANSFORM_DIR_INVERSE)
         light = _apply(cfg.getProcessor(inverse).getDefaultCPUProcessor(), rgb)
         back = _apply(cfg.getProcessor(forward).getDefaultCPUProcessor(), light)

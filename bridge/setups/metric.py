@@ -49,14 +49,14 @@ def align_to_scene_z(scene, depth, *, camera=None, view_layer=None, progress=Non
     z, background, _ = scene_z.render_z(scene, camera=camera, view_layer=view_layer, progress=progress)
     known = np.where(background, np.inf, z)
     fit = align(common.depth_array(depth), relative, known, what=f"Scene Z of scene '{scene.name}'")
-    return _metric_result(depth, fit), fit
+    return _metric_result(depth, fit)
 
 
 def align_to_points(depth, points):
     """Fit ``depth`` to picked points [(u, v, distance), ...] (u from the left, v from the bottom, 0..1)."""
     depth = common.find_image(depth, "depth image")
     fit = align_points(common.depth_array(depth), _check_relative(depth), points)
-    return _metric_result(depth, fit), fit
+    return _metric_result(depth, fit)
 
 
 def _metric_result(depth, fit):
@@ -72,4 +72,4 @@ def _metric_result(depth, fit):
     info.update(model=fit.units.fit.get("model", ""), near_is_bright=bool(info.get("near_is_bright", True)))
     image["fathom"] = info
     units.set_image_units(image, fit.units)
-    return image
+    return image, fit

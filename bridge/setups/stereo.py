@@ -1,6 +1,6 @@
 """Stereo pairs from a picture and its depth (engine.stereo), written under //generated/ as 8-bit PNG
-(never over an existing file) and loaded as an image. Re-running for the same picture updates the
-same image datablock with the new file."""
+and loaded as an image kept with the .blend. Re-running for the same picture and layout updates that
+image and its file in place (common.keep_generated)."""
 
 import numpy as np
 
@@ -20,13 +20,14 @@ def resample(values, shape):
     return values[rows][:, cols]
 
 
-def setup(picture, depth, *, divergence=2.5, layout="SIDE_BY_SIDE", fill=True, folder=None):
-    """Write the stereo image of ``picture`` and ``depth`` (near = bright); returns the loaded image."""
+def setup(picture, depth, *, divergence=2.5, layout="SIDE_BY_SIDE", fill=True, folder=None, scene=None):
+    """Write the stereo image of ``picture`` and ``depth`` (near = bright); returns the loaded image. A
+    scene-referred picture (the render's float pixels) is shown as ``scene``'s colour management shows it."""
     depth = common.find_image(depth, "depth image")
     picture = common.find_image(picture, "picture")
     if layout not in LAYOUTS:
         raise common.SetupError(f"Unknown stereo layout {layout!r}: use one of {', '.join(LAYOUTS)}.")
-    rgb = common.picture_array(picture)
+    rgb = common.picture_array(picture, scene)
     values = common.depth_array(depth)
     if values.shape != rgb.shape[:2]:
         values = resample(values, rgb.shape[:2])
@@ -43,17 +44,13 @@ def setup(picture, depth, *, divergence=2.5, layout="SIDE_BY_SIDE", fill=True, f
             }
         },
     )
-    path = common.write_generated(f"{picture.name}_stereo_{LAYOUTS[layout]}", ".png", data, folder)
-    return _load(path, picture, layout)
-
-
-def _load(path, picture, layout):
-    key = f"{picture.name}|{layout}"
-    image = next((i for i in common.bpy.data.images if common.tagged(i, KIND) and i.get("fathom_for") == key), None)
-    if image is None:
-        image = common.load_generated(path, non_color=False, kind=KIND)
-        image["fathom_for"] = key
-        image.name = f"{picture.name} stereo"
-    else:
-        common.reload_generated(image, path)
-    return image
+    return common.keep_generated(
+        KIND,
+        f"{picture.name}|{layout}",
+        f"{picture.name}_stereo_{LAYOUTS[layout]}",
+        ".png",
+        data,
+        non_color=False,
+        name=f"{picture.name} stereo",
+        folder=folder,
+    )

@@ -100,10 +100,20 @@ from bl_ext.user_default.fathom import api
 scene = build_scene()
 aim(scene, (1.4, 2.0, 1.1))   # the middle cube
 result = api.generate_depth(source="render", backend="scene-z")
+# Fog in scene units: none at 5, full at 30, linear in distance between (a black picture, white fog).
+z, background, _ = scene_z.render_z(scene)
+black = load_picture(np.zeros((H, W, 3)), "black")
+assert bpy.ops.fathom.setup_fog(depth=result.image.name, picture="black", color=(1, 1, 1), near=5.0, far=30.0) == \
+    {"FINISHED"}
+fogged = render_capture.capture_compositor(scene, linear=True)[0][..., 0]
+expected = np.where(background, 1.0, np.clip((z - 5.0) / 25.0, 0.0, 1.0))
+fog_error = float(np.abs(fogged - expected).max())
+bpy.ops.fathom.remove_setup(kind="FOG")
 bpy.ops.wm.save_mainfile()
 from bl_ext.user_default.fathom.engine.encode import read_metadata
 meta = result.image["fathom"].to_dict()
 emit({"true": centre_distance(scene), "image": result.image.name, "units": meta["units"], "model": meta["model"],
+      "fog_error": fog_error,
       "file": read_metadata(result.path)})
 """
     )
@@ -114,6 +124,7 @@ emit({"true": centre_distance(scene), "image": result.image.name, "units": meta[
     assert focus == pytest.approx(got["true"], rel=0.01), (out.stdout, got)
     assert got["units"]["source"] == "scene-z" and got["units"]["quantity"] == "inverse-distance"
     assert got["model"] == "scene-z"
+    assert got["fog_error"] < 1e-3, got["fog_error"]  # fog from real distances
     meta = got["file"]
     assert json.loads(meta["fathom.units"])["source"] == "scene-z" and meta["fathom.model"] == "scene-z"
     picked = fathom_cli("setup", "dof", "--focus-at", "0.5", "0.5", blend=tmp_path / "shot.blend")
