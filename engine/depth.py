@@ -5,7 +5,8 @@
 
 The flow is prepare (preprocess.py) -> session.run (session.py, cached) -> back to the source
 size (``post_resize``) -> normalize.py. Past ``max_tokens`` per pass the picture goes through
-tiling.py instead of one pass, which keeps memory bounded at any resolution.
+tiling.py (or one pass at the largest resolution that fits, if the settings ask for the whole
+picture only), which keeps memory bounded at any resolution.
 """
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ from .errors import CancelledError
 from .imageio import Picture, read_array
 from .normalize import normalize
 from .session import get_session
-from .settings import DEFAULT_RESOLUTION, DepthSettings
-from .tiling import merge_tiles, tile_side
+from .settings import DepthSettings
+from .tiling import merge_detail, one_pass_resolution, tile_overlap, tile_side, tokens
 
 # Tokens in one network pass. 55 x 55 patches (a 770-pixel square) peak at about 1.9 GiB on the
 # CPU with DA-V2 Small (measured); beyond it the picture is tiled. Attention memory grows with
@@ -71,7 +72,11 @@ def _finish(disparity, source_hw, settings, model_name, network_hw, tiles, timin
 
 def estimate(image, settings=None, model_path=None, *, progress=None, cancel=None,
              max_tokens=DEFAULT_MAX_TOKENS, model_name=None):
-    """Depth of one picture. ``model_path`` is an ONNX file with the DA-V2 contract."""
+    """Depth of one picture. ``model_path`` is an ONNX file with the DA-V2 contract.
+
+    Past ``max_tokens`` per pass, ``settings.tiling`` decides: "detail" runs a whole-picture pass
+    and tiles (tiling.py) when the picture has more detail than that pass can see; "whole" runs
+    the one pass at the largest resolution that fits. ``DepthMap.tiles`` says which happened."""
     settings = (settings or DepthSettings()).validated()
     steps = _Steps(progress, cancel)
     started = time.perf_counter()
@@ -83,56 +88,53 @@ def estimate(image, settings=None, model_path=None, *, progress=None, cancel=Non
     timings = {}
     steps.check()
     steps.report(0.0, "Preparing the picture")
-    if (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH) <= max_tokens:
-        t = time.perf_counter()
-        tensor, _ = preprocess.prepare(rgb, settings.resolution)
-        timings["preprocess"] = time.perf_counter() - t
-        steps.report(0.1, "Estimating depth")
-        t = time.perf_counter()
-        disparity = session.run(tensor)[0]
-        timings["inference"] = time.perf_counter() - t
-        steps.check()
-        result = _finish(disparity, (h, w), settings, name, (net_h, net_w), 1, timings, started)
-    else:
-        result = _estimate_tiled(rgb, session, settings, name, (net_h, net_w), max_tokens, steps, timings, started)
+    resolution = settings.resolution
+    if tokens((net_h, net_w)) > max_tokens:
+        resolution = one_pass_resolution(h, w, settings.resolution, max_tokens)
+        # Tiles only where they can add something: a picture no larger than the one pass sees
+        # has no detail for them to find.
+        if settings.tiling == "detail" and min(h, w) > min(preprocess.network_size(h, w, resolution)):
+            result = _estimate_tiled(rgb, session, settings, name, (net_h, net_w), resolution, max_tokens,
+                                     steps, timings, started)
+            steps.report(1.0, "Depth ready")
+            return result
+    t = time.perf_counter()
+    tensor, size = preprocess.prepare(rgb, resolution)
+    timings["preprocess"] = time.perf_counter() - t
+    steps.report(0.1, "Estimating depth")
+    t = time.perf_counter()
+    disparity = session.run(tensor)[0]
+    timings["inference"] = time.perf_counter() - t
+    steps.check()
+    result = _finish(disparity, (h, w), settings, name, size, 1, timings, started)
     steps.report(1.0, "Depth ready")
     return result
 
 
-def _estimate_tiled(rgb, session, settings, name, net_hw, max_tokens, steps, timings, started):
+def _estimate_tiled(rgb, session, settings, name, net_hw, guide_resolution, max_tokens, steps, timings, started):
     h, w = rgb.shape[:2]
     net_h, net_w = net_hw
     t = time.perf_counter()
-    # Global pass at the largest resolution that fits one pass, for consistency across tiles.
-    base = min(DEFAULT_RESOLUTION, settings.resolution)
-    while True:
-        gh, gw = preprocess.network_size(h, w, base)
-        if (gh // preprocess.PATCH) * (gw // preprocess.PATCH) <= max_tokens or base <= preprocess.PATCH:
-            break
-        base -= preprocess.PATCH
-    global_tensor, _ = preprocess.prepare(rgb, base)
-    steps.report(0.05, "Global pass")
+    # The guide: the whole picture in one pass, at the largest resolution that fits one.
+    global_tensor, _ = preprocess.prepare(rgb, guide_resolution)
+    steps.report(0.05, "Whole-picture pass")
     guide = session.run(global_tensor)[0]
     del global_tensor
-    guide = preprocess.resize_plane(guide, (net_h, net_w))
     picture = preprocess.resize_rgb(rgb, (net_h, net_w))  # the pixels a single pass would see
     timings["preprocess"] = time.perf_counter() - t
     steps.check()
 
     tile = tile_side(max_tokens)
-    overlap = max(preprocess.PATCH, (tile // 4) // preprocess.PATCH * preprocess.PATCH)
-    count = [0]
 
     def run_tile(y, x, th, tw):
-        count[0] += 1
         return session.run(preprocess.to_tensor(picture[y:y + th, x:x + tw]))[0]
 
     t = time.perf_counter()
-    disparity = merge_tiles(net_h, net_w, tile, overlap, run_tile, guide, net_h / gh, cancel=steps.cancel,
-                            progress=lambda f, msg: steps.report(0.1 + 0.85 * f, msg))
+    disparity, count = merge_detail(net_h, net_w, tile, tile_overlap(tile), run_tile, guide, cancel=steps.cancel,
+                                    progress=lambda f, msg: steps.report(0.1 + 0.85 * f, msg))
     timings["inference"] = time.perf_counter() - t
     del picture, guide
-    return _finish(disparity, (h, w), settings, name, (min(tile, net_h), min(tile, net_w)), count[0],
+    return _finish(disparity, (h, w), settings, name, (min(tile, net_h), min(tile, net_w)), count,
                    timings, started)
 
 
@@ -153,12 +155,12 @@ def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, prog
         steps.check()
         h, w = frames[i].shape[:2]
         net_h, net_w = preprocess.network_size(h, w, settings.resolution)
-        if (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH) > max_tokens:
+        if tokens((net_h, net_w)) > max_tokens:
             results.append(estimate(frames[i], settings, model_path, cancel=cancel, max_tokens=max_tokens,
                                     model_name=name))
             i += 1
         else:
-            per_frame = (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH)
+            per_frame = tokens((net_h, net_w))
             # Attention memory grows with frames x tokens squared: keep a batch within one full pass.
             limit = max(1, min(batch_size, (max_tokens * max_tokens) // (per_frame * per_frame)))
             group = [frames[i]]
