@@ -91,7 +91,7 @@ def _blur(plane, sigma):
 
 # How coarse the low-pass is whose removal leaves the band a tile's scale is judged on, in tile
 # sides: fine enough that a smooth error across the tile is gone from the band.
-_BAND_CELLS = 8
+_BAND_CELLS = 16
 # The guide's share is blurred by this many guide pixels (sigma): tile errors are smooth at
 # tile scale, so this loses nothing of the correction and keeps every edge the tiles' own.
 _CORRECTION_SIGMA = 1.5
