@@ -29,7 +29,7 @@ __all__ = ("Result", "generate_depth", "models", "download_model", "verify_model
 
 _SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
 _BACKENDS = {"local": "LOCAL", "server": "SERVER", "scene-z": "SCENE_Z"}
-_SETTINGS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format")
+_SETTINGS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format", "tiling")
 
 
 @dataclass
@@ -46,7 +46,7 @@ def generate_depth(*, image=None, filepath=None, source=None, backend=None, outp
     """Estimate a depth map and add it to the scene, like Generate Depth. ``image`` (a name or an
     Image) or ``filepath`` pick the source, else ``source`` ('image', 'file', 'render',
     'compositor'), else the scene's Depth settings. ``settings``: model, resolution, invert,
-    post_resize, normalization, output_format (they override the scene's for this call). With the
+    post_resize, normalization, output_format, tiling (they override the scene's for this call). With the
     server backend an identical earlier result is reused (no tokens) unless ``force``: ``reused``
     is then True, and the file, image and depth map are the earlier ones (read back from its file)."""
     unknown = set(settings) - set(_SETTINGS)

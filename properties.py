@@ -17,6 +17,12 @@ NORMALIZATIONS = (
     ("v2-style", "V2-Style", "Depth Anything V2's own scaling of its disparity"),
     ("raw", "Raw", "The network's relative disparity, unscaled"),
 )
+TILINGS = (
+    ("detail", "Sharp Detail (Tiled)",
+     "Past what one network pass holds: the whole picture's shape from one pass, fine detail from tiles (slower)"),
+    ("whole", "Whole Picture Only",
+     "Past what one network pass holds: one pass at the largest resolution that fits (faster, softer)"),
+)
 OUTPUT_FORMATS = (
     ("exr32", "EXR 32-bit", "Float EXR, exact: best for displacement"),
     ("exr16", "EXR 16-bit", "Half-float EXR, half the size"),
@@ -52,11 +58,12 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
                               description="Bring the depth map back to the source's size")
     normalization: EnumProperty(name="Normalization", items=NORMALIZATIONS, default="standard")
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
+    tiling: EnumProperty(name="Detail", items=TILINGS, default="detail")
 
     def depth_settings(self, threads: int = 0) -> DepthSettings:
         return DepthSettings(model=self.model or DEFAULT_MODEL, resolution=self.resolution, invert=self.invert,
                              post_resize=self.post_resize, normalization=self.normalization,
-                             output_format=self.output_format, threads=threads).validated()
+                             output_format=self.output_format, threads=threads, tiling=self.tiling).validated()
 
 
 class FathomSetupSettings(bpy.types.PropertyGroup):

@@ -18,7 +18,7 @@ import sys
 import bpy
 
 from ..engine.errors import FathomError, ImageError, ModelError
-from ..engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS
+from ..engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS, TILINGS
 from . import pipeline, results
 from .render_capture import RenderCaptureError
 from .setups import cli as setups_cli
@@ -59,6 +59,7 @@ def _parser():
     gen.add_argument("--invert", action="store_true", default=None, help="far = bright")
     gen.add_argument("--normalization", choices=NORMALIZATIONS)
     gen.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS)
+    gen.add_argument("--tiling", choices=TILINGS, help="past one network pass: detail (tiled, default) or whole")
 
     models = sub.add_parser("models", help="list, download or verify depth models")
     pend = sub.add_parser("pending", help="paid depth maps this file still waits for from the depth server")
@@ -146,7 +147,7 @@ def _generate(args) -> int:
         kwargs.update(force=args.force, allow_online=args.online_mode)
     if needs_name:
         kwargs["image" if kind == "image" else "filepath"] = rest[0]
-    overrides = {k: getattr(args, k) for k in ("model", "resolution", "invert", "normalization", "output_format")
+    overrides = {k: getattr(args, k) for k in ("model", "resolution", "invert", "normalization", "output_format", "tiling")
                  if getattr(args, k) is not None}
     try:
         job, image, node = pipeline.generate(bpy.context, overrides=overrides, **kwargs)

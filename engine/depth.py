@@ -34,8 +34,13 @@ class DepthMap:
     model: str
     settings: DepthSettings
     network_size: tuple             # (h, w) the network saw (per tile when tiled)
-    tiles: int = 1
+    tiles: int = 1                  # network passes over tiles; 1: one pass over the whole picture
     timings: dict = field(default_factory=dict)
+
+    def describe(self):
+        """What a result file records about how the map was made: tiled or not, and how many tiles."""
+        return {"fathom.tiled": self.tiles > 1, "fathom.tiles": int(self.tiles),
+                "fathom.network_size": [int(s) for s in self.network_size]}
 
 
 def as_rgb(image):
@@ -75,8 +80,8 @@ def estimate(image, settings=None, model_path=None, *, progress=None, cancel=Non
     """Depth of one picture. ``model_path`` is an ONNX file with the DA-V2 contract.
 
     Past ``max_tokens`` per pass, ``settings.tiling`` decides: "detail" runs a whole-picture pass
-    and tiles (tiling.py) when the picture has more detail than that pass can see; "whole" runs
-    the one pass at the largest resolution that fits. ``DepthMap.tiles`` says which happened."""
+    and tiles (tiling.py); "whole" runs one pass at the largest resolution that fits.
+    ``DepthMap.tiles`` and ``network_size`` say which happened."""
     settings = (settings or DepthSettings()).validated()
     steps = _Steps(progress, cancel)
     started = time.perf_counter()
@@ -91,9 +96,7 @@ def estimate(image, settings=None, model_path=None, *, progress=None, cancel=Non
     resolution = settings.resolution
     if tokens((net_h, net_w)) > max_tokens:
         resolution = one_pass_resolution(h, w, settings.resolution, max_tokens)
-        # Tiles only where they can add something: a picture no larger than the one pass sees
-        # has no detail for them to find.
-        if settings.tiling == "detail" and min(h, w) > min(preprocess.network_size(h, w, resolution)):
+        if settings.tiling == "detail":
             result = _estimate_tiled(rgb, session, settings, name, (net_h, net_w), resolution, max_tokens,
                                      steps, timings, started)
             steps.report(1.0, "Depth ready")
@@ -133,7 +136,7 @@ def _estimate_tiled(rgb, session, settings, name, net_hw, guide_resolution, max_
     disparity, count = merge_detail(net_h, net_w, tile, tile_overlap(tile), run_tile, guide, cancel=steps.cancel,
                                     progress=lambda f, msg: steps.report(0.1 + 0.85 * f, msg))
     timings["inference"] = time.perf_counter() - t
-    del picture, guide
+    picture = guide = None  # free them before the resize back (the tile closure holds the name only)
     return _finish(disparity, (h, w), settings, name, (min(tile, net_h), min(tile, net_w)), count,
                    timings, started)
 

@@ -14,7 +14,7 @@ class FATHOM_OT_add_depth_preset(AddPresetBase, bpy.types.Operator):
     preset_subdir = PRESET_SUBDIR
     preset_defines = ["props = bpy.context.scene.fathom"]
     preset_values = ["props.model", "props.resolution", "props.invert", "props.post_resize",
-                     "props.normalization", "props.output_format"]
+                     "props.normalization", "props.output_format", "props.tiling"]
 
 
 classes = (FATHOM_OT_add_depth_preset,)

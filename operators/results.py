@@ -95,7 +95,7 @@ class FATHOM_OT_regenerate_result(_ResultOperator, bpy.types.Operator):
         return bpy.ops.fathom.generate_depth("EXEC_DEFAULT" if bpy.app.background else "INVOKE_DEFAULT")
 
 
-_SETTING_PROPS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format")
+_SETTING_PROPS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format", "tiling")
 _KINDS = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
 
 

@@ -1,7 +1,8 @@
 """The "Depth" sidebar tab in the 3D Viewport, the Image Editor and the Compositor: one draw function."""
 import bpy
 
-from ..bridge import jobs, pending, remote
+from ..bridge import jobs, pending, remote, results
+from ..bridge.setups import common as setups_common
 from ..preferences import addon_preferences
 
 
@@ -35,6 +36,7 @@ def draw_depth(layout, context):
             col.prop(props, "filepath")
         col.prop(props, "model")
         col.prop(props, "resolution")
+        col.prop(props, "tiling")
         col.prop(props, "post_resize")
 
     col = layout.column()
@@ -60,6 +62,10 @@ def draw_depth(layout, context):
         row.operator("fathom.regenerate_result", icon="FILE_REFRESH")
         row.operator("fathom.mark_asset", icon="ASSET_MANAGER")
         row.operator("fathom.delete_result", text="Delete", icon="TRASH")
+        shown = setups_common.default_depth_image(context)  # how the newest (or shown) result was made
+        tiles = shown[results.IMAGE_KEY].get("tiles") if shown is not None else None
+        if tiles:
+            body.label(text=f"{shown.name}: {'one pass' if tiles == 1 else f'{tiles} tiles'}", icon="INFO")
 
 
 def draw_server(layout, context, idle=True):

@@ -153,7 +153,7 @@ def structured_scene(h, w, seed=0):
         r0, r1 = y0 + (y1 - y0) // 4, y1 - (y1 - y0) // 4
         edges += [(r0, r1, x0), (r0, r1, x1)]
     # Flat walls with bars of 1, 2, 4 and 8 px, in bands across the whole width.
-    period = max(24, int(round(64 * k)))
+    period = max(24, round(64 * k))
     for band, (fy, wall) in enumerate(((0.10, 0.30), (0.36, 0.40), (0.55, 0.35))):
         y0, y1 = int(fy * h), int(fy * h + 40 * k) + 8
         d[y0:y1, :] = wall
@@ -167,7 +167,7 @@ def structured_scene(h, w, seed=0):
             i += 1
     # A fence: posts of 6 px every 18 px (scaled) in front of the room, near the bottom.
     fy0, fy1 = int(0.90 * h), int(0.97 * h)
-    post, gap = max(2, int(round(6 * k))), max(6, int(round(18 * k)))
+    post, gap = max(2, round(6 * k)), max(6, round(18 * k))
     for col in range(0, w, gap):
         d[fy0:fy1, col:col + post] = 0.9
     return _picture("structured", np.clip(d, 0.0, 1.0), seed, edges=edges, bars=bars)
@@ -234,7 +234,7 @@ def seam_lines(source_len, net_len, tile, overlap):
     for s in tile_starts(net_len, tile, overlap):
         for p in (s, s + overlap, s + tile - overlap, s + tile):
             if 0 < p < net_len:
-                lines.add(int(round(p * source_len / net_len)))
+                lines.add(round(p * source_len / net_len))
     return sorted(line for line in lines if 2 <= line < source_len - 2)
 
 
