@@ -83,15 +83,18 @@ def quality():
 def _child(model, h, w, resolution, tiling):
     """One estimate in a fresh interpreter: peak resident memory and time."""
     code = (
-        "import resource, sys, json, time; sys.path.insert(0, %r)\n"
+        "import resource, sys, json, time\n"
+        "root, h, w, resolution, tiling, model = sys.argv[1:]\n"
+        "sys.path.insert(0, root)\n"
         "from bench.engine_bench import photo\n"
         "from engine.depth import estimate\nfrom engine.settings import DepthSettings\n"
-        "rgb = photo(%d, %d)\nt = time.perf_counter()\n"
-        "r = estimate(rgb, DepthSettings(resolution=%d, tiling=%r), %r)\n"
+        "rgb = photo(int(h), int(w))\nt = time.perf_counter()\n"
+        "r = estimate(rgb, DepthSettings(resolution=int(resolution), tiling=tiling), model)\n"
         "print(json.dumps({'peak': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,"
         " 'tiles': r.tiles, 'net': list(r.network_size), 'seconds': time.perf_counter() - t}))\n"
-    ) % (str(ROOT), h, w, resolution, tiling, str(model))
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(ROOT), str(h), str(w), str(resolution), tiling, str(model)],
+                         check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -238,17 +238,24 @@ def seam_lines(source_len, net_len, tile, overlap):
     return sorted(line for line in lines if 2 <= line < source_len - 2)
 
 
-def seam_jump(err, truth, rows, cols):
-    """(largest mean |error step| across a seam line, the picture's own largest elsewhere).
+def _kinks(err, mask, axis):
+    """Per line between pixels i and i+1 along ``axis``: mean |step - local trend| away from depth
+    steps, where the trend is the mean of the neighbouring steps. A smooth error (a slope, a
+    bias, a raised-cosine blend) scores nothing; a jump or a crease scores its size."""
+    e = np.moveaxis(err, axis, 0)
+    m = np.moveaxis(mask, axis, 0)
+    step = np.diff(e, axis=0)
+    off = np.zeros_like(step)
+    off[1:-1] = np.abs(step[1:-1] - 0.5 * (step[:-2] + step[2:]))
+    ok = np.zeros(step.shape, bool)
+    ok[1:-1] = m[1:-2] & m[2:-1] & m[:-3] & m[3:]
+    return (off * ok).sum(axis=1) / np.maximum(ok.sum(axis=1), 1)
 
-    A line's jump is the mean over the line of |err[i+1] - err[i]| away from depth steps."""
+
+def seam_jump(err, truth, rows, cols):
+    """(largest jump across a seam line, the picture's own largest elsewhere), with _kinks."""
     mask = ~edge_mask(truth, 3)
-    dx = np.abs(np.diff(err, axis=1))
-    dy = np.abs(np.diff(err, axis=0))
-    mx = (mask[:, 1:] & mask[:, :-1])
-    my = (mask[1:] & mask[:-1])
-    per_col = (dx * mx).sum(axis=0) / np.maximum(mx.sum(axis=0), 1)   # line between col c and c+1
-    per_row = (dy * my).sum(axis=1) / np.maximum(my.sum(axis=1), 1)
+    per_col, per_row = _kinks(err, mask, 1), _kinks(err, mask, 0)
     seam_c = {c + o for c in cols for o in (-2, -1, 0, 1) if 0 <= c + o < per_col.size}
     seam_r = {r + o for r in rows for o in (-2, -1, 0, 1) if 0 <= r + o < per_row.size}
     seam = max([per_col[c] for c in seam_c] + [per_row[r] for r in seam_r] + [0.0])
