@@ -147,7 +147,8 @@ def _generate(args) -> int:
         kwargs.update(force=args.force, allow_online=args.online_mode)
     if needs_name:
         kwargs["image" if kind == "image" else "filepath"] = rest[0]
-    overrides = {k: getattr(args, k) for k in ("model", "resolution", "invert", "normalization", "output_format", "tiling")
+    overrides = {k: getattr(args, k)
+                 for k in ("model", "resolution", "invert", "normalization", "output_format", "tiling")
                  if getattr(args, k) is not None}
     try:
         job, image, node = pipeline.generate(bpy.context, overrides=overrides, **kwargs)
