@@ -59,7 +59,8 @@ def quality():
                     made = estimate(scene.rgb, settings, model, max_tokens=max_tokens)
                     seconds = time.perf_counter() - t
                     got[name], depth[name] = measure(made.depth, scene, seams), made.depth
-                    print(f"    {name:>6} " + " ".join(f"{got[name].get(c, float('nan')):10.4f}" for c in COLUMNS)
+                    print(f"    {name:>6} " + " ".join(f"{got[name].get(c, float('nan')):10.{6 if c in ('seam', 'own_jump') else 4}f}"
+                                                 for c in COLUMNS)
                           + f"   {made.tiles:5d}   {seconds:7.1f}")
                 truth = scene.depth.astype(np.float64)
                 gap = fit_to_truth(depth["tiled"], truth) - fit_to_truth(depth["ideal"], truth)
