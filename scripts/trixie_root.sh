@@ -75,6 +75,7 @@ build() {
     touch "$ROOT/.fathom-debootstrap"
   fi
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+  ln -sfn ../proc/self/mounts "$ROOT/etc/mtab"  # Blender lists the mounted file systems
   mkdir -p "$(dirname "$ROOT$CA")"
   cp /etc/ssl/certs/ca-certificates.crt "$ROOT$CA"
 
