@@ -59,7 +59,8 @@ class TickMonitor:
         now = time.perf_counter()
         self.gaps.append(now - self._last)
         gaps = sorted(self.gaps)
-        return {"longest_gap_ms": round(gaps[-1] * 1000, 1), "p95_gap_ms": round(gaps[int(0.95 * (len(gaps) - 1))] * 1000, 1),
+        p95 = gaps[int(0.95 * (len(gaps) - 1))]
+        return {"longest_gap_ms": round(gaps[-1] * 1000, 1), "p95_gap_ms": round(p95 * 1000, 1),
                 "ticks": len(gaps), "seconds": round(now - self._started, 2)}
 
 
@@ -212,8 +213,8 @@ class Driver:
     @staticmethod
     def progress():
         """(fraction, message) of the running job, as the progress bar shows them, or None."""
-        module = sys.modules.get(next((m for m in sys.modules if m.startswith("bl_ext.") and m.endswith("." + EXTENSION)),
-                                      ""))
+        name = next((m for m in sys.modules if m.startswith("bl_ext.") and m.endswith("." + EXTENSION)), "")
+        module = sys.modules.get(name)
         jobs = getattr(getattr(module, "bridge", None), "jobs", None)
         running = jobs.current() if jobs is not None else None
         return None if running is None else (round(running.fraction, 3), running.message)

@@ -26,7 +26,8 @@ def test_main_thread_while_generating(window, scene_blend, catalogs, source):
     assert result["file_exists"] and result["colorspace"] == "Non-Color" and result["nodes"], result
     assert idle["ticks"] >= 2 and during["ticks"] >= 2, got  # the timer ran (how often depends on the load)
     if source == "RENDER":  # rendered by a child Blender, this very executable, in the background
-        assert any(c[0] == got["binary_path"] and {"-b", "--background"} & set(c) for c in got["children"]), got["children"]
+        children = got["children"]
+        assert any(c[0] == got["binary_path"] and {"-b", "--background"} & set(c) for c in children), children
     if during["longest_gap_ms"] > BOUND_MS:
         pytest.xfail(f"the main thread stopped for {during['longest_gap_ms']:.0f} ms while generating from "
                      f"{source.lower()} (idle with the same redraws: {idle['longest_gap_ms']:.0f} ms; "
