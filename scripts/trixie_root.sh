@@ -34,7 +34,7 @@ need_root() {
 in_root() {
   local env=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
              TERM="${TERM:-dumb}" DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
-             PIP_CERT=$CA SSL_CERT_FILE=$CA REQUESTS_CA_BUNDLE=$CA FATHOM_IN_TRIXIE_ROOT=1 FATHOM_BPY52_VENV=$VENV)
+             PYTHONDONTWRITEBYTECODE=1 PIP_CERT=$CA SSL_CERT_FILE=$CA REQUESTS_CA_BUNDLE=$CA FATHOM_IN_TRIXIE_ROOT=1 FATHOM_BPY52_VENV=$VENV)
   # The full-size stand-in models (tests/conftest.py), mounted read-only at their real path.
   local models
   models=$(realpath -q "${FATHOM_SHARED_MODELS:-$CHECKOUT/../shared/models}" || true)
@@ -104,7 +104,12 @@ case "${1:-}" in
     need_root
     [ -f "$ROOT/.fathom-packages" ] && [ -f "$ROOT$VENV/requirements.txt" ] || {
       log "$ROOT is not built yet: run scripts/trixie_root.sh build"; exit 1; }
-    in_root "$@" ;;
+    status=0
+    in_root "$@" || status=$?
+    if [ -n "${SUDO_UID:-}" ]; then  # under sudo: what the run wrote into the checkout goes back to its user
+      chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$CHECKOUT/out" "$CHECKOUT/wheels" 2>/dev/null || true
+    fi
+    exit "$status" ;;
   path) echo "$ROOT" ;;
   *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
