@@ -35,6 +35,7 @@ class DepthMap:
     network_size: tuple             # (h, w) the network saw (per tile when tiled)
     tiles: int = 1
     timings: dict = field(default_factory=dict)
+    runtime: dict = field(default_factory=dict)  # session.info: provider, graph form, fallback reason
 
 
 def as_rgb(image):
@@ -76,7 +77,7 @@ def estimate(image, settings=None, model_path=None, *, progress=None, cancel=Non
     steps = _Steps(progress, cancel)
     started = time.perf_counter()
     rgb = as_rgb(image)
-    session = get_session(model_path, settings.threads)
+    session = get_session(model_path, settings.threads, settings.device, settings.quality)
     name = model_name or settings.model
     h, w = rgb.shape[:2]
     net_h, net_w = preprocess.network_size(h, w, settings.resolution)
@@ -96,6 +97,7 @@ def estimate(image, settings=None, model_path=None, *, progress=None, cancel=Non
     else:
         result = _estimate_tiled(rgb, session, settings, name, (net_h, net_w), max_tokens, steps, timings, started)
     steps.report(1.0, "Depth ready")
+    result.runtime = dict(session.info)
     return result
 
 
@@ -144,7 +146,7 @@ def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, prog
     and would multiply memory (measured in bench/engine_bench.py), so they go one at a time."""
     settings = (settings or DepthSettings()).validated()
     steps = _Steps(progress, cancel)
-    session = get_session(model_path, settings.threads)
+    session = get_session(model_path, settings.threads, settings.device, settings.quality)
     name = model_name or settings.model
     frames = [as_rgb(f) for f in frames]
     results = []
@@ -175,6 +177,7 @@ def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, prog
             for disparity in out:
                 timings = {"preprocess": prep, "inference": infer}
                 results.append(_finish(disparity, (h, w), settings, name, (net_h, net_w), 1, timings, started))
+                results[-1].runtime = dict(session.info)
             i += len(group)
         steps.report(i / len(frames), f"Frame {i} of {len(frames)}")
     return results

@@ -13,6 +13,11 @@ MAX_RESOLUTION = 2048
 DEFAULT_RESOLUTION = 518  # Depth Anything V2's native input size
 
 NORMALIZATIONS = ("standard", "v2-style", "raw")
+# Speed against quality. best: the exact fp32 network (default); standard: int8 weights on the CPU
+# (about 1 % of the range from exact); draft: int8 and a network side of at most DRAFT_RESOLUTION.
+QUALITIES = ("best", "standard", "draft")
+DRAFT_RESOLUTION = 364
+DEVICES = ("auto", "cpu", "gpu")
 OUTPUT_FORMATS = ("exr32", "exr16", "png16", "png8")
 DEFAULT_MODEL = "da2-small"
 
@@ -26,6 +31,8 @@ class DepthSettings:
     normalization: str = "standard"
     output_format: str = "exr32"
     threads: int = 0  # onnxruntime intra-op threads; 0 lets it choose
+    quality: str = "best"
+    device: str = "auto"  # auto: a GPU when onnxruntime has one, else the CPU
 
     def validated(self) -> "DepthSettings":
         """Return the settings with names canonicalised, or raise InvalidSettingsError."""
@@ -43,4 +50,13 @@ class DepthSettings:
                 f"(the short side the network sees; {DEFAULT_RESOLUTION} is the model's native size).")
         if not isinstance(self.threads, int) or self.threads < 0:
             raise InvalidSettingsError(f"Thread count {self.threads!r} must be 0 (automatic) or more.")
-        return replace(self, normalization=norm, output_format=fmt)
+        quality, device = str(self.quality).lower(), str(self.device).lower()
+        if quality not in QUALITIES:
+            raise InvalidSettingsError(f"Unknown quality {self.quality!r}: use one of {', '.join(QUALITIES)}.")
+        if device not in DEVICES:
+            raise InvalidSettingsError(f"Unknown device {self.device!r}: use one of {', '.join(DEVICES)}.")
+        # Draft caps the network's side here, so every path (single, tiled, batched) and the recorded
+        # settings agree on what the network saw.
+        resolution = min(self.resolution, DRAFT_RESOLUTION) if quality == "draft" else self.resolution
+        return replace(self, normalization=norm, output_format=fmt, quality=quality, device=device,
+                       resolution=resolution)
