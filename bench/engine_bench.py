@@ -145,8 +145,8 @@ def versus_pytorch(repeat, models=STANDINS):
             diff = np.abs(maps[(form, quality)].depth - exact)
             spread = float(exact.max() - exact.min()) or 1.0
             note = ("exact" if quality == "best" else
-                    f"differs from exact by {100 * diff.mean() / spread:.2f} % mean, {100 * diff.max() / spread:.1f} % max "
-                    f"of the range")
+                    f"differs from exact by {100 * diff.mean() / spread:.2f} % mean, "
+                    f"{100 * diff.max() / spread:.1f} % max of the range")
             goal = 1.3 if quality == "best" else 2.0
             print(f"      {quality:8s} {took * 1000:6.0f} ms -> {torch_s / took:.2f}x the transformers pipeline "
                   f"(goal {goal}x: {'met' if torch_s / took >= goal else 'NOT met'}); {note}")

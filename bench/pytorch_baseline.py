@@ -34,7 +34,9 @@ def depth_pipeline(threads):
                                   ensure_multiple_of=14, resample=3, do_rescale=True, do_normalize=True,
                                   image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
                                   do_pad=False)
-    return pipeline("depth-estimation", model=depth_anything_small(), image_processor=processor, device="cpu")
+    model = depth_anything_small()
+    model.backbone.set_attn_implementation("sdpa")  # what from_pretrained picks for DINOv2: the faster one
+    return pipeline("depth-estimation", model=model, image_processor=processor, device="cpu")
 
 
 def run(pipe, rgb):

@@ -68,7 +68,12 @@ def optimized_model(source, cache_dir, provider="CPUExecutionProvider", int8=Fal
             return (target if info.get("optimized") else source), info
     except (OSError, ValueError):
         pass
-    info = _build(source, target, provider, int8, fused_ops)
+    try:
+        from .graph_rewrite import EXACT, INT8, STANDARD_OPS_ONLY
+    except ImportError as exc:  # a user's own install without onnx: keep the original, try again later
+        return source, {"optimized": False, "reason": f"the onnx package is missing ({exc})"}
+    passes = (EXACT if fused_ops else STANDARD_OPS_ONLY) + (INT8 if int8 else ())
+    info = build(source, target, provider, passes, INT8_TOLERANCE if int8 else TOLERANCE)
     if info.get("optimized"):
         log.info("%s: optimised graph cached at %s (%s)", source.name, target, info["passes"])
     else:
@@ -78,16 +83,14 @@ def optimized_model(source, cache_dir, provider="CPUExecutionProvider", int8=Fal
     return (target if info.get("optimized") else source), info
 
 
-def _build(source, target, provider, int8, fused_ops):
-    started = time.perf_counter()
-    try:
-        import onnx
+def build(source, target, provider, passes, tolerance):
+    """Rewrite ``source`` with ``passes`` into ``target`` if it then matches the original within
+    ``tolerance`` of the output range on the probe; the info dict says what happened."""
+    import onnx
 
-        from .graph_rewrite import EXACT, INT8, STANDARD_OPS_ONLY, rewrite
-    except ImportError as exc:  # a user's own install without onnx: keep the original, try again later
-        return {"optimized": False, "reason": f"the onnx package is missing ({exc})", "remember": False}
-    passes = (EXACT if fused_ops else STANDARD_OPS_ONLY) + (INT8 if int8 else ())
-    tolerance = INT8_TOLERANCE if int8 else TOLERANCE
+    from .graph_rewrite import rewrite
+
+    started = time.perf_counter()
     try:
         model = onnx.load(str(source))
         done = rewrite(model, passes)
@@ -124,7 +127,8 @@ def verify(original, rewritten, provider="CPUExecutionProvider", hw=PROBE_HW):
     for path in (original, rewritten):
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=list(dict.fromkeys([provider, "CPUExecutionProvider"])))
+        providers = list(dict.fromkeys([provider, "CPUExecutionProvider"]))
+        session = ort.InferenceSession(str(path), options, providers=providers)
         outs.append(session.run(None, {session.get_inputs()[0].name: probe})[0].astype(np.float64))
         del session
     a, b = outs

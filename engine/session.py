@@ -23,6 +23,7 @@ _MAX_CACHED = 2  # sessions kept alive; each holds a model's weights
 _cache = OrderedDict()
 _lock = threading.Lock()
 _folder = {"path": None}  # where optimised graphs are cached; None: beside the model store
+_last = {"info": None}     # the newest session's info, for the user interface
 
 QUALITIES = ("best", "standard", "draft")  # Best: exact fp32; Standard and Draft: int8 MatMuls on the CPU
 
@@ -68,6 +69,10 @@ class DepthSession:
             self.info["fallback"] = prov.fallback_reason(choice.primary, exc.__cause__ or exc)
             log.warning("Fathom: %s", self.info["fallback"])
             self._open((prov.CPU,))
+        if self.providers[0] != choice.primary and not self.info["fallback"]:  # onnxruntime skipped it
+            self.info["fallback"] = f"{prov.label(choice.primary)} could not start, using the CPU"
+            log.warning("Fathom: %s", self.info["fallback"])
+        _last["info"] = self.info
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or not outputs:
             raise InferenceError(f"{self.path.name} is not a depth model: it needs one image input and a depth output.")
@@ -131,8 +136,24 @@ class DepthSession:
 
     def describe(self):
         """One line for the user: where the model runs and in what form."""
-        text = f"{self.info['provider']}, {self.info['graph']} graph"
-        return f"{text} ({self.info['fallback']})" if self.info.get("fallback") else text
+        return _summary(self.info)
+
+
+def _summary(info):
+    text = f"{info['provider']}, {info['graph']} graph"
+    return f"{text} ({info['fallback']})" if info.get("fallback") else text
+
+
+def runtime_summary(device="auto"):
+    """One line for a panel: what ran the newest model, else what a run on ``device`` would use."""
+    info = _last["info"]
+    if info is not None and info.get("device") == device:
+        return _summary(info)
+    try:
+        choice = prov.choose(device, _onnxruntime().get_available_providers())
+    except InferenceError as exc:
+        return str(exc)
+    return f"{prov.label(choice.primary)}" + (f" ({choice.reason})" if choice.reason else "")
 
 
 def get_session(model_path, threads=0, device="auto", quality="best"):
