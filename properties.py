@@ -4,6 +4,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, 
 
 from .engine import catalog
 from .engine.errors import FathomError
+from .engine.providers import thread_count
 from .engine.settings import DEFAULT_MODEL, DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, DepthSettings
 
 SOURCES = (
@@ -16,6 +17,11 @@ NORMALIZATIONS = (
     ("standard", "Standard", "Min-max to 0..1 with near = bright"),
     ("v2-style", "V2-Style", "Depth Anything V2's own scaling of its disparity"),
     ("raw", "Raw", "The network's relative disparity, unscaled"),
+)
+QUALITIES = (
+    ("best", "Best", "The exact network (fp32)"),
+    ("standard", "Standard", "int8 weights on the CPU: faster, within about 1 % of Best"),
+    ("draft", "Draft", "int8 weights and at most 364 pixels a side: fastest, for previews"),
 )
 OUTPUT_FORMATS = (
     ("exr32", "EXR 32-bit", "Float EXR, exact: best for displacement"),
@@ -51,12 +57,15 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
     post_resize: BoolProperty(name="Source Size", default=True,
                               description="Bring the depth map back to the source's size")
     normalization: EnumProperty(name="Normalization", items=NORMALIZATIONS, default="standard")
+    quality: EnumProperty(name="Quality", items=QUALITIES, default="best", description="Speed against exactness")
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
 
-    def depth_settings(self, threads: int = 0) -> DepthSettings:
+    def depth_settings(self, threads: int = 0, device: str = "AUTO") -> DepthSettings:
+        # An interactive Blender keeps a core for its interface; a background one uses them all.
         return DepthSettings(model=self.model or DEFAULT_MODEL, resolution=self.resolution, invert=self.invert,
                              post_resize=self.post_resize, normalization=self.normalization,
-                             output_format=self.output_format, threads=threads).validated()
+                             output_format=self.output_format, quality=self.quality, device=device.lower(),
+                             threads=thread_count(threads, interactive=not bpy.app.background)).validated()
 
 
 class FathomSetupSettings(bpy.types.PropertyGroup):

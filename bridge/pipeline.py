@@ -55,7 +55,7 @@ class Job:
         if cancel is not None and cancel():
             raise CancelledError("Depth generation was cancelled; nothing was written.")
         metadata = {"fathom.model": self.settings.model, "fathom.settings": asdict(self.settings),
-                    "fathom.source": self.capture.source}
+                    "fathom.source": self.capture.source, "fathom.runtime": self.depth_map.runtime}
         self.path = results.write_result(self.depth_map, self.capture.name, self.target, metadata)
         return self.path
 
@@ -143,7 +143,7 @@ def prepare(context, *, source=None, image=None, filepath=None, output=None, ove
     if backend not in ("LOCAL", "SERVER", "SCENE_Z"):
         raise FathomError(f"Unknown backend {backend!r}: choose Local, Server or Scene Z in Preferences > "
                           "Add-ons > Fathom.")
-    settings = context.scene.fathom.depth_settings(prefs.threads)
+    settings = context.scene.fathom.depth_settings(prefs.threads, prefs.device)
     if overrides:
         settings = replace(settings, **overrides).validated()
     target = results.output_target(output)

@@ -99,7 +99,7 @@ def load_result(path: Path, depth_map, source: dict):
             pass
     settings = {k: v for k, v in asdict(depth_map.settings).items() if v is not None}
     image[IMAGE_KEY] = {"settings": settings, "source": dict(source), "model": depth_map.model,
-                        "near_is_bright": bool(depth_map.near_is_bright)}
+                        "near_is_bright": bool(depth_map.near_is_bright), "runtime": dict(depth_map.runtime)}
     return image
 
 

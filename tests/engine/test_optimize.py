@@ -1,7 +1,6 @@
 """Graph optimisation: both stand-in forms rewritten and verified against their originals with real
 onnxruntime, unrecognised graphs left alone (and still running), a rewrite that differs refused."""
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,11 +10,16 @@ import pytest
 from engine import optimize
 from engine.graph_rewrite import EXACT, INT8
 from engine.session import DepthSession
+from tests.conftest import SHARED_MODELS, STANDIN
 from tests.tiny_model import build_tiny_model
 
-MODELS = Path(__file__).resolve().parents[3] / "shared" / "models"
-STANDINS = {"dynamo": MODELS / "depth-anything-v2-small-standin.onnx",
-            "eager": MODELS / "depth-anything-v2-small-standin-eager.onnx"}
+STANDINS = {"dynamo": STANDIN, "eager": SHARED_MODELS / "depth-anything-v2-small-standin-eager.onnx"}
+
+
+def _standin(form):
+    if not STANDINS[form].is_file():
+        pytest.fail(f"The {form} stand-in is missing: expected {STANDINS[form]} (set FATHOM_SHARED_MODELS).")
+    return STANDINS[form]
 
 
 def _run(path, x):
@@ -32,9 +36,7 @@ def _ops(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("form", sorted(STANDINS))
 def test_standin_rewritten_fused_and_equal_to_original(form, tmp_path):
-    source = STANDINS[form]
-    if not source.is_file():
-        pytest.skip(f"{source} is not on this machine")
+    source = _standin(form)
     path, info = optimize.optimized_model(source, tmp_path)
     assert info["optimized"], info
     assert info["passes"]["attention blocks fused"] == 12 and info["passes"]["GELUs fused"] == 12
@@ -57,9 +59,7 @@ def test_standin_rewritten_fused_and_equal_to_original(form, tmp_path):
 @pytest.mark.slow
 def test_a_rewrite_that_differs_is_refused_and_the_original_kept(tmp_path):
     """int8 weights held to the exact tolerance: the verification must catch the difference."""
-    source = STANDINS["eager"]
-    if not source.is_file():
-        pytest.skip(f"{source} is not on this machine")
+    source = _standin("eager")
     target = tmp_path / "rewritten.onnx"
     info = optimize.build(source, target, "CPUExecutionProvider", EXACT + INT8, optimize.TOLERANCE)
     assert not info["optimized"] and "differs from the original" in info["reason"]
