@@ -60,6 +60,11 @@ class DepthSession:
         self.path = Path(model_path)
         self.threads, self.quality, self.optimize = int(threads), quality, optimize
         choice = prov.choose(device, ort.get_available_providers())
+        if choice.primary == "CUDAExecutionProvider" and hasattr(ort, "preload_dlls"):
+            try:  # CUDA and cuDNN installed as pip packages (nvidia-*) are found this way
+                ort.preload_dlls()
+            except Exception as exc:  # the session's own load reports what is missing
+                log.info("Fathom: onnxruntime.preload_dlls: %s", exc)
         self.info = {"device": device, "fallback": choice.reason, "threads": self.threads or "auto"}
         try:
             self._open(choice.providers)
