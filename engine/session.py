@@ -136,7 +136,8 @@ class DepthSession:
         if out.ndim == 4 and out.shape[1] == 1:  # some exports keep a channel axis
             out = out[:, 0]
         if out.ndim != 3:
-            raise InferenceError(f"{self.path.name} gave an output of shape {out.shape}; a depth model gives [batch, h, w].")
+            raise InferenceError(f"{self.path.name} gave an output of shape {out.shape}; "
+                                 "a depth model gives [batch, h, w].")
         return out
 
     def describe(self):
