@@ -49,6 +49,12 @@ def _onnxruntime():
     return ort
 
 
+def _load_error(path, exc):
+    return InferenceError(
+        f"Could not load the model {path.name}: {exc}. The file may be damaged or not an ONNX model: verify or "
+        "download it again (Preferences > Add-ons > Fathom, or `fathom models verify`).")
+
+
 class DepthSession:
     """A loaded model with its input and output names read from the file, not assumed.
 
@@ -94,12 +100,14 @@ class DepthSession:
             self._session = ort.InferenceSession(str(run_path), sess_options=options, providers=list(providers))
         except Exception as exc:
             if run_path == self.path:
-                raise InferenceError(
-                    f"Could not load the model {self.path.name}: {exc}. The file may be damaged or not an ONNX model: "
-                    "verify or download it again (Preferences > Add-ons > Fathom, or `fathom models verify`).") from exc
+                raise _load_error(self.path, exc) from exc
+            # The cached rewrite would not load here; the original may.
             log.warning("Fathom: the optimised graph of %s did not load (%s); using the original", self.path.name, exc)
-            self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=list(providers))
             graph, note = "original", f"optimised graph did not load: {exc}"
+            try:
+                self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=list(providers))
+            except Exception as again:
+                raise _load_error(self.path, again) from again
         self.providers = self._session.get_providers()
         self.info.update(provider=prov.label(self.providers[0]), graph=graph, graph_note=note)
 
