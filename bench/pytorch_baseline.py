@@ -35,7 +35,8 @@ def depth_pipeline(threads):
                                   image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
                                   do_pad=False)
     model = depth_anything_small()
-    model.backbone.set_attn_implementation("sdpa")  # what from_pretrained picks for DINOv2: the faster one
+    # DINOv2 runs on torch's fused scaled-dot-product attention (the head has no attention to choose).
+    model.backbone.set_attn_implementation("sdpa")
     return pipeline("depth-estimation", model=model, image_processor=processor, device="cpu")
 
 
