@@ -225,7 +225,7 @@ class ChildRender:
                     tuple(meta["network_size"]),
                     meta["tiles"],
                     meta["timings"],
-                    DepthUnits.from_metadata(meta.get("units")),
+                    units=DepthUnits.from_metadata(meta.get("units")),
                 )
             return Capture(data["rgb"], meta["label"], meta["name"], meta["source"])
 

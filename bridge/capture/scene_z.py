@@ -148,4 +148,4 @@ def scene_depth(scene, settings=None, *, camera=None, view_layer=None, progress=
     timings["total"] = timings["render"] + timings["postprocess"]
     if progress is not None:
         progress(1.0, "Scene depth ready")
-    return DepthMap(depth, near_is_bright, MODEL_NAME, settings, z.shape, 1, timings, units)
+    return DepthMap(depth, near_is_bright, MODEL_NAME, settings, z.shape, 1, timings, units=units)

@@ -68,6 +68,7 @@ class Job:
             "fathom.model": made.model if made is not None else self.settings.model,  # 'scene-z' for Scene Z
             "fathom.settings": asdict(self.settings),
             "fathom.source": self.capture.source,
+            "fathom.runtime": self.depth_map.runtime,
         }
         if made is not None and made.units is not None:
             metadata[UNITS_KEY] = made.units.to_metadata()
