@@ -6,6 +6,8 @@ Group Output, 4.x: the Composite node) and whatever fed it. The user's own links
 otherwise; removing a setup links its downstream sockets back to what fed the chain.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import bpy
@@ -129,8 +131,14 @@ def kept_image(kind, key):
 def keep_generated(kind, key, stem, suffix, data: bytes, *, non_color: bool, name: str, folder=None):
     """Show ``data`` in setup ``kind``'s image for ``key``, kept with the .blend (fake user): the first
     time written to a free ``stem_NNN.suffix`` under //generated/ (or ``folder``), afterwards over that
-    same file (Fathom's own, in that folder), so re-running updates in place instead of adding files."""
+    same file (Fathom's own, in that folder), so re-running updates in place instead of adding files.
+    In a .blend never saved (no //generated/ yet) the data is packed into the .blend instead."""
     image = kept_image(kind, key)
+    if folder is None and not bpy.data.filepath:
+        return _keep_packed(image, kind, key, suffix, data, non_color=non_color, name=name)
+    packed = None
+    if image is not None and image.packed_file is not None:  # packed while the .blend was unsaved
+        packed, image = image, None
     folder = Path(bpy.path.abspath(str(folder))) if folder else results.generated_folder()
     path = Path(bpy.path.abspath(image.filepath)) if image is not None and image.filepath else None
     if path is not None and path.suffix == suffix and path.parent.resolve() == folder.resolve():
@@ -144,8 +152,33 @@ def keep_generated(kind, key, stem, suffix, data: bytes, *, non_color: bool, nam
             image.name = name
         else:
             reload_generated(image, path)
+    if packed is not None:
+        packed.user_remap(image)
+        bpy.data.images.remove(packed)
+        image.name = name
     image.use_fake_user = True
     return image
+
+
+def _keep_packed(image, kind, key, suffix, data, *, non_color, name):
+    """The image for ``key`` holding ``data`` packed into the .blend (its bytes as they are)."""
+    fd, tmp = tempfile.mkstemp(prefix="fathom-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        made = tag(bpy.data.images.load(tmp, check_existing=False), kind)
+        made.pack()
+    finally:
+        os.unlink(tmp)
+    if non_color:
+        made.colorspace_settings.name = "Non-Color"
+    if image is not None:
+        image.user_remap(made)  # materials and nodes that showed the old one show the new one
+        bpy.data.images.remove(image)
+    made["fathom_for"] = key
+    made.name = name
+    made.use_fake_user = True
+    return made
 
 
 # -- compositor --------------------------------------------------------------------------
