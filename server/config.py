@@ -32,6 +32,7 @@ class Settings:
     workers: int = 1                   # inference threads inside the API process (0: external workers only)
     lease_seconds: float = 60.0        # a claimed job is retried or refunded this long after its last heartbeat
     max_attempts: int = 2              # claims per job before an expired lease fails it (and refunds it)
+    max_job_seconds: float = 600.0     # a job processing longer fails and is refunded (a hung engine)
     poll_seconds: float = 0.5          # how often an idle worker looks for jobs
     model_dir: str = ""                # engine.store's model folder; empty: its default
     threads: int = 0                   # onnxruntime threads per job; 0 lets it choose
@@ -48,9 +49,16 @@ class Settings:
     url_allowlist: list = field(default_factory=list)  # hosts/networks allowed despite being private
     rate_per_second: float = 10.0      # submissions per API key; 0 disables rate limiting
     rate_burst: int = 50
+    fetch_timeout_seconds: float = 10.0  # one imageUrl download, connect to last byte, however slow
+    fetch_concurrency: int = 16        # imageUrl downloads at once in this process (beyond: 503)
+    fetch_per_key: int = 4             # ... and per API key (beyond: 429)
     max_wait_seconds: float = 60.0     # cap of `Prefer: wait=N`
     idempotency_hours: float = 24.0    # how long an Idempotency-Key is remembered (as Stripe does)
-    webhook_attempts: int = 6
+    webhook_attempts: int = 6          # attempts per event before it is "failed" (admin: redeliver)
+    webhook_backoff_seconds: float = 5.0  # first retry delay; doubles per attempt, capped at 5 minutes
+    webhook_timeout_seconds: float = 15.0
+    webhook_workers: int = 2           # delivery threads per process
+    auto_migrate: bool = True          # apply missing migrations at start (set false with several machines)
     log_level: str = "info"
 
     @property
@@ -71,6 +79,10 @@ def _coerce(name: str, kind, raw):
             if not isinstance(value, kind):
                 raise ValueError(f"expected a JSON {'object' if kind is dict else 'array'}")
             return value
+        if kind is bool:
+            if raw.strip().lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError("expected true or false")
+            return raw.strip().lower() in ("1", "true", "yes", "on")
         return kind(raw) if kind in (int, float) else raw
     except ValueError as exc:
         raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}: {exc}") from None

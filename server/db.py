@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .schema import SCHEMA
-
 
 @dataclass(frozen=True)
 class Dialect:
@@ -57,18 +55,20 @@ class Tx:
         return None if row is None else dict(row)
 
 
+# Advisory lock numbers (PostgreSQL): one holder at a time across every process.
+LOCKS = {"migrate": 4711, "reaper": 4712}
+
+
 class Database:
     dialect: Dialect
     url: str
 
-    def create_schema(self):
-        with self.transaction() as tx:
-            self._schema_lock(tx)
-            for statement in SCHEMA:
-                tx.execute(statement.format(pk=self.dialect.pk, blob=self.dialect.blob, real=self.dialect.real))
+    def lock(self, tx, name: str):
+        """Wait for the named lock until the transaction ends (SQLite: BEGIN IMMEDIATE already is one)."""
 
-    def _schema_lock(self, tx):
-        pass
+    def try_lock(self, tx, name: str) -> bool:
+        """Take the named lock for the transaction if nobody holds it; False otherwise."""
+        return True
 
     @contextmanager
     def transaction(self):
@@ -143,9 +143,11 @@ class PostgresDatabase(Database):
                                     kwargs={"row_factory": dict_row}, timeout=60)
         self._pool.wait(timeout=30)
 
-    def _schema_lock(self, tx):
-        # Several processes may start at once; CREATE TABLE IF NOT EXISTS is not safe concurrently.
-        tx.execute("SELECT pg_advisory_xact_lock(4711)")
+    def lock(self, tx, name: str):
+        tx.execute("SELECT pg_advisory_xact_lock(?)", (LOCKS[name],))
+
+    def try_lock(self, tx, name: str) -> bool:
+        return tx.one("SELECT pg_try_advisory_xact_lock(?) AS ok", (LOCKS[name],))["ok"]
 
     @contextmanager
     def transaction(self, readonly=False):
@@ -158,14 +160,13 @@ class PostgresDatabase(Database):
         self._pool.close()
 
 
-def open_database(url: str, *, create=True, max_connections: int = 20) -> Database:
-    """A Database for ``sqlite:///path`` (or a bare path) or ``postgresql://...``."""
+def open_database(url: str, *, max_connections: int = 20) -> Database:
+    """A Database for ``sqlite:///path`` (or a bare path) or ``postgresql://...``; its schema is
+    server.migrate's business."""
     if url.startswith(("postgresql://", "postgres://")):
         db = PostgresDatabase(url, max_connections=max_connections)
     else:
         # sqlite:///relative/path, sqlite:////absolute/path (SQLAlchemy's convention), or a bare path
         path = re.sub(r"^sqlite:///", "", url) if url.startswith("sqlite:") else url
         db = SQLiteDatabase(path)
-    if create:
-        db.create_schema()
     return db

@@ -15,6 +15,7 @@ class AppState:
     db: object
     limiter: object = None
     pool: object = None
+    fetches: object = None
 
 
 def state(request: Request) -> AppState:
@@ -37,8 +38,10 @@ async def caller(request: Request) -> accounts.Caller:
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise RequestError(401, "Send your API key as 'Authorization: Bearer <key>' "
-                                "(an operator creates keys with `python -m server.admin create-key USER`).")
+                                "(an operator creates keys with `python -m server.admin create-key USER`).",
+                           code="missing_api_key")
     found = await run_in_threadpool(_lookup, state(request).db, key.strip())
     if found is None:
-        raise RequestError(401, "This API key is not valid (unknown or revoked): check it, or ask for a new one.")
+        raise RequestError(401, "This API key is not valid (unknown or revoked): check it, or ask for a new one.",
+                           code="invalid_api_key")
     return found
