@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from . import jobs, webhooks
 
 log = logging.getLogger("fathom.server.outbox")
-CLAIM_LEASE_SECONDS = 60.0  # longer than one attempt's timeout
+CLAIM_MARGIN_SECONDS = 5.0  # a claim lasts one attempt's timeout plus this
 
 
 def base_url(settings) -> str:
@@ -45,15 +45,15 @@ def event_writer(settings):
     return write
 
 
-def claim(tx, worker: str):
-    """The next due event, leased to ``worker`` (its attempt counted now), or None."""
+def claim(tx, worker: str, lease: float):
+    """The next due event, leased to ``worker`` for ``lease`` seconds (its attempt counted now), or None."""
     now = time.time()
     return tx.one(
         "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = ?, claimed_by = ? "
         "WHERE id = (SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= ? "
         "ORDER BY next_attempt_at LIMIT 1 {lock}) AND status = 'pending' "
         "RETURNING id, url, payload, attempts, user_id",
-        (now + CLAIM_LEASE_SECONDS, worker, now))
+        (now + lease, worker, now))
 
 
 def record(tx, event, worker: str, result: webhooks.Attempt, settings):
@@ -83,7 +83,7 @@ def record(tx, event, worker: str, result: webhooks.Attempt, settings):
 def deliver_one(db, settings, worker: str) -> bool:
     """Claim, attempt and record one due event; False when none is due."""
     with db.transaction() as tx:
-        event = claim(tx, worker)
+        event = claim(tx, worker, settings.webhook_timeout_seconds + CLAIM_MARGIN_SECONDS)
         if event is None:
             return False
         secret = tx.one("SELECT webhook_secret FROM users WHERE id = ?", (event["user_id"],))["webhook_secret"]
@@ -95,6 +95,12 @@ def deliver_one(db, settings, worker: str) -> bool:
         log.warning("webhook %s to %s, attempt %d: %s (%s)", event["id"], event["url"], event["attempts"],
                     result.error, outcome)
     return True
+
+
+def release(tx, claimed_by: str) -> int:
+    """Make the events claimed by a dead process's threads (a LIKE pattern) due now."""
+    return tx.execute("UPDATE webhook_events SET next_attempt_at = ? WHERE status = 'pending' AND claimed_by LIKE ? "
+                      "AND next_attempt_at > ?", (time.time(), claimed_by, time.time()))
 
 
 def listing(tx, status=None, limit: int = 50) -> list:

@@ -11,7 +11,7 @@ import socket
 import time
 import uuid
 
-from . import jobs
+from . import jobs, outbox
 
 log = logging.getLogger("fathom.server.processes")
 
@@ -34,6 +34,7 @@ def touch(tx, name: str, threads: int):
 
 def unregister(tx, name: str):
     jobs.release(tx, name + ":%")
+    outbox.release(tx, name + ":%")
     tx.execute("DELETE FROM processes WHERE name = ?", (name,))
 
 
@@ -57,6 +58,7 @@ def release_dead(tx, name: str, forget_after: float) -> list:
     for row in tx.all("SELECT name, host, pid, seen_at FROM processes WHERE name <> ?", (name,)):
         if (row["host"] == host and not _alive(row["pid"])) or row["seen_at"] < time.time() - forget_after:
             released = jobs.release(tx, row["name"] + ":%")
+            outbox.release(tx, row["name"] + ":%")
             tx.execute("DELETE FROM processes WHERE name = ?", (row["name"],))
             if released:
                 log.warning("process %s is gone: released its %d job(s)", row["name"], released)

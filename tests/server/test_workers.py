@@ -62,7 +62,7 @@ def test_restarted_worker_releases_its_dead_predecessors_jobs_at_once(start_serv
     at its start, not after the 10-minute lease."""
     srv = start_server(backend, standin_catalog, workers="0", lease_seconds="600", max_attempts="3")
     client = srv.user(tokens=10)
-    art = submit(client, png_bytes(400, 300), resolutionLowerLimit=1024).json()
+    art = submit(client, png_bytes(400, 300), resolutionLowerLimit=512).json()
     worker = srv.worker("worker-1")
     wait_status(client, art["id"], ("processing",), timeout=60)
     worker.kill()
