@@ -16,6 +16,7 @@ from .deps import AppState
 from .fetching import FetchPool
 from .intake import RequestError
 from .jobs import Conflict
+from .ratelimit import RateLimiter
 from .requestid import RequestIdMiddleware, current_request_id
 from .routers import account, artworks, health
 from .worker import WorkerPool
@@ -69,10 +70,7 @@ def create_app(settings: Settings = None) -> FastAPI:
             migrate.migrate(db)
         migrate.check(db)
         settings.results_dir.mkdir(parents=True, exist_ok=True)
-        limiter = None
-        if settings.rate_per_second > 0:
-            from .ratelimit import RateLimiter
-            limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        limiter = RateLimiter(db, settings.rate_per_second, settings.rate_burst) if settings.rate_per_second > 0 else None
         _warn_missing_models(settings)
         pool = WorkerPool(db, settings, settings.workers)
         fetches = FetchPool(settings.fetch_concurrency, settings.fetch_per_key, settings.fetch_timeout_seconds)

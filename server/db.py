@@ -6,6 +6,7 @@ dialects differ are named fragments of :class:`Dialect` (``{lock}``, ``{pk}``, .
     with db.transaction() as tx:                  # writes: serialised on SQLite, row locks on PostgreSQL
         row = tx.one("SELECT tokens FROM balances WHERE user_id = ?", (uid,))
 """
+import logging
 import re
 import sqlite3
 import threading
@@ -20,12 +21,13 @@ class Dialect:
     pk: str            # an auto-numbered primary key column
     blob: str
     real: str
-    lock: str          # appended to a SELECT that picks rows to claim
+    lock: str          # {lock}: appended to a SELECT that picks rows to claim (others skip them)
+    for_update: str    # {for_update}: appended to a SELECT whose row is changed next (others wait)
 
 
-SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "")
+SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "", "")
 POSTGRES = Dialect("postgresql", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA",
-                   "DOUBLE PRECISION", "FOR UPDATE SKIP LOCKED")
+                   "DOUBLE PRECISION", "FOR UPDATE SKIP LOCKED", "FOR UPDATE")
 
 
 class Tx:
@@ -35,7 +37,8 @@ class Tx:
         self._cur, self.dialect = cursor, dialect
 
     def _sql(self, sql):
-        sql = sql.format(lock=self.dialect.lock) if "{lock}" in sql else sql
+        if "{lock}" in sql or "{for_update}" in sql:
+            sql = sql.format(lock=self.dialect.lock, for_update=self.dialect.for_update)
         if self.dialect is POSTGRES:
             sql = sql.replace("%", "%%").replace("?", "%s")
         return sql
@@ -49,11 +52,19 @@ class Tx:
         self._cur.execute(self._sql(sql), tuple(params))
         return [dict(r) for r in self._cur.fetchall()]
 
+    def notify(self, channel: str):
+        """Wake the processes listening on ``channel`` when this transaction commits (PostgreSQL
+        NOTIFY; on SQLite every process is on this machine and polls)."""
+        if self.dialect is POSTGRES:
+            self.execute("SELECT pg_notify(?, '')", (channel,))
+
     def one(self, sql, params=()):
         self._cur.execute(self._sql(sql), tuple(params))
         row = self._cur.fetchone()
         return None if row is None else dict(row)
 
+
+log = logging.getLogger("fathom.server.db")
 
 # Advisory lock numbers (PostgreSQL): one holder at a time across every process.
 LOCKS = {"migrate": 4711, "reaper": 4712}
@@ -69,6 +80,10 @@ class Database:
     def try_lock(self, tx, name: str) -> bool:
         """Take the named lock for the transaction if nobody holds it; False otherwise."""
         return True
+
+    def listen(self, handlers: dict, stop: threading.Event):
+        """Call ``handlers[channel]()`` whenever a transaction notifies ``channel``, until ``stop``
+        (PostgreSQL LISTEN in a thread of its own; nothing on SQLite, where polling does)."""
 
     @contextmanager
     def transaction(self):
@@ -148,6 +163,28 @@ class PostgresDatabase(Database):
 
     def try_lock(self, tx, name: str) -> bool:
         return tx.one("SELECT pg_try_advisory_xact_lock(?) AS ok", (LOCKS[name],))["ok"]
+
+    def listen(self, handlers: dict, stop: threading.Event):
+        thread = threading.Thread(target=self._listen, args=(handlers, stop), daemon=True, name="fathom-listen")
+        thread.start()
+        return thread
+
+    def _listen(self, handlers, stop):
+        import psycopg
+
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    for channel in handlers:
+                        conn.execute(f"LISTEN {channel}")
+                    for handler in handlers.values():  # whatever was notified while we were not listening
+                        handler()
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            handlers[note.channel]()
+            except Exception:  # the database restarted or the network dropped: polling covers the gap
+                log.warning("LISTEN connection lost; reconnecting", exc_info=True)
+                stop.wait(1.0)
 
     @contextmanager
     def transaction(self, readonly=False):

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from . import accounts
 
 FINAL = ("succeeded", "failed", "canceled")
+JOBS_CHANNEL = "fathom_jobs"  # NOTIFY channel: a job is waiting
 RESULT_FILES = {"png": "depth.png", "exr": "depth.exr"}
 
 
@@ -48,6 +49,7 @@ def submit(tx, caller, parameters: dict, model_id: str, cost: int, image: bytes,
                (artwork_id, caller.user_id, json.dumps(parameters), model_id, cost, parameters.get("webhook"), now))
     accounts.apply(tx, caller.user_id, -cost, "charge", artwork_id, note=f"depth map ({parameters['model']})")
     tx.execute("INSERT INTO artwork_inputs (artwork_id, data) VALUES (?, ?)", (artwork_id, image))
+    tx.notify(JOBS_CHANNEL)
     return get(tx, caller.user_id, artwork_id), False
 
 
@@ -177,8 +179,9 @@ def reap(tx, max_attempts: int, max_job_seconds: float, on_final=None) -> list:
     and are refunded (a hung engine keeps heartbeating). Every change is guarded, so a worker
     finishing at the same moment wins or loses cleanly. Returns the rows that became final."""
     now = time.time()
-    tx.execute("UPDATE artworks SET status = 'starting', lease_owner = NULL, lease_expires = NULL "
-               "WHERE status = 'processing' AND lease_expires < ? AND attempts < ?", (now, max_attempts))
+    if tx.execute("UPDATE artworks SET status = 'starting', lease_owner = NULL, lease_expires = NULL "
+                  "WHERE status = 'processing' AND lease_expires < ? AND attempts < ?", (now, max_attempts)):
+        tx.notify(JOBS_CHANNEL)
     finished = []
     stale = tx.all("SELECT id FROM artworks WHERE status = 'processing' AND lease_expires < ? {lock}", (now,))
     for r in stale:

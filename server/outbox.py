@@ -20,6 +20,7 @@ from . import jobs, webhooks
 
 log = logging.getLogger("fathom.server.outbox")
 CLAIM_MARGIN_SECONDS = 5.0  # a claim lasts one attempt's timeout plus this
+CHANNEL = "fathom_webhooks"  # NOTIFY channel: an event is due
 
 
 def base_url(settings) -> str:
@@ -41,6 +42,7 @@ def event_writer(settings):
                    "ON CONFLICT (id) DO NOTHING",
                    (f"msg_{row['id']}", row["id"], row["user_id"], payload["type"], row["webhook"],
                     webhooks.encode_payload(payload).decode("utf-8"), now, now))
+        tx.notify(CHANNEL)
 
     return write
 
@@ -113,6 +115,7 @@ def listing(tx, status=None, limit: int = 50) -> list:
 def redeliver(tx, event_ids=(), all_failed=False) -> int:
     """Put failed (or any named) events back in the queue with a fresh attempt budget."""
     now = time.time()
+    tx.notify(CHANNEL)
     if all_failed:
         return tx.execute("UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ? "
                           "WHERE status = 'failed'", (now,))

@@ -27,6 +27,7 @@ from engine.store import ModelStore
 from . import jobs, migrate, outbox, processes
 from .config import Settings, load_settings
 from .db import open_database
+from .ratelimit import RateLimiter
 from .requestid import configure_logging
 
 log = logging.getLogger("fathom.server.worker")
@@ -154,6 +155,8 @@ class WorkerPool:
         with self.db.transaction() as tx:
             processes.register(tx, self.name, self.count)
         self.housekeeping()  # released jobs go back in the queue (or fail and refund) now
+        # PostgreSQL tells us about new jobs and events at once; polling stays as the fallback.
+        self.db.listen({jobs.JOBS_CHANNEL: self.woken.set, outbox.CHANNEL: self.webhooks.wake}, self.stop)
         for w in self.workers:
             self.threads.append(threading.Thread(target=w.run_forever, args=(self.stop, self.woken), daemon=True,
                                                  name=f"fathom-worker-{w.name}"))
@@ -173,6 +176,7 @@ class WorkerPool:
             finished = jobs.reap(tx, self.settings.max_attempts, self.settings.max_job_seconds,
                                  on_final=outbox.event_writer(self.settings))
             jobs.forget_keys(tx, time.time() - self.settings.idempotency_hours * 3600)
+        RateLimiter(self.db, self.settings.rate_per_second, self.settings.rate_burst).purge()
         for row in finished:
             log.warning("artwork %s failed (%s); refunded", row["id"], row["error_code"])
         if finished:

@@ -202,6 +202,24 @@ def server(request, tiny_catalog, tmp_path_factory):
     srv.close()
 
 
+@pytest.fixture(params=BACKENDS)
+def database(request, tmp_path):
+    """A fresh database at the current schema, per backend, for tests of the storage functions."""
+    from server import migrate
+    from server.db import open_database
+
+    url = fresh_database_url(request.param, tmp_path)
+    db = open_database(url)
+    migrate.migrate(db)
+    yield db
+    db.close()
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(os.environ[PG_ENV], autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

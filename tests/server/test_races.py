@@ -6,26 +6,12 @@ import time
 
 import pytest
 
-from server import accounts, jobs, migrate
-from server.db import open_database
-from tests.server.conftest import BACKENDS, fresh_database_url
+from server import accounts, jobs
 
 
-@pytest.fixture(params=BACKENDS)
-def db(request, tmp_path):
-    url = fresh_database_url(request.param, tmp_path)
-    database = open_database(url)
-    migrate.migrate(database)
-    yield database
-    database.close()
-    if url.startswith("postgresql"):
-        import os
-        from urllib.parse import urlsplit
-
-        import psycopg
-
-        with psycopg.connect(os.environ["FATHOM_TEST_DATABASE_URL"], autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+@pytest.fixture
+def db(database):
+    return database
 
 
 def _claimed_job(db, owner="worker-1"):

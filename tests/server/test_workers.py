@@ -86,6 +86,19 @@ def test_job_over_the_time_limit_fails_and_is_refunded(start_server, standin_cat
     assert srv.balance(client) == 10 and kinds(srv, client) == ["charge", "grant", "refund"]
 
 
+@pytest.mark.postgres
+def test_workers_wake_on_notify_not_on_polling(start_server, tiny_catalog):
+    """With a 60 s poll, only PostgreSQL's NOTIFY can get the job to a worker process in time."""
+    srv = start_server("postgresql", tiny_catalog, workers="0", poll_seconds="60")
+    client = srv.user(tokens=5)
+    srv.worker()
+    first = submit(client, png_bytes(40, 30), resolutionLowerLimit=256).json()
+    wait_status(client, first["id"], ("succeeded",), timeout=60)  # the worker is up and has looked
+    time.sleep(1.0)  # ... and now sleeps for its 60 s poll
+    art = submit(client, png_bytes(40, 30, seed=1), resolutionLowerLimit=256, wait=20).json()
+    assert art["status"] == "succeeded", art
+
+
 def test_no_worker_running_is_said(start_server, tiny_catalog):
     srv = start_server("sqlite", tiny_catalog, workers="0")
     art = submit(srv.user(tokens=5), resolutionLowerLimit=256).json()
