@@ -28,6 +28,8 @@ class Settings:
     # servers and workers run on several machines.
     data_dir: str = field(default_factory=_default_data_dir)
     database_url: str = ""             # empty: sqlite:///<data_dir>/fathom.db
+    storage: str = "local"             # results: "local" (files under data_dir) or "database" (no shared disk)
+    result_retention_hours: float = 720.0  # results are deleted this long after the artwork finished
     public_url: str = ""               # base of result links; empty: the URL the client called
     workers: int = 1                   # inference threads inside the API process (0: external workers only)
     lease_seconds: float = 60.0        # a claimed job is retried or refunded this long after its last heartbeat

@@ -153,6 +153,19 @@ def input_image(tx, artwork_id):
     return None if row is None else bytes(row["data"])
 
 
+def drop_input(tx, artwork_id):
+    tx.execute("DELETE FROM artwork_inputs WHERE artwork_id = ?", (artwork_id,))
+
+
+def results_to_expire(tx, finished_before: float, limit: int) -> list:
+    return [r["id"] for r in tx.all("SELECT id FROM artworks WHERE status = 'succeeded' AND results_expired_at IS NULL "
+                                    "AND finished_at < ? ORDER BY finished_at LIMIT ?", (finished_before, limit))]
+
+
+def mark_results_expired(tx, artwork_id):
+    tx.execute("UPDATE artworks SET results_expired_at = ? WHERE id = ?", (time.time(), artwork_id))
+
+
 _OWNED = "status = 'processing' AND lease_owner = ?"
 
 

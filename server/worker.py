@@ -12,19 +12,19 @@ or, after ``max_attempts`` claims, fails and refunds it.
 import argparse
 import json
 import logging
-import shutil
 import signal
 import threading
 import time
 
 from engine.depth import estimate
-from engine.encode import encode_depth, write_file
+from engine.encode import encode_depth
 from engine.errors import CancelledError, FathomError, ImageError, ModelError
 from engine.imageio import read_image
 from engine.settings import DepthSettings
 from engine.store import ModelStore
 
 from . import jobs, migrate, outbox, processes
+from . import storage as storage_
 from .config import Settings, load_settings
 from .db import open_database
 from .ratelimit import RateLimiter
@@ -34,8 +34,8 @@ log = logging.getLogger("fathom.server.worker")
 RESULT_FORMATS = (("png", "png16"), ("exr", "exr32"))
 
 
-def run_job(row, image: bytes, settings: Settings, cancel) -> list:
-    """The engine's part: picture bytes -> result files in the results folder. Returns their names."""
+def run_job(row, image: bytes, settings: Settings, cancel, storage) -> list:
+    """The engine's part: picture bytes -> result files in ``storage``. Returns their names."""
     params = json.loads(row["parameters"])
     picture = read_image(image, max_pixels=settings.max_pixels, name="the submitted picture")
     depth_settings = DepthSettings(
@@ -43,8 +43,6 @@ def run_job(row, image: bytes, settings: Settings, cancel) -> list:
         post_resize=params["usePostResize"], normalization=params["normalizationMode"], threads=settings.threads)
     model_path = ModelStore(settings.model_dir or None).resolve(row["model_id"], allow_network=False)
     result = estimate(picture.rgb, depth_settings, model_path, cancel=cancel, model_name=params["model"])
-    folder = settings.results_dir / row["id"]
-    folder.mkdir(parents=True, exist_ok=True)
     meta = {"fathom:model": params["model"], "fathom:near_is_bright": str(result.near_is_bright).lower(),
             "fathom:artwork": row["id"]}
     names = []
@@ -52,7 +50,7 @@ def run_job(row, image: bytes, settings: Settings, cancel) -> list:
         if cancel():
             raise CancelledError("canceled")
         name = jobs.RESULT_FILES[key]
-        write_file(folder / name, encode_depth(result.depth, fmt, metadata=meta), overwrite=True)
+        storage.put(row["id"], name, encode_depth(result.depth, fmt, metadata=meta))
         names.append(name)
     return names
 
@@ -63,8 +61,8 @@ FAILURE_CODES = ((ImageError, "image_unreadable"), (ModelError, "model_unavailab
 class Worker:
     """One job thread: claims, computes and finishes jobs under a lease named ``name``."""
 
-    def __init__(self, db, settings: Settings, name: str, on_final=None, finished=None):
-        self.db, self.settings, self.name = db, settings, name
+    def __init__(self, db, settings: Settings, name: str, storage, on_final=None, finished=None):
+        self.db, self.settings, self.name, self.storage = db, settings, name, storage
         self.on_final = on_final or outbox.event_writer(settings)
         self.finished = finished or (lambda: None)  # told after a final state is committed
 
@@ -75,6 +73,12 @@ class Worker:
             image = jobs.input_image(tx, row["id"]) if row else None
         if row is None:
             return False
+        if image is not None:  # the queue's table keeps no picture once a job has started
+            self.storage.put(row["id"], storage_.INPUT, image)
+            with self.db.transaction() as tx:
+                jobs.drop_input(tx, row["id"])
+        else:  # a retry: the first worker moved it
+            image = self.storage.get(row["id"], storage_.INPUT)
         log.info("worker %s processing artwork %s (attempt %d)", self.name, row["id"], row["attempts"])
         lost = threading.Event()
         done = threading.Event()
@@ -82,7 +86,9 @@ class Worker:
         beat.start()
         final = None
         try:  # every way out of here is succeeded, failed+refunded, or a job no longer ours
-            names = run_job(row, image, self.settings, lost.is_set)
+            if image is None:
+                raise RuntimeError(f"the picture of artwork {row['id']} is in neither the queue nor the storage")
+            names = run_job(row, image, self.settings, lost.is_set, self.storage)
             with self.db.transaction() as tx:
                 final = jobs.succeed(tx, row["id"], self.name, names, on_final=self.on_final)
         except CancelledError:
@@ -100,6 +106,7 @@ class Worker:
         if final is None:
             self._discard(row["id"])
         else:
+            self.storage.delete(row["id"], [storage_.INPUT] if final["status"] == "succeeded" else None)
             self.finished()
         return True
 
@@ -110,7 +117,7 @@ class Worker:
             row = tx.one("SELECT status FROM artworks WHERE id = ?", (artwork_id,))
         log.info("artwork %s left worker %s (now %s)", artwork_id, self.name, row and row["status"])
         if row is not None and row["status"] in ("canceled", "failed"):
-            shutil.rmtree(self.settings.results_dir / artwork_id, ignore_errors=True)
+            self.storage.delete(artwork_id)
 
     def _heartbeat(self, artwork_id, lost, done):
         interval = max(self.settings.lease_seconds / 3, 0.05)
@@ -143,12 +150,14 @@ class WorkerPool:
 
     def __init__(self, db, settings: Settings, count: int):
         self.db, self.settings = db, settings
+        self.storage = storage_.open_storage(settings, db)
         self.name = processes.new_name()
         self.count = count
         self.stop = threading.Event()
         self.woken = threading.Event()
         self.webhooks = outbox.DeliveryPool(db, settings, self.name, settings.webhook_workers, self.stop)
-        self.workers = [Worker(db, settings, f"{self.name}:{i}", finished=self.webhooks.wake) for i in range(count)]
+        self.workers = [Worker(db, settings, f"{self.name}:{i}", self.storage, finished=self.webhooks.wake)
+                        for i in range(count)]
         self.threads = []
 
     def start(self):
@@ -179,8 +188,22 @@ class WorkerPool:
         RateLimiter(self.db, self.settings.rate_per_second, self.settings.rate_burst).purge()
         for row in finished:
             log.warning("artwork %s failed (%s); refunded", row["id"], row["error_code"])
+            self.storage.delete(row["id"])
+        self.expire_results()
         if finished:
             self.webhooks.wake()
+
+    def expire_results(self, batch: int = 100):
+        """Delete the results of artworks that finished more than the retention period ago."""
+        cutoff = time.time() - self.settings.result_retention_hours * 3600
+        with self.db.transaction(readonly=True) as tx:
+            expired = jobs.results_to_expire(tx, cutoff, batch)
+        for artwork_id in expired:
+            self.storage.delete(artwork_id)
+            with self.db.transaction() as tx:
+                jobs.mark_results_expired(tx, artwork_id)
+        if expired:
+            log.info("deleted the results of %d artwork(s) past the retention period", len(expired))
 
     def _housekeeping_forever(self):
         while not self.stop.wait(min(self.settings.lease_seconds / 3, 5.0)):

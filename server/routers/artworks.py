@@ -7,9 +7,9 @@ import uuid
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from .. import accounts, intake, jobs, outbox, pricing, processes
+from .. import accounts, intake, jobs, outbox, pricing, processes, storage
 from ..deps import base_url, caller, state
 from ..intake import RequestError
 from ..parameters import DepthMapParameters
@@ -210,12 +210,14 @@ async def cancel_artwork(artwork_id: str, request: Request, who: accounts.Caller
     row = await run_in_threadpool(cancel)
     if row is None:
         raise _not_found(artwork_id)
+    # A processing job's worker already holds the picture; nobody needs the stored copy now.
+    await run_in_threadpool(app.pool.storage.delete, artwork_id, [storage.INPUT])
     app.pool.webhooks.wake()
     return await _artwork_response(request, row)
 
 
 @router.get("/{artwork_id}/results/{name}", summary="Download a result: depth.png (16-bit) or depth.exr (float)",
-            response_class=FileResponse)
+            response_class=Response)
 async def download_result(artwork_id: str, name: str, request: Request, who: accounts.Caller = Depends(caller)):
     app = state(request)
     artwork_id = _artwork_id(artwork_id)
@@ -228,8 +230,10 @@ async def download_result(artwork_id: str, name: str, request: Request, who: acc
     if name not in jobs.RESULT_FILES.values():
         raise RequestError(404, f"No result {name[:40]!r}: choose one of {', '.join(jobs.RESULT_FILES.values())}.",
                            code="result_not_found")
-    path = app.settings.results_dir / artwork_id / name
-    if not path.is_file():
-        raise RequestError(410, "This result's file is no longer stored on the server: generate it again.",
-                           code="result_gone")
-    return FileResponse(path, media_type=_MEDIA[path.suffix[1:]], filename=f"{artwork_id}-{name}")
+    data = None if row["results_expired_at"] else await run_in_threadpool(app.pool.storage.get, artwork_id, name)
+    if data is None:
+        days = app.settings.result_retention_hours / 24
+        raise RequestError(410, f"This result is no longer stored on the server (results are kept {days:g} days): "
+                                "generate it again.", code="result_gone")
+    return Response(data, media_type=_MEDIA[name.rsplit(".", 1)[1]],
+                    headers={"Content-Disposition": f'attachment; filename="{artwork_id}-{name}"'})

@@ -66,6 +66,8 @@ def test_restarted_worker_releases_its_dead_predecessors_jobs_at_once(start_serv
     worker = srv.worker("worker-1")
     wait_status(client, art["id"], ("processing",), timeout=60)
     worker.kill()
+    with srv.db.transaction(readonly=True) as tx:  # the worker took the picture out of the queue's table
+        assert tx.one("SELECT COUNT(*) AS n FROM artwork_inputs")["n"] == 0
     srv.worker("worker-2")
     done = wait_status(client, art["id"], ("succeeded",), timeout=120)
     assert client.get(f"/v2/artworks/{art['id']}").json()["status"] == "succeeded"
