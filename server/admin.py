@@ -126,7 +126,11 @@ def run(args, db, out=sys.stdout, settings=None) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    settings = load_settings(args.config)
+    try:
+        settings = load_settings(args.config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     db = open_database(settings.database)
     try:
         return run(args, db, settings=settings)

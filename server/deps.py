@@ -1,8 +1,9 @@
 """What every request handler needs: the app's state and the authenticated caller."""
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from . import accounts
 from .config import Settings
@@ -32,11 +33,14 @@ def _lookup(db, key):
         return accounts.caller_for_key(tx, key)
 
 
-async def caller(request: Request) -> accounts.Caller:
+# Declared for OpenAPI (the "Authorize" button); the 401s are ours, with a code and a way out.
+bearer = HTTPBearer(auto_error=False, description="Your API key: `Authorization: Bearer fth_...`.")
+
+
+async def caller(request: Request, credentials: HTTPAuthorizationCredentials = Security(bearer)) -> accounts.Caller:
     """The user behind ``Authorization: Bearer <key>``, or 401 saying what to send."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    key = credentials.credentials if credentials is not None else ""
+    if not key.strip():
         raise RequestError(401, "Send your API key as 'Authorization: Bearer <key>' "
                                 "(an operator creates keys with `python -m server.admin create-key USER`).",
                            code="missing_api_key")

@@ -236,10 +236,16 @@ def main(argv=None):
     parser.add_argument("--config", help="TOML settings file (else FATHOM_SERVER_CONFIG)")
     parser.add_argument("--threads", type=int, default=1, help="jobs processed at once (default 1)")
     args = parser.parse_args(argv)
-    settings = load_settings(args.config)
+    try:
+        settings = load_settings(args.config)
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
     configure_logging(settings.log_level)
     db = open_database(settings.database)
-    migrate.check(db)
+    try:
+        migrate.check(db)
+    except migrate.SchemaError as exc:
+        parser.exit(2, f"error: {exc}\n")
     pool = WorkerPool(db, settings, max(args.threads, 1))
     signal.signal(signal.SIGTERM, lambda *_: pool.stop.set())
     pool.start()

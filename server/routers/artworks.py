@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from .. import accounts, intake, jobs, outbox, pricing, processes, storage
+from ..api_models import Artwork, ArtworkList, ErrorBody, errors
 from ..deps import base_url, caller, state
 from ..intake import RequestError
 from ..parameters import DepthMapParameters
@@ -63,10 +64,13 @@ def _job_threads_alive(app):
 
 
 @router.post("/depth-map", status_code=202, summary="Generate a depth map (charged when accepted)",
-             openapi_extra={"requestBody": _REQUEST_BODY},
-             responses={202: {"description": "Accepted; poll GET /v2/artworks/{id} or wait for the webhook"},
-                        402: {"description": "Not enough tokens: needed, balance, shortfall; nothing charged"},
-                        422: {"description": "Invalid parameters or picture; nothing charged"}})
+             operation_id="createDepthMap", openapi_extra={"requestBody": _REQUEST_BODY}, response_model=Artwork,
+             responses={**errors(400, 401, 409, 413, 415, 429, 503),
+                        200: {"model": Artwork, "description": "Finished within `Prefer: wait=N`"},
+                        202: {"description": "Accepted; poll GET /v2/artworks/{id} or wait for the webhook"},
+                        402: {"model": ErrorBody, "description": "Not enough tokens: needed, balance, shortfall; "
+                                                                 "nothing charged"},
+                        422: {"model": ErrorBody, "description": "Invalid parameters or picture; nothing charged"}})
 async def create_depth_map(request: Request, who: accounts.Caller = Depends(caller)):
     app = state(request)
     settings = app.settings
@@ -169,7 +173,8 @@ async def _wait_final(app, who, row, seconds):
     return row
 
 
-@router.get("", summary="Your artworks, newest first")
+@router.get("", summary="Your artworks, newest first", operation_id="listArtworks", response_model=ArtworkList,
+            responses=errors(401, 422))
 async def list_artworks(request: Request, who: accounts.Caller = Depends(caller),
                         offset: int = Query(0, ge=0, le=1_000_000_000), limit: int = Query(50, ge=1, le=500)):
     app = state(request)
@@ -183,7 +188,8 @@ async def list_artworks(request: Request, who: accounts.Caller = Depends(caller)
     return {"artworks": [jobs.to_api(r, url) for r in rows], "offset": offset, "limit": limit, "total": total}
 
 
-@router.get("/{artwork_id}", summary="One of your artworks (add `Prefer: wait=N` to wait for it to finish)")
+@router.get("/{artwork_id}", summary="One of your artworks (add `Prefer: wait=N` to wait for it to finish)",
+            operation_id="getArtwork", response_model=Artwork, responses=errors(401, 404))
 async def get_artwork(artwork_id: str, request: Request, who: accounts.Caller = Depends(caller)):
     app = state(request)
     artwork_id = _artwork_id(artwork_id)
@@ -198,7 +204,8 @@ async def get_artwork(artwork_id: str, request: Request, who: accounts.Caller = 
     return await _artwork_response(request, row, 200, headers)
 
 
-@router.post("/{artwork_id}/cancel", summary="Cancel; refunded when it had not started processing")
+@router.post("/{artwork_id}/cancel", summary="Cancel; refunded when it had not started processing",
+             operation_id="cancelArtwork", response_model=Artwork, responses=errors(401, 404, 409))
 async def cancel_artwork(artwork_id: str, request: Request, who: accounts.Caller = Depends(caller)):
     app = state(request)
     artwork_id = _artwork_id(artwork_id)
@@ -217,7 +224,9 @@ async def cancel_artwork(artwork_id: str, request: Request, who: accounts.Caller
 
 
 @router.get("/{artwork_id}/results/{name}", summary="Download a result: depth.png (16-bit) or depth.exr (float)",
-            response_class=Response)
+            operation_id="downloadResult", response_class=Response,
+            responses={**errors(401, 404, 409, 410),
+                       200: {"content": {"image/png": {}, "image/x-exr": {}}, "description": "The file"}})
 async def download_result(artwork_id: str, name: str, request: Request, who: accounts.Caller = Depends(caller)):
     app = state(request)
     artwork_id = _artwork_id(artwork_id)
