@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -311,8 +310,8 @@ def report(r: dict) -> None:
     b, s = r["noop"], r["submit"]
     print(f"\n[{r['backend']}] {s['n']} submissions by {r['clients']} concurrent clients "
           f"({r['tokens_per_submission']:g} token(s) each; {r['reconcile']})")
-    print(f"  no-op GET /healthz : {b['per_s']:8.1f} req/s   p50 {b['p50'] * 1e3:7.2f} ms   p99 {b['p99'] * 1e3:7.2f} ms")
-    print(f"  POST depth-map     : {s['per_s']:8.1f} req/s   p50 {s['p50'] * 1e3:7.2f} ms   p99 {s['p99'] * 1e3:7.2f} ms")
+    for label, m in (("no-op GET /healthz", b), ("POST depth-map    ", s)):
+        print(f"  {label} : {m['per_s']:8.1f} req/s   p50 {m['p50'] * 1e3:7.2f} ms   p99 {m['p99'] * 1e3:7.2f} ms")
     print(f"  ratio submit/no-op : throughput x{s['per_s'] / b['per_s']:.3f}   "
           f"p50 x{s['p50'] / b['p50']:.2f}   p99 x{s['p99'] / b['p99']:.2f}")
 

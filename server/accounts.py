@@ -101,7 +101,8 @@ def apply(tx, uid: int, delta: int, kind: str, artwork_id=None, note: str = ""):
         entry = tx.one("INSERT INTO ledger (user_id, delta, kind, note, balance_after, created_at) "
                        "VALUES (?, ?, ?, ?, 0, ?) RETURNING id", (uid, delta, kind, note, time.time()))["id"]
     if delta >= 0:
-        new = tx.one("UPDATE balances SET tokens = tokens + ? WHERE user_id = ? RETURNING tokens", (delta, uid))["tokens"]
+        new = tx.one("UPDATE balances SET tokens = tokens + ? WHERE user_id = ? RETURNING tokens",
+                     (delta, uid))["tokens"]
     else:
         new = row["tokens"]
     tx.execute("UPDATE ledger SET balance_after = ? WHERE id = ?", (new, entry))

@@ -70,7 +70,9 @@ def create_app(settings: Settings = None) -> FastAPI:
             migrate.migrate(db)
         migrate.check(db)
         settings.results_dir.mkdir(parents=True, exist_ok=True)
-        limiter = RateLimiter(db, settings.rate_per_second, settings.rate_burst) if settings.rate_per_second > 0 else None
+        limiter = None
+        if settings.rate_per_second > 0:
+            limiter = RateLimiter(db, settings.rate_per_second, settings.rate_burst)
         _warn_missing_models(settings)
         pool = WorkerPool(db, settings, settings.workers)
         fetches = FetchPool(settings.fetch_concurrency, settings.fetch_per_key, settings.fetch_timeout_seconds)

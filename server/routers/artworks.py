@@ -22,7 +22,8 @@ _MEDIA = {"png": "image/png", "exr": "image/x-exr"}
 _REQUEST_BODY = {
     "required": True,
     "content": {
-        "application/json": {"schema": DepthMapParameters.model_json_schema(ref_template="#/components/schemas/{model}")},
+        "application/json": {
+            "schema": DepthMapParameters.model_json_schema(ref_template="#/components/schemas/{model}")},
         "multipart/form-data": {"schema": {
             "type": "object", "required": ["image"],
             "properties": {"image": {"type": "string", "format": "binary",

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -151,11 +151,7 @@ class Server:
         for proc in reversed(self.procs):
             proc.stop()
         self.db.close()
-        if self.database_url.startswith("postgresql"):
-            import psycopg
-
-            with psycopg.connect(os.environ[PG_ENV], autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(self.database_url).path[1:]}" WITH (FORCE)')
+        drop_database(self.database_url)
 
 
 @pytest.fixture(scope="session")
@@ -213,6 +209,11 @@ def database(request, tmp_path):
     migrate.migrate(db)
     yield db
     db.close()
+    drop_database(url)
+
+
+def drop_database(url: str):
+    """Drop a database made by fresh_database_url (SQLite files go with the test's folder)."""
     if url.startswith("postgresql"):
         import psycopg
 

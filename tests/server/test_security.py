@@ -14,8 +14,16 @@ import time
 import pytest
 
 from server import security
-from server.security import (FetchError, UnsafeURLError, check_url, decode_data_uri, fetch_image,
-                             pinned_request, resolve_target, sniff_image_format)
+from server.security import (
+    FetchError,
+    UnsafeURLError,
+    check_url,
+    decode_data_uri,
+    fetch_image,
+    pinned_request,
+    resolve_target,
+    sniff_image_format,
+)
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
        b"\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00"

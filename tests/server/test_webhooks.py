@@ -9,14 +9,20 @@ import threading
 import time
 
 import pytest
-
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from server import accounts, admin, jobs, migrate, outbox
 from server.config import Settings
 from server.db import open_database
-from server.webhooks import (WebhookVerificationError, attempt, backoff_delay, generate_secret, sign, signed_headers,
-                             verify)
+from server.webhooks import (
+    WebhookVerificationError,
+    attempt,
+    backoff_delay,
+    generate_secret,
+    sign,
+    signed_headers,
+    verify,
+)
 
 LOCAL = ("127.0.0.1",)
 SECRET = generate_secret()
@@ -125,9 +131,9 @@ def test_rotation_several_signatures_and_several_secrets():
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap():
-    for attempt in range(1, 8):
-        base = min(60.0, 2.0 * 2 ** (attempt - 1))
-        delays = [backoff_delay(attempt, 2.0, 60.0) for _ in range(50)]
+    for number in range(1, 8):
+        base = min(60.0, 2.0 * 2 ** (number - 1))
+        delays = [backoff_delay(number, 2.0, 60.0) for _ in range(50)]
         assert all(base / 2 <= d <= base for d in delays)
         assert len(set(delays)) > 1  # jittered
 

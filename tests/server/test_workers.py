@@ -2,6 +2,7 @@
 and then failed and refunded when its lease expires, never one stuck in "processing"; a full-size
 model job; a cancel while processing; signed webhooks received by a real receiver; per-key rate limiting."""
 import http.server
+import io
 import json
 import threading
 import time
@@ -9,7 +10,6 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
-import io
 
 from tests.server.conftest import BACKENDS
 from tests.server.test_api import png_bytes, submit
