@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 
@@ -23,11 +24,19 @@ class Dialect:
     real: str
     lock: str          # {lock}: appended to a SELECT that picks rows to claim (others skip them)
     for_update: str    # {for_update}: appended to a SELECT whose row is changed next (others wait)
+    ts: str            # {ts}: a timestamp parameter, given as Unix seconds (a float)
 
 
-SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "", "")
+# Timestamps: TIMESTAMPTZ on PostgreSQL; Unix seconds (REAL) on SQLite, which has no time type.
+# The code always sees Unix seconds: {ts} converts parameters, Tx converts what comes back.
+SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "", "", "?")
 POSTGRES = Dialect("postgresql", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA",
-                   "DOUBLE PRECISION", "FOR UPDATE SKIP LOCKED", "FOR UPDATE")
+                   "DOUBLE PRECISION", "FOR UPDATE SKIP LOCKED", "FOR UPDATE", "to_timestamp(?)")
+
+
+def _row(row) -> dict:
+    """A row as a dict, timestamps as Unix seconds whichever the dialect."""
+    return {k: v.timestamp() if isinstance(v, datetime) else v for k, v in dict(row).items()}
 
 
 class Tx:
@@ -37,8 +46,8 @@ class Tx:
         self._cur, self.dialect = cursor, dialect
 
     def _sql(self, sql):
-        if "{lock}" in sql or "{for_update}" in sql:
-            sql = sql.format(lock=self.dialect.lock, for_update=self.dialect.for_update)
+        if "{" in sql:
+            sql = sql.format(lock=self.dialect.lock, for_update=self.dialect.for_update, ts=self.dialect.ts)
         if self.dialect is POSTGRES:
             sql = sql.replace("%", "%%").replace("?", "%s")
         return sql
@@ -50,7 +59,7 @@ class Tx:
 
     def all(self, sql, params=()) -> list:
         self._cur.execute(self._sql(sql), tuple(params))
-        return [dict(r) for r in self._cur.fetchall()]
+        return [_row(r) for r in self._cur.fetchall()]
 
     def notify(self, channel: str):
         """Wake the processes listening on ``channel`` when this transaction commits (PostgreSQL
@@ -61,7 +70,7 @@ class Tx:
     def one(self, sql, params=()):
         self._cur.execute(self._sql(sql), tuple(params))
         row = self._cur.fetchone()
-        return None if row is None else dict(row)
+        return None if row is None else _row(row)
 
 
 log = logging.getLogger("fathom.server.db")

@@ -35,17 +35,17 @@ def submit(tx, caller, parameters: dict, model_id: str, cost: int, image: bytes,
     now = time.time()
     if idempotency_key is not None:
         # An expired key is a new key, whether or not the periodic clean-up has removed it yet.
-        tx.execute("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < ?",
+        tx.execute("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < {ts}",
                    (caller.user_id, idempotency_key, now - key_ttl))
         # Claim the key first. A concurrent twin on PostgreSQL waits here for the first to commit,
         # then finds the key taken and replays its artwork; on SQLite transactions are serial.
         claimed = tx.one("INSERT INTO idempotency_keys (user_id, key, request_hash, artwork_id, created_at) "
-                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, key) DO NOTHING RETURNING key",
+                         "VALUES (?, ?, ?, ?, {ts}) ON CONFLICT (user_id, key) DO NOTHING RETURNING key",
                          (caller.user_id, idempotency_key, request_hash, artwork_id, now))
         if claimed is None:
             return replay(tx, caller.user_id, idempotency_key, request_hash, key_ttl), True
     tx.execute("INSERT INTO artworks (id, user_id, status, parameters, model_id, cost, webhook, created_at) "
-               "VALUES (?, ?, 'starting', ?, ?, ?, ?, ?)",
+               "VALUES (?, ?, 'starting', ?, ?, ?, ?, {ts})",
                (artwork_id, caller.user_id, json.dumps(parameters), model_id, cost, parameters.get("webhook"), now))
     accounts.apply(tx, caller.user_id, -cost, "charge", artwork_id, note=f"depth map ({parameters['model']})")
     tx.execute("INSERT INTO artwork_inputs (artwork_id, data) VALUES (?, ?)", (artwork_id, image))
@@ -55,12 +55,12 @@ def submit(tx, caller, parameters: dict, model_id: str, cost: int, image: bytes,
 
 def forget_keys(tx, older_than: float) -> int:
     """Drop Idempotency-Keys created before ``older_than`` (a time.time()); how many went."""
-    return tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (older_than,))
+    return tx.execute("DELETE FROM idempotency_keys WHERE created_at < {ts}", (older_than,))
 
 
 def replay(tx, uid, key, request_hash, key_ttl: float = 24 * 3600):
     row = tx.one("SELECT request_hash, artwork_id FROM idempotency_keys WHERE user_id = ? AND key = ? "
-                 "AND created_at >= ?", (uid, key, time.time() - key_ttl))
+                 "AND created_at >= {ts}", (uid, key, time.time() - key_ttl))
     if row is None:
         return None
     if row["request_hash"] != request_hash:
@@ -99,7 +99,7 @@ def _finish(tx, artwork_id, guard: str, guard_params: tuple, status: str, *, cod
     """Move an artwork to a final state in ONE guarded statement; None when the guard does not hold
     (someone else finished, canceled or reaped it first: then nothing else happens). In the same
     transaction: the input is dropped, the refund written, the webhook event queued."""
-    row = tx.one(f"UPDATE artworks SET status = ?, error = ?, error_code = ?, results = ?, finished_at = ?, "
+    row = tx.one(f"UPDATE artworks SET status = ?, error = ?, error_code = ?, results = ?, finished_at = {{ts}}, "
                  f"lease_owner = NULL, lease_expires = NULL WHERE id = ? AND {guard} RETURNING *",
                  (status, failure_message(code) if code else None, code, json.dumps(results or []), time.time(),
                   artwork_id, *guard_params))
@@ -135,8 +135,8 @@ def claim(tx, owner: str, lease_seconds: float):
     BEGIN IMMEDIATE already serialises claimers)."""
     now = time.time()
     return tx.one(
-        "UPDATE artworks SET status = 'processing', lease_owner = ?, lease_expires = ?, claimed_at = ?, "
-        "attempts = attempts + 1, started_at = COALESCE(started_at, ?) "
+        "UPDATE artworks SET status = 'processing', lease_owner = ?, lease_expires = {ts}, claimed_at = {ts}, "
+        "attempts = attempts + 1, started_at = COALESCE(started_at, {ts}) "
         "WHERE id = (SELECT id FROM artworks WHERE status = 'starting' ORDER BY created_at LIMIT 1 {lock}) "
         "AND status = 'starting' RETURNING *",
         (owner, now + lease_seconds, now, now))
@@ -144,7 +144,7 @@ def claim(tx, owner: str, lease_seconds: float):
 
 def heartbeat(tx, artwork_id, owner, lease_seconds) -> bool:
     """Extend the lease; False when the job is no longer this worker's (canceled, reaped, timed out)."""
-    return tx.execute("UPDATE artworks SET lease_expires = ? WHERE id = ? AND lease_owner = ? "
+    return tx.execute("UPDATE artworks SET lease_expires = {ts} WHERE id = ? AND lease_owner = ? "
                       "AND status = 'processing'", (time.time() + lease_seconds, artwork_id, owner)) == 1
 
 
@@ -159,11 +159,11 @@ def drop_input(tx, artwork_id):
 
 def results_to_expire(tx, finished_before: float, limit: int) -> list:
     return [r["id"] for r in tx.all("SELECT id FROM artworks WHERE status = 'succeeded' AND results_expired_at IS NULL "
-                                    "AND finished_at < ? ORDER BY finished_at LIMIT ?", (finished_before, limit))]
+                                    "AND finished_at < {ts} ORDER BY finished_at LIMIT ?", (finished_before, limit))]
 
 
 def mark_results_expired(tx, artwork_id):
-    tx.execute("UPDATE artworks SET results_expired_at = ? WHERE id = ?", (time.time(), artwork_id))
+    tx.execute("UPDATE artworks SET results_expired_at = {ts} WHERE id = ?", (time.time(), artwork_id))
 
 
 _OWNED = "status = 'processing' AND lease_owner = ?"
@@ -182,8 +182,8 @@ def fail(tx, artwork_id, owner, code: str, on_final=None):
 def release(tx, owner: str) -> int:
     """Expire the leases of ``owner`` (a worker known to be dead) so the next reap handles its jobs
     now instead of a lease later."""
-    return tx.execute("UPDATE artworks SET lease_expires = 0 WHERE status = 'processing' AND lease_owner LIKE ?",
-                      (owner,))
+    return tx.execute("UPDATE artworks SET lease_expires = {ts} WHERE status = 'processing' AND lease_owner LIKE ?",
+                      (0, owner))
 
 
 def reap(tx, max_attempts: int, max_job_seconds: float, on_final=None) -> list:
@@ -193,18 +193,18 @@ def reap(tx, max_attempts: int, max_job_seconds: float, on_final=None) -> list:
     finishing at the same moment wins or loses cleanly. Returns the rows that became final."""
     now = time.time()
     if tx.execute("UPDATE artworks SET status = 'starting', lease_owner = NULL, lease_expires = NULL "
-                  "WHERE status = 'processing' AND lease_expires < ? AND attempts < ?", (now, max_attempts)):
+                  "WHERE status = 'processing' AND lease_expires < {ts} AND attempts < ?", (now, max_attempts)):
         tx.notify(JOBS_CHANNEL)
     finished = []
-    stale = tx.all("SELECT id FROM artworks WHERE status = 'processing' AND lease_expires < ? {lock}", (now,))
+    stale = tx.all("SELECT id FROM artworks WHERE status = 'processing' AND lease_expires < {ts} {lock}", (now,))
     for r in stale:
-        row = _finish(tx, r["id"], "status = 'processing' AND lease_expires < ?", (now,), "failed",
+        row = _finish(tx, r["id"], "status = 'processing' AND lease_expires < {ts}", (now,), "failed",
                       code="worker_lost", refund_note="refund: the worker stopped", on_final=on_final)
         finished.append(row)
-    overdue = tx.all("SELECT id FROM artworks WHERE status = 'processing' AND claimed_at < ? {lock}",
+    overdue = tx.all("SELECT id FROM artworks WHERE status = 'processing' AND claimed_at < {ts} {lock}",
                      (now - max_job_seconds,))
     for r in overdue:
-        finished.append(_finish(tx, r["id"], "status = 'processing' AND claimed_at < ?", (now - max_job_seconds,),
+        finished.append(_finish(tx, r["id"], "status = 'processing' AND claimed_at < {ts}", (now - max_job_seconds,),
                                 "failed", code="timeout", refund_note="refund: the depth map took too long",
                                 on_final=on_final))
     return [r for r in finished if r is not None]

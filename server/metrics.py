@@ -24,9 +24,10 @@ def render(tx) -> str:
     oldest = tx.one("SELECT MIN(created_at) AS t FROM artworks WHERE status = 'starting'")["t"]
     metric("fathom_queue_oldest_created_seconds", "gauge", "Creation time (Unix) of the oldest waiting job; 0 if none.",
            [_line("fathom_queue_oldest_created_seconds", oldest or 0)])
-    cases = ", ".join(f"SUM(CASE WHEN finished_at - started_at <= {b} THEN 1 ELSE 0 END) AS le_{b}"
-                      for b in DURATION_BUCKETS)
-    row = tx.one(f"SELECT COUNT(*) AS n, COALESCE(SUM(finished_at - started_at), 0) AS total, {cases} "
+    seconds = ("EXTRACT(EPOCH FROM finished_at - started_at)" if tx.dialect.name == "postgresql"
+               else "(finished_at - started_at)")
+    cases = ", ".join(f"SUM(CASE WHEN {seconds} <= {b} THEN 1 ELSE 0 END) AS le_{b}" for b in DURATION_BUCKETS)
+    row = tx.one(f"SELECT COUNT(*) AS n, COALESCE(SUM({seconds}), 0) AS total, {cases} "
                  f"FROM artworks WHERE status = 'succeeded' AND started_at IS NOT NULL")
     metric("fathom_job_duration_seconds", "histogram", "From first claim to success, succeeded jobs.",
            [*(_line("fathom_job_duration_seconds_bucket", int(row[f"le_{b}"] or 0), le=b) for b in DURATION_BUCKETS),

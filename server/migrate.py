@@ -6,30 +6,36 @@ its own transaction, recorded in ``schema_migrations``.
 
 Why not Alembic: it needs SQLAlchemy, which nothing else here uses, and the SQL is written by hand
 for both SQLite and PostgreSQL anyway. A migration is plain SQL with the dialect's fragments
-({pk}, {blob}, {real}); statements end with ``;`` at the end of a line.
+({pk}, {blob}, {real}); statements end with ``;`` at the end of a line. A version may instead
+have one file per dialect (``NNNN_name.postgresql.sql`` and ``NNNN_name.sqlite.sql``).
 """
 import re
 import time
 from pathlib import Path
 
 FOLDER = Path(__file__).with_name("migrations")
-_NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
+_NAME = re.compile(r"(\d{4})_([a-z0-9_]+?)(?:\.(sqlite|postgresql))?\.sql")
 
 
 class SchemaError(RuntimeError):
     """The database's schema is not the one this code expects; the message says what to run."""
 
 
-def available() -> list:
-    """[(version, name, statements)] in order."""
-    found = []
+def available(dialect: str = "sqlite") -> list:
+    """[(version, name, statements)] in order, for ``dialect`` (a version's file for both, or its
+    file for this dialect)."""
+    found = {}
     for path in sorted(FOLDER.glob("*.sql")):
         match = _NAME.fullmatch(path.name)
         if not match:
-            raise SchemaError(f"{path.name}: migrations are named NNNN_what_it_does.sql")
+            raise SchemaError(f"{path.name}: migrations are named NNNN_what_it_does[.sqlite|.postgresql].sql")
+        version, name, only = int(match.group(1)), match.group(2), match.group(3)
+        if only is not None and only != dialect:
+            continue
         text = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("--"))
         statements = [s.strip() for s in re.split(r";\s*$", text, flags=re.M) if s.strip()]
-        found.append((int(match.group(1)), match.group(2), statements))
+        found[version] = (version, name, statements)
+    found = [found[v] for v in sorted(found)]
     versions = [v for v, _, _ in found]
     if versions != list(range(1, len(found) + 1)):
         raise SchemaError(f"migrations must be numbered 1, 2, 3... without gaps; found {versions}")
@@ -47,15 +53,16 @@ def current(db) -> int:
 
 
 def _ensure_table(tx):
-    tx.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-               "applied_at {real} NOT NULL)".replace("{real}", tx.dialect.real))
+    when = "TIMESTAMPTZ" if tx.dialect.name == "postgresql" else "REAL"  # as 0004 makes every other timestamp
+    tx.execute(f"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+               f"applied_at {when} NOT NULL)")
 
 
 def migrate(db) -> list:
     """Apply every missing migration; the names of those applied. Concurrent callers queue on a
     lock (PostgreSQL advisory lock; SQLite's BEGIN IMMEDIATE) and the later ones find nothing to do."""
     applied = []
-    for version, name, statements in available():
+    for version, name, statements in available(db.dialect.name):
         with db.transaction() as tx:
             db.lock(tx, "migrate")
             _ensure_table(tx)
@@ -63,7 +70,7 @@ def migrate(db) -> list:
                 continue
             for statement in statements:
                 tx.execute(statement.format(pk=tx.dialect.pk, blob=tx.dialect.blob, real=tx.dialect.real))
-            tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, {ts})",
                        (version, name, time.time()))
             applied.append(f"{version:04d}_{name}")
     return applied

@@ -38,7 +38,7 @@ def event_writer(settings):
                    "timestamp": datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z"),
                    "data": jobs.to_api(row, base_url(settings))}
         tx.execute("INSERT INTO webhook_events (id, artwork_id, user_id, event_type, url, payload, status, "
-                   "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) "
+                   "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, {ts}, {ts}) "
                    "ON CONFLICT (id) DO NOTHING",
                    (f"msg_{row['id']}", row["id"], row["user_id"], payload["type"], row["webhook"],
                     webhooks.encode_payload(payload).decode("utf-8"), now, now))
@@ -51,8 +51,8 @@ def claim(tx, worker: str, lease: float):
     """The next due event, leased to ``worker`` for ``lease`` seconds (its attempt counted now), or None."""
     now = time.time()
     return tx.one(
-        "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = ?, claimed_by = ? "
-        "WHERE id = (SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= ? "
+        "UPDATE webhook_events SET attempts = attempts + 1, next_attempt_at = {ts}, claimed_by = ? "
+        "WHERE id = (SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= {ts} "
         "ORDER BY next_attempt_at LIMIT 1 {lock}) AND status = 'pending' "
         "RETURNING id, url, payload, attempts, user_id",
         (now + lease, worker, now))
@@ -62,11 +62,11 @@ def record(tx, event, worker: str, result: webhooks.Attempt, settings):
     """Write the attempt and the event's next state."""
     now = time.time()
     tx.execute("INSERT INTO webhook_attempts (event_id, attempt, worker, started_at, seconds, http_status, error) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?)",
+               "VALUES (?, ?, ?, {ts}, ?, ?, ?)",
                (event["id"], event["attempts"], worker, now - result.seconds, result.seconds, result.status,
                 result.error))
     if result.ok:
-        tx.execute("UPDATE webhook_events SET status = 'delivered', delivered_at = ?, last_status = ?, "
+        tx.execute("UPDATE webhook_events SET status = 'delivered', delivered_at = {ts}, last_status = ?, "
                    "last_error = NULL WHERE id = ? AND status = 'pending'", (now, result.status, event["id"]))
         return "delivered"
     mine = "id = ? AND status = 'pending' AND claimed_by = ? AND attempts = ?"
@@ -77,7 +77,7 @@ def record(tx, event, worker: str, result: webhooks.Attempt, settings):
     delay = webhooks.backoff_delay(event["attempts"], settings.webhook_backoff_seconds, 300.0)
     if result.retry_after is not None:
         delay = min(max(delay, result.retry_after), 300.0)
-    tx.execute(f"UPDATE webhook_events SET next_attempt_at = ?, last_status = ?, last_error = ? WHERE {mine}",
+    tx.execute(f"UPDATE webhook_events SET next_attempt_at = {{ts}}, last_status = ?, last_error = ? WHERE {mine}",
                (now + delay, result.status, result.error, event["id"], worker, event["attempts"]))
     return "retry"
 
@@ -101,8 +101,8 @@ def deliver_one(db, settings, worker: str) -> bool:
 
 def release(tx, claimed_by: str) -> int:
     """Make the events claimed by a dead process's threads (a LIKE pattern) due now."""
-    return tx.execute("UPDATE webhook_events SET next_attempt_at = ? WHERE status = 'pending' AND claimed_by LIKE ? "
-                      "AND next_attempt_at > ?", (time.time(), claimed_by, time.time()))
+    return tx.execute("UPDATE webhook_events SET next_attempt_at = {ts} WHERE status = 'pending' "
+                      "AND claimed_by LIKE ? AND next_attempt_at > {ts}", (time.time(), claimed_by, time.time()))
 
 
 def listing(tx, status=None, limit: int = 50) -> list:
@@ -117,9 +117,9 @@ def redeliver(tx, event_ids=(), all_failed=False) -> int:
     now = time.time()
     tx.notify(CHANNEL)
     if all_failed:
-        return tx.execute("UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ? "
+        return tx.execute("UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = {ts} "
                           "WHERE status = 'failed'", (now,))
-    return sum(tx.execute("UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = ? "
+    return sum(tx.execute("UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = {ts} "
                           "WHERE id = ?", (now, event_id)) for event_id in event_ids)
 
 

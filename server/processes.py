@@ -23,12 +23,12 @@ def new_name() -> str:
 def register(tx, name: str, threads: int):
     host, pid, _ = name.rsplit(":", 2)
     now = time.time()
-    tx.execute("INSERT INTO processes (name, host, pid, threads, started_at, seen_at) VALUES (?, ?, ?, ?, ?, ?)",
+    tx.execute("INSERT INTO processes (name, host, pid, threads, started_at, seen_at) VALUES (?, ?, ?, ?, {ts}, {ts})",
                (name, host, int(pid), threads, now, now))
 
 
 def touch(tx, name: str, threads: int):
-    if not tx.execute("UPDATE processes SET seen_at = ? WHERE name = ?", (time.time(), name)):
+    if not tx.execute("UPDATE processes SET seen_at = {ts} WHERE name = ?", (time.time(), name)):
         register(tx, name, threads)  # removed as stale during a long pause: back in the list
 
 
@@ -68,5 +68,5 @@ def release_dead(tx, name: str, forget_after: float) -> list:
 
 def job_threads_alive(tx, within: float) -> int:
     """Job threads of processes seen in the last ``within`` seconds."""
-    row = tx.one("SELECT COALESCE(SUM(threads), 0) AS n FROM processes WHERE seen_at > ?", (time.time() - within,))
+    row = tx.one("SELECT COALESCE(SUM(threads), 0) AS n FROM processes WHERE seen_at > {ts}", (time.time() - within,))
     return int(row["n"])

@@ -41,12 +41,12 @@ class RateLimiter:
         bucket = str(key)
         with self.db.transaction() as tx:
             now = self._clock()
-            tx.execute("INSERT INTO rate_limits (bucket, tokens, updated_at) VALUES (?, ?, ?) "
+            tx.execute("INSERT INTO rate_limits (bucket, tokens, updated_at) VALUES (?, ?, {ts}) "
                        "ON CONFLICT (bucket) DO NOTHING", (bucket, self.burst, now))
             row = tx.one("SELECT tokens, updated_at FROM rate_limits WHERE bucket = ? {for_update}", (bucket,))
             tokens = min(self.burst, row["tokens"] + max(0.0, now - row["updated_at"]) * self.rate)
             allowed = tokens >= cost
-            tx.execute("UPDATE rate_limits SET tokens = ?, updated_at = ? WHERE bucket = ?",
+            tx.execute("UPDATE rate_limits SET tokens = ?, updated_at = {ts} WHERE bucket = ?",
                        (tokens - cost if allowed else tokens, now, bucket))
         return (True, 0.0) if allowed else (False, (cost - tokens) / self.rate)
 
@@ -55,5 +55,5 @@ class RateLimiter:
         if not self.enabled:
             return 0
         with self.db.transaction() as tx:
-            return tx.execute("DELETE FROM rate_limits WHERE updated_at < ?",
+            return tx.execute("DELETE FROM rate_limits WHERE updated_at < {ts}",
                               (self._clock() - self.burst / self.rate,))

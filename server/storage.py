@@ -53,7 +53,7 @@ class DatabaseStorage:
     def put(self, artwork_id: str, name: str, data: bytes):
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM stored_files WHERE artwork_id = ? AND name = ?", (artwork_id, name))
-            tx.execute("INSERT INTO stored_files (artwork_id, name, data, created_at) VALUES (?, ?, ?, ?)",
+            tx.execute("INSERT INTO stored_files (artwork_id, name, data, created_at) VALUES (?, ?, ?, {ts})",
                        (artwork_id, name, data, time.time()))
 
     def get(self, artwork_id: str, name: str):

@@ -94,7 +94,7 @@ def test_a_worker_finishing_while_its_own_heartbeat_holds_the_row_still_finishes
 def test_failure_and_reaper_refund_once(db):
     uid, art = _claimed_job(db)
     with db.transaction() as tx:
-        tx.execute("UPDATE artworks SET lease_expires = 0, attempts = 5 WHERE id = ?", (art,))
+        tx.execute("UPDATE artworks SET lease_expires = {ts}, attempts = 5 WHERE id = ?", (0, art))
     failed, reaped = _race(db, lambda tx: jobs.fail(tx, art, "worker-1", "inference_failed"),
                            lambda tx: jobs.reap(tx, max_attempts=2, max_job_seconds=600))
     assert failed["status"] == "failed" and failed["error_code"] == "inference_failed" and reaped == []
