@@ -11,7 +11,7 @@ import uvicorn
 
 from . import migrate
 from .app import create_app
-from .config import load_settings
+from .config import settings_or_exit
 from .db import open_database
 from .requestid import configure_logging
 
@@ -22,11 +22,7 @@ def _migrate(argv):
     parser.add_argument("--config", help="TOML settings file (else FATHOM_SERVER_CONFIG)")
     parser.add_argument("--check", action="store_true", help="only check; exit 1 when not up to date")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit(args.config)
     db = open_database(settings.database)
     try:
         if args.check:
@@ -53,11 +49,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, help="port (default 8000)")
     parser.add_argument("--config", help="TOML settings file (else FATHOM_SERVER_CONFIG)")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config, host=args.host, port=args.port)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit(args.config, host=args.host, port=args.port)
     configure_logging(settings.log_level)
     print(f"Fathom depth server on http://{settings.host}:{settings.port} (database: "
           f"{settings.database.split('@')[-1]}, data: {settings.data_dir})", flush=True)

@@ -20,7 +20,7 @@ import sys
 from engine.errors import FathomError
 
 from . import accounts, outbox
-from .config import load_settings
+from .config import settings_or_exit
 from .db import open_database
 from .jobs import iso
 
@@ -126,11 +126,7 @@ def run(args, db, out=sys.stdout, settings=None) -> int:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit(args.config)
     db = open_database(settings.database)
     try:
         return run(args, db, settings=settings)

@@ -125,3 +125,11 @@ def load_settings(config_file: Optional[str] = None, **overrides) -> Settings:
         return Loaded(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         raise ValueError(_describe(exc)) from None
+
+
+def settings_or_exit(config_file: Optional[str] = None, **overrides) -> Settings:
+    """load_settings for the command lines: a bad setting ends the program with its name, no traceback."""
+    try:
+        return load_settings(config_file, **overrides)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None

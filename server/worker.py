@@ -25,7 +25,7 @@ from engine.store import ModelStore
 
 from . import jobs, migrate, outbox, processes
 from . import storage as storage_
-from .config import Settings, load_settings
+from .config import Settings, settings_or_exit
 from .db import open_database
 from .ratelimit import RateLimiter
 from .requestid import configure_logging
@@ -236,10 +236,7 @@ def main(argv=None):
     parser.add_argument("--config", help="TOML settings file (else FATHOM_SERVER_CONFIG)")
     parser.add_argument("--threads", type=int, default=1, help="jobs processed at once (default 1)")
     args = parser.parse_args(argv)
-    try:
-        settings = load_settings(args.config)
-    except ValueError as exc:
-        parser.exit(2, f"error: {exc}\n")
+    settings = settings_or_exit(args.config)
     configure_logging(settings.log_level)
     db = open_database(settings.database)
     try:
