@@ -65,9 +65,15 @@ def test_restarted_worker_releases_its_dead_predecessors_jobs_at_once(start_serv
     art = submit(client, png_bytes(400, 300), resolutionLowerLimit=512).json()
     worker = srv.worker("worker-1")
     wait_status(client, art["id"], ("processing",), timeout=60)
+    deadline = time.monotonic() + 30
+    while True:  # the worker takes the picture out of the queue's table right after claiming it
+        with srv.db.transaction(readonly=True) as tx:
+            if tx.one("SELECT COUNT(*) AS n FROM artwork_inputs")["n"] == 0:
+                break
+        assert time.monotonic() < deadline, "the picture stayed in the queue's table"
+        time.sleep(0.02)
+    assert client.get(f"/v2/artworks/{art['id']}").json()["status"] == "processing"
     worker.kill()
-    with srv.db.transaction(readonly=True) as tx:  # the worker took the picture out of the queue's table
-        assert tx.one("SELECT COUNT(*) AS n FROM artwork_inputs")["n"] == 0
     srv.worker("worker-2")
     done = wait_status(client, art["id"], ("succeeded",), timeout=120)
     assert client.get(f"/v2/artworks/{art['id']}").json()["status"] == "succeeded"
