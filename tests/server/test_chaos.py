@@ -155,7 +155,7 @@ def test_chaos(start_server, tiny_catalog):
 
     def chaos():
         names = sorted(cluster.procs)
-        while not stop.wait(rng.uniform(0.5, 1.5)):
+        while not stop.wait(rng.uniform(2.0, 4.0)):
             cluster.kill_and_restart(rng.choice(names))
 
     killer = threading.Thread(target=chaos)

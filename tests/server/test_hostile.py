@@ -124,7 +124,7 @@ def test_chunked_upload_cannot_pass_the_size_limit(server):
     zeros = b"\0" * (1024 * 1024)
     try:
         sock.sendall(b"%x\r\n%s\r\n" % (len(head), head))
-        for _ in range(40):  # 40 MiB against the 20 MiB limit
+        for _ in range(22):  # 22 MiB against the 20 MiB limit
             sock.sendall(b"%x\r\n%s\r\n" % (len(zeros), zeros))
     except OSError:  # the server answered and closed the connection: what we want
         pass
