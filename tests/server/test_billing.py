@@ -157,3 +157,20 @@ def test_idempotency_keys_expire(start_server, tiny_catalog, backend):
             break
         time.sleep(0.2)
     assert left == 0
+
+
+def test_missing_server_model_is_a_code_without_internals(start_server, tmp_path):
+    """The server's own model is missing: the job fails and is refunded with errorCode
+    model_unavailable and a message that names no server path and gives no local-model advice."""
+    import json
+
+    catalog = tmp_path / "catalog.json"
+    missing = tmp_path / "nowhere" / "model.onnx"
+    catalog.write_text(json.dumps({"models": {"da2-small": {"path": str(missing)}}}))
+    srv = start_server("sqlite", catalog)
+    client = srv.user(tokens=3)
+    art = submit(client, png_bytes(32, 32), resolutionLowerLimit=256, wait=30).json()
+    art = wait_status(client, art["id"], ("failed",))
+    assert art["errorCode"] == "model_unavailable" and art["error"].startswith("Refunded:"), art
+    assert str(tmp_path) not in art["error"] and "verify" not in art["error"] and ".onnx" not in art["error"]
+    assert srv.balance(client) == 3
