@@ -53,7 +53,9 @@ def test_failed_job_is_refunded_exactly_once(server):
     r = submit(client, png_bytes(64, 64)[:80], resolutionLowerLimit=256)  # header fine, pixels missing
     assert r.status_code == 202, r.text
     art = wait_status(client, r.json()["id"], ("failed",))
-    assert "truncated" in art["error"] and "refunded" in art["error"], art["error"]
+    # A stable code and a client message; the decoder's details stay in the server log.
+    assert art["errorCode"] == "image_unreadable" and "refunded" in art["error"], art
+    assert "truncated" not in art["error"] and "/" not in art["error"].replace("PNG, JPEG, WebP, TIFF", "")
     assert server.balance(client) == 3
     assert kinds(server, client) == ["charge", "grant", "refund"]
     # The refund row is unique per artwork: applying it again is a no-op.
@@ -155,3 +157,20 @@ def test_idempotency_keys_expire(start_server, tiny_catalog, backend):
             break
         time.sleep(0.2)
     assert left == 0
+
+
+def test_missing_server_model_is_a_code_without_internals(start_server, tmp_path):
+    """The server's own model is missing: the job fails and is refunded with errorCode
+    model_unavailable and a message that names no server path and gives no local-model advice."""
+    import json
+
+    catalog = tmp_path / "catalog.json"
+    missing = tmp_path / "nowhere" / "model.onnx"
+    catalog.write_text(json.dumps({"models": {"da2-small": {"path": str(missing)}}}))
+    srv = start_server("sqlite", catalog)
+    client = srv.user(tokens=3)
+    art = submit(client, png_bytes(32, 32), resolutionLowerLimit=256, wait=30).json()
+    art = wait_status(client, art["id"], ("failed",))
+    assert art["errorCode"] == "model_unavailable" and art["error"].startswith("Refunded:"), art
+    assert str(tmp_path) not in art["error"] and "verify" not in art["error"] and ".onnx" not in art["error"]
+    assert srv.balance(client) == 3
