@@ -24,6 +24,7 @@ it and dropped afterwards), else scripts/ci_postgres.sh starts a throwaway one.
     .venv/bin/python -m bench.server_bench [--clients 32] [--requests 40] [--backends sqlite,postgresql]
                                            [--api-processes 4]
 """
+
 import argparse
 import base64
 import io
@@ -69,8 +70,9 @@ def postgres_base_url() -> str:
     if url.startswith("postgres"):
         return url
     print("starting a throwaway PostgreSQL with scripts/ci_postgres.sh ...", flush=True)
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "ci_postgres.sh")], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "ci_postgres.sh")], capture_output=True, text=True, timeout=600
+    )
     if out.returncode != 0:
         raise SystemExit(f"scripts/ci_postgres.sh failed:\n{out.stderr[-2000:]}")
     line = out.stdout.strip().splitlines()[-1]
@@ -107,18 +109,26 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("FATHOM_SERVER_")}
-        self.env.update({
-            "DATABASE_URL": database_url,
-            "FATHOM_SERVER_HOST": "127.0.0.1",
-            "FATHOM_SERVER_PORT": str(self.port),
-            "FATHOM_SERVER_DATA_DIR": str(tmp / "data"),
-            "FATHOM_SERVER_WORKERS": "0",          # jobs stay queued: we measure the API, not inference
-            "FATHOM_SERVER_RATE_PER_SECOND": "0",  # the benchmark is one key hammering on purpose
-            "FATHOM_SERVER_LOG_LEVEL": "warning",
-        })
+        self.env.update(
+            {
+                "DATABASE_URL": database_url,
+                "FATHOM_SERVER_HOST": "127.0.0.1",
+                "FATHOM_SERVER_PORT": str(self.port),
+                "FATHOM_SERVER_DATA_DIR": str(tmp / "data"),
+                "FATHOM_SERVER_WORKERS": "0",  # jobs stay queued: we measure the API, not inference
+                "FATHOM_SERVER_RATE_PER_SECOND": "0",  # the benchmark is one key hammering on purpose
+                "FATHOM_SERVER_LOG_LEVEL": "warning",
+            }
+        )
         self.log = open(tmp / f"{name}.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "server"], cwd=ROOT, env=self.env,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None:
@@ -134,8 +144,14 @@ class ServerProcess:
             time.sleep(0.1)
 
     def admin(self, *args) -> str:
-        out = subprocess.run([sys.executable, "-m", "server.admin", *args], cwd=ROOT, env=self.env,
-                             capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, "-m", "server.admin", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if out.returncode != 0:
             raise SystemExit(f"server.admin {' '.join(args)} failed:\n{out.stdout}{out.stderr}")
         return out.stdout
@@ -195,8 +211,12 @@ def run_clients(url, clients: int, requests: int, make_request) -> dict:
     if len(latencies) != clients * requests:
         raise SystemExit(f"only {len(latencies)} of {clients * requests} requests finished")
     latencies.sort()
-    return {"n": len(latencies), "per_s": len(latencies) / elapsed, "p50": percentile(latencies, 50),
-            "p99": percentile(latencies, 99)}
+    return {
+        "n": len(latencies),
+        "per_s": len(latencies) / elapsed,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+    }
 
 
 def percentile(sorted_values, p):
@@ -228,8 +248,7 @@ def bench_backend(kind: str, clients: int, requests: int, image_uri: str) -> dic
                 raise RuntimeError(f"/healthz answered {r.status_code}")
 
         def submit(http):
-            r = http.post("/v2/artworks/depth-map", content=body,
-                          headers={**auth, "Content-Type": "application/json"})
+            r = http.post("/v2/artworks/depth-map", content=body, headers={**auth, "Content-Type": "application/json"})
             if r.status_code != 202:
                 raise RuntimeError(f"submit answered {r.status_code}: {r.text[:300]}")
             answer = r.json()
@@ -247,10 +266,15 @@ def bench_backend(kind: str, clients: int, requests: int, image_uri: str) -> dic
         if len(accepted) != submissions or len(ids) != submissions:
             raise SystemExit(f"{len(accepted)} answers with {len(ids)} distinct ids for {submissions} submissions")
         if charged != sum(cost for _, cost in accepted):
-            raise SystemExit(f"{charged} tokens charged, but the answers add up to "
-                             f"{sum(cost for _, cost in accepted)}")
-        return {"backend": kind, "noop": base, "submit": sub, "submissions": submissions,
-                "tokens_per_submission": charged / submissions, "reconcile": reconcile}
+            raise SystemExit(f"{charged} tokens charged, but the answers add up to {sum(cost for _, cost in accepted)}")
+        return {
+            "backend": kind,
+            "noop": base,
+            "submit": sub,
+            "submissions": submissions,
+            "tokens_per_submission": charged / submissions,
+            "reconcile": reconcile,
+        }
     finally:
         if server is not None:
             server.stop()
@@ -282,8 +306,11 @@ def bench_scaling(processes: int, clients: int, requests: int, image_uri: str) -
         accepted = []
 
         def submit(http, i):
-            r = http.post("/v2/artworks/depth-map", content=body,
-                          headers={"Authorization": f"Bearer {keys[i]}", "Content-Type": "application/json"})
+            r = http.post(
+                "/v2/artworks/depth-map",
+                content=body,
+                headers={"Authorization": f"Bearer {keys[i]}", "Content-Type": "application/json"},
+            )
             if r.status_code != 202:
                 raise RuntimeError(f"submit answered {r.status_code}: {r.text[:300]}")
             accepted.append(r.json()["id"])
@@ -308,12 +335,16 @@ def bench_scaling(processes: int, clients: int, requests: int, image_uri: str) -
 
 def report(r: dict) -> None:
     b, s = r["noop"], r["submit"]
-    print(f"\n[{r['backend']}] {s['n']} submissions by {r['clients']} concurrent clients "
-          f"({r['tokens_per_submission']:g} token(s) each; {r['reconcile']})")
+    print(
+        f"\n[{r['backend']}] {s['n']} submissions by {r['clients']} concurrent clients "
+        f"({r['tokens_per_submission']:g} token(s) each; {r['reconcile']})"
+    )
     for label, m in (("no-op GET /healthz", b), ("POST depth-map    ", s)):
         print(f"  {label} : {m['per_s']:8.1f} req/s   p50 {m['p50'] * 1e3:7.2f} ms   p99 {m['p99'] * 1e3:7.2f} ms")
-    print(f"  ratio submit/no-op : throughput x{s['per_s'] / b['per_s']:.3f}   "
-          f"p50 x{s['p50'] / b['p50']:.2f}   p99 x{s['p99'] / b['p99']:.2f}")
+    print(
+        f"  ratio submit/no-op : throughput x{s['per_s'] / b['per_s']:.3f}   "
+        f"p50 x{s['p50'] / b['p50']:.2f}   p99 x{s['p99'] / b['p99']:.2f}"
+    )
 
 
 def main(argv=None):
@@ -321,14 +352,17 @@ def main(argv=None):
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--requests", type=int, default=40, help="requests per client per measurement")
     ap.add_argument("--backends", default="sqlite,postgresql")
-    ap.add_argument("--api-processes", type=int, default=4,
-                    help="API processes of the PostgreSQL scaling run (0: skip it)")
+    ap.add_argument(
+        "--api-processes", type=int, default=4, help="API processes of the PostgreSQL scaling run (0: skip it)"
+    )
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
     image_uri = small_png_data_uri()
     results = []
-    print(f"Fathom server benchmark: {args.clients} clients x {args.requests} requests, 127.0.0.1, "
-          f"{os.cpu_count()} CPU(s); figures are ratios against GET /healthz on the same server.")
+    print(
+        f"Fathom server benchmark: {args.clients} clients x {args.requests} requests, 127.0.0.1, "
+        f"{os.cpu_count()} CPU(s); figures are ratios against GET /healthz on the same server."
+    )
     for kind in [k.strip() for k in args.backends.split(",") if k.strip()]:
         if kind not in ("sqlite", "postgresql"):
             raise SystemExit(f"unknown backend {kind!r}: use sqlite and/or postgresql")
@@ -338,17 +372,25 @@ def main(argv=None):
         results.append(r)
     if len(results) == 2:
         sq, pg = (r["submit"] for r in results)
-        print(f"\nPostgreSQL/SQLite submissions per second (each against its own no-op): "
-              f"x{(pg['per_s'] / results[1]['noop']['per_s']) / (sq['per_s'] / results[0]['noop']['per_s']):.2f}")
+        print(
+            f"\nPostgreSQL/SQLite submissions per second (each against its own no-op): "
+            f"x{(pg['per_s'] / results[1]['noop']['per_s']) / (sq['per_s'] / results[0]['noop']['per_s']):.2f}"
+        )
     if args.api_processes and "postgresql" in args.backends:
         s = bench_scaling(args.api_processes, args.clients, args.requests, image_uri)
-        print(f"\n[postgresql, {args.clients} clients over {args.clients} users] {s['submissions']} submissions, "
-              f"ledger reconciled")
+        print(
+            f"\n[postgresql, {args.clients} clients over {args.clients} users] {s['submissions']} submissions, "
+            f"ledger reconciled"
+        )
         for label, r in ((" 1 API process ", s["one"]), (f"{s['processes']:>2} API processes", s["many"])):
-            print(f"  {label}: {r['per_s']:8.1f} submissions/s   p50 {r['p50'] * 1e3:7.2f} ms   "
-                  f"p99 {r['p99'] * 1e3:7.2f} ms")
-        print(f"  ratio {s['processes']} processes / 1 process: x{s['many']['per_s'] / s['one']['per_s']:.2f} "
-              f"(on {os.cpu_count()} CPU core(s))")
+            print(
+                f"  {label}: {r['per_s']:8.1f} submissions/s   p50 {r['p50'] * 1e3:7.2f} ms   "
+                f"p99 {r['p99'] * 1e3:7.2f} ms"
+            )
+        print(
+            f"  ratio {s['processes']} processes / 1 process: x{s['many']['per_s'] / s['one']['per_s']:.2f} "
+            f"(on {os.cpu_count()} CPU core(s))"
+        )
         results.append({"backend": "postgresql-scaling", **s})
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

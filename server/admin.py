@@ -14,6 +14,7 @@
 
 The database comes from the same settings as the server (DATABASE_URL, FATHOM_SERVER_*, --config).
 """
+
 import argparse
 import sys
 
@@ -69,8 +70,12 @@ def _models(settings, args, out) -> int:
         return 0
     if args.name not in offered:
         raise accounts.AccountError(f"This server offers no model {args.name!r}; it offers {', '.join(offered)}.")
-    path = store.download(offered[args.name], progress=lambda done, total: print(
-        f"\r{done * 100 // max(total or 1, 1)}%", end="", file=sys.stderr, flush=True))
+    path = store.download(
+        offered[args.name],
+        progress=lambda done, total: print(
+            f"\r{done * 100 // max(total or 1, 1)}%", end="", file=sys.stderr, flush=True
+        ),
+    )
     print(f"\n{args.name}: {path}", file=out)
     return 0
 
@@ -93,8 +98,11 @@ def run(args, db, out=sys.stdout, settings=None) -> int:
     with db.transaction() as tx:
         if cmd == "webhooks":
             for e in outbox.listing(tx, args.status, args.limit):
-                print(f"{e['id']:<42} {e['status']:<9} attempts {e['attempts']:<2} {e['event_type']:<18} "
-                      f"{e['url']}  {e['last_error'] or ''}", file=out)
+                print(
+                    f"{e['id']:<42} {e['status']:<9} attempts {e['attempts']:<2} {e['event_type']:<18} "
+                    f"{e['url']}  {e['last_error'] or ''}",
+                    file=out,
+                )
         elif cmd == "redeliver":
             if not args.ids and not args.failed:
                 raise accounts.AccountError("Name the events to redeliver (msg_...), or give --failed.")
@@ -119,8 +127,11 @@ def run(args, db, out=sys.stdout, settings=None) -> int:
         elif cmd == "ledger":
             uid = accounts.user_id(tx, args.name) if args.name else None
             for e in accounts.ledger(tx, uid, args.limit):
-                print(f"{e['id']:>6} {iso(e['created_at'])} {e['user_name']:<16} {e['kind']:<7} {e['delta']:>+7} "
-                      f"-> {e['balance_after']:>7}  {e['artwork_id'] or ''} {e['note']}", file=out)
+                print(
+                    f"{e['id']:>6} {iso(e['created_at'])} {e['user_name']:<16} {e['kind']:<7} {e['delta']:>+7} "
+                    f"-> {e['balance_after']:>7}  {e['artwork_id'] or ''} {e['note']}",
+                    file=out,
+                )
     return 0
 
 

@@ -1,4 +1,5 @@
 """The API's answers as pydantic models: what /openapi.json promises for every route."""
+
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,12 +14,15 @@ class ErrorBody(BaseModel):
     """Every error. ``code`` is stable (switch on it); ``message`` is for people; the request id is
     the one in the X-Request-Id header and the server log. Some errors add details (``errors``;
     402: needed, balance, shortfall, topUpUrl; 429/503: retryAfter)."""
+
     model_config = ConfigDict(extra="allow")
     statusCode: int
     error: str = Field(description="The HTTP status phrase.")
     message: str
-    code: str = Field(description="Stable machine-readable code, e.g. insufficient_tokens, rate_limited, "
-                                  "invalid_parameters, artwork_not_found, too_large, timeout.")
+    code: str = Field(
+        description="Stable machine-readable code, e.g. insufficient_tokens, rate_limited, "
+        "invalid_parameters, artwork_not_found, too_large, timeout."
+    )
     requestId: Optional[str] = None
     errors: Optional[list[FieldError]] = None
 
@@ -31,11 +35,13 @@ class Artwork(BaseModel):
     results: list[str] = Field(description="Download links (depth.png, depth.exr) once succeeded.")
     status: Literal["starting", "processing", "succeeded", "failed", "canceled"]
     createdAt: str
-    cost: int = Field(description="Tokens charged when accepted (refunded when it failed or was canceled "
-                                  "before it started).")
+    cost: int = Field(
+        description="Tokens charged when accepted (refunded when it failed or was canceled before it started)."
+    )
     error: Optional[str] = Field(None, description="Failed: what happened, for people.")
-    errorCode: Optional[Literal["image_unreadable", "model_unavailable", "inference_failed", "timeout",
-                                "worker_lost"]] = Field(None, description="Failed: the stable reason.")
+    errorCode: Optional[
+        Literal["image_unreadable", "model_unavailable", "inference_failed", "timeout", "worker_lost"]
+    ] = Field(None, description="Failed: the stable reason.")
     notice: Optional[str] = Field(None, description="Starting: why it may wait (no worker running).")
 
 

@@ -1,4 +1,5 @@
 """The FastAPI application: routers, uniform error bodies, and the worker threads' lifetime."""
+
 import logging
 import math
 from contextlib import asynccontextmanager
@@ -24,18 +25,35 @@ from .worker import WorkerPool
 log = logging.getLogger("fathom.server")
 
 # The code of an error that names none itself: one per status.
-DEFAULT_CODES = {400: "bad_request", 401: "unauthorized", 402: "insufficient_tokens", 403: "forbidden",
-                 404: "not_found", 405: "method_not_allowed", 409: "conflict", 410: "gone", 413: "too_large",
-                 415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited",
-                 500: "internal_error", 503: "unavailable"}
+DEFAULT_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    402: "insufficient_tokens",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 def error_body(status: int, message: str, code: str = None, **extra) -> dict:
     """Every error: {statusCode, error, message, code} (the public API's shape), the request id
     (to quote to the operator: the server log has the details) and specifics."""
-    return {"statusCode": status, "error": HTTPStatus(status).phrase, "message": message,
-            "code": code or DEFAULT_CODES.get(status, "error"), "requestId": current_request_id(),
-            **{k: v for k, v in extra.items() if v is not None}}
+    return {
+        "statusCode": status,
+        "error": HTTPStatus(status).phrase,
+        "message": message,
+        "code": code or DEFAULT_CODES.get(status, "error"),
+        "requestId": current_request_id(),
+        **{k: v for k, v in extra.items() if v is not None},
+    }
 
 
 def error_headers(status: int, retry_after: float = None) -> dict:
@@ -56,8 +74,13 @@ def _warn_missing_models(settings):
         try:
             store.resolve(cid, allow_network=False)
         except Exception as exc:  # jobs for it will fail and be refunded until it is installed
-            log.warning("model %r (%s) is not usable yet: %s Install it with "
-                        "`python -m server.admin download-model %s`.", name, cid, exc, name)
+            log.warning(
+                "model %r (%s) is not usable yet: %s Install it with `python -m server.admin download-model %s`.",
+                name,
+                cid,
+                exc,
+                name,
+            )
 
 
 def create_app(settings: Settings = None) -> FastAPI:
@@ -78,8 +101,12 @@ def create_app(settings: Settings = None) -> FastAPI:
         fetches = FetchPool(settings.fetch_concurrency, settings.fetch_per_key, settings.fetch_timeout_seconds)
         app.state.fathom = AppState(settings, db, limiter, pool, fetches)
         pool.start()
-        log.info("Fathom depth server: %s, %d worker thread(s), results in %s",
-                 settings.database.split("@")[-1], settings.workers, settings.results_dir)
+        log.info(
+            "Fathom depth server: %s, %d worker thread(s), results in %s",
+            settings.database.split("@")[-1],
+            settings.workers,
+            settings.results_dir,
+        )
         try:
             yield
         finally:
@@ -87,9 +114,12 @@ def create_app(settings: Settings = None) -> FastAPI:
             pool.close()
             db.close()
 
-    app = FastAPI(title="Fathom depth server", version="1.0.0", lifespan=lifespan,
-                  description="Depth maps (Depth Anything) billed in tokens. Authenticate with "
-                              "`Authorization: Bearer <key>`.")
+    app = FastAPI(
+        title="Fathom depth server",
+        version="1.0.0",
+        lifespan=lifespan,
+        description="Depth maps (Depth Anything) billed in tokens. Authenticate with `Authorization: Bearer <key>`.",
+    )
     for module in (artworks, account, health):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware)
@@ -99,8 +129,11 @@ def create_app(settings: Settings = None) -> FastAPI:
         extra = exc.errors if isinstance(exc.errors, dict) else {"errors": exc.errors}
         if exc.retry_after is not None:
             extra["retryAfter"] = math.ceil(exc.retry_after)
-        return JSONResponse(error_body(exc.status, str(exc), code=exc.code, **extra), exc.status,
-                            headers=error_headers(exc.status, exc.retry_after))
+        return JSONResponse(
+            error_body(exc.status, str(exc), code=exc.code, **extra),
+            exc.status,
+            headers=error_headers(exc.status, exc.retry_after),
+        )
 
     @app.exception_handler(Conflict)
     async def conflict(request: Request, exc: Conflict):
@@ -116,8 +149,9 @@ def create_app(settings: Settings = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        errors = [{"field": ".".join(str(p) for p in e["loc"][1:]) or e["loc"][0], "message": e["msg"]}
-                  for e in exc.errors()]
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]) or e["loc"][0], "message": e["msg"]} for e in exc.errors()
+        ]
         message = "Invalid request: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse(error_body(422, message, code="invalid_parameters", errors=errors), 422)
 

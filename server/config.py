@@ -6,6 +6,7 @@ Every value is validated at start (pydantic-settings); a bad one is refused with
     FATHOM_SERVER_PORT=9000
     FATHOM_SERVER_MODELS='{"small": "da2-small"}'  # dicts and lists in the environment are JSON
 """
+
 import os
 import tomllib
 from pathlib import Path
@@ -30,18 +31,19 @@ class Settings(BaseSettings):
     # Where the SQLite database and the results live; results must be shared storage when API
     # servers and workers run on several machines (or use storage = "database").
     data_dir: str = Field(default_factory=_default_data_dir)
-    database_url: str = Field("", validation_alias=AliasChoices("DATABASE_URL", ENV_PREFIX + "DATABASE_URL",
-                                                                "database_url"))  # empty: SQLite in data_dir
+    database_url: str = Field(
+        "", validation_alias=AliasChoices("DATABASE_URL", ENV_PREFIX + "DATABASE_URL", "database_url")
+    )  # empty: SQLite in data_dir
     storage: Literal["local", "database"] = "local"  # results: files under data_dir, or in the database
     result_retention_hours: PositiveFloat = 720.0  # results are deleted this long after the artwork finished
-    public_url: str = ""               # base of result links; empty: the URL the client called
-    workers: NonNegativeInt = 1        # inference threads inside the API process (0: external workers only)
+    public_url: str = ""  # base of result links; empty: the URL the client called
+    workers: NonNegativeInt = 1  # inference threads inside the API process (0: external workers only)
     lease_seconds: PositiveFloat = 60.0  # a claimed job is retried or refunded this long after its last heartbeat
-    max_attempts: PositiveInt = 2      # claims per job before an expired lease fails it (and refunds it)
+    max_attempts: PositiveInt = 2  # claims per job before an expired lease fails it (and refunds it)
     max_job_seconds: PositiveFloat = 600.0  # a job processing longer fails and is refunded (a hung engine)
     poll_seconds: PositiveFloat = 0.5  # how often an idle worker looks for jobs (PostgreSQL also wakes it)
-    model_dir: str = ""                # engine.store's model folder; empty: its default
-    threads: NonNegativeInt = 0        # onnxruntime threads per job; 0 lets it choose
+    model_dir: str = ""  # engine.store's model folder; empty: its default
+    threads: NonNegativeInt = 0  # onnxruntime threads per job; 0 lets it choose
     # API model name -> engine catalogue id, per model family (useVersion3 picks "v3").
     models: dict[str, str] = {"small": "da2-small"}
     models_v3: dict[str, str] = {}
@@ -49,22 +51,22 @@ class Settings(BaseSettings):
     # Tokens per job: the model's base price (1 when not listed) times the resolution tier's factor.
     prices: dict[str, PositiveInt] = {"small": 1}
     resolution_tiers: dict[str, PositiveInt] = {"512": 1, "1024": 2, "1536": 3, "2048": 4}
-    top_up_url: str = ""               # where the add-on sends users to buy tokens
+    top_up_url: str = ""  # where the add-on sends users to buy tokens
     max_upload_bytes: PositiveInt = 20 * 1024 * 1024
     max_pixels: PositiveInt = 50_000_000  # decompression-bomb guard, checked from the header
-    url_allowlist: list[str] = []      # hosts/networks allowed despite being private
+    url_allowlist: list[str] = []  # hosts/networks allowed despite being private
     rate_per_second: float = Field(10.0, ge=0)  # submissions per API key; 0 disables rate limiting
     rate_burst: NonNegativeInt = 50
     fetch_timeout_seconds: PositiveFloat = 10.0  # one imageUrl download, connect to last byte, however slow
     fetch_concurrency: PositiveInt = 16  # imageUrl downloads at once in this process (beyond: 503)
-    fetch_per_key: PositiveInt = 4     # ... and per API key (beyond: 429)
+    fetch_per_key: PositiveInt = 4  # ... and per API key (beyond: 429)
     max_wait_seconds: float = Field(60.0, ge=0)  # cap of `Prefer: wait=N`
     idempotency_hours: PositiveFloat = 24.0  # how long an Idempotency-Key is remembered (as Stripe does)
     webhook_attempts: PositiveInt = 6  # attempts per event before it is "failed" (admin: redeliver)
     webhook_backoff_seconds: PositiveFloat = 5.0  # first retry delay; doubles per attempt, capped at 5 minutes
     webhook_timeout_seconds: PositiveFloat = 15.0
-    webhook_workers: PositiveInt = 2   # delivery threads per process
-    auto_migrate: bool = True          # apply missing migrations at start (set false with several machines)
+    webhook_workers: PositiveInt = 2  # delivery threads per process
+    auto_migrate: bool = True  # apply missing migrations at start (set false with several machines)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
 
     @model_validator(mode="after")
@@ -93,8 +95,10 @@ def _read_toml(path) -> dict:
     data = data.get("server", data)  # accept a [server] table or a flat file
     unknown = set(data) - set(Settings.model_fields)
     if unknown:
-        raise ValueError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
-                         f"known: {', '.join(sorted(Settings.model_fields))}.")
+        raise ValueError(
+            f"{path}: unknown setting(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(Settings.model_fields))}."
+        )
     return data
 
 
@@ -117,8 +121,9 @@ def load_settings(config_file: Optional[str] = None, **overrides) -> Settings:
 
     class Loaded(Settings):
         @classmethod
-        def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                       file_secret_settings):
+        def settings_customise_sources(
+            cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+        ):
             return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=toml)
 
     try:

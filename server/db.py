@@ -6,6 +6,7 @@ dialects differ are named fragments of :class:`Dialect` (``{lock}``, ``{pk}``, .
     with db.transaction() as tx:                  # writes: serialised on SQLite, row locks on PostgreSQL
         row = tx.one("SELECT tokens FROM balances WHERE user_id = ?", (uid,))
 """
+
 import logging
 import re
 import sqlite3
@@ -19,19 +20,26 @@ from pathlib import Path
 @dataclass(frozen=True)
 class Dialect:
     name: str
-    pk: str            # an auto-numbered primary key column
+    pk: str  # an auto-numbered primary key column
     blob: str
     real: str
-    lock: str          # {lock}: appended to a SELECT that picks rows to claim (others skip them)
-    for_update: str    # {for_update}: appended to a SELECT whose row is changed next (others wait)
-    ts: str            # {ts}: a timestamp parameter, given as Unix seconds (a float)
+    lock: str  # {lock}: appended to a SELECT that picks rows to claim (others skip them)
+    for_update: str  # {for_update}: appended to a SELECT whose row is changed next (others wait)
+    ts: str  # {ts}: a timestamp parameter, given as Unix seconds (a float)
 
 
 # Timestamps: TIMESTAMPTZ on PostgreSQL; Unix seconds (REAL) on SQLite, which has no time type.
 # The code always sees Unix seconds: {ts} converts parameters, Tx converts what comes back.
 SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "", "", "?")
-POSTGRES = Dialect("postgresql", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA",
-                   "DOUBLE PRECISION", "FOR UPDATE SKIP LOCKED", "FOR UPDATE", "to_timestamp(?)")
+POSTGRES = Dialect(
+    "postgresql",
+    "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    "BYTEA",
+    "DOUBLE PRECISION",
+    "FOR UPDATE SKIP LOCKED",
+    "FOR UPDATE",
+    "to_timestamp(?)",
+)
 
 
 def _row(row) -> dict:
@@ -163,8 +171,9 @@ class PostgresDatabase(Database):
         from psycopg_pool import ConnectionPool
 
         self.url = url
-        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True,
-                                    kwargs={"row_factory": dict_row}, timeout=60)
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=max_connections, open=True, kwargs={"row_factory": dict_row}, timeout=60
+        )
         self._pool.wait(timeout=30)
 
     def lock(self, tx, name: str):

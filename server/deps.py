@@ -1,4 +1,5 @@
 """What every request handler needs: the app's state and the authenticated caller."""
+
 from dataclasses import dataclass
 
 from fastapi import Request, Security
@@ -41,11 +42,17 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials = S
     """The user behind ``Authorization: Bearer <key>``, or 401 saying what to send."""
     key = credentials.credentials if credentials is not None else ""
     if not key.strip():
-        raise RequestError(401, "Send your API key as 'Authorization: Bearer <key>' "
-                                "(an operator creates keys with `python -m server.admin create-key USER`).",
-                           code="missing_api_key")
+        raise RequestError(
+            401,
+            "Send your API key as 'Authorization: Bearer <key>' "
+            "(an operator creates keys with `python -m server.admin create-key USER`).",
+            code="missing_api_key",
+        )
     found = await run_in_threadpool(_lookup, state(request).db, key.strip())
     if found is None:
-        raise RequestError(401, "This API key is not valid (unknown or revoked): check it, or ask for a new one.",
-                           code="invalid_api_key")
+        raise RequestError(
+            401,
+            "This API key is not valid (unknown or revoked): check it, or ask for a new one.",
+            code="invalid_api_key",
+        )
     return found

@@ -9,6 +9,7 @@ for both SQLite and PostgreSQL anyway. A migration is plain SQL with the dialect
 ({pk}, {blob}, {real}); statements end with ``;`` at the end of a line. A version may instead
 have one file per dialect (``NNNN_name.postgresql.sql`` and ``NNNN_name.sqlite.sql``).
 """
+
 import re
 import time
 from pathlib import Path
@@ -54,8 +55,10 @@ def current(db) -> int:
 
 def _ensure_table(tx):
     when = "TIMESTAMPTZ" if tx.dialect.name == "postgresql" else "REAL"  # as 0004 makes every other timestamp
-    tx.execute(f"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-               f"applied_at {when} NOT NULL)")
+    tx.execute(
+        f"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        f"applied_at {when} NOT NULL)"
+    )
 
 
 def migrate(db) -> list:
@@ -70,8 +73,10 @@ def migrate(db) -> list:
                 continue
             for statement in statements:
                 tx.execute(statement.format(pk=tx.dialect.pk, blob=tx.dialect.blob, real=tx.dialect.real))
-            tx.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, {ts})",
-                       (version, name, time.time()))
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, {ts})",
+                (version, name, time.time()),
+            )
             applied.append(f"{version:04d}_{name}")
     return applied
 
@@ -80,8 +85,11 @@ def check(db):
     """Raise SchemaError unless the database is at exactly this code's version."""
     have, want = current(db), latest()
     if have < want:
-        raise SchemaError(f"The database is at schema version {have}; this server needs {want}. Run "
-                          "`python -m server migrate` (with the same DATABASE_URL) first.")
+        raise SchemaError(
+            f"The database is at schema version {have}; this server needs {want}. Run "
+            "`python -m server migrate` (with the same DATABASE_URL) first."
+        )
     if have > want:
-        raise SchemaError(f"The database is at schema version {have}, newer than this server's {want}: "
-                          "upgrade this server's code.")
+        raise SchemaError(
+            f"The database is at schema version {have}, newer than this server's {want}: upgrade this server's code."
+        )

@@ -11,6 +11,7 @@ A claim moves ``next_attempt_at`` a lease ahead: a process killed during an atte
 event due again when that lease ends. A success is recorded as delivered whatever happened to the
 claim since, and a delivered event is never claimed again.
 """
+
 import logging
 import threading
 import time
@@ -34,14 +35,26 @@ def event_writer(settings):
         if not row.get("webhook"):
             return
         now = time.time()
-        payload = {"type": f"artwork.{row['status']}",
-                   "timestamp": datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z"),
-                   "data": jobs.to_api(row, base_url(settings))}
-        tx.execute("INSERT INTO webhook_events (id, artwork_id, user_id, event_type, url, payload, status, "
-                   "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, {ts}, {ts}) "
-                   "ON CONFLICT (id) DO NOTHING",
-                   (f"msg_{row['id']}", row["id"], row["user_id"], payload["type"], row["webhook"],
-                    webhooks.encode_payload(payload).decode("utf-8"), now, now))
+        payload = {
+            "type": f"artwork.{row['status']}",
+            "timestamp": datetime.fromtimestamp(now, timezone.utc).isoformat().replace("+00:00", "Z"),
+            "data": jobs.to_api(row, base_url(settings)),
+        }
+        tx.execute(
+            "INSERT INTO webhook_events (id, artwork_id, user_id, event_type, url, payload, status, "
+            "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, {ts}, {ts}) "
+            "ON CONFLICT (id) DO NOTHING",
+            (
+                f"msg_{row['id']}",
+                row["id"],
+                row["user_id"],
+                payload["type"],
+                row["webhook"],
+                webhooks.encode_payload(payload).decode("utf-8"),
+                now,
+                now,
+            ),
+        )
         tx.notify(CHANNEL)
 
     return write
@@ -55,30 +68,39 @@ def claim(tx, worker: str, lease: float):
         "WHERE id = (SELECT id FROM webhook_events WHERE status = 'pending' AND next_attempt_at <= {ts} "
         "ORDER BY next_attempt_at LIMIT 1 {lock}) AND status = 'pending' "
         "RETURNING id, url, payload, attempts, user_id",
-        (now + lease, worker, now))
+        (now + lease, worker, now),
+    )
 
 
 def record(tx, event, worker: str, result: webhooks.Attempt, settings):
     """Write the attempt and the event's next state."""
     now = time.time()
-    tx.execute("INSERT INTO webhook_attempts (event_id, attempt, worker, started_at, seconds, http_status, error) "
-               "VALUES (?, ?, ?, {ts}, ?, ?, ?)",
-               (event["id"], event["attempts"], worker, now - result.seconds, result.seconds, result.status,
-                result.error))
+    tx.execute(
+        "INSERT INTO webhook_attempts (event_id, attempt, worker, started_at, seconds, http_status, error) "
+        "VALUES (?, ?, ?, {ts}, ?, ?, ?)",
+        (event["id"], event["attempts"], worker, now - result.seconds, result.seconds, result.status, result.error),
+    )
     if result.ok:
-        tx.execute("UPDATE webhook_events SET status = 'delivered', delivered_at = {ts}, last_status = ?, "
-                   "last_error = NULL WHERE id = ? AND status = 'pending'", (now, result.status, event["id"]))
+        tx.execute(
+            "UPDATE webhook_events SET status = 'delivered', delivered_at = {ts}, last_status = ?, "
+            "last_error = NULL WHERE id = ? AND status = 'pending'",
+            (now, result.status, event["id"]),
+        )
         return "delivered"
     mine = "id = ? AND status = 'pending' AND claimed_by = ? AND attempts = ?"
     if result.permanent or event["attempts"] >= settings.webhook_attempts:
-        tx.execute(f"UPDATE webhook_events SET status = 'failed', last_status = ?, last_error = ? WHERE {mine}",
-                   (result.status, result.error, event["id"], worker, event["attempts"]))
+        tx.execute(
+            f"UPDATE webhook_events SET status = 'failed', last_status = ?, last_error = ? WHERE {mine}",
+            (result.status, result.error, event["id"], worker, event["attempts"]),
+        )
         return "failed"
     delay = webhooks.backoff_delay(event["attempts"], settings.webhook_backoff_seconds, 300.0)
     if result.retry_after is not None:
         delay = min(max(delay, result.retry_after), 300.0)
-    tx.execute(f"UPDATE webhook_events SET next_attempt_at = {{ts}}, last_status = ?, last_error = ? WHERE {mine}",
-               (now + delay, result.status, result.error, event["id"], worker, event["attempts"]))
+    tx.execute(
+        f"UPDATE webhook_events SET next_attempt_at = {{ts}}, last_status = ?, last_error = ? WHERE {mine}",
+        (now + delay, result.status, result.error, event["id"], worker, event["attempts"]),
+    )
     return "retry"
 
 
@@ -89,27 +111,40 @@ def deliver_one(db, settings, worker: str) -> bool:
         if event is None:
             return False
         secret = tx.one("SELECT webhook_secret FROM users WHERE id = ?", (event["user_id"],))["webhook_secret"]
-    result = webhooks.attempt(event["url"], secret, event["payload"].encode("utf-8"), event["id"],
-                              allowlist=settings.url_allowlist, timeout=settings.webhook_timeout_seconds)
+    result = webhooks.attempt(
+        event["url"],
+        secret,
+        event["payload"].encode("utf-8"),
+        event["id"],
+        allowlist=settings.url_allowlist,
+        timeout=settings.webhook_timeout_seconds,
+    )
     with db.transaction() as tx:
         outcome = record(tx, event, worker, result, settings)
     if outcome != "delivered":
-        log.warning("webhook %s to %s, attempt %d: %s (%s)", event["id"], event["url"], event["attempts"],
-                    result.error, outcome)
+        log.warning(
+            "webhook %s to %s, attempt %d: %s (%s)", event["id"], event["url"], event["attempts"], result.error, outcome
+        )
     return True
 
 
 def release(tx, claimed_by: str) -> int:
     """Make the events claimed by a dead process's threads (a LIKE pattern) due now."""
-    return tx.execute("UPDATE webhook_events SET next_attempt_at = {ts} WHERE status = 'pending' "
-                      "AND claimed_by LIKE ? AND next_attempt_at > {ts}", (time.time(), claimed_by, time.time()))
+    return tx.execute(
+        "UPDATE webhook_events SET next_attempt_at = {ts} WHERE status = 'pending' "
+        "AND claimed_by LIKE ? AND next_attempt_at > {ts}",
+        (time.time(), claimed_by, time.time()),
+    )
 
 
 def listing(tx, status=None, limit: int = 50) -> list:
     where, params = ("WHERE status = ?", (status,)) if status else ("", ())
-    return tx.all(f"SELECT id, artwork_id, event_type, url, status, attempts, next_attempt_at, last_status, "
-                  f"last_error, created_at, delivered_at FROM webhook_events {where} "
-                  f"ORDER BY created_at DESC LIMIT ?", (*params, limit))
+    return tx.all(
+        f"SELECT id, artwork_id, event_type, url, status, attempts, next_attempt_at, last_status, "
+        f"last_error, created_at, delivered_at FROM webhook_events {where} "
+        f"ORDER BY created_at DESC LIMIT ?",
+        (*params, limit),
+    )
 
 
 def redeliver(tx, event_ids=(), all_failed=False) -> int:
@@ -117,10 +152,18 @@ def redeliver(tx, event_ids=(), all_failed=False) -> int:
     now = time.time()
     tx.notify(CHANNEL)
     if all_failed:
-        return tx.execute("UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = {ts} "
-                          "WHERE status = 'failed'", (now,))
-    return sum(tx.execute("UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = {ts} "
-                          "WHERE id = ?", (now, event_id)) for event_id in event_ids)
+        return tx.execute(
+            "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = {ts} "
+            "WHERE status = 'failed'",
+            (now,),
+        )
+    return sum(
+        tx.execute(
+            "UPDATE webhook_events SET status = 'pending', attempts = 0, next_attempt_at = {ts} WHERE id = ?",
+            (now, event_id),
+        )
+        for event_id in event_ids
+    )
 
 
 class DeliveryPool:
@@ -129,8 +172,10 @@ class DeliveryPool:
     def __init__(self, db, settings, name: str, threads: int, stop: threading.Event):
         self.db, self.settings, self.name, self.stop = db, settings, name, stop
         self.woken = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(f"{name}:webhooks-{i}",), daemon=True,
-                                         name=f"fathom-webhooks-{i}") for i in range(threads)]
+        self.threads = [
+            threading.Thread(target=self._run, args=(f"{name}:webhooks-{i}",), daemon=True, name=f"fathom-webhooks-{i}")
+            for i in range(threads)
+        ]
 
     def start(self):
         for t in self.threads:

@@ -5,6 +5,7 @@ A process is named ``host:pid:boot``; its job threads hold leases as ``<process>
 process starts, every earlier process of the same host whose pid is gone (or is now ours: a
 restarted container) is dead, and its leases are released at once instead of a lease later.
 """
+
 import logging
 import os
 import socket
@@ -23,8 +24,10 @@ def new_name() -> str:
 def register(tx, name: str, threads: int):
     host, pid, _ = name.rsplit(":", 2)
     now = time.time()
-    tx.execute("INSERT INTO processes (name, host, pid, threads, started_at, seen_at) VALUES (?, ?, ?, ?, {ts}, {ts})",
-               (name, host, int(pid), threads, now, now))
+    tx.execute(
+        "INSERT INTO processes (name, host, pid, threads, started_at, seen_at) VALUES (?, ?, ?, ?, {ts}, {ts})",
+        (name, host, int(pid), threads, now, now),
+    )
 
 
 def touch(tx, name: str, threads: int):

@@ -12,6 +12,7 @@ Public API:
         .enabled -> bool                          False when rate_per_s <= 0 (everything allowed)
 The clock is wall time: processes on several machines compare their times through the table.
 """
+
 from __future__ import annotations
 
 import time
@@ -41,13 +42,18 @@ class RateLimiter:
         bucket = str(key)
         with self.db.transaction() as tx:
             now = self._clock()
-            tx.execute("INSERT INTO rate_limits (bucket, tokens, updated_at) VALUES (?, ?, {ts}) "
-                       "ON CONFLICT (bucket) DO NOTHING", (bucket, self.burst, now))
+            tx.execute(
+                "INSERT INTO rate_limits (bucket, tokens, updated_at) VALUES (?, ?, {ts}) "
+                "ON CONFLICT (bucket) DO NOTHING",
+                (bucket, self.burst, now),
+            )
             row = tx.one("SELECT tokens, updated_at FROM rate_limits WHERE bucket = ? {for_update}", (bucket,))
             tokens = min(self.burst, row["tokens"] + max(0.0, now - row["updated_at"]) * self.rate)
             allowed = tokens >= cost
-            tx.execute("UPDATE rate_limits SET tokens = ?, updated_at = {ts} WHERE bucket = ?",
-                       (tokens - cost if allowed else tokens, now, bucket))
+            tx.execute(
+                "UPDATE rate_limits SET tokens = ?, updated_at = {ts} WHERE bucket = ?",
+                (tokens - cost if allowed else tokens, now, bucket),
+            )
         return (True, 0.0) if allowed else (False, (cost - tokens) / self.rate)
 
     def purge(self) -> int:
@@ -55,5 +61,6 @@ class RateLimiter:
         if not self.enabled:
             return 0
         with self.db.transaction() as tx:
-            return tx.execute("DELETE FROM rate_limits WHERE updated_at < {ts}",
-                              (self._clock() - self.burst / self.rate,))
+            return tx.execute(
+                "DELETE FROM rate_limits WHERE updated_at < {ts}", (self._clock() - self.burst / self.rate,)
+            )

@@ -1,5 +1,6 @@
 """A request id for every request: taken from a sane ``X-Request-Id`` header or made up, sent back
 in that header, put in every error body and in every log line written while the request runs."""
+
 import contextvars
 import logging
 import re

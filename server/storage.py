@@ -9,6 +9,7 @@
     storage.delete(artwork_id, names=None) (None: everything of the artwork)
 Results are kept ``result_retention_hours`` after the artwork finished (server.jobs.expire_results).
 """
+
 import os
 import shutil
 import time
@@ -53,8 +54,10 @@ class DatabaseStorage:
     def put(self, artwork_id: str, name: str, data: bytes):
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM stored_files WHERE artwork_id = ? AND name = ?", (artwork_id, name))
-            tx.execute("INSERT INTO stored_files (artwork_id, name, data, created_at) VALUES (?, ?, ?, {ts})",
-                       (artwork_id, name, data, time.time()))
+            tx.execute(
+                "INSERT INTO stored_files (artwork_id, name, data, created_at) VALUES (?, ?, ?, {ts})",
+                (artwork_id, name, data, time.time()),
+            )
 
     def get(self, artwork_id: str, name: str):
         with self.db.transaction(readonly=True) as tx:

@@ -22,6 +22,7 @@ Public API:
     attempt(url, secret, body, msg_id, *, allowlist=(), timeout=15) -> Attempt
     backoff_delay(attempt, backoff, max_backoff) -> float
 """
+
 from __future__ import annotations
 
 import base64
@@ -43,7 +44,7 @@ from .security import FetchError, UnsafeURLError, pinned_request
 log = logging.getLogger("fathom.server.webhooks")
 
 SECRET_PREFIX = "whsec_"
-DEFAULT_TOLERANCE_S = 300       # the reference libraries' five minutes
+DEFAULT_TOLERANCE_S = 300  # the reference libraries' five minutes
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
@@ -53,6 +54,7 @@ class WebhookVerificationError(ValueError):
 
 # ---------------------------------------------------------------- signing
 
+
 def generate_secret(nbytes: int = 32) -> str:
     """A new signing secret in the "whsec_<base64>" form (24 bytes is the standard's minimum)."""
     return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(max(24, nbytes))).decode("ascii")
@@ -61,7 +63,7 @@ def generate_secret(nbytes: int = 32) -> str:
 def _key(secret: str | bytes) -> bytes:
     if isinstance(secret, bytes):
         return secret
-    raw = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    raw = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
     try:
         return base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError):
@@ -80,12 +82,21 @@ def sign(secret: str | bytes, msg_id: str, timestamp: int, body: bytes | str) ->
 
 
 def signed_headers(secret: str | bytes, msg_id: str, timestamp: int, body: bytes | str) -> dict[str, str]:
-    return {"webhook-id": msg_id, "webhook-timestamp": str(int(timestamp)),
-            "webhook-signature": sign(secret, msg_id, timestamp, body)}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(timestamp)),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+    }
 
 
-def verify(secrets_: str | bytes | Iterable[str | bytes], headers: Mapping[str, str], body: bytes | str, *,
-           tolerance: float = DEFAULT_TOLERANCE_S, now: float | None = None) -> None:
+def verify(
+    secrets_: str | bytes | Iterable[str | bytes],
+    headers: Mapping[str, str],
+    body: bytes | str,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE_S,
+    now: float | None = None,
+) -> None:
     """Check a received webhook. ``secrets_`` is one secret or several (rotation); ``headers`` any
     mapping (names compared case-insensitively). Raises ``WebhookVerificationError``."""
     lower = {k.lower(): v for k, v in headers.items()}
@@ -98,8 +109,10 @@ def verify(secrets_: str | bytes | Iterable[str | bytes], headers: Mapping[str, 
         raise WebhookVerificationError(f"webhook-timestamp {stamp!r} is not an integer.") from None
     now = time.time() if now is None else now
     if ts < now - tolerance:
-        raise WebhookVerificationError(f"The webhook timestamp is {now - ts:.0f} s old (tolerance "
-                                       f"{tolerance:g} s): a replay or a badly wrong clock.")
+        raise WebhookVerificationError(
+            f"The webhook timestamp is {now - ts:.0f} s old (tolerance "
+            f"{tolerance:g} s): a replay or a badly wrong clock."
+        )
     if ts > now + tolerance:
         raise WebhookVerificationError(f"The webhook timestamp is {ts - now:.0f} s in the future.")
     candidates = [secrets_] if isinstance(secrets_, (str, bytes)) else list(secrets_)
@@ -113,11 +126,13 @@ def verify(secrets_: str | bytes | Iterable[str | bytes], headers: Mapping[str, 
 
 # ---------------------------------------------------------------- delivery
 
+
 @dataclass
 class Attempt:
     """What one POST achieved: ``ok`` once a 2xx came back; ``status`` the HTTP status (None when no
     answer came); ``error`` the failure in words; ``permanent`` when retrying cannot help (4xx,
     3xx, an unsafe URL); ``retry_after`` the receiver's own hint, in seconds."""
+
     ok: bool = False
     status: int | None = None
     error: str | None = None
@@ -139,16 +154,25 @@ def encode_payload(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8")
 
 
-def attempt(url: str, secret: str | bytes, body: bytes, msg_id: str, *, allowlist: Iterable[str] = (),
-            timeout: float = 15.0) -> Attempt:
+def attempt(
+    url: str, secret: str | bytes, body: bytes, msg_id: str, *, allowlist: Iterable[str] = (), timeout: float = 15.0
+) -> Attempt:
     """POST ``body`` to ``url`` once, signed with a fresh timestamp. Never raises for delivery
     failures: read the result."""
     started = time.monotonic()
     result = Attempt()
     headers = {"Content-Type": "application/json", **signed_headers(secret, msg_id, int(time.time()), body)}
     try:
-        answer = pinned_request("POST", url, allowlist=tuple(allowlist or ()), body=body, headers=headers,
-                                timeout=timeout, max_response_bytes=16384, what="The webhook's answer")
+        answer = pinned_request(
+            "POST",
+            url,
+            allowlist=tuple(allowlist or ()),
+            body=body,
+            headers=headers,
+            timeout=timeout,
+            max_response_bytes=16384,
+            what="The webhook's answer",
+        )
     except UnsafeURLError as exc:
         result.error, result.permanent = str(exc), True
     except FetchError as exc:
@@ -158,9 +182,11 @@ def attempt(url: str, secret: str | bytes, body: bytes, msg_id: str, *, allowlis
         if 200 <= answer.status < 300:
             result.ok = True
         elif 300 <= answer.status < 400:
-            result.error = (f"The webhook answered {answer.status} (a redirect to "
-                            f"{answer.headers.get('location', '?')}); redirects are not followed, "
-                            f"register the final URL.")
+            result.error = (
+                f"The webhook answered {answer.status} (a redirect to "
+                f"{answer.headers.get('location', '?')}); redirects are not followed, "
+                f"register the final URL."
+            )
             result.permanent = True
         elif answer.status in RETRYABLE_STATUS:
             result.error = f"The webhook answered HTTP {answer.status}."

@@ -9,6 +9,7 @@ A worker holds a lease on its job and renews it while the engine runs; a worker 
 renewing, and whoever reaps next (any worker, or the API process) puts the job back in the queue
 or, after ``max_attempts`` claims, fails and refunds it.
 """
+
 import argparse
 import json
 import logging
@@ -39,12 +40,20 @@ def run_job(row, image: bytes, settings: Settings, cancel, storage) -> list:
     params = json.loads(row["parameters"])
     picture = read_image(image, max_pixels=settings.max_pixels, name="the submitted picture")
     depth_settings = DepthSettings(
-        model=row["model_id"], resolution=params["resolutionLowerLimit"], invert=params["invertDepth"],
-        post_resize=params["usePostResize"], normalization=params["normalizationMode"], threads=settings.threads)
+        model=row["model_id"],
+        resolution=params["resolutionLowerLimit"],
+        invert=params["invertDepth"],
+        post_resize=params["usePostResize"],
+        normalization=params["normalizationMode"],
+        threads=settings.threads,
+    )
     model_path = ModelStore(settings.model_dir or None).resolve(row["model_id"], allow_network=False)
     result = estimate(picture.rgb, depth_settings, model_path, cancel=cancel, model_name=params["model"])
-    meta = {"fathom:model": params["model"], "fathom:near_is_bright": str(result.near_is_bright).lower(),
-            "fathom:artwork": row["id"]}
+    meta = {
+        "fathom:model": params["model"],
+        "fathom:near_is_bright": str(result.near_is_bright).lower(),
+        "fathom:artwork": row["id"],
+    }
     names = []
     for key, fmt in RESULT_FORMATS:
         if cancel():
@@ -96,8 +105,7 @@ class Worker:
         except Exception as exc:  # a bug must still refund the user, not leave the job hanging
             code = next((c for kind, c in FAILURE_CODES if isinstance(exc, kind)), "inference_failed")
             # The details stay here, with the job id; the client gets the code and a short message.
-            log.error("artwork %s failed (%s): %s", row["id"], code, exc,
-                      exc_info=not isinstance(exc, FathomError))
+            log.error("artwork %s failed (%s): %s", row["id"], code, exc, exc_info=not isinstance(exc, FathomError))
             with self.db.transaction() as tx:
                 final = jobs.fail(tx, row["id"], self.name, code, on_final=self.on_final)
         finally:
@@ -156,8 +164,9 @@ class WorkerPool:
         self.stop = threading.Event()
         self.woken = threading.Event()
         self.webhooks = outbox.DeliveryPool(db, settings, self.name, settings.webhook_workers, self.stop)
-        self.workers = [Worker(db, settings, f"{self.name}:{i}", self.storage, finished=self.webhooks.wake)
-                        for i in range(count)]
+        self.workers = [
+            Worker(db, settings, f"{self.name}:{i}", self.storage, finished=self.webhooks.wake) for i in range(count)
+        ]
         self.threads = []
 
     def start(self):
@@ -167,8 +176,11 @@ class WorkerPool:
         # PostgreSQL tells us about new jobs and events at once; polling stays as the fallback.
         self.db.listen({jobs.JOBS_CHANNEL: self.woken.set, outbox.CHANNEL: self.webhooks.wake}, self.stop)
         for w in self.workers:
-            self.threads.append(threading.Thread(target=w.run_forever, args=(self.stop, self.woken), daemon=True,
-                                                 name=f"fathom-worker-{w.name}"))
+            self.threads.append(
+                threading.Thread(
+                    target=w.run_forever, args=(self.stop, self.woken), daemon=True, name=f"fathom-worker-{w.name}"
+                )
+            )
         self.threads.append(threading.Thread(target=self._housekeeping_forever, daemon=True, name="fathom-reaper"))
         for t in self.threads:
             t.start()
@@ -182,8 +194,12 @@ class WorkerPool:
             if not self.db.try_lock(tx, "reaper"):
                 return
             processes.release_dead(tx, self.name, forget_after=max(10 * self.settings.lease_seconds, 600))
-            finished = jobs.reap(tx, self.settings.max_attempts, self.settings.max_job_seconds,
-                                 on_final=outbox.event_writer(self.settings))
+            finished = jobs.reap(
+                tx,
+                self.settings.max_attempts,
+                self.settings.max_job_seconds,
+                on_final=outbox.event_writer(self.settings),
+            )
             jobs.forget_keys(tx, time.time() - self.settings.idempotency_hours * 3600)
         RateLimiter(self.db, self.settings.rate_per_second, self.settings.rate_burst).purge()
         for row in finished:
@@ -231,8 +247,9 @@ class WorkerPool:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m server.worker",
-                                     description="Run depth-map workers against the server's database.")
+    parser = argparse.ArgumentParser(
+        prog="python -m server.worker", description="Run depth-map workers against the server's database."
+    )
     parser.add_argument("--config", help="TOML settings file (else FATHOM_SERVER_CONFIG)")
     parser.add_argument("--threads", type=int, default=1, help="jobs processed at once (default 1)")
     args = parser.parse_args(argv)

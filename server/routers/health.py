@@ -1,4 +1,5 @@
 """Liveness (answers without touching the database; also the benchmarks' no-op baseline) and metrics."""
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
@@ -15,8 +16,12 @@ async def healthz():
     return {"ok": True}
 
 
-@router.get("/metrics", summary="Prometheus metrics of the whole deployment", operation_id="metrics",
-            response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics of the whole deployment",
+    operation_id="metrics",
+    response_class=PlainTextResponse,
+)
 async def prometheus(request: Request):
     def read():
         with state(request).db.transaction(readonly=True) as tx:

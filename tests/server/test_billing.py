@@ -1,5 +1,6 @@
 """Tokens: charged with the job, 402 without a charge, refunds exactly once, idempotent retries,
 cancel, and the ledger always equal to the balances."""
+
 import concurrent.futures as cf
 import time
 import uuid
@@ -60,6 +61,7 @@ def test_failed_job_is_refunded_exactly_once(server):
     assert kinds(server, client) == ["charge", "grant", "refund"]
     # The refund row is unique per artwork: applying it again is a no-op.
     from server import accounts
+
     with server.db.transaction() as tx:
         assert accounts.apply(tx, client.user_id, 1, "refund", art["id"]) is None
     assert server.balance(client) == 3 and kinds(server, client).count("refund") == 1
@@ -121,6 +123,7 @@ def test_admin_cli_and_reconcile_detects_tampering(start_server, tiny_catalog):
     key = made.stdout.strip()
     assert made.returncode == 0 and key.startswith("fth_") and "not shown again" in made.stderr
     import httpx
+
     me = httpx.get(srv.url + "/v2/me", headers={"Authorization": f"Bearer {key}"}).json()
     assert me["user"] == "carol" and me["balance"] == 7 and me["webhookSecret"].startswith("whsec_")
     assert "carol" in srv.admin("ledger", "carol").stdout

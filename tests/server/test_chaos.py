@@ -4,6 +4,7 @@ while random processes are SIGKILLed and started again. Afterwards every job is 
 the money adds up, the ledger reconciles, and every webhook event was delivered with a valid
 Standard Webhooks signature (checked with the `standardwebhooks` package), none after its
 recorded success."""
+
 import concurrent.futures as cf
 import http.server
 import json
@@ -116,10 +117,20 @@ def _call(cluster, client_key, method, path, i, **kwargs):
 
 def test_chaos(start_server, tiny_catalog):
     receiver = Receiver()
-    srv = start_server("postgresql", tiny_catalog, workers="0", lease_seconds="2", max_attempts="4",
-                       poll_seconds="0.1", url_allowlist=["127.0.0.1/32"], rate_per_second="0",
-                       webhook_backoff_seconds="0.2", webhook_attempts="30", webhook_workers="2",
-                       webhook_timeout_seconds="2")
+    srv = start_server(
+        "postgresql",
+        tiny_catalog,
+        workers="0",
+        lease_seconds="2",
+        max_attempts="4",
+        poll_seconds="0.1",
+        url_allowlist=["127.0.0.1/32"],
+        rate_per_second="0",
+        webhook_backoff_seconds="0.2",
+        webhook_attempts="30",
+        webhook_workers="2",
+        webhook_timeout_seconds="2",
+    )
     cluster = Cluster(srv)
     users = []
     for _ in range(USERS):
@@ -128,9 +139,16 @@ def test_chaos(start_server, tiny_catalog):
         users.append(client)
     rng = random.Random(2024)
     good, broken = png_bytes(48, 32, seed=1), png_bytes(48, 32, seed=2)[:80]  # header fine, pixels missing
-    plans = [{"user": users[i % USERS], "key": str(uuid.uuid4()), "broken": rng.random() < 0.15,
-              "webhook": rng.random() < 0.5, "cancel_after": rng.choice([None, None, 0, 0.05, 0.2, 0.5])}
-             for i in range(JOBS)]
+    plans = [
+        {
+            "user": users[i % USERS],
+            "key": str(uuid.uuid4()),
+            "broken": rng.random() < 0.15,
+            "webhook": rng.random() < 0.5,
+            "cancel_after": rng.choice([None, None, 0, 0.05, 0.2, 0.5]),
+        }
+        for i in range(JOBS)
+    ]
 
     def run(i):
         plan = plans[i]
@@ -139,9 +157,16 @@ def test_chaos(start_server, tiny_catalog):
         if plan["webhook"]:
             data["webhook"] = receiver.url
         for attempt in range(200):  # a killed API mid-request: the same Idempotency-Key again
-            r = _call(cluster, user.key, "POST", "/v2/artworks/depth-map", i + attempt,
-                      files={"image": ("a.png", broken if plan["broken"] else good, "image/png")}, data=data,
-                      headers={"Idempotency-Key": plan["key"]})
+            r = _call(
+                cluster,
+                user.key,
+                "POST",
+                "/v2/artworks/depth-map",
+                i + attempt,
+                files={"image": ("a.png", broken if plan["broken"] else good, "image/png")},
+                data=data,
+                headers={"Idempotency-Key": plan["key"]},
+            )
             if r.status_code < 500:
                 break
         assert r.status_code == 202, r.text
@@ -173,8 +198,9 @@ def test_chaos(start_server, tiny_catalog):
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         with srv.db.transaction(readonly=True) as tx:
-            open_jobs = tx.one("SELECT COUNT(*) AS n FROM artworks WHERE status NOT IN "
-                               "('succeeded', 'failed', 'canceled')")["n"]
+            open_jobs = tx.one(
+                "SELECT COUNT(*) AS n FROM artworks WHERE status NOT IN ('succeeded', 'failed', 'canceled')"
+            )["n"]
             open_events = tx.one("SELECT COUNT(*) AS n FROM webhook_events WHERE status <> 'delivered'")["n"]
         if open_jobs == 0 and open_events == 0:
             break
@@ -205,8 +231,11 @@ def test_chaos(start_server, tiny_catalog):
             assert arts[plan["id"]]["status"] in ("failed", "canceled")
     kept = sum(a["cost"] for a in arts.values() if a["id"] not in refunded)
     assert -sum(e["delta"] for e in charges) - sum(e["delta"] for e in refunds) == kept
-    assert kept == sum(a["cost"] for a in arts.values()
-                       if a["status"] == "succeeded" or (a["status"] == "canceled" and a["id"] not in refunded))
+    assert kept == sum(
+        a["cost"]
+        for a in arts.values()
+        if a["status"] == "succeeded" or (a["status"] == "canceled" and a["id"] not in refunded)
+    )
     assert bad == [] and srv.admin("reconcile").returncode == 0
     for user in users:
         spent = sum(a["cost"] for a in arts.values() if a["user_id"] == user.user_id and a["id"] not in refunded)

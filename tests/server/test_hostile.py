@@ -1,5 +1,6 @@
 """Hostile and unlucky input against the real server: every case here once gave a 500, bypassed a
 limit or stalled other users. Nothing in them may be charged."""
+
 import http.server
 import socket
 import threading
@@ -33,8 +34,10 @@ class ImageHost:
                     host.arrived.release()
                     host.gate.wait(60)
                 if self.path == "/trickle":
-                    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n"
-                              b"X-Padding: %s\r\n\r\n" % (len(body), b"p" * 400)) + body
+                    answer = (
+                        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n"
+                        b"X-Padding: %s\r\n\r\n" % (len(body), b"p" * 400)
+                    ) + body
                     try:
                         for byte in answer:
                             self.wfile.write(bytes([byte]))
@@ -70,11 +73,15 @@ def image_host():
 
 def test_deeply_nested_json_is_a_400(server):
     client = server.user(tokens=5)
-    r = client.post("/v2/artworks/depth-map", content=b'{"imageUrl": ' + b"[" * 3000,
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/v2/artworks/depth-map", content=b'{"imageUrl": ' + b"[" * 3000, headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["code"] == "bad_json", r.text
-    r = client.post("/v2/artworks/depth-map", content=b'{"imageUrl": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
-                    headers={"Content-Type": "application/json"})
+    r = client.post(
+        "/v2/artworks/depth-map",
+        content=b'{"imageUrl": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code in (400, 422) and r.json()["code"] in ("bad_json", "invalid_parameters"), r.text
     assert server.balance(client) == 5
 
@@ -82,8 +89,11 @@ def test_deeply_nested_json_is_a_400(server):
 @pytest.mark.parametrize("field", ["image", "file"])
 def test_image_sent_as_text_field_is_a_422(server, field):
     client = server.user(tokens=5)
-    r = client.post("/v2/artworks/depth-map", headers={"Content-Type": "multipart/form-data; boundary=b"},
-                    content=f'--b\r\nContent-Disposition: form-data; name="{field}"\r\n\r\nhello\r\n--b--\r\n')
+    r = client.post(
+        "/v2/artworks/depth-map",
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+        content=f'--b\r\nContent-Disposition: form-data; name="{field}"\r\n\r\nhello\r\n--b--\r\n',
+    )
     assert r.status_code == 422 and r.json()["code"] == "image_not_a_file", r.text
     assert "@picture.png" in r.json()["message"]
     assert server.balance(client) == 5
@@ -91,8 +101,11 @@ def test_image_sent_as_text_field_is_a_422(server, field):
 
 def test_non_ascii_image_url_is_fetched(server, image_host):
     client = server.user(tokens=5)
-    r = client.post("/v2/artworks/depth-map", json={"imageUrl": f"{image_host.url}/img-ü.png?q=é",
-                                                    "resolutionLowerLimit": 256}, headers={"Prefer": "wait=30"})
+    r = client.post(
+        "/v2/artworks/depth-map",
+        json={"imageUrl": f"{image_host.url}/img-ü.png?q=é", "resolutionLowerLimit": 256},
+        headers={"Prefer": "wait=30"},
+    )
     assert r.status_code == 200 and r.json()["status"] == "succeeded", r.text
     assert image_host.seen == ["/img-%C3%BC.png?q=%C3%A9"]
 
@@ -100,13 +113,16 @@ def test_non_ascii_image_url_is_fetched(server, image_host):
 @pytest.mark.parametrize("path", ["abc%00def", "abc%01", "x" * 3000, "%FF%FE", "%C3%BC"])
 def test_odd_artwork_ids_are_404(server, path):
     client = server.user(tokens=1)
-    for r in (client.get(f"/v2/artworks/{path}"), client.post(f"/v2/artworks/{path}/cancel"),
-              client.get(f"/v2/artworks/{path}/results/depth.png")):
+    for r in (
+        client.get(f"/v2/artworks/{path}"),
+        client.post(f"/v2/artworks/{path}/cancel"),
+        client.get(f"/v2/artworks/{path}/results/depth.png"),
+    ):
         assert r.status_code == 404 and r.json()["code"] == "artwork_not_found", r.text
 
 
 def test_huge_listing_offset_is_a_422(server):
-    r = server.user().get("/v2/artworks", params={"offset": 10 ** 30})
+    r = server.user().get("/v2/artworks", params={"offset": 10**30})
     assert r.status_code == 422 and r.json()["code"] == "invalid_parameters", r.text
 
 
@@ -115,11 +131,15 @@ def test_chunked_upload_cannot_pass_the_size_limit(server):
     the limit, nothing charged, nothing stored."""
     client = server.user(tokens=5)
     boundary = "fathomboundary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + png_bytes(64, 64)
+    head = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n"
+        f"Content-Type: image/png\r\n\r\n"
+    ).encode() + png_bytes(64, 64)
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
-    request = (f"POST /v2/artworks/depth-map HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {client.key}\r\n"
-               f"Content-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n")
+    request = (
+        f"POST /v2/artworks/depth-map HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {client.key}\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
     sock.sendall(request.encode())
     zeros = b"\0" * (1024 * 1024)
     try:
@@ -136,8 +156,12 @@ def test_chunked_upload_cannot_pass_the_size_limit(server):
                 break
             answer += chunk
         head, _, body = answer.partition(b"\r\n\r\n")
-        length = int(next((line.split(b":", 1)[1] for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), b"0"))
+        length = int(
+            next(
+                (line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+                b"0",
+            )
+        )
         while len(body) < length:
             chunk = sock.recv(65536)
             if not chunk:
@@ -189,8 +213,16 @@ def test_retry_after_is_rounded_up(start_server, tiny_catalog, backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_slow_image_hosts_hold_only_their_own_bounded_pool(start_server, tiny_catalog, image_host, backend):
-    srv = start_server(backend, tiny_catalog, workers="0", rate_per_second="0", url_allowlist=["127.0.0.1/32"],
-                       fetch_per_key="1", fetch_concurrency="2", fetch_timeout_seconds="5")
+    srv = start_server(
+        backend,
+        tiny_catalog,
+        workers="0",
+        rate_per_second="0",
+        url_allowlist=["127.0.0.1/32"],
+        fetch_per_key="1",
+        fetch_concurrency="2",
+        fetch_timeout_seconds="5",
+    )
     alice, bob, carol, dave = (srv.user(tokens=10) for _ in range(4))
     # The whole fetch has a deadline, however slowly the host sends its headers.
     r = alice.post("/v2/artworks/depth-map", json={"imageUrl": image_host.url + "/trickle"})
@@ -199,8 +231,7 @@ def test_slow_image_hosts_hold_only_their_own_bounded_pool(start_server, tiny_ca
     results = {}
 
     def held(name, client):
-        results[name] = client.post("/v2/artworks/depth-map", json={"imageUrl": image_host.url + "/hold"},
-                                    timeout=60)
+        results[name] = client.post("/v2/artworks/depth-map", json={"imageUrl": image_host.url + "/hold"}, timeout=60)
 
     threads = [threading.Thread(target=held, args=("alice", alice))]
     threads[0].start()
@@ -214,8 +245,14 @@ def test_slow_image_hosts_hold_only_their_own_bounded_pool(start_server, tiny_ca
     assert r.status_code == 503 and r.json()["code"] == "downloads_busy" and "retry-after" in r.headers
     # Everyone else is served while the pool is full of stalled downloads.
     assert dave.get("/v2/me").status_code == 200
-    assert dave.post("/v2/artworks/depth-map", files={"image": ("a.png", png_bytes(), "image/png")},
-                     data={"resolutionLowerLimit": "256"}).status_code == 202
+    assert (
+        dave.post(
+            "/v2/artworks/depth-map",
+            files={"image": ("a.png", png_bytes(), "image/png")},
+            data={"resolutionLowerLimit": "256"},
+        ).status_code
+        == 202
+    )
     image_host.gate.set()  # (or the 5 s deadline ends them, and nothing is charged)
     for t in threads:
         t.join(60)

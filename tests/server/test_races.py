@@ -1,6 +1,7 @@
 """Exactly once under races, on the real databases: two transactions touch the same artwork, one
 holds its row while the other arrives. Every final state is a single guarded UPDATE, so the second
 one either waits and then sees the first's result, or finds its guard false: never both."""
+
 import threading
 import time
 
@@ -26,11 +27,13 @@ def _claimed_job(db, owner="worker-1"):
 
 def _hold(db, first, release: threading.Event, started: threading.Event, out: dict):
     """Run ``first(tx)`` and keep its transaction (and row locks) open until ``release``."""
+
     def run():
         with db.transaction() as tx:
             out["first"] = first(tx)
             started.set()
             release.wait(10)
+
     thread = threading.Thread(target=run)
     thread.start()
     return thread
@@ -43,6 +46,7 @@ def _second(db, second, out):
                 out["second"] = second(tx)
         except jobs.Conflict as exc:
             out["second"] = exc
+
     thread = threading.Thread(target=run)
     thread.start()
     return thread
@@ -67,8 +71,9 @@ def _ledger_kinds(db, uid):
 
 def test_cancel_arriving_during_success_cannot_undo_it(db):
     uid, art = _claimed_job(db)
-    done, canceled = _race(db, lambda tx: jobs.succeed(tx, art, "worker-1", ["depth.png"]),
-                           lambda tx: jobs.cancel(tx, uid, art))
+    done, canceled = _race(
+        db, lambda tx: jobs.succeed(tx, art, "worker-1", ["depth.png"]), lambda tx: jobs.cancel(tx, uid, art)
+    )
     assert done["status"] == "succeeded"
     assert isinstance(canceled, jobs.Conflict) and "already succeeded" in str(canceled)
     with db.transaction(readonly=True) as tx:
@@ -78,16 +83,20 @@ def test_cancel_arriving_during_success_cannot_undo_it(db):
 
 def test_success_arriving_during_cancel_is_discarded(db):
     uid, art = _claimed_job(db)
-    canceled, done = _race(db, lambda tx: jobs.cancel(tx, uid, art),
-                           lambda tx: jobs.succeed(tx, art, "worker-1", ["depth.png"]))
+    canceled, done = _race(
+        db, lambda tx: jobs.cancel(tx, uid, art), lambda tx: jobs.succeed(tx, art, "worker-1", ["depth.png"])
+    )
     assert canceled["status"] == "canceled" and done is None
     assert _ledger_kinds(db, uid) == ["charge", "grant"]  # canceled while processing: not refunded
 
 
 def test_a_worker_finishing_while_its_own_heartbeat_holds_the_row_still_finishes(db):
     uid, art = _claimed_job(db)
-    beat, done = _race(db, lambda tx: jobs.heartbeat(tx, art, "worker-1", 60),
-                       lambda tx: jobs.succeed(tx, art, "worker-1", ["depth.png"]))
+    beat, done = _race(
+        db,
+        lambda tx: jobs.heartbeat(tx, art, "worker-1", 60),
+        lambda tx: jobs.succeed(tx, art, "worker-1", ["depth.png"]),
+    )
     assert beat is True and done is not None and done["status"] == "succeeded"
 
 
@@ -95,8 +104,11 @@ def test_failure_and_reaper_refund_once(db):
     uid, art = _claimed_job(db)
     with db.transaction() as tx:
         tx.execute("UPDATE artworks SET lease_expires = {ts}, attempts = 5 WHERE id = ?", (0, art))
-    failed, reaped = _race(db, lambda tx: jobs.fail(tx, art, "worker-1", "inference_failed"),
-                           lambda tx: jobs.reap(tx, max_attempts=2, max_job_seconds=600))
+    failed, reaped = _race(
+        db,
+        lambda tx: jobs.fail(tx, art, "worker-1", "inference_failed"),
+        lambda tx: jobs.reap(tx, max_attempts=2, max_job_seconds=600),
+    )
     assert failed["status"] == "failed" and failed["error_code"] == "inference_failed" and reaped == []
     assert _ledger_kinds(db, uid) == ["charge", "grant", "refund"]
     with db.transaction(readonly=True) as tx:

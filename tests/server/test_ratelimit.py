@@ -1,5 +1,6 @@
 """server.ratelimit: token buckets per key held in the database (SQLite and PostgreSQL), on a stepped
 clock and on the real one, across threads and across two limiters (two API processes)."""
+
 import threading
 import time
 
@@ -27,7 +28,7 @@ def test_burst_then_refusal_with_a_sane_retry_after(make):
     limiter = make(rate_per_s=2.0, burst=5, clock=clock)
     assert [limiter.allow("key-a")[0] for _ in range(5)] == [True] * 5
     allowed, retry_after = limiter.allow("key-a")
-    assert not allowed and retry_after == pytest.approx(0.5)   # one token at 2/s
+    assert not allowed and retry_after == pytest.approx(0.5)  # one token at 2/s
     clock.now += 0.25
     allowed, retry_after = limiter.allow("key-a")
     assert not allowed and retry_after == pytest.approx(0.25)  # refusals spend nothing

@@ -1,5 +1,6 @@
 """Where results live: the local folder and the database behind one interface, the retention
 period, and a job's picture leaving the queue's table once a worker has it."""
+
 import time
 
 import pytest
@@ -40,8 +41,10 @@ def test_put_get_replace_delete(store):
     assert store.get(a, "depth.png") is None and store.get(b, "depth.png") == b"other"
 
 
-@pytest.mark.parametrize("backend, kind", [("sqlite", "local"), ("sqlite", "database"),
-                                           pytest.param("postgresql", "database", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    "backend, kind",
+    [("sqlite", "local"), ("sqlite", "database"), pytest.param("postgresql", "database", marks=pytest.mark.postgres)],
+)
 def test_results_served_from_either_storage_then_expired(start_server, tiny_catalog, backend, kind):
     srv = start_server(backend, tiny_catalog, storage=kind, lease_seconds="3", result_retention_hours="0.002")
     client = srv.user(tokens=5)
@@ -67,4 +70,3 @@ def test_results_served_from_either_storage_then_expired(start_server, tiny_cata
     with srv.db.transaction(readonly=True) as tx:
         assert tx.one("SELECT COUNT(*) AS n FROM stored_files")["n"] == 0
     assert not list((srv.tmp / "data" / "results").glob("*/*"))
-

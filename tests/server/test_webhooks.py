@@ -1,4 +1,5 @@
 """server.webhooks: Standard Webhooks signatures and delivery to a real receiver on 127.0.0.1."""
+
 import base64
 import hashlib
 import hmac
@@ -37,8 +38,8 @@ def independent_signature(secret, msg_id, timestamp, body):
 
 class Receiver(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    log = []        # (path, headers dict, body, signature valid) of every request
-    counters = {}   # path -> number of requests so far
+    log = []  # (path, headers dict, body, signature valid) of every request
+    counters = {}  # path -> number of requests so far
 
     def log_message(self, *args):
         pass
@@ -54,15 +55,16 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         headers = {k.lower(): v for k, v in self.headers.items()}
         valid = headers.get("webhook-signature") == independent_signature(
-            SECRET, headers.get("webhook-id"), headers.get("webhook-timestamp"), body)
+            SECRET, headers.get("webhook-id"), headers.get("webhook-timestamp"), body
+        )
         self.log.append((self.path, headers, body, valid))
         n = self.counters[self.path] = self.counters.get(self.path, 0) + 1
         route = self.path.split("?")[0]
         if route in ("/ok", "/ok-%C3%BC"):
             return self._answer(204 if valid else 401)
-        if route == "/flaky":       # two 500s, then success
+        if route == "/flaky":  # two 500s, then success
             return self._answer(500 if n <= 2 else 200)
-        if route == "/throttled":   # 429 with Retry-After, then success
+        if route == "/throttled":  # 429 with Retry-After, then success
             return self._answer(429, [("Retry-After", "0")]) if n == 1 else self._answer(200)
         if route == "/broken":
             return self._answer(503)
@@ -70,7 +72,7 @@ class Receiver(http.server.BaseHTTPRequestHandler):
             return self._answer(301, [("Location", "/ok")])
         if route == "/gone":
             return self._answer(410)
-        if route == "/slow":        # longer than the client's timeout on the first try
+        if route == "/slow":  # longer than the client's timeout on the first try
             if n == 1:
                 time.sleep(1.5)
             return self._answer(200)
@@ -91,13 +93,15 @@ def receiver():
 
 # ---------------------------------------------------------------- signatures
 
+
 def test_standard_webhooks_reference_vector():
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     msg_id, ts, body = "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}'
     expected = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
     assert sign(secret, msg_id, ts, body) == expected
-    verify(secret, {"Webhook-Id": msg_id, "Webhook-Timestamp": str(ts), "Webhook-Signature": expected},
-           body, now=ts + 10)
+    verify(
+        secret, {"Webhook-Id": msg_id, "Webhook-Timestamp": str(ts), "Webhook-Signature": expected}, body, now=ts + 10
+    )
 
 
 def test_verify_rejects_wrong_secret_altered_body_and_old_or_future_timestamps():
@@ -140,19 +144,23 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
 
 # ---------------------------------------------------------------- one attempt
 
-@pytest.mark.parametrize("path, ok, status, permanent", [
-    ("/ok", True, 204, False),
-    ("/ok-%C3%BC", True, 204, False),
-    ("/broken", False, 503, False),       # retried later
-    ("/moved", False, 301, True),         # redirects are not followed
-    ("/gone", False, 410, True),
-    ("/nowhere", False, 404, True),
-])
+
+@pytest.mark.parametrize(
+    "path, ok, status, permanent",
+    [
+        ("/ok", True, 204, False),
+        ("/ok-%C3%BC", True, 204, False),
+        ("/broken", False, 503, False),  # retried later
+        ("/moved", False, 301, True),  # redirects are not followed
+        ("/gone", False, 410, True),
+        ("/nowhere", False, 404, True),
+    ],
+)
 def test_one_attempt_is_classified(receiver, path, ok, status, permanent):
     body = b'{"type":"artwork.succeeded"}'
     result = attempt(f"{receiver}{path}", SECRET, body, "msg_1", allowlist=LOCAL)
     assert (result.ok, result.status, result.permanent) == (ok, status, permanent), result
-    (seen, headers, got, valid), = Receiver.log
+    ((seen, headers, got, valid),) = Receiver.log
     assert valid and got == body and headers["webhook-id"] == "msg_1" and seen == path
 
 
@@ -185,6 +193,7 @@ def test_unsafe_webhook_url_is_refused_without_a_request(receiver):
 
 # ---------------------------------------------------------------- the outbox
 
+
 class Outbox:
     """A real SQLite database at the current schema with one user whose artworks get canceled,
     which writes their webhook events exactly as the server does."""
@@ -192,8 +201,14 @@ class Outbox:
     def __init__(self, tmp_path, **settings):
         self.db = open_database(f"sqlite:///{tmp_path / 'outbox.db'}")
         migrate.migrate(self.db)
-        self.settings = Settings(data_dir=str(tmp_path), url_allowlist=list(LOCAL), webhook_backoff_seconds=0.01,
-                                 webhook_attempts=3, webhook_timeout_seconds=0.5, **settings)
+        self.settings = Settings(
+            data_dir=str(tmp_path),
+            url_allowlist=list(LOCAL),
+            webhook_backoff_seconds=0.01,
+            webhook_attempts=3,
+            webhook_timeout_seconds=0.5,
+            **settings,
+        )
         with self.db.transaction() as tx:
             uid = accounts.create_user(tx, "hooks", tokens=100)
             tx.execute("UPDATE users SET webhook_secret = ? WHERE id = ?", (SECRET, uid))  # the receiver's
@@ -246,7 +261,7 @@ def test_delivered_once_signed_per_the_standard_and_never_again(box, receiver):
     box.deliver_all("w2")
     event, attempts = box.row(event_id)
     assert event["status"] == "delivered" and event["attempts"] == 1 and len(attempts) == 1
-    (path, headers, body, valid), = Receiver.log
+    ((path, headers, body, valid),) = Receiver.log
     payload = StandardWebhook(SECRET).verify(body, headers)  # the reference library agrees
     assert payload["type"] == "artwork.canceled" and payload["data"]["id"] == event_id[4:] and valid
 

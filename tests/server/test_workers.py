@@ -1,10 +1,12 @@
 """Workers in their own processes: a worker killed mid-job (SIGKILL) leaves a job that is retried
 and then failed and refunded when its lease expires, never one stuck in "processing"; a full-size
 model job; a cancel while processing; signed webhooks received by a real receiver; per-key rate limiting."""
+
 import http.server
 import io
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
