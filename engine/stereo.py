@@ -83,6 +83,30 @@ def relative_disparity(depth, divergence, width=None):
     return (divergence / 100.0 * width * d).astype(np.float32)
 
 
+def relative_nearness(x, quantity="relative"):
+    """A map's values as 0..1 nearness linear in inverse depth (1 = the nearest point, 0 = the
+    farthest), from what they decode to (engine.units): a network's relative inverse depth, 1/Z, or
+    Z itself (``quantity`` 'distance'). That is the Standard normalisation, the only one whose
+    shifts a real rig makes: one converged on the farthest point, its interaxial set by divergence."""
+    x = np.nan_to_num(np.asarray(x, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if quantity == "distance":
+        x = np.divide(1.0, x, out=np.zeros_like(x), where=x > 0)
+    lo, hi = float(x.min()), float(x.max())
+    return ((x - lo) / max(hi - lo, 1e-12)).astype(np.float32)
+
+
+def relative_warning(units):
+    """Why a relative map's pair cannot be a real rig's (None when it can). ``units``: the map's
+    units metadata (engine.units' dict), or None when it records none."""
+    if not units:
+        return ("The depth map records no units: its values are used as they are (near = bright, 0 to 1). They "
+                "give a real camera rig's shifts only if they are inverse depth in the Standard normalisation.")
+    if units.get("clipped"):
+        return ("This map's normalisation (V2-Style) clipped its nearest and farthest 1 %: the shifts there are "
+                "flattened, as no camera rig makes them. Use the Standard normalisation for a rig-true pair.")
+    return None
+
+
 def stereo_pair(picture, disparity, eye="left", fill=True):
     """The (left, right) views of ``picture`` (HxWxC) for a disparity map (HxW pixels, see the
     module's notes). ``eye``: which eye the picture is (left, right) or centre (between them)."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.errors import InvalidSettingsError
-from engine.stereo import focal_px, relative_disparity, rig_disparity, stereo_pair
+from engine.stereo import focal_px, relative_disparity, relative_nearness, relative_warning, rig_disparity, stereo_pair
 
 H, W = 60, 240
 
@@ -153,3 +153,17 @@ def test_border_strip_is_filled_with_the_texture_beside_it():
     strip = pair.right[:, W - 6:]
     assert np.allclose(strip, pair.right[:, W - 13:W - 7][:, ::-1])
     assert strip.reshape(H, -1).std(axis=1).min() > 0.1
+
+
+def test_relative_maps_are_a_rig_converged_on_the_farthest_point():
+    z = np.array([[2.0, 4.0, 8.0, np.inf]])
+    for x, quantity in ((1 / z, "relative"), (3 + 7 / z, "relative"), (1 / z, "inverse-distance"), (z, "distance")):
+        n = relative_nearness(x, quantity)
+        # Affine in inverse depth: shifts = a parallel rig's shifts minus those of the farthest point.
+        assert np.allclose(n, [[1.0, 0.5, 0.25, 0.0]]), quantity
+    d = relative_disparity(relative_nearness(1 / z), 10.0, width=100)
+    rig = rig_disparity(z, focal=1.0, interaxial=20.0, convergence=np.inf)
+    assert np.allclose(d, rig - rig.min())
+    assert "no units" in relative_warning(None)
+    assert "clipped" in relative_warning({"quantity": "relative", "clipped": True, "power": 2.0})
+    assert relative_warning({"quantity": "relative", "source": "depth-anything"}) is None
