@@ -131,29 +131,49 @@ def stereo_pair(picture, disparity, eye="left", fill=True):
 
 def _view(picture, disparity, factor, fill):
     """One synthesised view: each pixel shows the input where the input's pixel moved to it by
-    ``factor * disparity``. Returns (view, share of its pixels that are filled holes)."""
-    source, nearness = _splat(disparity, factor)
+    ``factor * disparity``. Returns (view, share of its pixels the input never saw).
+
+    To fill, the input is first extended beyond its left and right edges by its mirror image, so
+    the border strip the input never saw is filled like the rest of the view, depth test included
+    (a near object at the edge does not spill over the far background beside it)."""
+    w = disparity.shape[1]
+    pad = min(math.ceil(abs(factor) * float(np.abs(disparity).max())) + 1, w) if fill else 0
+    if pad:
+        disparity = np.pad(disparity, ((0, 0), (pad, pad)), mode="symmetric")
+        picture = np.pad(picture, ((0, 0), (pad, pad), (0, 0)), mode="symmetric")
+    source, nearness = _splat(disparity, factor, halo=fill)
+    source, nearness = source[:, pad:pad + w], nearness[:, pad:pad + w]
     hole = np.isnan(source)
-    share = float(hole.mean())
+    with np.errstate(invalid="ignore"):
+        unseen = hole | (source < pad - 0.5) | (source > pad + w - 0.5)
     if fill and hole.any():
         source = _fill(source, nearness, hole)
     view = _sample(picture, source)
     if not fill:
         view[hole] = 0
-    return view, share
+    return view, float(unseen.mean())
 
 
-def _splat(disparity, factor):
+def _splat(disparity, factor, halo=False):
     """Warp the input's pixel grid row by row. Returns, per output pixel, the input column it
-    shows (float, NaN where nothing lands) and its disparity (the depth test: larger = nearer)."""
+    shows (float, NaN where nothing lands) and its disparity (the depth test: larger = nearer).
+    ``halo``: leave out the far side's pixels along depth edges: in a rendered or photographed
+    picture they are partly the near object's colour, which would trail the background as a halo."""
     h, w = disparity.shape
     d = disparity
     x = np.arange(w, dtype=np.float64)
     target = x + factor * d
     rows = np.broadcast_to(np.arange(h)[:, None], (h, w))
+    keep = np.ones((h, w), bool)
+    if halo:
+        keep[:, 1:] &= d[:, :-1] <= d[:, 1:] + _GAP
+        keep[:, :-1] &= d[:, 1:] <= d[:, :-1] + _GAP
+        keep[1:] &= d[:-1] <= d[1:] + _GAP
+        keep[:-1] &= d[1:] <= d[:-1] + _GAP
     t0, t1, d0 = target[:, :-1], target[:, 1:], d[:, :-1]
     step = d[:, 1:] - d0
-    surface = (np.abs(step) <= _GAP) & (t1 > t0)  # t1 <= t0: the surface turns away from this eye
+    # t1 <= t0: the surface turns away from this eye
+    surface = (np.abs(step) <= _GAP) & (t1 > t0) & keep[:, :-1] & keep[:, 1:]
     # Each input pixel alone lands on its nearest output pixel (keeps thin, isolated surfaces),
     # never reaching across a depth edge for its sub-pixel position.
     near = np.rint(target)
@@ -162,7 +182,7 @@ def _splat(disparity, factor):
     reach_r[:, :-1] = surface
     reach_l[:, 1:] = surface
     src = np.clip(near - factor * d, np.where(reach_l, x - 1, x), np.where(reach_r, x + 1, x))
-    parts = [(rows, near, src, d)]
+    parts = [(rows[keep], near[keep], src[keep], d[keep])]
     # Neighbours on one surface span every output pixel centre between their targets.
     first = np.ceil(t0)
     for k in range(math.ceil(1 + _GAP) + 1):
@@ -202,6 +222,7 @@ def _fill(source, nearness, hole):
     # How far the background's run goes from the edge, away from the gap (same surface: no depth edge).
     run_r, run_l = _runs(nearness, hole)
     run = np.where(from_right, run_r[rows, np.clip(edge, 0, w - 1)], run_l[rows, np.clip(edge, 0, w - 1)])
+    run = np.where(run > 2, run - 1, run)  # the run's last pixel, at a depth edge, is often part of the other surface
     k = np.abs(cols - edge)  # distance from the edge into the gap
     period = np.maximum(2 * run, 1)
     o = k % period
@@ -228,7 +249,7 @@ def _runs(nearness, hole):
 
 def _sample(picture, source):
     """The picture at fractional columns ``source`` of each row (linear between neighbours)."""
-    h, w = source.shape
+    h, w = source.shape[0], picture.shape[1]
     x = np.clip(np.nan_to_num(source), 0, w - 1)
     x0 = np.floor(x).astype(np.int64)
     x1 = np.minimum(x0 + 1, w - 1)

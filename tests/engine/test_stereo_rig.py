@@ -40,7 +40,7 @@ def two_planes(d_far, d_near, box=(15, 45, 100, 150), sign=1):
     # What the right eye sees of the plane that the left eye saw too (not behind the box in the left view).
     xs_plane = x + sign * d_far
     right = np.where(in_box_r[..., None], texture(xs_box, y, 1), texture(xs_plane, y, 2))
-    behind_box = (xs_plane >= x0 - 1) & (xs_plane < x1 + 1) & (y >= y0) & (y < y1)
+    behind_box = (xs_plane >= x0 - 1) & (xs_plane < x1 + 1) & (y >= y0 - 1) & (y < y1 + 1)  # with its outline
     plane_seen = ~near_box & ~behind_box & (xs_plane >= 0) & (xs_plane <= W - 1)
     return left, disparity, right, box_seen, plane_seen
 
@@ -132,16 +132,18 @@ def test_holes_are_filled_from_the_background_with_its_texture():
     disparity = np.zeros((H, W), np.float32)
     disparity[15:45, 100:150] = 10.0
     pair = stereo_pair(left, disparity, eye="left")
-    # The right eye sees the box 10 px further left; the 10 px behind its right edge were never seen.
-    gap = pair.right[15:45, 140:150]
-    assert pair.filled == pytest.approx(30 * 10 / (H * W))
+    # The right eye sees the box 10 px further left; the 10 px behind its right edge were never seen,
+    # nor are the background's pixels along the box's outline used (in a render they are part box).
+    gap = pair.right[15:45, 140:151]
+    assert pair.filled == pytest.approx((30 * 11 + 2 * 50) / (H * W))
     assert (gap.max(axis=2) <= 0.5).all()  # background, not the box
-    assert np.allclose(gap, left[15:45, 151:161][:, ::-1], atol=1e-6)  # mirrored from the background beside
+    assert np.allclose(gap, left[15:45, 152:163][:, ::-1], atol=1e-6)  # mirrored from the background beside
     assert gap.std(axis=1).min() > 0.05  # texture along each row, not one pixel smeared
-    assert np.array_equal(pair.right[15:45, 150:], left[15:45, 150:])
+    assert np.array_equal(pair.right[15:45, 151:], left[15:45, 151:])
     assert np.allclose(pair.right[15:45, 90:140], 0.9)
+    assert (pair.right[[14, 45], 100:150].max(axis=2) <= 0.5).all()
     unfilled = stereo_pair(left, disparity, eye="left", fill=False)
-    assert (unfilled.right[15:45, 140:150] == 0).all() and unfilled.filled == pair.filled
+    assert (unfilled.right[15:45, 140:150] == 0).all() and unfilled.filled == pytest.approx(300 / (H * W))
 
 
 def test_border_strip_is_filled_with_the_texture_beside_it():
@@ -151,7 +153,7 @@ def test_border_strip_is_filled_with_the_texture_beside_it():
     assert np.allclose(pair.right[:, :W - 6], left[:, 6:])
     assert pair.filled == pytest.approx(6 / W)
     strip = pair.right[:, W - 6:]
-    assert np.allclose(strip, pair.right[:, W - 13:W - 7][:, ::-1])
+    assert np.allclose(strip, left[:, W - 6:][:, ::-1])  # the picture's mirror image beyond its edge
     assert strip.reshape(H, -1).std(axis=1).min() > 0.1
 
 
