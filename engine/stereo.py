@@ -33,6 +33,7 @@ EYES = ("left", "right", "centre")
 MAX_DIVERGENCE = 30.0  # percent of the width; real rigs rarely exceed a few percent
 SENSOR_FITS = ("AUTO", "HORIZONTAL", "VERTICAL")
 _GAP = 1.0  # neighbours whose disparity differs by more than this many pixels are a depth edge
+_GUESS = 1e9  # ranks what lies beyond the picture's edges behind everything the picture saw
 
 
 @dataclass(frozen=True)
@@ -135,13 +136,14 @@ def _view(picture, disparity, factor, fill):
 
     To fill, the input is first extended beyond its left and right edges by its mirror image, so
     the border strip the input never saw is filled like the rest of the view, depth test included
-    (a near object at the edge does not spill over the far background beside it)."""
+    (a near object at the edge does not spill over the far background beside it); what comes from
+    the mirror image only goes where nothing the input saw lands."""
     w = disparity.shape[1]
     pad = min(math.ceil(abs(factor) * float(np.abs(disparity).max())) + 1, w) if fill else 0
     if pad:
         disparity = np.pad(disparity, ((0, 0), (pad, pad)), mode="symmetric")
         picture = np.pad(picture, ((0, 0), (pad, pad), (0, 0)), mode="symmetric")
-    source, nearness = _splat(disparity, factor, halo=fill)
+    source, nearness = _splat(disparity, factor, halo=fill, pad=pad)
     source, nearness = source[:, pad:pad + w], nearness[:, pad:pad + w]
     hole = np.isnan(source)
     with np.errstate(invalid="ignore"):
@@ -154,11 +156,13 @@ def _view(picture, disparity, factor, fill):
     return view, float(unseen.mean())
 
 
-def _splat(disparity, factor, halo=False):
+def _splat(disparity, factor, halo=False, pad=0):
     """Warp the input's pixel grid row by row. Returns, per output pixel, the input column it
     shows (float, NaN where nothing lands) and its disparity (the depth test: larger = nearer).
     ``halo``: leave out the far side's pixels along depth edges: in a rendered or photographed
-    picture they are partly the near object's colour, which would trail the background as a halo."""
+    picture they are partly the near object's colour, which would trail the background as a halo.
+    ``pad``: columns on each side that are not the picture but its mirror image: they only go
+    where no pixel of the picture lands (a guess never hides what the picture saw)."""
     h, w = disparity.shape
     d = disparity
     x = np.arange(w, dtype=np.float64)
@@ -194,11 +198,14 @@ def _splat(disparity, factor, halo=False):
     inside = (j >= 0) & (j < w)
     flat = r[inside].astype(np.int64) * w + j[inside].astype(np.int64)
     src, prio = src[inside], prio[inside]
+    guess = (src < pad - 0.5) | (src > w - pad - 0.5)
+    rank = prio - np.where(guess, _GUESS, 0.0)
     nearness = np.full(h * w, -np.inf)
-    np.maximum.at(nearness, flat, prio)  # the depth test: the nearest candidate wins
-    win = prio >= nearness[flat]
+    np.maximum.at(nearness, flat, rank)  # the depth test: the nearest candidate wins
+    win = rank >= nearness[flat]
     source = np.full(h * w, np.nan)
     source[flat[win]] = src[win]
+    nearness[flat[win & guess]] += _GUESS
     return source.reshape(h, w), nearness.reshape(h, w)
 
 

@@ -169,3 +169,17 @@ def test_relative_maps_are_a_rig_converged_on_the_farthest_point():
     assert "no units" in relative_warning(None)
     assert "clipped" in relative_warning({"quantity": "relative", "clipped": True, "power": 2.0})
     assert relative_warning({"quantity": "relative", "source": "depth-anything"}) is None
+
+
+def test_what_lies_beyond_the_edge_never_hides_what_the_picture_saw():
+    rng = np.random.default_rng(7)
+    right = rng.uniform(0.0, 0.5, (H, W, 3)).astype(np.float32)
+    right[:, :5] = 0.9  # a near post cut by the picture's left edge
+    disparity = np.zeros((H, W), np.float32)
+    disparity[:, :5] = 12.0
+    pair = stereo_pair(right, disparity, eye="right")  # the left eye: everything near moves right
+    assert np.allclose(pair.left[:, 12:17], 0.9)  # the post
+    # The background beside the post, which the right eye saw, is not covered by a guess of what
+    # lies beyond the edge (the post's mirror image would reach 7..11).
+    assert np.array_equal(pair.left[:, 6:12], right[:, 6:12])
+    assert pair.filled == pytest.approx(6 / W)  # 0..4 never seen, and the post's halo pixel 5
