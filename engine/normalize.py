@@ -7,6 +7,7 @@ Modes, as named by the depth tools users know:
 - raw: the network's own values, untouched (for point clouds and custom grading).
 ``invert`` flips the convention to near = dark (for raw: max - value).
 """
+
 import numpy as np
 
 from .errors import InvalidSettingsError

@@ -21,6 +21,7 @@ objects, the border strip beyond the input's edge) is filled from the background
 mirroring the background's own texture across the gap's edge, not by smearing one pixel along the
 row; the share of filled pixels is reported.
 """
+
 import math
 from dataclasses import dataclass
 
