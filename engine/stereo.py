@@ -41,7 +41,7 @@ _GUESS = 1e9  # ranks what lies beyond the picture's edges behind everything the
 class StereoPair:
     left: np.ndarray
     right: np.ndarray
-    filled: float         # share of the synthesised views' pixels that no input pixel reached (0..1)
+    filled: float  # share of the synthesised views' pixels that no input pixel reached (0..1)
     largest_shift: float  # the largest shift between the eyes, percent of the width
 
 
@@ -78,8 +78,9 @@ def relative_disparity(depth, divergence, width=None):
     """Disparity in pixels for a relative map (near = bright, 0..1): ``divergence`` percent of the
     width at depth 1, nothing at depth 0 (which sits on the screen)."""
     if not 0 <= divergence <= MAX_DIVERGENCE:
-        raise InvalidSettingsError(f"Divergence {divergence}% is out of range: use 0 to {MAX_DIVERGENCE:g} % "
-                                   "of the width.")
+        raise InvalidSettingsError(
+            f"Divergence {divergence}% is out of range: use 0 to {MAX_DIVERGENCE:g} % of the width."
+        )
     d = np.clip(np.nan_to_num(np.asarray(depth, np.float32)), 0.0, 1.0)
     width = d.shape[1] if width is None else width
     return (divergence / 100.0 * width * d).astype(np.float32)
@@ -101,11 +102,15 @@ def relative_warning(units):
     """Why a relative map's pair cannot be a real rig's (None when it can). ``units``: the map's
     units metadata (engine.units' dict), or None when it records none."""
     if not units:
-        return ("The depth map records no units: its values are used as they are (near = bright, 0 to 1). They "
-                "give a real camera rig's shifts only if they are inverse depth in the Standard normalisation.")
+        return (
+            "The depth map records no units: its values are used as they are (near = bright, 0 to 1). They "
+            "give a real camera rig's shifts only if they are inverse depth in the Standard normalisation."
+        )
     if units.get("clipped"):
-        return ("This map's normalisation (V2-Style) clipped its nearest and farthest 1 %: the shifts there are "
-                "flattened, as no camera rig makes them. Use the Standard normalisation for a rig-true pair.")
+        return (
+            "This map's normalisation (V2-Style) clipped its nearest and farthest 1 %: the shifts there are "
+            "flattened, as no camera rig makes them. Use the Standard normalisation for a rig-true pair."
+        )
     return None
 
 
@@ -145,7 +150,7 @@ def _view(picture, disparity, factor, fill):
         disparity = np.pad(disparity, ((0, 0), (pad, pad)), mode="symmetric")
         picture = np.pad(picture, ((0, 0), (pad, pad), (0, 0)), mode="symmetric")
     source, nearness = _splat(disparity, factor, halo=fill, pad=pad)
-    source, nearness = source[:, pad:pad + w], nearness[:, pad:pad + w]
+    source, nearness = source[:, pad : pad + w], nearness[:, pad : pad + w]
     hole = np.isnan(source)
     with np.errstate(invalid="ignore"):
         unseen = hole | (source < pad - 0.5) | (source > pad + w - 0.5)

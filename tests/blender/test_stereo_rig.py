@@ -9,6 +9,7 @@ both eyes see (from Blender's Z pass of each view; a pixel beside a depth edge, 
 and partly another, is left out): PSNR, and the residual horizontal shift between the two views,
 measured block by block with sub-pixel search.
 """
+
 import pytest
 
 SCENE = """
@@ -160,15 +161,19 @@ def read(image):
 """
 
 
-@pytest.mark.parametrize("mode,pivot,interaxial,convergence", [("OFFAXIS", "LEFT", 0.4, 10.0),
-                                                               ("PARALLEL", "RIGHT", 0.3, 10.0)])
+@pytest.mark.parametrize(
+    "mode,pivot,interaxial,convergence", [("OFFAXIS", "LEFT", 0.4, 10.0), ("PARALLEL", "RIGHT", 0.3, 10.0)]
+)
 def test_rig_mode_reproduces_blenders_stereo_render(blender, mode, pivot, interaxial, convergence):
-    got = blender(SCENE + f"""
+    got = blender(
+        SCENE
+        + f"""
 scene = build_scene({mode!r}, {pivot!r}, {interaxial}, {convergence})
 views, zs = render_views(scene)
 result = {{"view_transform": scene.view_settings.view_transform, "look": scene.view_settings.look}}
-# Fathom's Scene Z from the scene camera: with multi-view on, that is the pivot eye.
-depth = api.generate_depth(source="render", backend="scene-z")
+# Fathom's Scene Z from the scene camera: with multi-view on, that is the pivot eye. Raw: the Z pass
+# itself, distances that every result will record once results carry their units (issue 11).
+depth = api.generate_depth(source="render", backend="scene-z", normalization="raw").image
 given = "left" if {pivot!r} == "LEFT" else "right"
 made = "right" if given == "left" else "left"
 picture = bpy.data.images["blender " + given]
@@ -191,7 +196,8 @@ for layout in ("ANAGLYPH", "TOP_BOTTOM"):
     bpy.ops.fathom.setup_stereo(depth=depth.name, picture=picture.name, mode="RIG", use_camera=True, layout=layout)
 result["sizes"] = sorted(list(i.size) for i in stereo_images())
 emit(result)
-""")
+"""
+    )
     print(got)
     assert got["view_transform"] == "AgX"  # Blender's default, untouched
     assert got["given_untouched"] <= 1 / 255 + 1e-6  # the pivot eye is the render itself (8-bit PNG)
@@ -202,3 +208,57 @@ emit(result)
     # The measure can fail: the other eye as the unchanged input is far off in both.
     assert unshifted["psnr"] < made["psnr"] - 8 and unshifted["median_shift"] > 1.0, unshifted
     assert got["sizes"] == [[320, 180], [320, 360], [640, 180]]
+
+
+def test_stereo_cli_rig_options_and_errors(blender, fathom_cli, tmp_path):
+    blender(
+        SCENE
+        + """
+scene = build_scene("OFFAXIS", "LEFT", 0.1, 5.0)
+rng = np.random.default_rng(0)
+for name, values in (("photo", rng.random((H, W, 3))), ("relative", rng.random((H, W, 1)).repeat(3, axis=2))):
+    image = bpy.data.images.new(name, W, H, float_buffer=True)
+    image.pixels.foreach_set(np.dstack([values, np.ones((H, W))]).astype(np.float32).ravel())
+    image.filepath_raw = f"{tmp}/{name}.exr"
+    image.file_format = "OPEN_EXR"
+    image.save()
+    image.use_fake_user = True
+bpy.data.images["relative"].colorspace_settings.name = "Non-Color"
+bpy.ops.wm.save_mainfile()
+"""
+    )
+    blend = tmp_path / "stereo.blend"
+    z = fathom_cli(
+        "generate", "--source", "render", "--backend", "scene-z", "--normalization", "raw", "--save", blend=blend
+    )
+    assert z.returncode == 0, z.stderr
+    rig = fathom_cli(
+        "setup",
+        "stereo",
+        "--picture",
+        "photo",
+        "--interaxial",
+        "0.2",
+        "--convergence",
+        "parallel",
+        "--eye",
+        "right",
+        blend=blend,
+    )
+    assert rig.returncode == 0, rig.stderr
+    report, written = rig.stdout.strip().splitlines()[-2:]
+    assert "the left eye made from the picture as the right" in report and "parallel" in report, report
+    assert "0.2 scene units apart" in report and "% of the made pixels filled" in report
+    assert written.endswith("photo_stereo_side-by-side_001.png") and (tmp_path / "generated").is_dir()
+    camera = fathom_cli("setup", "stereo", "--picture", "photo", blend=blend)  # the camera's Stereoscopy
+    assert camera.returncode == 0 and "0.1 scene units apart, converged at 5" in camera.stdout, camera.stderr
+    relative = fathom_cli(
+        "setup", "stereo", "--depth", "relative", "--picture", "photo", "--stereo-mode", "rig", blend=blend
+    )
+    assert relative.returncode != 0 and "has no distances" in relative.stderr, relative.stderr
+    divergence = fathom_cli(
+        "setup", "stereo", "--depth", "relative", "--picture", "photo", "--divergence", "4", blend=blend
+    )
+    assert divergence.returncode == 0 and "divergence 4 %" in divergence.stdout, divergence.stderr
+    assert "records no units" in divergence.stderr  # a map Fathom did not make: no rig guaranteed
+    assert fathom_cli("setup", "stereo", "--convergence", "-3", blend=blend).returncode == 2

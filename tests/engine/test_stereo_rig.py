@@ -1,5 +1,6 @@
 """Stereo pairs as a camera rig makes them: eye placement, the rig's disparity in scene units,
 sub-pixel views of scenes whose other eye is known exactly, and hole filling with texture."""
+
 import math
 
 import numpy as np
@@ -150,10 +151,10 @@ def test_border_strip_is_filled_with_the_texture_beside_it():
     rng = np.random.default_rng(6)
     left = rng.uniform(0.0, 1.0, (H, W, 3)).astype(np.float32)
     pair = stereo_pair(left, np.full((H, W), 6.0, np.float32), eye="left")  # everything in front of the screen
-    assert np.allclose(pair.right[:, :W - 6], left[:, 6:])
+    assert np.allclose(pair.right[:, : W - 6], left[:, 6:])
     assert pair.filled == pytest.approx(6 / W)
-    strip = pair.right[:, W - 6:]
-    assert np.allclose(strip, left[:, W - 6:][:, ::-1])  # the picture's mirror image beyond its edge
+    strip = pair.right[:, W - 6 :]
+    assert np.allclose(strip, left[:, W - 6 :][:, ::-1])  # the picture's mirror image beyond its edge
     assert strip.reshape(H, -1).std(axis=1).min() > 0.1
 
 
