@@ -62,6 +62,7 @@ dist: venvs
 
 bench: $(VENV)/.stamp
 	$(PY) -m bench.engine_bench
+	$(PY) -m bench.tiling_bench
 
 bench-server: $(VENV)/.stamp
 	$(PY) -m bench.server_bench
