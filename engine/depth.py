@@ -37,6 +37,7 @@ class DepthMap:
     network_size: tuple  # (h, w) the network saw (per tile when tiled)
     tiles: int = 1  # network passes over tiles; 1: one pass over the whole picture
     timings: dict = field(default_factory=dict)
+    runtime: dict = field(default_factory=dict)  # session.info: provider, graph form, fallback reason
 
     def describe(self):
         """What a result file records about how the map was made: tiled or not, and how many tiles."""
@@ -91,7 +92,7 @@ def estimate(
     steps = _Steps(progress, cancel)
     started = time.perf_counter()
     rgb = as_rgb(image)
-    session = get_session(model_path, settings.threads)
+    session = get_session(model_path, settings.threads, settings.device, settings.quality)
     name = model_name or settings.model
     h, w = rgb.shape[:2]
     net_h, net_w = preprocess.network_size(h, w, settings.resolution)
@@ -117,6 +118,7 @@ def estimate(
     steps.check()
     result = _finish(disparity, (h, w), settings, name, size, 1, timings, started)
     steps.report(1.0, "Depth ready")
+    result.runtime = dict(session.info)
     return result
 
 
@@ -171,7 +173,7 @@ def estimate_batch(
     and would multiply memory (measured in bench/engine_bench.py), so they go one at a time."""
     settings = (settings or DepthSettings()).validated()
     steps = _Steps(progress, cancel)
-    session = get_session(model_path, settings.threads)
+    session = get_session(model_path, settings.threads, settings.device, settings.quality)
     name = model_name or settings.model
     frames = [as_rgb(f) for f in frames]
     results = []
@@ -204,6 +206,7 @@ def estimate_batch(
             for disparity in out:
                 timings = {"preprocess": prep, "inference": infer}
                 results.append(_finish(disparity, (h, w), settings, name, (net_h, net_w), 1, timings, started))
+                results[-1].runtime = dict(session.info)
             i += len(group)
         steps.report(i / len(frames), f"Frame {i} of {len(frames)}")
     return results

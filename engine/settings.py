@@ -18,6 +18,11 @@ MAX_RESOLUTION = 2048
 DEFAULT_RESOLUTION = 518  # Depth Anything V2's native input size
 
 NORMALIZATIONS = ("standard", "v2-style", "raw")
+# Speed against quality. best: the exact fp32 network (default); standard: int8 weights on the CPU
+# (about 1 % of the range from exact); draft: int8 and a network side of at most DRAFT_RESOLUTION.
+QUALITIES = ("best", "standard", "draft")
+DRAFT_RESOLUTION = 364
+DEVICES = ("auto", "cpu", "gpu")
 OUTPUT_FORMATS = ("exr32", "exr16", "png16", "png8")
 TILINGS = ("detail", "whole")
 DEFAULT_MODEL = "da2-small"
@@ -33,6 +38,8 @@ class DepthSettings:
     output_format: str = "exr32"
     threads: int = 0  # onnxruntime intra-op threads; 0 lets it choose
     tiling: str = "detail"
+    quality: str = "best"
+    device: str = "auto"  # auto: a GPU when onnxruntime has one, else the CPU
 
     def validated(self) -> "DepthSettings":
         """Return the settings with names canonicalised, or raise InvalidSettingsError."""
@@ -58,9 +65,25 @@ class DepthSettings:
             )
         if not isinstance(self.threads, int) or self.threads < 0:
             raise InvalidSettingsError(f"Thread count {self.threads!r} must be 0 (automatic) or more.")
-        return replace(self, normalization=norm, output_format=fmt, tiling=tiling)
+        quality, device = str(self.quality).lower(), str(self.device).lower()
+        if quality not in QUALITIES:
+            raise InvalidSettingsError(f"Unknown quality {self.quality!r}: use one of {', '.join(QUALITIES)}.")
+        if device not in DEVICES:
+            raise InvalidSettingsError(f"Unknown device {self.device!r}: use one of {', '.join(DEVICES)}.")
+        # Draft caps the network's side here, so every path (single, tiled, batched) and the recorded
+        # settings agree on what the network saw.
+        resolution = min(self.resolution, DRAFT_RESOLUTION) if quality == "draft" else self.resolution
+        return replace(
+            self,
+            normalization=norm,
+            output_format=fmt,
+            tiling=tiling,
+            quality=quality,
+            device=device,
+            resolution=resolution,
+        )
 
 
 # What a user sets per generation (the scene's Depth settings, the API's and the CLI's options);
-# threads is a machine setting, from the preferences.
-SETTING_NAMES = tuple(f.name for f in fields(DepthSettings) if f.name != "threads")
+# threads and device are machine settings, from the preferences.
+SETTING_NAMES = tuple(f.name for f in fields(DepthSettings) if f.name not in ("threads", "device"))

@@ -23,6 +23,7 @@ class FATHOM_OT_add_depth_preset(AddPresetBase, bpy.types.Operator):
         "props.normalization",
         "props.output_format",
         "props.tiling",
+        "props.quality",
     ]
 
 

@@ -41,6 +41,11 @@ def draw_depth(layout, context):
         col.prop(props, "resolution")
         col.prop(props, "tiling")
         col.prop(props, "post_resize")
+        if prefs.backend == "LOCAL":
+            from ..engine.session import runtime_summary
+
+            col.prop(props, "quality")
+            col.label(text=f"Runs on: {runtime_summary(prefs.device.lower())}", icon="MEMORY")
 
     col = layout.column()
     col.prop(props, "normalization")

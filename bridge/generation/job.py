@@ -66,6 +66,7 @@ class Job:
             "fathom.model": self.settings.model,
             "fathom.settings": asdict(self.settings),
             "fathom.source": self.capture.source,
+            "fathom.runtime": self.depth_map.runtime,
         }
 
     def render_first(self, progress=None, cancel=None):

@@ -103,6 +103,7 @@ def load_result(path: Path, depth_map, source: dict):
         "model": depth_map.model,
         "near_is_bright": bool(depth_map.near_is_bright),
         "tiles": int(depth_map.tiles),
+        "runtime": dict(depth_map.runtime),
     }
     return image
 
