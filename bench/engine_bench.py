@@ -10,6 +10,7 @@ run, because these machines are noisy; absolute times are printed for context on
     instead; needs requirements/bench.txt) on both stand-in graph forms, interleaved in one run:
     the default (exact) quality and the fast presets, with their difference from exact.
 """
+
 import argparse
 import json
 import os
@@ -25,7 +26,7 @@ MODELS = ROOT.parent / "shared" / "models"
 DEFAULT_MODEL = MODELS / "depth-anything-v2-small-standin.onnx"
 # The two forms exporters write the same network in (see ../shared/models/README.md).
 STANDINS = {"dynamo/SDPA": DEFAULT_MODEL, "eager/TorchScript": MODELS / "depth-anything-v2-small-standin-eager.onnx"}
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def photo(h, w, seed=0):
@@ -67,9 +68,11 @@ def overhead(model, repeat):
         # Within one call the network pass and the rest share the same machine load.
         inside.append((result.timings["total"] - result.timings["inference"]) / result.timings["inference"])
     b, f = min(bare), min(full)
-    print(f"(a) 1920x1080 at 518: bare session.run {b * 1000:.0f} ms, estimate end to end {f * 1000:.0f} ms "
-          f"-> overhead {100 * (f / b - 1):+.1f} %; time outside the network pass within each call "
-          f"{100 * min(inside):.1f} % (goal: at most 10 %)")
+    print(
+        f"(a) 1920x1080 at 518: bare session.run {b * 1000:.0f} ms, estimate end to end {f * 1000:.0f} ms "
+        f"-> overhead {100 * (f / b - 1):+.1f} %; time outside the network pass within each call "
+        f"{100 * min(inside):.1f} % (goal: at most 10 %)"
+    )
 
 
 def peak_child(model, h, w, resolution):
@@ -89,10 +92,12 @@ def peak_child(model, h, w, resolution):
 def memory(model):
     base = peak_child(model, 1080, 1920, 518)
     big = peak_child(model, 2304, 4096, 2048)
-    print(f"(b) peak memory: 1920x1080 at 518 {base['peak'] / GIB:.2f} GiB; 4096x2304 at 2048 "
-          f"{big['peak'] / GIB:.2f} GiB ({big['tiles']} tiles, {big['seconds']:.0f} s) "
-          f"-> {big['peak'] / base['peak']:.2f}x the single pass; limit 6 GiB: "
-          f"{'within' if big['peak'] < 6 * GIB else 'EXCEEDED'}")
+    print(
+        f"(b) peak memory: 1920x1080 at 518 {base['peak'] / GIB:.2f} GiB; 4096x2304 at 2048 "
+        f"{big['peak'] / GIB:.2f} GiB ({big['tiles']} tiles, {big['seconds']:.0f} s) "
+        f"-> {big['peak'] / base['peak']:.2f}x the single pass; limit 6 GiB: "
+        f"{'within' if big['peak'] < 6 * GIB else 'EXCEEDED'}"
+    )
 
 
 def batching(model, repeat):
@@ -106,11 +111,12 @@ def batching(model, repeat):
         single = timed(lambda: [estimate(f, settings, model) for f in frames], repeat) / 8
         # The engine's own policy (batches bounded by a token budget) and a forced batch of 8.
         policy = timed(lambda: estimate_batch(frames, settings, model, batch_size=8), repeat) / 8
-        forced = timed(lambda: estimate_batch(frames, settings, model, batch_size=8, max_tokens=10 ** 9),
-                       repeat) / 8
-        print(f"(c) 8 frames {w}x{h} at {res}: single calls {single * 1000:.0f} ms/frame; estimate_batch "
-              f"{policy * 1000:.0f} ms/frame (ratio {policy / single:.2f}); forced batch of 8 "
-              f"{forced * 1000:.0f} ms/frame (ratio {forced / single:.2f})")
+        forced = timed(lambda: estimate_batch(frames, settings, model, batch_size=8, max_tokens=10**9), repeat) / 8
+        print(
+            f"(c) 8 frames {w}x{h} at {res}: single calls {single * 1000:.0f} ms/frame; estimate_batch "
+            f"{policy * 1000:.0f} ms/frame (ratio {policy / single:.2f}); forced batch of 8 "
+            f"{forced * 1000:.0f} ms/frame (ratio {forced / single:.2f})"
+        )
 
 
 def versus_pytorch(repeat, models=STANDINS):
@@ -134,8 +140,10 @@ def versus_pytorch(repeat, models=STANDINS):
         for name, run in runs.items():
             best[name] = min(best[name], timed(run, 1))
     torch_s = best["transformers (PyTorch)"]
-    print(f"(d) 1920x1080 end to end, {threads} threads, fastest of {repeat}: transformers pipeline "
-          f"{torch_s * 1000:.0f} ms (PyTorch, same architecture)")
+    print(
+        f"(d) 1920x1080 end to end, {threads} threads, fastest of {repeat}: transformers pipeline "
+        f"{torch_s * 1000:.0f} ms (PyTorch, same architecture)"
+    )
     for form, model in models.items():
         session = get_session(model, threads)
         print(f"    {form} ({model.name}): {session.describe()}")
@@ -144,12 +152,17 @@ def versus_pytorch(repeat, models=STANDINS):
             took = best[(form, quality)]
             diff = np.abs(maps[(form, quality)].depth - exact)
             spread = float(exact.max() - exact.min()) or 1.0
-            note = ("exact" if quality == "best" else
-                    f"differs from exact by {100 * diff.mean() / spread:.2f} % mean, "
-                    f"{100 * diff.max() / spread:.1f} % max of the range")
+            note = (
+                "exact"
+                if quality == "best"
+                else f"differs from exact by {100 * diff.mean() / spread:.2f} % mean, "
+                f"{100 * diff.max() / spread:.1f} % max of the range"
+            )
             goal = 1.3 if quality == "best" else 2.0
-            print(f"      {quality:8s} {took * 1000:6.0f} ms -> {torch_s / took:.2f}x the transformers pipeline "
-                  f"(goal {goal}x: {'met' if torch_s / took >= goal else 'NOT met'}); {note}")
+            print(
+                f"      {quality:8s} {took * 1000:6.0f} ms -> {torch_s / took:.2f}x the transformers pipeline "
+                f"(goal {goal}x: {'met' if torch_s / took >= goal else 'NOT met'}); {note}"
+            )
 
 
 def main():

@@ -4,8 +4,9 @@ mesh export and removal. Each operator is a thin shell over a plain function of 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, StringProperty
 
-from ..bridge.setups import common, displacement, dof, export, fog, stereo
+from ..bridge.setups import common, displacement, dof, export, fog, pictures, stereo
 from ..engine.errors import FathomError
+from ._pick import PickInImage
 
 NO_DEPTH = "Generate a depth map first, or pick a depth image under Depth > Setups"
 
@@ -64,6 +65,7 @@ class _Setup:
             cls.needs_picture
             and depth is not None
             and picture_image(context, depth) is None
+            and pictures.depth_source(depth).get("kind") not in pictures.RENDERED_SOURCES
             and len(bpy.data.images) < 2
         ):
             cls.poll_message_set("Pick the picture the depth map belongs to under Depth > Setups")
@@ -152,6 +154,12 @@ class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
         max=1.0,
         description="Dolly: part of the distance; orbit: part of 90 degrees each way",
     )
+    real_distances: BoolProperty(
+        name="Real Distances",
+        default=True,
+        description="Put each point at its own distance when the depth map has distances (Scene Z, metric "
+        "depth); off, or for a relative map: move points by Strength",
+    )
 
     def build(self, context, depth, picture):
         target = None
@@ -173,8 +181,11 @@ class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
             stretch=self.stretch,
             parallax=self.parallax,
             amplitude=self.amplitude,
+            real_distances=self.real_distances,
         )
-        return f"Displaced {obj.name} by {depth.name}"
+        values = obj[common.PARAMS_KEY]
+        how = "at real distances" if values["metric"] else "by relative depth"
+        return f"Displaced {obj.name} {how}; picture: {values['colour'] or 'none'}"
 
 
 class FATHOM_OT_setup_dof(_Setup, bpy.types.Operator):
@@ -195,9 +206,21 @@ class FATHOM_OT_setup_dof(_Setup, bpy.types.Operator):
         unit="LENGTH",
         description="0: the distance at the picture's centre",
     )
-    near: FloatProperty(name="Near", default=1.0, min=0.001, unit="LENGTH", description="Distance of depth 1 (white)")
+    real_distances: BoolProperty(
+        name="Real Distances",
+        default=True,
+        description="Read the depth map in its own distances when it has them (Scene Z, metric depth); "
+        "off, or for a relative map: between Near and Far",
+    )
+    near: FloatProperty(
+        name="Near", default=1.0, min=0.001, unit="LENGTH", description="Relative map: distance of depth 1 (white)"
+    )
     far: FloatProperty(
-        name="Far", default=0.0, min=0.0, unit="LENGTH", description="Distance of depth 0 (black); 0: infinitely far"
+        name="Far",
+        default=0.0,
+        min=0.0,
+        unit="LENGTH",
+        description="Relative map: distance of depth 0 (black); 0: infinitely far",
     )
     focal_length: FloatProperty(name="Focal Length", default=0.0, min=0.0, description="mm; 0: the scene camera's")
     sensor_width: FloatProperty(name="Sensor Width", default=0.0, min=0.0, description="mm; 0: the scene camera's")
@@ -211,11 +234,12 @@ class FATHOM_OT_setup_dof(_Setup, bpy.types.Operator):
             blur_max=self.blur_max,
             focus_distance=self.focus_distance,
             near=self.near,
-            far=self.far,
+            far=self.far or None,
+            real_distances=self.real_distances,
             focal_length=self.focal_length,
             sensor_width=self.sensor_width,
         )
-        return f"Depth of field from {depth.name}, focus at {node[common.PARAMS_KEY]['focus_distance']:.3g}"
+        return f"Depth of field from {depth.name}, {dof.describe_focus(node)}"
 
 
 class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
@@ -228,8 +252,20 @@ class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
         name="Use Picture", default=False, description="Fog the picture instead of what feeds the compositor's output"
     )
     color: FloatVectorProperty(name="Color", subtype="COLOR", size=3, min=0.0, max=1.0, default=(0.75, 0.8, 0.85))
-    near: FloatProperty(name="Near", default=1.0, min=0.0, max=1.0, description="Depth value where the fog starts")
-    far: FloatProperty(name="Far", default=0.0, min=0.0, max=1.0, description="Depth value where the fog is full")
+    near: FloatProperty(
+        name="Near",
+        default=-1.0,
+        min=-1.0,
+        description="Where the fog starts: a distance for a map in real distances, else a depth value (0..1); "
+        "-1: the nearest surface (depth 1)",
+    )
+    far: FloatProperty(
+        name="Far",
+        default=-1.0,
+        min=-1.0,
+        description="Where the fog is full: a distance for a map in real distances, else a depth value (0..1); "
+        "-1: the farthest surface (depth 0)",
+    )
     density: FloatProperty(name="Density", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
 
     def build(self, context, depth, picture):
@@ -238,8 +274,8 @@ class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
             depth,
             picture if (self.use_picture or self.picture) else None,
             color=tuple(self.color),
-            near=self.near,
-            far=self.far,
+            near=None if self.near < 0 else self.near,
+            far=None if self.far < 0 else self.far,
             density=self.density,
         )
         return f"Fog from {depth.name}"
@@ -357,6 +393,7 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
         col.prop(self, "fill")
 
     def build(self, context, depth, picture):
+        picture = picture or pictures.picture_for(context.scene, depth)  # render depth: the render
         if picture is None:
             raise common.SetupError("Pick the picture the depth map belongs to under Depth > Setups.")
         _, report, warnings = stereo.setup(
@@ -371,6 +408,7 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
             use_camera=self.use_camera,
             layout=self.layout,
             fill=self.fill,
+            scene=context.scene,
         )
         for warning in warnings:
             self.report({"WARNING"}, warning)
@@ -456,10 +494,11 @@ class FATHOM_OT_remove_setup(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FATHOM_OT_pick_focus(bpy.types.Operator):
+class FATHOM_OT_pick_focus(PickInImage, bpy.types.Operator):
     """Focus the depth of field on a point of the picture (click it in the Image Editor)"""
 
     bl_idname = "fathom.pick_focus"
+    pick_prompt = "Click the point to focus on; Esc or right-click cancels"
     bl_label = "Pick Focus"
     bl_options = {"REGISTER", "UNDO"}
 
@@ -498,35 +537,12 @@ class FATHOM_OT_pick_focus(bpy.types.Operator):
         except FathomError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Focus at {focus:.3g}")
+        node = dof.defocus_node(context.scene)
+        self.report(
+            {"INFO"},
+            f"Depth of field {dof.describe_focus(node)}" if node is not None else f"Camera focus at {focus:.4g}",
+        )
         return {"FINISHED"}
-
-    def invoke(self, context, event):
-        if context.area is None or context.area.type != "IMAGE_EDITOR":
-            return self.execute(context)
-        context.window.cursor_modal_set("EYEDROPPER")
-        context.window_manager.modal_handler_add(self)
-        context.workspace.status_text_set("Click the point to focus on; Esc or right-click cancels")
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type in {"ESC", "RIGHTMOUSE"}:
-            self._done(context)
-            return {"CANCELLED"}
-        if event.type == "LEFTMOUSE" and event.value == "PRESS":
-            self._done(context)
-            # The Image Editor's view space is the image's UV space: 0..1 over the picture.
-            u, v = context.region.view2d.region_to_view(event.mouse_region_x, event.mouse_region_y)
-            if not (0.0 <= u <= 1.0 and 0.0 <= v <= 1.0):
-                self.report({"WARNING"}, "Click inside the picture")
-                return {"CANCELLED"}
-            self.x, self.y = u, v
-            return self.execute(context)
-        return {"RUNNING_MODAL"}
-
-    def _done(self, context):
-        context.window.cursor_modal_restore()
-        context.workspace.status_text_set(None)
 
 
 classes = (

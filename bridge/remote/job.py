@@ -25,6 +25,7 @@ import bpy
 from ...engine import encode, remote
 from ...engine.depth import DepthMap
 from ...engine.errors import CancelledError, FathomError
+from ...engine.units import relative_units
 from ..generation import results, worker
 from ..generation.job import Job
 from . import pending
@@ -46,7 +47,9 @@ class StillPendingError(FathomError):
 def read_depth(source, settings, model: str, near_is_bright: bool) -> DepthMap:
     """A depth map file (path) or the server's EXR (bytes) as the DepthMap local generation would give."""
     depth = encode.read_depth(source)
-    return DepthMap(depth, near_is_bright, model, settings, tuple(depth.shape))
+    # The server's file does not carry the value range; the settings are enough to align it later.
+    units = relative_units(settings.normalization, settings.invert, source=model)
+    return DepthMap(depth, near_is_bright, model, settings, tuple(depth.shape), units=units)
 
 
 # Idempotency keys of submissions whose answer never came (cache key -> key): submitting the same

@@ -1,6 +1,6 @@
 """Stereo pairs from a picture and its depth (engine.stereo), written under //generated/ as 8-bit PNG
-(never over an existing file) and loaded as an image. Re-running for the same picture updates the
-same image datablock with the new file.
+and loaded as an image kept with the .blend. Re-running for the same picture and layout updates that
+image and its file in place (common.keep_generated).
 
 Two ways to set the depth effect:
 - RIG, when the depth has distances (Scene Z, a map aligned to metric depth): a stereo camera's
@@ -18,8 +18,10 @@ import numpy as np
 from ...engine import stereo
 from ...engine.encode import encode_png
 from ...engine.errors import InvalidSettingsError
+from ...engine.units import distances
 from ..generation import results
 from . import common
+from .units import image_units
 
 KIND = "stereo"
 LAYOUTS = {"SIDE_BY_SIDE": "side-by-side", "TOP_BOTTOM": "top-bottom", "ANAGLYPH": "anaglyph"}
@@ -37,35 +39,12 @@ def resample(values, shape):
     return values[rows][:, cols]
 
 
-def depth_distances(info, values):
-    """Distances in scene units (inf: infinitely far) of a depth image's values, or None when it has
-    none. Until results record their units (issue 11), that is a Scene Z result in the Raw
-    normalisation: the Z pass itself, with the camera's clip end where nothing was hit."""
-    if info is None or info.get("model") != "scene-z":
-        return None
-    settings = info.get("settings", {})
-    if settings.get("normalization") != "raw" or settings.get("invert"):
-        return None
-    source = info.get("source", {})
-    camera = common.bpy.data.objects.get(source.get("camera") or "")
-    far = float(camera.data.clip_end) if camera is not None and camera.type == "CAMERA" else float(values.max())
-    return np.where(values >= far * (1 - 1e-3), np.inf, values).astype(np.float64)
-
-
-def relative_nearness(info, values):
-    """(0..1 nearness linear in inverse depth, warning or None) for the divergence: a Fathom
-    result's values read back as inverse depth by its normalisation, else the values as they are."""
-    settings = info.get("settings", {}) if info is not None else None
-    if settings is None:
+def relative_nearness(units, values):
+    """(0..1 nearness linear in inverse depth, warning or None) for the divergence: a map's values
+    read back through its units (engine.units), else taken as they are (near = bright)."""
+    if units is None:
         return values, stereo.relative_warning(None)
-    mode, invert = settings.get("normalization", "standard"), bool(settings.get("invert", False))
-    if mode == "raw":  # a network's disparity, or Scene Z's distances (larger = farther)
-        quantity = "distance" if info.get("model") == "scene-z" and not invert else "relative"
-        x = (values.max() - values) if invert and quantity == "relative" else values
-        return stereo.relative_nearness(x, quantity), None
-    x = 1.0 - values if invert else values
-    units = {"clipped": True} if mode == "v2-style" else {"quantity": "relative"}
-    return (np.square(x) if mode == "v2-style" else x), stereo.relative_warning(units)
+    return stereo.relative_nearness(units.decode(values), units.quantity), stereo.relative_warning(units.to_metadata())
 
 
 def rig_camera(depth, camera=None):
@@ -117,9 +96,11 @@ def setup(
     layout="SIDE_BY_SIDE",
     fill=True,
     folder=None,
+    scene=None,
 ):
     """Write the stereo image of ``picture`` and ``depth``; returns (the loaded image, a line saying
-    what was made, warnings: why the pair cannot be a real rig's)."""
+    what was made, warnings: why the pair cannot be a real rig's). A scene-referred picture (the
+    render's float pixels) is shown as ``scene``'s colour management shows it."""
     depth = common.find_image(depth, "depth image")
     picture = common.find_image(picture, "picture")
     for value, allowed, what in (
@@ -130,12 +111,12 @@ def setup(
     ):
         if value not in allowed:
             raise common.SetupError(f"Unknown stereo {what} {value!r}: use one of {', '.join(allowed)}.")
-    rgb = common.picture_array(picture)
+    rgb = common.picture_array(picture, scene)
     values = common.depth_array(depth)
     if values.shape != rgb.shape[:2]:
         values = resample(values, rgb.shape[:2])
-    info = depth.get(results.IMAGE_KEY)
-    dist = depth_distances(info, values)
+    units = image_units(depth)
+    dist = distances(values, units) if units is not None and units.has_distances else None
     if mode == "AUTO":
         mode = "RIG" if dist is not None else "DIVERGENCE"
     notes = []
@@ -166,7 +147,7 @@ def setup(
             raise common.SetupError(str(e)) from None
         conv = "parallel" if math.isinf(convergence) else f"converged at {convergence:.4g}"
         effect = (
-            f"rig {interaxial:.4g} scene units apart, {conv}, focal length {focal:.1f} px ({cam.name}): "
+            f"rig {interaxial:.4g} {units.unit} apart, {conv}, focal length {focal:.1f} px ({cam.name}): "
             f"shifts {float(disparity.min()):+.1f} to {float(disparity.max()):+.1f} px"
         )
         params = {
@@ -176,7 +157,7 @@ def setup(
             "camera": cam.name,
         }
     else:
-        nearness, warning = relative_nearness(info, values)
+        nearness, warning = relative_nearness(units, values)
         notes += [warning] if warning else []
         disparity = stereo.relative_disparity(nearness, divergence, w)  # InvalidSettingsError on a bad value
         effect = (
@@ -207,8 +188,16 @@ def setup(
         **params,
     }
     data = encode_png(pixels, metadata={"fathom.stereo": meta})
-    path = common.write_generated(f"{picture.name}_stereo_{LAYOUTS[layout]}", ".png", data, folder)
-    image = _load(path, picture, layout)
+    image = common.keep_generated(
+        KIND,
+        f"{picture.name}|{layout}",
+        f"{picture.name}_stereo_{LAYOUTS[layout]}",
+        ".png",
+        data,
+        non_color=False,
+        name=f"{picture.name} stereo",
+        folder=folder,
+    )
     image[REPORT_KEY] = " ".join([report] + notes)
     return image, report, notes
 
@@ -219,15 +208,3 @@ def camera_focal(camera, width, height):
     if data.type != "PERSP":
         raise common.SetupError(f"Rig mode needs a perspective camera; {camera.name!r} is {data.type.lower()}.")
     return stereo.focal_px(data.lens, data.sensor_width, data.sensor_height, width, height, data.sensor_fit)
-
-
-def _load(path, picture, layout):
-    key = f"{picture.name}|{layout}"
-    image = next((i for i in common.bpy.data.images if common.tagged(i, KIND) and i.get("fathom_for") == key), None)
-    if image is None:
-        image = common.load_generated(path, non_color=False, kind=KIND)
-        image["fathom_for"] = key
-        image.name = f"{picture.name} stereo"
-    else:
-        common.reload_generated(image, path)
-    return image

@@ -171,9 +171,9 @@ def test_rig_mode_reproduces_blenders_stereo_render(blender, mode, pivot, intera
 scene = build_scene({mode!r}, {pivot!r}, {interaxial}, {convergence})
 views, zs = render_views(scene)
 result = {{"view_transform": scene.view_settings.view_transform, "look": scene.view_settings.look}}
-# Fathom's Scene Z from the scene camera: with multi-view on, that is the pivot eye. Raw: the Z pass
-# itself, distances that every result will record once results carry their units (issue 11).
-depth = api.generate_depth(source="render", backend="scene-z", normalization="raw").image
+# Fathom's Scene Z from the scene camera (with multi-view on, that is the pivot eye), in the default
+# normalisation: its distances come from the units the result records.
+depth = api.generate_depth(source="render", backend="scene-z").image
 given = "left" if {pivot!r} == "LEFT" else "right"
 made = "right" if given == "left" else "left"
 picture = bpy.data.images["blender " + given]
