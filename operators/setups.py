@@ -282,19 +282,78 @@ class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
 
 
 class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
-    """A stereo pair from the picture and its depth, written under //generated/ and loaded"""
+    """A stereo pair from the picture and its depth, as a stereo camera makes it, written under //generated/"""
 
     bl_idname = "fathom.setup_stereo"
     bl_label = "Stereo Pair"
     needs_picture = True
 
+    mode: EnumProperty(
+        name="Mode",
+        default="AUTO",
+        items=(
+            ("AUTO", "Auto", "A camera rig when the depth has distances (Scene Z, metric depth), else divergence"),
+            (
+                "RIG",
+                "Camera Rig",
+                "Interaxial and convergence distances in scene units with the camera's focal length: "
+                "the pair Blender's stereoscopy renders",
+            ),
+            (
+                "DIVERGENCE",
+                "Divergence",
+                "For relative depth: the largest shift between the eyes, in percent of the width",
+            ),
+        ),
+    )
+    eye: EnumProperty(
+        name="Picture Is",
+        default="LEFT",
+        items=(
+            ("LEFT", "Left Eye", "The picture is the left eye; the right eye is made"),
+            ("RIGHT", "Right Eye", "The picture is the right eye; the left eye is made"),
+            ("CENTER", "Centre", "The picture sits between the eyes; both are made, each with half the shift"),
+        ),
+    )
+    use_camera: BoolProperty(
+        name="From Camera",
+        default=True,
+        description="Take interaxial, convergence and which eye the picture is from the "
+        "camera's Stereoscopy settings (Camera properties > Stereoscopy)",
+    )
+    interaxial: FloatProperty(
+        name="Interaxial",
+        default=0.065,
+        min=1e-6,
+        soft_max=1.0,
+        unit="LENGTH",
+        precision=3,
+        description="Distance between the two cameras",
+    )
+    convergence_mode: EnumProperty(
+        name="Convergence",
+        default="OFFAXIS",
+        items=(
+            ("OFFAXIS", "Off-Axis", "Shifted sensors: what is at the convergence distance sits on the screen"),
+            ("PARALLEL", "Parallel", "No convergence: everything is in front of the screen"),
+        ),
+    )
+    convergence: FloatProperty(
+        name="Convergence Distance",
+        default=1.95,
+        min=1e-4,
+        unit="LENGTH",
+        description="What is this far away sits on the screen; nearer comes out of it",
+    )
     divergence: FloatProperty(
         name="Divergence",
         default=2.5,
         min=0.0,
-        max=20.0,
+        max=30.0,
+        soft_max=10.0,
         subtype="PERCENTAGE",
-        description="Largest shift between the eyes, in percent of the width",
+        description="Largest shift between the eyes, in percent of the width: the nearest "
+        "point gets all of it, the farthest none (it sits on the screen)",
     )
     layout: EnumProperty(
         name="Layout",
@@ -305,16 +364,55 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
             ("ANAGLYPH", "Anaglyph", "Red-cyan glasses"),
         ),
     )
-    fill: BoolProperty(name="Fill Gaps", default=True, description="Fill disoccluded pixels from the background")
+    fill: BoolProperty(
+        name="Fill Gaps",
+        default=True,
+        description="Fill what the picture never saw (behind near objects, the border strip) from the "
+        "background side, with its texture",
+    )
+
+    def draw(self, context):
+        col = self.layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(self, "mode")
+        col.prop(self, "use_camera")
+        sub = col.column()
+        sub.active = not self.use_camera
+        sub.prop(self, "eye")
+        if self.mode != "DIVERGENCE":
+            sub.prop(self, "interaxial")
+            sub.prop(self, "convergence_mode")
+            row = sub.row()
+            row.active = self.convergence_mode == "OFFAXIS"
+            row.prop(self, "convergence")
+        if self.mode != "RIG":
+            col.prop(self, "divergence")
+            col.label(text="Relative depth: the farthest point sits on the screen", icon="INFO")
+        col.prop(self, "layout")
+        col.prop(self, "fill")
 
     def build(self, context, depth, picture):
         picture = picture or pictures.picture_for(context.scene, depth)  # render depth: the render
         if picture is None:
             raise common.SetupError("Pick the picture the depth map belongs to under Depth > Setups.")
-        image = stereo.setup(
-            picture, depth, divergence=self.divergence, layout=self.layout, fill=self.fill, scene=context.scene
+        _, report, warnings = stereo.setup(
+            picture,
+            depth,
+            mode=self.mode,
+            eye=None if self.use_camera else self.eye,  # the camera's pivot
+            divergence=self.divergence,
+            interaxial=self.interaxial,
+            convergence=self.convergence,
+            convergence_mode=self.convergence_mode,
+            use_camera=self.use_camera,
+            layout=self.layout,
+            fill=self.fill,
+            scene=context.scene,
         )
-        return f"Stereo pair {image.filepath}"
+        for warning in warnings:
+            self.report({"WARNING"}, warning)
+        return report
 
 
 class FATHOM_OT_normal_map(_Setup, bpy.types.Operator):

@@ -9,6 +9,8 @@ same render (default), or to two or more --point U V DISTANCE picked in the pict
 Each prints what it made (a node, object, image or file) and returns an exit code of bridge/cli/main.py.
 """
 
+import argparse
+import math
 import sys
 
 import bpy
@@ -71,7 +73,27 @@ def add_parser(sub):
     g.add_argument("--color", type=float, nargs=3, default=(0.75, 0.8, 0.85))
     g.add_argument("--density", type=float, default=1.0)
     g = p.add_argument_group("stereo, normal, mesh")
-    g.add_argument("--divergence", type=float, default=2.5)
+    g.add_argument(
+        "--stereo-mode",
+        choices=("auto", "rig", "divergence"),
+        default="auto",
+        help="stereo: a camera rig in scene units (depth with distances) or a divergence (auto: rig when it can)",
+    )
+    g.add_argument(
+        "--eye",
+        choices=("left", "right", "centre"),
+        help="stereo: which eye the picture is (default: the camera's Stereoscopy pivot for a rig from the camera, "
+        "else left)",
+    )
+    g.add_argument(
+        "--interaxial", type=float, help="stereo rig: distance between the cameras (default: the camera's Stereoscopy)"
+    )
+    g.add_argument(
+        "--convergence",
+        type=_convergence,
+        help="stereo rig: convergence distance, or 'parallel' (default: the camera's Stereoscopy)",
+    )
+    g.add_argument("--divergence", type=float, default=2.5, help="stereo: largest shift between the eyes, %% of width")
     g.add_argument("--layout", choices=("side-by-side", "top-bottom", "anaglyph"), default="side-by-side")
     g.add_argument("--normal-strength", type=float, default=1.0)
     g.add_argument("--format", dest="mesh_format", choices=("obj", "ply"), default="obj")
@@ -87,6 +109,18 @@ def add_parser(sub):
         "two or more fit to these instead of the Scene Z",
     )
     return p
+
+
+def _convergence(text):
+    if text.lower() == "parallel":
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a distance: give a positive number or 'parallel'")
+    return value
 
 
 def run(args) -> str:
@@ -162,7 +196,24 @@ def run(args) -> str:
         if picture is None:
             raise common.SetupError(f"No picture for '{depth.name}': name it with --picture NAME.")
         layout = {"side-by-side": "SIDE_BY_SIDE", "top-bottom": "TOP_BOTTOM", "anaglyph": "ANAGLYPH"}[args.layout]
-        image = stereo.setup(picture, depth, divergence=args.divergence, layout=layout, scene=scene)
+        from_camera = args.interaxial is None and args.convergence is None
+        convergence = 1.95 if args.convergence is None else args.convergence
+        image, report, warnings = stereo.setup(
+            picture,
+            depth,
+            mode=args.stereo_mode.upper(),
+            eye={"left": "LEFT", "right": "RIGHT", "centre": "CENTER", None: None}[args.eye],
+            divergence=args.divergence,
+            interaxial=0.065 if args.interaxial is None else args.interaxial,
+            convergence=1.95 if math.isinf(convergence) else convergence,
+            convergence_mode="PARALLEL" if math.isinf(convergence) else "OFFAXIS",
+            use_camera=from_camera,
+            layout=layout,
+            scene=scene,
+        )
+        print(report)
+        for warning in warnings:
+            print(f"fathom: warning: {warning}", file=sys.stderr)
         return bpy.path.abspath(image.filepath)
     image = export.normals(depth, strength=args.normal_strength)  # normal
     return bpy.path.abspath(image.filepath)
