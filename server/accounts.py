@@ -37,7 +37,7 @@ def create_user(tx, name: str, tokens: int = 0) -> int:
     if tx.one("SELECT id FROM users WHERE name = ?", (name,)):
         raise AccountError(f"A user named {name!r} exists already.")
     secret = "whsec_" + b64encode(secrets.token_bytes(32)).decode("ascii")
-    row = tx.one("INSERT INTO users (name, webhook_secret, created_at) VALUES (?, ?, ?) RETURNING id",
+    row = tx.one("INSERT INTO users (name, webhook_secret, created_at) VALUES (?, ?, {ts}) RETURNING id",
                  (name, secret, time.time()))
     tx.execute("INSERT INTO balances (user_id, tokens) VALUES (?, 0)", (row["id"],))
     if tokens:
@@ -55,13 +55,13 @@ def user_id(tx, name: str) -> int:
 def create_key(tx, uid: int) -> str:
     """A new API key for the user. Only its hash is stored: the key is shown this once."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    tx.execute("INSERT INTO api_keys (user_id, prefix, key_hash, created_at) VALUES (?, ?, ?, ?)",
+    tx.execute("INSERT INTO api_keys (user_id, prefix, key_hash, created_at) VALUES (?, ?, ?, {ts})",
                (uid, key[:SHOWN_PREFIX], hash_key(key), time.time()))
     return key
 
 
 def revoke_key(tx, prefix: str) -> int:
-    return tx.execute("UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
+    return tx.execute("UPDATE api_keys SET revoked_at = {ts} WHERE prefix = ? AND revoked_at IS NULL",
                       (time.time(), prefix))
 
 
@@ -90,7 +90,7 @@ def apply(tx, uid: int, delta: int, kind: str, artwork_id=None, note: str = ""):
         # The unique (artwork_id, kind) row goes first: if it exists, nothing else happens.
         inserted = tx.one(
             "INSERT INTO ledger (user_id, delta, kind, artwork_id, note, balance_after, created_at) "
-            "VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (artwork_id, kind) DO NOTHING RETURNING id",
+            "VALUES (?, ?, ?, ?, ?, 0, {ts}) ON CONFLICT (artwork_id, kind) DO NOTHING RETURNING id",
             (uid, delta, kind, artwork_id, note, time.time()))
         if inserted is None:
             if delta < 0:
@@ -99,9 +99,10 @@ def apply(tx, uid: int, delta: int, kind: str, artwork_id=None, note: str = ""):
         entry = inserted["id"]
     else:
         entry = tx.one("INSERT INTO ledger (user_id, delta, kind, note, balance_after, created_at) "
-                       "VALUES (?, ?, ?, ?, 0, ?) RETURNING id", (uid, delta, kind, note, time.time()))["id"]
+                       "VALUES (?, ?, ?, ?, 0, {ts}) RETURNING id", (uid, delta, kind, note, time.time()))["id"]
     if delta >= 0:
-        new = tx.one("UPDATE balances SET tokens = tokens + ? WHERE user_id = ? RETURNING tokens", (delta, uid))["tokens"]
+        new = tx.one("UPDATE balances SET tokens = tokens + ? WHERE user_id = ? RETURNING tokens",
+                     (delta, uid))["tokens"]
     else:
         new = row["tokens"]
     tx.execute("UPDATE ledger SET balance_after = ? WHERE id = ?", (new, entry))

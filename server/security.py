@@ -37,12 +37,14 @@ import base64
 import binascii
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
-from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 MAX_URL_LENGTH = 2048
 MAX_REDIRECTS = 3
@@ -205,10 +207,14 @@ def resolve_target(url: str, allowlist: Iterable[str] = ()) -> PinnedTarget:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UnsafeURLError("The URL has no host name.")
+    try:  # an internationalised name goes on the wire (DNS, Host, SNI) in its ASCII form
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        raise UnsafeURLError(f"The URL's host name {host!r} is not a valid internationalised name.") from None
     port = port or (443 if scheme == "https" else 80)
-    path = parts.path or "/"
+    path = _ascii_path(parts.path or "/")
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + _ascii_path(parts.query)
 
     names, nets = _parse_allowlist(allowlist)
     addrs = _resolve(host, port)
@@ -226,6 +232,12 @@ def resolve_target(url: str, allowlist: Iterable[str] = ()) -> PinnedTarget:
     return PinnedTarget(url=url, scheme=scheme, host=host, port=port, ip=str(addrs[0]), path=path)
 
 
+def _ascii_path(text: str) -> str:
+    """``text`` with every non-ASCII character percent-encoded as UTF-8 (what browsers send);
+    http.client refuses anything else in a request line."""
+    return re.sub(r"[^\x00-\x7f]+", lambda m: quote(m.group(0), safe=""), text)
+
+
 def check_url(url: str, allowlist: Iterable[str] = ()) -> None:
     """Raise ``UnsafeURLError`` unless ``url`` is http(s), has no credentials and every address its
     host resolves to is public or allowlisted (``allowlist``: CIDRs, IPs or exact host names).
@@ -240,11 +252,14 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, target: PinnedTarget, timeout: float):
         super().__init__(target.host, target.port, timeout=timeout)
         self._ip = target.ip
+        self.on_socket = None  # told the raw socket as soon as it exists (the whole-request deadline)
 
     def connect(self):
         # Connect to the checked address only; http.client would resolve the name again.
         family = socket.AF_INET6 if ":" in self._ip else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
+        if self.on_socket is not None:
+            self.on_socket(sock)
         try:
             sock.settimeout(self.timeout)
             sock.connect((self._ip, self.port))  # a literal address: no second lookup
@@ -293,6 +308,44 @@ def _read_capped(resp: http.client.HTTPResponse, sock: socket.socket, limit: int
         chunks.append(chunk)
 
 
+class _Deadline:
+    """Shuts the connection's socket down when the whole request's time is up, however slowly the
+    other side trickles its status line, headers, chunk sizes or body: socket timeouts alone only
+    bound the wait for each single byte."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sock = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+
+    def watch(self, sock):
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._shutdown()
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            self._shutdown()
+
+    def _shutdown(self):
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+
+
 def pinned_request(method: str, url: str, *, allowlist: Iterable[str] = (), body: bytes | None = None,
                    headers: Mapping[str, str] | None = None, timeout: float = 10.0,
                    max_response_bytes: int = 65536, ssl_context: ssl.SSLContext | None = None,
@@ -311,23 +364,32 @@ def pinned_request(method: str, url: str, *, allowlist: Iterable[str] = (), body
     if body is not None or method in ("POST", "PUT", "PATCH"):
         sent["Content-Length"] = str(len(body or b""))  # putrequest() does not add it, request() would
     sent.update(headers or {})
+    watchdog = _Deadline(timeout)
+    conn.on_socket = watchdog.watch
     try:
-        conn.putrequest(method, target.path, skip_host=True, skip_accept_encoding=True)
-        for name, value in sent.items():
-            conn.putheader(name, value)
-        conn.endheaders(body)
-        sock = conn.sock  # getresponse() may drop conn.sock while the response still reads from it
-        sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        resp = conn.getresponse()
-        data = _read_capped(resp, sock, max_response_bytes, deadline, what)
-        return HTTPResult(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, target)
+        with watchdog:
+            conn.putrequest(method, target.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in sent.items():
+                conn.putheader(name, value)
+            conn.endheaders(body)
+            sock = conn.sock  # getresponse() may drop conn.sock while the response still reads from it
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            resp = conn.getresponse()
+            data = _read_capped(resp, sock, max_response_bytes, deadline, what)
+            if watchdog.expired:  # the shutdown can look like a clean end of the body
+                raise socket.timeout()
+            return HTTPResult(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, target)
     except FetchError:
+        if watchdog.expired:
+            raise FetchError(f"{target.host_header} did not answer within {timeout:g} s.", "timeout") from None
         raise
     except (socket.timeout, TimeoutError):
         raise FetchError(f"{target.host_header} did not answer within {timeout:g} s.", "timeout") from None
     except ssl.SSLError as exc:
         raise FetchError(f"TLS with {target.host_header} failed: {exc.reason or exc}.", "tls") from None
     except (OSError, http.client.HTTPException) as exc:
+        if watchdog.expired:
+            raise FetchError(f"{target.host_header} did not answer within {timeout:g} s.", "timeout") from None
         raise FetchError(f"Could not talk to {target.host_header}: {exc or type(exc).__name__}.",
                          "connection") from None
     finally:

@@ -3,12 +3,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from .. import accounts, jobs, pricing
+from ..api_models import Account, PriceList, errors
 from ..deps import caller, state
 
 router = APIRouter(prefix="/v2", tags=["account"])
 
 
-@router.get("/me", summary="Your balance, your recent ledger entries and your webhook signing secret")
+@router.get("/me", summary="Your balance, your recent ledger entries and your webhook signing secret",
+            operation_id="getAccount", response_model=Account, responses=errors(401, 422))
 async def me(request: Request, who: accounts.Caller = Depends(caller),
              ledger_limit: int = Query(20, ge=0, le=500, alias="ledgerLimit")):
     settings = state(request).settings
@@ -30,6 +32,7 @@ async def me(request: Request, who: accounts.Caller = Depends(caller),
     }
 
 
-@router.get("/pricing", summary="Tokens per depth map, per model and resolution; where to top up")
+@router.get("/pricing", summary="Tokens per depth map, per model and resolution; where to top up",
+            operation_id="getPricing", response_model=PriceList)
 async def price_list(request: Request):
     return pricing.price_list(state(request).settings)

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -151,11 +151,7 @@ class Server:
         for proc in reversed(self.procs):
             proc.stop()
         self.db.close()
-        if self.database_url.startswith("postgresql"):
-            import psycopg
-
-            with psycopg.connect(os.environ[PG_ENV], autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(self.database_url).path[1:]}" WITH (FORCE)')
+        drop_database(self.database_url)
 
 
 @pytest.fixture(scope="session")
@@ -200,6 +196,29 @@ def server(request, tiny_catalog, tmp_path_factory):
                  rate_per_second="0")
     yield srv
     srv.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request, tmp_path):
+    """A fresh database at the current schema, per backend, for tests of the storage functions."""
+    from server import migrate
+    from server.db import open_database
+
+    url = fresh_database_url(request.param, tmp_path)
+    db = open_database(url)
+    migrate.migrate(db)
+    yield db
+    db.close()
+    drop_database(url)
+
+
+def drop_database(url: str):
+    """Drop a database made by fresh_database_url (SQLite files go with the test's folder)."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(os.environ[PG_ENV], autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -193,3 +193,39 @@ def test_pricing_and_openapi(server):
             "/v2/artworks/{artwork_id}/cancel"} <= set(spec["paths"])
     body = spec["paths"]["/v2/artworks/depth-map"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(body)
+
+
+def test_openapi_contract(server):
+    import httpx
+
+    spec = httpx.get(server.url + "/openapi.json").json()
+    operations = {op["operationId"]: (path, method, op) for path, item in spec["paths"].items()
+                  for method, op in item.items()}
+    assert {"createDepthMap", "getArtwork", "listArtworks", "cancelArtwork", "downloadResult", "getAccount",
+            "getPricing", "healthz", "metrics"} <= set(operations)
+    assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http", "scheme": "bearer", "description": "Your API key: `Authorization: Bearer fth_...`."}
+    error = spec["components"]["schemas"]["ErrorBody"]
+    assert {"statusCode", "error", "message", "code"} <= set(error["required"])
+    for name, (path, method, op) in operations.items():
+        if name in ("healthz", "metrics", "getPricing"):
+            continue
+        assert op["security"] == [{"HTTPBearer": []}], name
+        assert op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+        ok = op["responses"].get("200") or op["responses"]["202"]
+        assert name == "downloadResult" or "$ref" in str(ok), (name, ok)
+    art = spec["components"]["schemas"]["Artwork"]
+    assert {"id", "status", "results", "cost", "errorCode"} <= set(art["properties"])
+
+
+def test_metrics_in_prometheus_format(server):
+    import httpx
+
+    client = server.user(tokens=5)
+    submit(client, resolutionLowerLimit=256, wait=30)
+    text = httpx.get(server.url + "/metrics").text
+    assert "# TYPE fathom_artworks gauge" in text and 'fathom_artworks{status="succeeded"}' in text
+    assert 'fathom_job_duration_seconds_bucket{le="+Inf"}' in text and "fathom_job_duration_seconds_count" in text
+    assert 'fathom_webhook_events{status="pending"}' in text and 'fathom_ledger_entries_total{kind="charge"}' in text
+    for line in text.splitlines():
+        assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2 and float(line.rsplit(" ", 1)[1]) >= -1e12

@@ -14,8 +14,16 @@ import time
 import pytest
 
 from server import security
-from server.security import (FetchError, UnsafeURLError, check_url, decode_data_uri, fetch_image,
-                             pinned_request, resolve_target, sniff_image_format)
+from server.security import (
+    FetchError,
+    UnsafeURLError,
+    check_url,
+    decode_data_uri,
+    fetch_image,
+    pinned_request,
+    resolve_target,
+    sniff_image_format,
+)
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
        b"\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00"
@@ -26,6 +34,7 @@ LOCAL = ("127.0.0.1",)
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen = []  # (path, Host header) of every request, shared with the tests
+    trickled = {}  # path -> how far a trickling answer got before the client hung up
 
     def log_message(self, *args):
         pass
@@ -59,6 +68,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         }
         if self.path in routes:
             return routes[self.path]()
+        if self.path in ("/img-%C3%BC.png", "/img-%C3%BC.png?q=%C3%A9"):  # non-ASCII, percent-encoded
+            return self._send(200, PNG)
+        if self.path == "/trickle-everything":  # a whole valid answer, status line included, byte by byte
+            head = (f"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n"
+                    f"X-Padding: {'p' * 200}\r\n\r\n").encode()
+            answer = head + b"%x\r\n" % len(PNG) + PNG + b"\r\n0\r\n\r\n"
+            self.close_connection = True
+            trickled = self.trickled[self.path] = {"sent": 0, "total": len(answer), "done": threading.Event()}
+            try:
+                for byte in answer:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    trickled["sent"] += 1
+                    time.sleep(0.02)
+            except OSError:
+                pass
+            finally:
+                trickled["done"].set()
+            return
         if self.path == "/big-unannounced":  # no Content-Length: the cap must hold on actual bytes
             self.send_response(200)
             self.send_header("Content-Type", "image/png")
@@ -282,6 +310,30 @@ def test_whole_download_has_a_deadline(image_server):
         fetch_image(f"{image_server}/trickle", max_bytes=1000, allowlist=LOCAL, timeout=1.0)
     assert info.value.code == "timeout"
     assert time.monotonic() - start < 3.0
+
+
+def test_deadline_covers_status_line_headers_and_chunk_sizes(image_server):
+    """A host trickling its whole answer (status line, headers, chunk sizes) a byte at a time is
+    hung up on at the deadline, not read to its end (a per-read timeout never fires for it)."""
+    with pytest.raises(FetchError) as info:
+        fetch_image(f"{image_server}/trickle-everything", max_bytes=1000, allowlist=LOCAL, timeout=0.5)
+    assert info.value.code == "timeout"
+    trickled = _Handler.trickled["/trickle-everything"]
+    assert trickled["done"].wait(30)
+    assert trickled["sent"] < trickled["total"] // 2, trickled
+
+
+@pytest.mark.parametrize("path", ["/img-ü.png", "/img-ü.png?q=é"])
+def test_non_ascii_paths_are_percent_encoded(image_server, path):
+    _Handler.seen.clear()
+    assert fetch_image(f"{image_server}{path}", max_bytes=10_000, allowlist=LOCAL) == PNG
+    assert _Handler.seen[0][0].startswith("/img-%C3%BC.png")
+
+
+def test_internationalised_host_names_go_out_in_ascii(names):
+    names["xn--bcher-kva.example"] = ["127.0.0.1"]
+    target = resolve_target("http://bücher.example:8080/a", allowlist=LOCAL)
+    assert target.host == "xn--bcher-kva.example" and target.host_header == "xn--bcher-kva.example:8080"
 
 
 def test_nothing_listening_is_a_connection_error():
