@@ -10,6 +10,7 @@
     result.path, result.image, result.node, result.depth_map.depth        # file, datablock, node, array
     result.reused                      # server: an identical earlier result was shown again, no tokens spent
 
+    fathom.fetch_pending(wait=30)      # paid server results this file still waits for (see its doc)
     fathom.models()                    # catalogue entries with their status (installed, missing...)
     fathom.download_model("da2-small", progress=lambda done, total: ...)   # needs online access
     fathom.verify_model("da2-small")
@@ -29,7 +30,7 @@ from .engine.depth import DepthMap
 from .engine.errors import FathomError, InvalidSettingsError
 from .engine.settings import SETTING_NAMES as _SETTINGS
 
-__all__ = ("Result", "generate_depth", "models", "download_model", "verify_model", "FathomError")
+__all__ = ("Result", "generate_depth", "fetch_pending", "models", "download_model", "verify_model", "FathomError")
 
 
 @dataclass
@@ -77,6 +78,25 @@ def generate_depth(
         force=force,
     )
     return Result(job.path, img, node, job.depth_map, job.reused)
+
+
+def fetch_pending(*, wait: float = 30.0, context=None):
+    """Fetch the paid depth maps this file still waits for from the depth server into their nodes.
+    Headless (blender -b): synchronously, the messages (one per job) are returned. With a window, it
+    never makes Blender wait for the server: it starts Fetch Pending Results on the worker thread (the
+    progress bar, Esc cancels) and returns None at once; the results land when it is done."""
+    from .bridge.remote import fetch
+
+    context = context or bpy.context
+    if bpy.app.background:
+        worker.check_idle()
+        job = fetch.fetch_job(context, follow_seconds=wait)
+        job.run()
+        return job.apply(context)
+    window = context.window or context.window_manager.windows[0]
+    with context.temp_override(window=window):
+        bpy.ops.fathom.fetch_pending("INVOKE_DEFAULT", follow_seconds=wait)
+    return None
 
 
 def models(context=None) -> list:
