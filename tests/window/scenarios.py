@@ -194,7 +194,6 @@ def pending_popup_fetch(d):
         monitor.start()
         d.xdotool("key", "Down", "Return")  # the pointer stays on the popup, which has one button
         asked = time.perf_counter()
-        waited_for_worker = 0.0
         while not d.generating() and time.perf_counter() - asked < 10:
             yield 0.05
         waited_for_worker = time.perf_counter() - asked
@@ -205,12 +204,13 @@ def pending_popup_fetch(d):
             samples.append(d.progress())
             yield 0.1
         d.results["progress"] = [s for i, s in enumerate(samples) if i == 0 or s != samples[i - 1]]
+        d.results["during"] = monitor.stop()  # before the screenshot, which blocks this thread itself
+        redrawer.stop()
+        d.results["fetching"] = d.generating()
         if d.generating():
             d.screenshot("fetching")
             d.key(d.region(d.area("VIEW_3D"), "WINDOW"), "Escape")
             yield d.until(lambda: not d.generating(), 30, "Esc to stop following the job")
-        d.results["during"] = monitor.stop()
-        redrawer.stop()
         d.results["pending_after"] = len(pending.entries())
         yield 0.5
         d.screenshot("after")
