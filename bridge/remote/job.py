@@ -192,7 +192,7 @@ class RemoteJob(Job):
             notice=notice,
             reason=str(exc),
             retry_after=getattr(exc, "retry_after", None),
-            reachable=waited is not None,
+            reachable=not isinstance(exc, remote.UnreachableError),
         )
         return StillPendingError(said, job_id=self.job_id, server=self.server)
 

@@ -142,6 +142,8 @@ def retry_advice(status: str = "", notice: str = "", retry_after=None, reachable
         return f"Fetch Pending Results again in {duration(retry_after)}."
     if not reachable:
         return "Fetch Pending Results again once the server answers (in a few minutes)."
+    if not status:
+        return "Fetch Pending Results again in a few minutes."
     if status == "starting" and notice:
         return f"The server says: {notice} Fetch Pending Results again later."
     if status == "starting":
@@ -154,9 +156,13 @@ def still_pending(job_id, waited=None, status="", notice="", reason="", retry_af
     if waited is not None and reachable and not retry_after:
         state = _STATUS_WORDS.get(status, status or "being made")
         headline = f"Not fetched yet: the depth map is still {state} on the server after {duration(waited)}."
+    elif retry_after:
+        headline = "Not fetched yet: the depth server asks to wait."
+    elif reachable:
+        headline = "Not fetched yet: the depth server had an error."
     else:
         headline = "Not fetched yet: the depth server did not answer."
-    why = f"{reason} " if reason and (not reachable or retry_after) else ""
+    why = f"{reason} " if reason and (waited is None or retry_after) else ""
     return Message(
         headline,
         f"{why}{retry_advice(status, notice, retry_after, reachable)} "
