@@ -155,7 +155,8 @@ class RemoteJob(Job):
             deadline = started + self.follow_seconds
             while True:  # fetching: Esc stops following, the job goes on and stays pending
                 try:
-                    self.client.wait(self.job_id, progress=look, timeout=min(2.0, self.follow_seconds))
+                    left = max(0.1, deadline - time.monotonic())  # the Wait asked for, not a poll more
+                    self.client.wait(self.job_id, progress=look, timeout=min(2.0, left))
                     return
                 except remote.WaitTimeoutError:
                     if (cancel is not None and cancel()) or time.monotonic() >= deadline:
