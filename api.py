@@ -15,6 +15,7 @@
     fit.residual, fit.describe()       # median relative error of the fit, and a sentence
     fathom.distances(metric)           # HxW distances in scene units (None for a relative map)
 
+    fathom.fetch_pending(wait=30)      # paid server results this file still waits for (see its doc)
     fathom.models()                    # catalogue entries with their status (installed, missing...)
     fathom.download_model("da2-small", progress=lambda done, total: ...)   # needs online access
     fathom.verify_model("da2-small")
@@ -37,6 +38,7 @@ from .engine.settings import SETTING_NAMES as _SETTINGS
 __all__ = (
     "Result",
     "generate_depth",
+    "fetch_pending",
     "align_depth",
     "distances",
     "models",
@@ -114,6 +116,25 @@ def distances(depth):
     from .bridge.setups import common, units
 
     return units.image_distances(common.find_image(depth, "depth image"))
+
+
+def fetch_pending(*, wait: float = 30.0, context=None):
+    """Fetch the paid depth maps this file still waits for from the depth server into their nodes.
+    Headless (blender -b): synchronously, the messages (one per job) are returned. With a window, it
+    never makes Blender wait for the server: it starts Fetch Pending Results on the worker thread (the
+    progress bar, Esc cancels) and returns None at once; the results land when it is done."""
+    from .bridge.remote import fetch
+
+    context = context or bpy.context
+    if bpy.app.background:
+        worker.check_idle()
+        job = fetch.fetch_job(context, follow_seconds=wait)
+        job.run()
+        return job.apply(context)
+    window = context.window or context.window_manager.windows[0]
+    with context.temp_override(window=window):
+        bpy.ops.fathom.fetch_pending("INVOKE_DEFAULT", follow_seconds=wait)
+    return None
 
 
 def models(context=None) -> list:
