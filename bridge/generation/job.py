@@ -32,6 +32,8 @@ class Job:
     path: Optional[Path] = None
     download: Optional[ModelStore] = None  # fetch the model first (interactive, online, not installed)
     render: Optional[object] = None  # a capture.child.ChildRender: render first, in a child Blender
+    depth_node: Optional[str] = None  # source NODE: the Depth Map node the result fills
+    node_record: Optional[dict] = None  # and what its result depends on (fingerprint, frame)
 
     @property
     def reused(self) -> bool:
@@ -92,6 +94,10 @@ class Job:
     def show(self, context, image):
         """The source's Image node in the compositor of the job's scene, now showing ``image``."""
         scene = bpy.data.scenes.get(self.scene_name) or context.scene
+        if self.depth_node:
+            from .node_source import fill
+
+            return fill(scene, self, image)
         return nodes.place_image_node(scene, image, nodes.source_key(self.capture.source))
 
     def done_message(self, seconds: float) -> str:
