@@ -215,3 +215,43 @@ emit(node_group.result_image(node).filepath)
 """
     )
     assert got == "//generated/Depth_Map_depth_001.exr"
+
+
+def test_operators_add_generate_regenerate_asset_delete(blender, catalog_for, tiny_model_file, tmp_path):
+    got = scenario(
+        blender,
+        """
+        ran = {}
+        added = bpy.ops.fathom.add_depth_map_node()
+        third = tree.nodes.active
+        ran["added"] = [list(added), third.name, node_group.is_depth_map(third)]
+        tree.links.new(blur.outputs["Image"], third.inputs["Image"])
+        ran["generate"] = list(bpy.ops.fathom.generate_node_depth(node=third.name))
+        image = node_group.result_image(third)
+        ran["first"] = image.filepath
+        tree.nodes.active = third  # the Depth panel's buttons act on the active Depth Map node
+        ran["regenerate"] = list(bpy.ops.fathom.regenerate_result())
+        image = node_group.result_image(third)
+        ran["second"] = image.filepath
+        ran["asset"] = list(bpy.ops.fathom.mark_asset())
+        ran["is_asset"] = image.asset_data is not None
+        ran["delete"] = list(bpy.ops.fathom.delete_result("EXEC_DEFAULT"))
+        ran["after_delete"] = [node_group.result_image(third) is None,
+                               node_group.state(third, props.depth_settings(), 1)[0]]
+        menu = getattr(bpy.types, "NODE_MT_compositor_node_add_all", None) or bpy.types.NODE_MT_add
+        names = lambda: [f.__name__ for f in getattr(menu.draw, "_draw_funcs", [])]
+        ran["menu"] = "draw_add_menu" in names()
+        addon_utils.disable("bl_ext.user_default.fathom")
+        ran["menu_after_disable"] = "draw_add_menu" in names()
+        emit(ran)
+        """,
+        catalog_for(da2_small=tiny_model_file),
+    )
+    assert got["added"] == [["FINISHED"], "Depth Map.002", True]
+    assert got["generate"] == ["FINISHED"] and got["first"] == "//generated/Depth_Map_002_depth_001.exr"
+    assert got["regenerate"] == ["FINISHED"] and got["second"] == "//generated/Depth_Map_002_depth_002.exr"
+    assert got["asset"] == ["FINISHED"] and got["is_asset"]
+    assert got["delete"] == ["FINISHED"] and got["after_delete"] == [True, "missing"]
+    assert not (tmp_path / "generated" / "Depth_Map_002_depth_002.exr").exists()
+    assert (tmp_path / "generated" / "Depth_Map_002_depth_001.exr").is_file()  # never deleted behind the user
+    assert got["menu"] and not got["menu_after_disable"]
