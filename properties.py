@@ -25,6 +25,18 @@ NORMALIZATIONS = (
     ("v2-style", "V2-Style", "Depth Anything V2's own scaling of its disparity"),
     ("raw", "Raw", "The network's relative disparity, unscaled"),
 )
+TILINGS = (
+    (
+        "detail",
+        "Sharp Detail (Tiled)",
+        "Past what one network pass holds: the whole picture's shape from one pass, fine detail from tiles (slower)",
+    ),
+    (
+        "whole",
+        "Whole Picture Only",
+        "Past what one network pass holds: one pass at the largest resolution that fits (faster, softer)",
+    ),
+)
 OUTPUT_FORMATS = (
     ("exr32", "EXR 32-bit", "Float EXR, exact: best for displacement"),
     ("exr16", "EXR 16-bit", "Half-float EXR, half the size"),
@@ -68,6 +80,7 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
     )
     normalization: EnumProperty(name="Normalization", items=NORMALIZATIONS, default="standard")
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
+    tiling: EnumProperty(name="Detail", items=TILINGS, default="detail")
 
     def depth_settings(self, threads: int = 0) -> DepthSettings:
         values = {name: getattr(self, name) for name in SETTING_NAMES}  # the properties are named as the settings
