@@ -9,7 +9,6 @@ import pytest
 from tests.window.conftest import ARTIFACTS, record
 
 
-
 @pytest.mark.slow
 def test_generate_from_a_depth_map_node_in_the_compositor(window, scene_blend, catalogs):
     got = window("depth_map_node", scene_blend, catalog=catalogs["tiny"])
