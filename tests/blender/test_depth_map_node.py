@@ -35,10 +35,10 @@ else:
 blur = tree.nodes.new("CompositorNodeBlur")
 
 def set_blur(size):
-    if "Size" in blur.inputs:  # 4.5+: an input socket
-        blur.inputs["Size"].default_value = (size, size)
-    else:
+    if blur.inputs["Size"].type != "VECTOR":  # up to 4.4: pixels in properties, the socket a factor
         blur.size_x = blur.size_y = size
+    else:  # 4.5+: a Size vector socket in pixels
+        blur.inputs["Size"].default_value = (size, size)
 
 set_blur(6)
 first = node_group.add_depth_map(tree)

@@ -146,10 +146,10 @@ def depth_map_node(d):
     blur = tree.nodes.new("CompositorNodeBlur")
 
     def set_blur(size):
-        if "Size" in blur.inputs:
-            blur.inputs["Size"].default_value = (size, size)
-        else:
+        if blur.inputs["Size"].type != "VECTOR":  # up to 4.4: pixels in properties, the socket a factor
             blur.size_x = blur.size_y = size
+        else:  # 4.5+: a Size vector socket in pixels
+            blur.inputs["Size"].default_value = (size, size)
 
     set_blur(4)
     window_region = d.region(area, "WINDOW")
