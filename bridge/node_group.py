@@ -144,11 +144,29 @@ def fingerprint(node, settings, frame) -> str:
     """A hash of everything upstream of the node's Image input (node types, settings, socket values,
     links, images and nested groups), the depth settings and the frame. The scene's 3D content is
     not in it: a Render Layers node counts by scene and view layer."""
-    memo = {}
-    upstream = _describe_socket(input_socket(node), memo)
-    chosen = {name: _plain(getattr(settings, name)) for name in SETTING_NAMES}  # not threads: same result
-    text = json.dumps([upstream, chosen, int(frame)], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _hash([upstream_fingerprint(node), settings_fingerprint(settings), int(frame)])
+
+
+def upstream_fingerprint(node) -> str:
+    """The part of the fingerprint that is the nodes upstream of the Image input."""
+    return _hash(_describe_socket(input_socket(node), {}))
+
+
+def settings_fingerprint(settings) -> str:
+    return _hash({name: _plain(getattr(settings, name)) for name in SETTING_NAMES})  # not threads: same result
+
+
+def stale_reason(node, settings, frame, record) -> str:
+    """Why a stale result is stale: 'frame', 'settings' or 'input' (the upstream nodes or wiring)."""
+    if record.get("frame") != frame:
+        return "frame"
+    if record.get("settings") != settings_fingerprint(settings):
+        return "settings"
+    return "input"
+
+
+def _hash(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def state(node, settings, frame):
@@ -164,12 +182,15 @@ def state(node, settings, frame):
     return ("current" if now == record.get("fingerprint") else "stale"), record
 
 
-def describe(record) -> str:
-    """What made a result, for the panel: model, resolution, time."""
+def describe(record) -> list:
+    """What made a result, as the panel's short lines: model and resolution; size, frame and time."""
     made = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.get("made", 0)))
     size = record.get("size", [])
     size = f"{size[0]}x{size[1]}" if len(size) == 2 else "?"
-    return f"{record.get('model', '?')} at {record.get('resolution', '?')}, {size}, frame {record.get('frame')}, {made}"
+    return [
+        f"{record.get('model', '?')}, resolution {record.get('resolution', '?')}",
+        f"{size}, frame {record.get('frame')}, {made}",
+    ]
 
 
 def fill(node, image, record, distances=False):

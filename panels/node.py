@@ -9,10 +9,11 @@ from ..bridge.remote.account import auto_refresh, generate_button
 from ..operators.node import active_depth_map
 
 _STATE_ICONS = {"missing": "X", "current": "CHECKMARK", "stale": "ERROR"}
-_STATE_TEXT = {
-    "missing": "No result yet: transparent until generated",
-    "current": "Result is current",
-    "stale": "Stale: the input, settings or frame changed",
+_STATE_TEXT = {"missing": "No result: transparent", "current": "Current", "stale": "Stale"}
+_STALE_TEXT = {
+    "frame": "Stale: made at frame {frame}",
+    "settings": "Stale: the settings changed",
+    "input": "Stale: its input changed",
 }
 
 
@@ -41,9 +42,14 @@ def draw_depth_map(layout, context):
     state, record = node_group.state(node, settings, scene.frame_current)
     box = layout.box()
     box.label(text=f"Depth Map node '{node.name}'", icon="NODE")
-    box.label(text=_STATE_TEXT[state], icon=_STATE_ICONS[state])
+    text = _STATE_TEXT[state]
+    if state == "stale":
+        text = _STALE_TEXT[node_group.stale_reason(node, settings, scene.frame_current, record)].format(**record)
+    box.label(text=text, icon=_STATE_ICONS[state])
     if record and state != "missing":
-        box.label(text=node_group.describe(record))
+        col = box.column(align=True)
+        for line in node_group.describe(record):
+            col.label(text=line)
     if not node.inputs[node_group.INPUT].is_linked:
         box.label(text="Wire a picture into its Image input", icon="INFO")
     text, top_up = "Generate" if state == "missing" else "Generate Again", False
@@ -61,8 +67,8 @@ def draw_depth_map(layout, context):
         box.operator("fathom.generate_node_depth", text=text, icon="IMAGE_ZDEPTH").node = node.name
     row = box.row(align=True)
     row.operator("fathom.regenerate_result", icon="FILE_REFRESH")
-    row.operator("fathom.mark_asset", icon="ASSET_MANAGER")
     row.operator("fathom.delete_result", text="Delete", icon="TRASH")
+    box.operator("fathom.mark_asset", icon="ASSET_MANAGER")
     return True
 
 

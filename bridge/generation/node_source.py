@@ -19,7 +19,11 @@ def attach(context, job, name=None):
     scene = context.scene
     node = node_group.find(scene, name)
     frame = scene.frame_current
-    record = {"fingerprint": node_group.fingerprint(node, job.settings, frame), "frame": frame}
+    record = {
+        "fingerprint": node_group.fingerprint(node, job.settings, frame),
+        "settings": node_group.settings_fingerprint(job.settings),
+        "frame": frame,
+    }
     unsaved = child.unsaved_images()
     if unsaved:
         raise node_group.NodeSourceError(

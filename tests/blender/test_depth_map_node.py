@@ -92,14 +92,21 @@ def test_generate_from_the_node_captures_its_input_and_fills_it(blender, catalog
         set_blur(12)
         states.append(node_group.state(first, settings, scene.frame_current)[0])
         second_state = node_group.state(second, settings, scene.frame_current)[0]
+        reasons = [node_group.stale_reason(first, settings, scene.frame_current, record)]
         set_blur(6)
         states.append(node_group.state(first, settings, scene.frame_current)[0])
+        props.resolution = 512
+        changed = props.depth_settings()
+        states.append(node_group.state(first, changed, scene.frame_current)[0])
+        reasons.append(node_group.stale_reason(first, changed, scene.frame_current, record))
+        reasons.append(node_group.stale_reason(first, settings, 2, record))
+        props.resolution = 256
         # The reference: the blurred render, the output wired to the Blur by hand.
         tree.links.new(blur.outputs["Image"], output.inputs[0])
         blurred, _ = rc.capture_compositor(scene)
         emit({"captured": captured.tolist(), "blurred": blurred.tolist(), "raw": raw.tolist(),
               "whole": whole.tolist(), "carried": carried.tolist(), "depth": depth.tolist(),
-              "states": states, "second_state": second_state, "before": before, "after": after,
+              "states": states, "second_state": second_state, "reasons": reasons, "before": before, "after": after,
               "images": [image.name, other.image.name, node_group.result_image(first).name,
                          node_group.result_image(second).name],
               "node": [node.name, other.node.name], "record": record, "paths": [str(job.path), str(other.path)],
@@ -130,7 +137,8 @@ def test_generate_from_the_node_captures_its_input_and_fills_it(blender, catalog
     # The user's tree is as it was (the results live inside the nodes' own groups).
     assert got["before"] == got["after"]
     # Honest state: missing, current; stale once the Blur changes; current again when put back.
-    assert got["states"] == ["missing", "current", "stale", "current"]
+    assert got["states"] == ["missing", "current", "stale", "current", "stale"]
+    assert got["reasons"] == ["input", "settings", "frame"]
     assert got["second_state"] == "current"  # its input does not go through the Blur
     record = got["record"]
     assert record["model"] == "da2-small" and record["resolution"] == 256 and record["size"] == [WIDTH, HEIGHT]
