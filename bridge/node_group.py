@@ -106,6 +106,11 @@ def add_depth_map(tree, location=None):
     return node
 
 
+def carrying(tree, image):
+    """The Depth Map node of ``tree`` whose result is ``image``, or None."""
+    return next((node for node in depth_maps(tree) if image is not None and result_image(node) == image), None)
+
+
 def find(scene, name=None):
     """The Depth Map node named ``name`` in the scene's compositor (else the active one), or
     NodeSourceError saying which ones there are."""
