@@ -111,6 +111,21 @@ def carrying(tree, image):
     return next((node for node in depth_maps(tree) if image is not None and result_image(node) == image), None)
 
 
+def edited_compositor(context):
+    """The compositor tree shown in this Node Editor (a group being edited included), else the scene's."""
+    space = getattr(context, "space_data", None)
+    if space is not None and space.type == "NODE_EDITOR" and space.tree_type == "CompositorNodeTree":
+        if space.edit_tree is not None:
+            return space.edit_tree
+    return compositor_tree(context.scene, create=False)
+
+
+def active_depth_map(context):
+    tree = edited_compositor(context)
+    node = tree.nodes.active if tree is not None else None
+    return node if is_depth_map(node) else None
+
+
 def find(scene, name=None):
     """The Depth Map node named ``name`` in the scene's compositor (else the active one), or
     NodeSourceError saying which ones there are."""

@@ -17,21 +17,6 @@ from ..bridge.prefs import addon_preferences
 from ._worker import WorkerModal, poll_idle
 
 
-def edited_compositor(context):
-    """The compositor tree shown in this Node Editor (a group being edited included), else the scene's."""
-    space = getattr(context, "space_data", None)
-    if space is not None and space.type == "NODE_EDITOR" and space.tree_type == "CompositorNodeTree":
-        if space.edit_tree is not None:
-            return space.edit_tree
-    return compositor_tree(context.scene, create=False)
-
-
-def active_depth_map(context):
-    tree = edited_compositor(context)
-    node = tree.nodes.active if tree is not None else None
-    return node if node_group.is_depth_map(node) else None
-
-
 class FATHOM_OT_add_depth_map_node(bpy.types.Operator):
     """Add a Depth Map node to the compositor: wire a picture into its Image input and Generate; its
     Depth output is transparent until then"""
@@ -51,7 +36,7 @@ class FATHOM_OT_add_depth_map_node(bpy.types.Operator):
         return True
 
     def execute(self, context):
-        tree = edited_compositor(context) or compositor_tree(context.scene, create=True)
+        tree = node_group.edited_compositor(context) or compositor_tree(context.scene, create=True)
         space = getattr(context, "space_data", None)
         location = tuple(space.cursor_location) if space is not None and space.type == "NODE_EDITOR" else None
         node = node_group.add_depth_map(tree, location)
@@ -93,7 +78,7 @@ class FATHOM_OT_generate_node_depth(WorkerModal, bpy.types.Operator):
         self._started = time.perf_counter()
         name = self.node or None
         if name is None and interactive:
-            node = active_depth_map(context)
+            node = node_group.active_depth_map(context)
             name = node.name if node is not None else None
         return backends.prepare(
             context,

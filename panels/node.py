@@ -6,7 +6,6 @@ import bpy
 from ..bridge import node_group
 from ..bridge.prefs import addon_preferences
 from ..bridge.remote.account import auto_refresh, generate_button
-from ..operators.node import active_depth_map
 
 _STATE_ICONS = {"missing": "X", "current": "CHECKMARK", "stale": "ERROR"}
 _STATE_TEXT = {"missing": "No result: transparent", "current": "Current", "stale": "Stale"}
@@ -32,7 +31,7 @@ def draw_add_menu(self, context):
 
 def draw_depth_map(layout, context):
     """The active Depth Map node's box in the Compositor's Depth panel; False when none is active."""
-    node = active_depth_map(context)
+    node = node_group.active_depth_map(context)
     if node is None:
         layout.operator("fathom.add_depth_map_node", text="Add Depth Map Node", icon="NODE")
         return False

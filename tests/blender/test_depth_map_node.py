@@ -263,3 +263,36 @@ def test_operators_add_generate_regenerate_asset_delete(blender, catalog_for, ti
     assert not (tmp_path / "generated" / "Depth_Map_002_depth_002.exr").exists()
     assert (tmp_path / "generated" / "Depth_Map_002_depth_001.exr").is_file()  # never deleted behind the user
     assert got["menu"] and not got["menu_after_disable"]
+
+
+def test_setups_take_depth_from_the_depth_map_node(blender, catalog_for, tiny_model_file):
+    got = scenario(
+        blender,
+        """
+        from bl_ext.user_default.fathom.bridge.setups import common, dof, fog
+        tree.links.new(layers.outputs["Image"], output.inputs[0])  # the user's comp: the render
+        fathom.generate_depth(source="node", node=second.name, resolution=256)
+        image = node_group.result_image(second)
+        defocus = dof.setup(scene, image, near=1.0, far=20.0)
+        mix = fog.setup(scene, image.name)
+        def fed_from(node, name):
+            return [[l.from_node.name, l.from_socket.name] for l in common.socket(node.inputs, name).links]
+        ramps = [n for n in tree.nodes if common.tagged(n, "dof") and n.get("fathom_role") == "distance"]
+        amounts = [n for n in tree.nodes if common.tagged(n, "fog") and n.get("fathom_role") == "amount"]
+        own_depth_nodes = [n.name for n in tree.nodes if n.get("fathom_role") == "depth"]
+        fed = {"dof": fed_from(ramps[0], "Value"), "fog": fed_from(amounts[0], "Value")}
+        blurred, _ = rc.capture_compositor(scene)
+        raw, _ = rc.render_scene(scene)
+        removed = dof.remove(scene) + fog.remove(scene)
+        emit({**fed, "own": own_depth_nodes,
+              "differs": float(np.abs(blurred - raw).mean()), "removed": removed,
+              "kept": node_group.is_depth_map(tree.nodes.get(second.name)),
+              "output": [l.from_node.name for l in output.inputs[0].links]})
+        """,
+        catalog_for(da2_small=tiny_model_file),
+    )
+    # Both setups read the Depth Map node's Depth output; they made no Image node of their own.
+    assert got["dof"] == [["Depth Map.001", "Depth"]] and got["fog"] == [["Depth Map.001", "Depth"]], got
+    assert got["own"] == [] and got["differs"] > 0.01
+    # Removing the setups leaves the Depth Map node (the user's) and the render to the output.
+    assert got["removed"] > 0 and got["kept"] and got["output"] == ["Render Layers"]
