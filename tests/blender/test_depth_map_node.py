@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, {str(ROOT)!r})
 from scripts.sample_scene import build_scene
 scene = build_scene({WIDTH}, {HEIGHT}, 4)
-bpy.ops.wm.read_userpref()
+load_profile()  # build_scene starts from factory settings, which disables the extension
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
 from bl_ext.user_default.fathom import api as fathom
 from bl_ext.user_default.fathom.bridge import node_group
