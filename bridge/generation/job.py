@@ -94,10 +94,13 @@ class Job:
     def show(self, context, image):
         """The source's Image node in the compositor of the job's scene, now showing ``image``."""
         scene = bpy.data.scenes.get(self.scene_name) or context.scene
-        if self.depth_node:
+        source = self.capture.source
+        if self.depth_node or source.get("kind") == "node":  # a pending server result fetched later too
             from .node_source import fill
 
-            return fill(scene, self, image)
+            node = fill(scene, self, image)
+            if node is not None:
+                return node
         return nodes.place_image_node(scene, image, nodes.source_key(self.capture.source))
 
     def done_message(self, seconds: float) -> str:

@@ -36,10 +36,18 @@ def attach(context, job, name=None):
 
 
 def fill(scene, job, image):
-    node = node_group.find(scene, job.depth_node)
+    """The Depth Map node now carries ``image``; None when the node is gone (deleted or renamed while
+    it generated, or before a pending server result was fetched): the caller shows it elsewhere."""
+    name = job.depth_node or job.capture.source.get("node")
+    try:
+        node = node_group.find(scene, name) if name else None
+    except node_group.NodeSourceError:
+        node = None
+    if node is None:
+        return None
     height, width = job.depth_map.depth.shape[:2]
     record = dict(
-        job.node_record,
+        job.node_record or {},  # none for a fetched pending result: its state then says stale
         model=job.depth_map.model,
         resolution=job.settings.resolution,
         size=[width, height],
