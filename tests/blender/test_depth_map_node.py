@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.blender.test_remote import remote_catalog, server, setup  # noqa: F401 (fixtures: the real depth server)
+
 ROOT = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 160, 90
 
@@ -303,3 +305,26 @@ def test_setups_take_depth_from_the_depth_map_node(blender, catalog_for, tiny_mo
     assert got["own"] == [] and got["differs"] > 0.01
     # Removing the setups leaves the Depth Map node (the user's) and the render to the output.
     assert got["removed"] > 0 and got["kept"] and got["output"] == ["Render Layers"]
+
+
+def test_server_backend_fills_the_node_and_reuses_an_identical_input(blender, server, catalog_for, tiny_model_file):  # noqa: F811
+    key = server.user(tokens=5)
+    got = blender(
+        SCENE + setup(server.url, key),
+        """
+assert bpy.ops.fathom.test_connection() == {"FINISHED"}  # headless: synchronous, fills the cache
+button = account.generate_button(bpy.context)
+paid = api.generate_depth(source="node", node="Depth Map", backend="server")
+again = api.generate_depth(source="node", node="Depth Map", backend="server")
+node = nodes.compositor_tree(scene).nodes["Depth Map"]
+emit({"button": [button["kind"], button.get("cost")], "node": paid.node.name, "reused": [paid.reused, again.reused],
+      "carried": node_group.result_image(node).name == paid.image.name, "cost": paid.image["fathom"]["remote"]["cost"],
+      "state": node_group.state(node, scene.fathom.depth_settings(), scene.frame_current)[0],
+      "file": node_group.result_image(node).filepath})
+""",
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
+    assert got["button"][0] == "generate" and got["button"][1] == got["cost"] >= 1
+    assert got["node"] == "Depth Map" and got["carried"] and got["state"] == "current"
+    assert got["reused"] == [False, True] and got["file"] == "//generated/Depth_Map_depth_001.exr"
+    assert server.balance(key) == 5 - got["cost"] and len(server.artworks(key)) == 1
