@@ -78,6 +78,7 @@ def test_generate_from_the_node_captures_its_input_and_fills_it(blender, catalog
         blender,
         """
         states = [node_group.state(first, props.depth_settings(), scene.frame_current)[0]]
+        empty, _ = rc.capture_compositor(scene, linear=True)  # through the node before it has a result
         before = snapshot()
         job, image, node = backends.generate(bpy.context, source="NODE", node=first.name)
         captured = job.capture.rgb
@@ -108,6 +109,7 @@ def test_generate_from_the_node_captures_its_input_and_fills_it(blender, catalog
         blurred, _ = rc.capture_compositor(scene)
         emit({"captured": captured.tolist(), "blurred": blurred.tolist(), "raw": raw.tolist(),
               "whole": whole.tolist(), "carried": carried.tolist(), "depth": depth.tolist(),
+              "empty": [float(empty.min()), float(empty.max())],
               "states": states, "second_state": second_state, "reasons": reasons, "before": before, "after": after,
               "images": [image.name, other.image.name, node_group.result_image(first).name,
                          node_group.result_image(second).name],
@@ -138,6 +140,7 @@ def test_generate_from_the_node_captures_its_input_and_fills_it(blender, catalog
     assert np.abs(np.array(got["other_depth"]) - depth).mean() > 1e-3
     # The user's tree is as it was (the results live inside the nodes' own groups).
     assert got["before"] == got["after"]
+    assert got["empty"] == [0.0, 0.0]  # transparent until generated
     # Honest state: missing, current; stale once the Blur changes; current again when put back.
     assert got["states"] == ["missing", "current", "stale", "current", "stale"]
     assert got["reasons"] == ["input", "settings", "frame"]
