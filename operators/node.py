@@ -80,18 +80,17 @@ class FATHOM_OT_generate_node_depth(WorkerModal, bpy.types.Operator):
         if name is None and interactive:
             node = node_group.active_depth_map(context)
             name = node.name if node is not None else None
-        return backends.prepare(
-            context,
-            source="NODE",
-            node=name,
-            force=self.force,
-            allow_download=interactive,
-            offload_render=interactive,
-        )
+        # The capture always runs in a child Blender (a copy of the file): the user's tree is never re-wired.
+        options = {"allow_download": interactive, "offload_render": interactive}
+        return backends.prepare(context, source="NODE", node=name, force=self.force, **options)
 
     def worker_done(self, context, job):
-        job.finish(context)
-        self.report({"INFO"}, job.done_message(time.perf_counter() - self._started))
+        _, node = job.finish(context)
+        seconds = time.perf_counter() - self._started
+        if node is None or not node_group.is_depth_map(node):  # deleted meanwhile: shown in an Image node
+            self.report({"WARNING"}, f"The Depth Map node is gone; {job.done_message(seconds)}")
+        else:
+            self.report({"INFO"}, job.done_message(seconds))
         return {"FINISHED"}
 
 

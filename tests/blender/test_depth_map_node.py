@@ -18,7 +18,7 @@ WIDTH, HEIGHT = 160, 90
 SCENE = f"""
 import numpy as np
 sys.path.insert(0, {str(ROOT)!r})
-from scripts.sample_scene import build_scene
+from scripts.sample_scene import build_scene, set_blur_size
 scene = build_scene({WIDTH}, {HEIGHT}, 4)
 load_profile()  # build_scene starts from factory settings, which disables the extension
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
@@ -36,13 +36,7 @@ else:
     output = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite")
 blur = tree.nodes.new("CompositorNodeBlur")
 
-def set_blur(size):
-    if blur.inputs["Size"].type != "VECTOR":  # up to 4.4: pixels in properties, the socket a factor
-        blur.size_x = blur.size_y = size
-    else:  # 4.5+: a Size vector socket in pixels
-        blur.inputs["Size"].default_value = (size, size)
-
-set_blur(6)
+set_blur_size(blur, 6)
 first = node_group.add_depth_map(tree)
 second = node_group.add_depth_map(tree)
 tree.links.new(layers.outputs["Image"], blur.inputs["Image"])
@@ -92,11 +86,11 @@ def test_generate_from_the_node_captures_its_input_and_fills_it(blender, catalog
         carried, _ = rc.capture_compositor(scene, linear=True)
         whole, _ = rc.capture_compositor(scene)  # the whole tree's output as a capture sees it
         raw, _ = rc.render_scene(scene)
-        set_blur(12)
+        set_blur_size(blur, 12)
         states.append(node_group.state(first, settings, scene.frame_current)[0])
         second_state = node_group.state(second, settings, scene.frame_current)[0]
         reasons = [node_group.stale_reason(first, settings, scene.frame_current, record)]
-        set_blur(6)
+        set_blur_size(blur, 6)
         states.append(node_group.state(first, settings, scene.frame_current)[0])
         props.resolution = 512
         changed = props.depth_settings()

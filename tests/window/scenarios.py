@@ -133,6 +133,9 @@ def depth_map_node(d):
     result on the node; then the Blur changed and the node's state turns stale. Screenshots."""
     import sys
 
+    sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+    from scripts.sample_scene import set_blur_size
+
     name = next(m for m in sys.modules if m.startswith("bl_ext.") and m.endswith(".fathom"))
     node_group = sys.modules[name + ".bridge.node_group"]
     nodes = sys.modules[name + ".bridge.generation.nodes"]
@@ -145,13 +148,7 @@ def depth_map_node(d):
     output = next(n for n in tree.nodes if n.bl_idname in ("CompositorNodeComposite", "NodeGroupOutput"))
     blur = tree.nodes.new("CompositorNodeBlur")
 
-    def set_blur(size):
-        if blur.inputs["Size"].type != "VECTOR":  # up to 4.4: pixels in properties, the socket a factor
-            blur.size_x = blur.size_y = size
-        else:  # 4.5+: a Size vector socket in pixels
-            blur.inputs["Size"].default_value = (size, size)
-
-    set_blur(4)
+    set_blur_size(blur, 4)
     window_region = d.region(area, "WINDOW")
     with bpy.context.temp_override(window=d.window(), area=area, region=window_region):
         d.results["add"] = sorted(bpy.ops.fathom.add_depth_map_node())
@@ -190,7 +187,7 @@ def depth_map_node(d):
         bpy.ops.node.view_all()
     yield 0.8
     d.screenshot("node-after")
-    set_blur(10)
+    set_blur_size(blur, 10)
     d.results["state_stale"] = node_group.state(node, settings, scene.frame_current)[0]
     area.tag_redraw()
     yield 0.8
