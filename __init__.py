@@ -18,13 +18,14 @@ def register():
     global _cli_handle
     import bpy
 
-    from . import properties
+    from . import panels, properties
     from .bridge.cli import main as cli
     from .bridge.remote import notice
 
     for cls in _classes():
         bpy.utils.register_class(cls)
     properties.register()
+    panels.node.register()  # the Fathom submenu in the compositor's Add menu
     notice.register()  # load_post handler: pending server results noticed on file open
     _cli_handle = bpy.utils.register_cli_command("fathom", cli.main)  # `blender -b file.blend -c fathom ...`
 
@@ -35,7 +36,7 @@ def unregister():
     global _cli_handle
     import bpy
 
-    from . import properties
+    from . import panels, properties
     from .bridge.generation import worker
     from .bridge.remote import account, notice
     from .engine.session import clear_sessions
@@ -49,6 +50,7 @@ def unregister():
     if _cli_handle is not None:
         bpy.utils.unregister_cli_command(_cli_handle)
         _cli_handle = None
+    panels.node.unregister()
     properties.unregister()
     for cls in reversed(_classes()):
         bpy.utils.unregister_class(cls)

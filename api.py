@@ -7,6 +7,7 @@
     result = fathom.generate_depth(source="render", backend="scene-z", output="/tmp/shot_z.exr")
     result = fathom.generate_depth(image="Photo", backend="server")      # the depth server, uses tokens
     result = fathom.generate_depth(image="Photo", backend="server", force=True)  # again, even if identical
+    result = fathom.generate_depth(source="node", node="Depth Map")   # what is wired into that node
     result.path, result.image, result.node, result.depth_map.depth        # file, datablock, node, array
     result.reused                      # server: an identical earlier result was shown again, no tokens spent
 
@@ -58,12 +59,22 @@ class Result:
 
 
 def generate_depth(
-    *, image=None, filepath=None, source=None, backend=None, output=None, context=None, force=False, **settings
+    *,
+    image=None,
+    filepath=None,
+    source=None,
+    node=None,
+    backend=None,
+    output=None,
+    context=None,
+    force=False,
+    **settings,
 ) -> Result:
     """Estimate a depth map and add it to the scene, like Generate Depth. ``image`` (a name or an
     Image) or ``filepath`` pick the source, else ``source`` ('image', 'file', 'render',
-    'compositor'), else the scene's Depth settings. ``settings``: model, resolution, invert,
-    post_resize, normalization, output_format, tiling (they override the scene's for this call). With the
+    'compositor', 'node' with ``node`` the Depth Map node's name, else the active one), else the
+    scene's Depth settings. ``settings``: model, resolution, invert, post_resize, normalization,
+    output_format, tiling (they override the scene's for this call). With the
     server backend an identical earlier result is reused (no tokens) unless ``force``: ``reused``
     is then True, and the file, image and depth map are the earlier ones (read back from its file)."""
     unknown = set(settings) - set(_SETTINGS)
@@ -73,6 +84,8 @@ def generate_depth(
         source = "image"
     elif filepath is not None:
         source = "file"
+    elif node is not None:
+        source = "node"
     try:
         kind = _SOURCES[source] if source else None
         engine = _BACKENDS[backend] if backend else None
@@ -91,6 +104,7 @@ def generate_depth(
         backend=engine,
         overrides=settings or None,
         force=force,
+        node=node,
     )
     return Result(job.path, img, node, job.depth_map, job.reused)
 

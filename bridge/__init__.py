@@ -5,6 +5,7 @@
     remote/      the depth server: online check, remote job, account view, pending jobs
     setups/      one-click depth workflows (displacement, depth of field, fog, stereo, export)
     cli/         `blender -c fathom ...`
+    node_group.py  the compositor's Depth Map node: its group, what feeds it (fingerprint), state, result
     prefs.py     the add-on's preferences as bridge code reads them
     files.py     result files: the next free numbered name, Non-Color images with a relative path
     redraw.py    redraw the editors that show Fathom

@@ -1,10 +1,11 @@
 """One module per user action; ``classes`` is what __init__.py registers."""
 
-from . import generate, metric, models, presets, remote, results, setups
+from . import generate, metric, models, node, presets, remote, results, setups
 
 classes = (
     *generate.classes,
     *results.classes,
+    *node.classes,
     *models.classes,
     *presets.classes,
     *setups.classes,

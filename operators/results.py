@@ -96,12 +96,16 @@ class FATHOM_OT_regenerate_result(_ResultOperator, bpy.types.Operator):
     bl_options = {"UNDO"}  # not REGISTER: a re-run would generate (and maybe pay) again
 
     def act(self, context, image):
+        meta = image[results.IMAGE_KEY].to_dict()
         try:
-            restore_settings(context, image[results.IMAGE_KEY].to_dict())
+            restore_settings(context, meta)
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        return bpy.ops.fathom.generate_depth("EXEC_DEFAULT" if bpy.app.background else "INVOKE_DEFAULT")
+        mode = "EXEC_DEFAULT" if bpy.app.background else "INVOKE_DEFAULT"
+        if meta.get("source", {}).get("kind") == "node":  # into the Depth Map node that carries it
+            return bpy.ops.fathom.generate_node_depth(mode, node=meta["source"].get("node", ""))
+        return bpy.ops.fathom.generate_depth(mode)
 
 
 def restore_settings(context, meta: dict):
@@ -112,6 +116,9 @@ def restore_settings(context, meta: dict):
     prefs = addon_preferences(context)
     if kind == "scene-z":
         prefs.backend = "SCENE_Z"
+    elif kind == "node":  # a Depth Map node's input: no scene source to set
+        if prefs.backend == "SCENE_Z":
+            prefs.backend = "LOCAL"
     elif kind in SOURCES:
         if prefs.backend == "SCENE_Z":
             prefs.backend = "LOCAL"

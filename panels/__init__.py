@@ -1,8 +1,9 @@
 """Sidebar panels; ``classes`` is what __init__.py registers."""
 
-from . import setups, sidebar
+from . import node, setups, sidebar
 
 classes = (
     *sidebar.classes,
     *setups.classes,
+    *node.classes,
 )

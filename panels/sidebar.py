@@ -55,6 +55,10 @@ def draw_depth(layout, context):
     col.prop(props, "output_format")
 
     running = worker.current()
+    if getattr(context.space_data, "tree_type", "") == "CompositorNodeTree" and running is None:
+        from .node import draw_depth_map
+
+        draw_depth_map(layout, context)  # the active Depth Map node: its state and Generate
     if prefs.backend == "SERVER":
         draw_server(layout, context, idle=running is None)
     elif running is None:

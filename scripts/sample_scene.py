@@ -68,6 +68,15 @@ def build_scene(width=640, height=360, samples=16):
     return scene
 
 
+def set_blur_size(blur, size):
+    """A compositor Blur node's size in pixels, where this Blender keeps it: properties up to 4.4
+    (the Size socket is a factor there), a Size vector socket from 4.5."""
+    if blur.inputs["Size"].type != "VECTOR":
+        blur.size_x = blur.size_y = size
+    else:
+        blur.inputs["Size"].default_value = (size, size)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("output", help="PNG file to render to")

@@ -50,7 +50,7 @@ from . import render as render_capture
 from .child_main import DONE_MARK, ERROR_MARK, PROGRESS_MARK, TEMP_MARK
 from .picture import Capture
 
-KINDS = ("render", "compositor", "scene-z")
+KINDS = ("render", "compositor", "scene-z", "node")
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the extension's folder
 _CHILD_PACKAGE = "_fathom_render_child"
 _POLL_S = 0.1  # how often the worker looks at the cancel flag while the child renders
@@ -77,19 +77,20 @@ def unsaved_images():
     )
 
 
-def child_render(scene, kind, settings=None, *, view_layer=None):
+def child_render(scene, kind, settings=None, *, view_layer=None, node=None):
     """A ChildRender of ``scene``, or None when a copy of the file would not render the same
     picture (see :func:`unsaved_images`); the caller then renders in-process."""
     if unsaved_images():
         return None
-    return ChildRender(scene, kind, settings, view_layer=view_layer)
+    return ChildRender(scene, kind, settings, view_layer=view_layer, node=node)
 
 
 class ChildRender:
-    """One render of ``scene`` in a child Blender. ``kind``: 'render', 'compositor' or 'scene-z'
-    (the last needs the DepthSettings to convert the Z pass with)."""
+    """One render of ``scene`` in a child Blender. ``kind``: 'render', 'compositor', 'scene-z'
+    (it needs the DepthSettings to convert the Z pass with) or 'node' (what is wired into the
+    Depth Map node named ``node``: bridge.capture.node)."""
 
-    def __init__(self, scene, kind, settings=None, *, view_layer=None):
+    def __init__(self, scene, kind, settings=None, *, view_layer=None, node=None):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         # What fails cheaply fails here, on the main thread, before anything is written.
@@ -122,6 +123,7 @@ class ChildRender:
             "blend": blend,
             "scene": scene.name,
             "kind": kind,
+            "node": node,
             "view_layer": view_layer,
             "result": self.result,
             "parent": os.getpid(),

@@ -51,9 +51,14 @@ def child_main(spec_text):
                 "units": made.units.to_metadata() if made.units is not None else None,
             }
         else:
-            from .picture import from_render
+            if spec["kind"] == "node":
+                from .node import from_node
 
-            made = from_render(scene, compositor=spec["kind"] == "compositor", progress=_child_progress)
+                made = from_node(scene, spec["node"], progress=_child_progress)
+            else:
+                from .picture import from_render
+
+                made = from_render(scene, compositor=spec["kind"] == "compositor", progress=_child_progress)
             arrays = {"rgb": made.rgb}
             meta = {"label": made.label, "name": made.name, "source": made.source}
         partial = spec["result"][: -len(".npz")] + ".partial.npz"

@@ -1,6 +1,6 @@
 """`blender -b shot.blend -c fathom ...`: Fathom from the command line, with exit codes.
 
-    fathom generate --source image NAME | file PATH | render | compositor
+    fathom generate --source image NAME | file PATH | render | compositor | node NAME
                     [--backend local|server|scene-z] [--online-mode] [--force] [--output PATH] [--save]
                     [settings]
     fathom pending list | fetch [--online-mode] [--wait SECONDS] [--save]
@@ -60,7 +60,8 @@ def _parser():
         metavar="KIND [NAME|PATH]",
         required=True,
         help="image NAME (an image datablock), file PATH (an image file), render (the active "
-        "camera's render) or compositor (the render through the compositor)",
+        "camera's render), compositor (the render through the compositor) or node NAME (what is "
+        "wired into that Depth Map node, which then carries the result)",
     )
     gen.add_argument(
         "--backend",
@@ -164,10 +165,10 @@ class _ProgressLine:
 
 def _generate(args) -> int:
     kind, *rest = args.source
-    needs_name = kind in ("image", "file")
+    needs_name = kind in ("image", "file", "node")
     if kind not in SOURCES or len(rest) != (1 if needs_name else 0):
         print(
-            f"fathom: error: --source takes 'image NAME', 'file PATH', 'render' or 'compositor', "
+            f"fathom: error: --source takes 'image NAME', 'file PATH', 'render', 'compositor' or 'node NAME', "
             f"not {' '.join(args.source)!r}",
             file=sys.stderr,
         )
@@ -176,7 +177,7 @@ def _generate(args) -> int:
     if args.backend == "server":
         kwargs.update(force=args.force, allow_online=args.online_mode)
     if needs_name:
-        kwargs["image" if kind == "image" else "filepath"] = rest[0]
+        kwargs[{"image": "image", "file": "filepath", "node": "node"}[kind]] = rest[0]
     overrides = {k: getattr(args, k) for k in SETTING_NAMES if getattr(args, k, None) is not None}
     try:
         job, image, node = backends.generate(bpy.context, overrides=overrides, **kwargs)

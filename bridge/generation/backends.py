@@ -38,6 +38,7 @@ def prepare(
     force=False,
     allow_online=False,
     offload_render=False,
+    node=None,
 ) -> Job:
     """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options);
     ``backend``: LOCAL, SERVER or SCENE_Z instead of the preferences' choice; ``allow_download``: a
@@ -45,7 +46,9 @@ def prepare(
     on the main thread, as Blender requires, unless ``offload_render`` (the interactive operator,
     every backend): then ``Job.run`` renders in a child Blender (bridge.capture.child), so the
     UI never waits for a render. Server only: ``force`` generates again instead of
-    reusing an identical earlier result; ``allow_online`` is the headless --online-mode."""
+    reusing an identical earlier result; ``allow_online`` is the headless --online-mode. Source NODE:
+    what is wired into the Depth Map node ``node`` (else the active one), always captured in a child
+    Blender (bridge.generation.node_source)."""
     prefs = addon_preferences(context)
     backend = backend or prefs.backend
     if backend not in BACKENDS.values():
@@ -56,6 +59,11 @@ def prepare(
     if overrides:
         settings = replace(settings, **overrides).validated()
     target = results.output_target(output)
+    kind = source or context.scene.fathom.source
+    if kind == "NODE" and backend == "SCENE_Z":
+        raise FathomError(
+            "Scene Z gives the camera's depth, not a node's: choose Local or Server for a Depth Map node."
+        )
     if backend == "SCENE_Z":
         from ..capture import scene_z
 
@@ -70,16 +78,19 @@ def prepare(
             {"kind": "scene-z", "scene": scene.name, "camera": camera},
         )
         return Job(picture, settings, None, target, scene.name, depth_map=depth_map, render=render)
-    kind = source or context.scene.fathom.source
     deferred = offload_render and kind in RENDERED
-    picture = None if deferred else resolve_source(context, source, image, filepath, progress)
+    picture = None if deferred or kind == "NODE" else resolve_source(context, source, image, filepath, progress)
     if backend == "SERVER":
         from ..remote import job as remote_job
 
         job = remote_job.prepare(context, settings, target, force=force, allow_online=allow_online)
     else:
         job = _local_job(context, settings, target, allow_download)
-    if deferred:
+    if kind == "NODE":
+        from . import node_source
+
+        node_source.attach(context, job, node)
+    elif deferred:
         # Last, once nothing cheap can fail: a child render copies the file (None: render here).
         job.render = _child_render(context, kind.lower(), settings)
         if job.render is None:

@@ -33,6 +33,8 @@ class Job:
     path: Optional[Path] = None
     download: Optional[ModelStore] = None  # fetch the model first (interactive, online, not installed)
     render: Optional[object] = None  # a capture.child.ChildRender: render first, in a child Blender
+    depth_node: Optional[str] = None  # source NODE: the Depth Map node the result fills
+    node_record: Optional[dict] = None  # and what its result depends on (fingerprint, frame)
 
     @property
     def reused(self) -> bool:
@@ -98,6 +100,13 @@ class Job:
     def show(self, context, image):
         """The source's Image node in the compositor of the job's scene, now showing ``image``."""
         scene = bpy.data.scenes.get(self.scene_name) or context.scene
+        source = self.capture.source
+        if self.depth_node or source.get("kind") == "node":  # a pending server result fetched later too
+            from .node_source import fill
+
+            node = fill(scene, self, image)
+            if node is not None:
+                return node
         return nodes.place_image_node(scene, image, nodes.source_key(self.capture.source))
 
     def done_message(self, seconds: float) -> str:

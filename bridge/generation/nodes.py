@@ -10,7 +10,14 @@ NODE_SOURCE_KEY = "fathom_source"  # on an Image node: which source it shows the
 
 
 # What identifies "the same source" for each kind of source.
-_IDENTITY = {"image": "image", "file": "filepath", "render": "scene", "compositor": "scene", "scene-z": "scene"}
+_IDENTITY = {
+    "image": "image",
+    "file": "filepath",
+    "render": "scene",
+    "compositor": "scene",
+    "scene-z": "scene",
+    "node": "node",  # a Depth Map node's result shown elsewhere when the node is gone
+}
 
 
 def source_key(source: dict) -> str:

@@ -124,6 +124,10 @@ def active_result(context):
     node = tree.nodes.active if tree is not None else None
     if node is not None and is_result(getattr(node, "image", None)):
         return node.image
+    from .. import node_group
+
+    if node_group.is_depth_map(node) and is_result(node_group.result_image(node)):
+        return node_group.result_image(node)  # the result a Depth Map node carries
     return None
 
 

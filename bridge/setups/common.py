@@ -349,6 +349,15 @@ def set_clamp(node, value=True):
 
 
 def depth_image_node(tree, kind, image, location):
+    """The node the setup takes its depth from: the Depth Map node of this tree that carries ``image``
+    (so the setup follows its re-generations), else the setup's own Image node."""
+    from .. import node_group
+
+    carrier = node_group.carrying(tree, image)
+    if carrier is not None:
+        for node in [n for n in tree.nodes if tagged(n, kind) and n.get("fathom_role") == "depth"]:
+            tree.nodes.remove(node)  # the setup's own Image node from before: the Depth Map node replaces it
+        return carrier
     node, _ = setup_node(tree, kind, "depth", "CompositorNodeImage", location)
     node.image = image
     node.label = "Fathom depth"
@@ -356,7 +365,7 @@ def depth_image_node(tree, kind, image, location):
 
 
 def image_output(node):
-    return socket(node.outputs, "Image")
+    return socket(node.outputs, "Image", "Depth")  # an Image node's, or a Depth Map node's Depth
 
 
 def distance_nodes(tree, kind, value, read, location, *, inverse=True):

@@ -53,9 +53,9 @@ def blender_exe():
 
 @pytest.fixture(scope="session")
 def display():
-    """A private X server (Xvfb) at the size the driver expects."""
-    # /tmp is private to each run of the root, but X's abstract sockets are not: a display another
-    # run holds makes Xvfb exit at once, so the next number is tried.
+    """A private X server (Xvfb) at the size the driver expects. A display number another X server
+    holds (its abstract socket is shared with the host even where /tmp is private) makes Xvfb exit:
+    the next number is tried."""
     for number in range(99, 200):
         if os.path.exists(f"/tmp/.X11-unix/X{number}"):
             continue
@@ -67,12 +67,13 @@ def display():
         deadline = time.monotonic() + 30
         while not os.path.exists(f"/tmp/.X11-unix/X{number}") and server.poll() is None:
             if time.monotonic() > deadline:
+                server.kill()
                 pytest.fail(f"Xvfb :{number} did not start")
             time.sleep(0.1)
         if server.poll() is None:
             break
     else:
-        pytest.fail("no free X display from :99 to :199")
+        pytest.fail("no free X display number for Xvfb between :99 and :199")
     yield f":{number}"
     server.terminate()
     server.wait(10)

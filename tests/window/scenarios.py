@@ -255,3 +255,70 @@ def sidebar_server_note(d):
         )
     finally:
         restore()
+
+
+def depth_map_node(d):
+    """The Depth Map node in the Compositor: Render Layers -> Blur -> Depth Map -> Composite (the node
+    added with the Add menu's operator), Generate pressed in the node's box of the Depth tab, the
+    result on the node; then the Blur changed and the node's state turns stale. Screenshots."""
+    import sys
+
+    sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+    from scripts.sample_scene import set_blur_size
+
+    name = next(m for m in sys.modules if m.startswith("bl_ext.") and m.endswith(".fathom"))
+    node_group = sys.modules[name + ".bridge.node_group"]
+    nodes = sys.modules[name + ".bridge.generation.nodes"]
+    scene = bpy.context.scene
+    area = d.area("VIEW_3D")
+    area.ui_type = "CompositorNodeTree"
+    yield 0.5
+    tree = nodes.compositor_tree(scene, create=True)
+    layers = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
+    output = next(n for n in tree.nodes if n.bl_idname in ("CompositorNodeComposite", "NodeGroupOutput"))
+    blur = tree.nodes.new("CompositorNodeBlur")
+
+    set_blur_size(blur, 4)
+    window_region = d.region(area, "WINDOW")
+    with bpy.context.temp_override(window=d.window(), area=area, region=window_region):
+        d.results["add"] = sorted(bpy.ops.fathom.add_depth_map_node())
+    node = tree.nodes.active
+    layers.location, blur.location, node.location, output.location = (-520, 0), (-220, 0), (20, 0), (300, 0)
+    tree.links.new(layers.outputs["Image"], blur.inputs["Image"])
+    tree.links.new(blur.outputs["Image"], node.inputs["Image"])
+    tree.links.new(node.outputs["Depth"], output.inputs[0])
+    yield 0.3
+    with bpy.context.temp_override(window=d.window(), area=area, region=window_region):
+        bpy.ops.node.view_all()
+    yield from d.open_sidebar_tab(area, "Depth")
+    settings = scene.fathom.depth_settings()
+    d.results["state_before"] = node_group.state(node, settings, scene.frame_current)[0]
+    yield 0.5
+    d.screenshot("node-before")
+    d.results["invoke"] = sorted(d.invoke(area, bpy.ops.fathom.generate_node_depth, node=node.name))
+    samples = 0
+    while d.generating():
+        samples += 1
+        yield 0.1
+    d.results["running_samples"] = samples
+    d.results["children"] = d.child_processes()
+    yield 1.0
+    image = node_group.result_image(node)
+    state, record = node_group.state(node, settings, scene.frame_current)
+    d.results["after"] = {
+        "state": state,
+        "record": record,
+        "image": image.filepath if image else None,
+        "size": list(image.size) if image else None,
+        "files": _generated_files(),
+        "links": sorted([link.from_node.name, link.to_node.name] for link in tree.links),
+    }
+    with bpy.context.temp_override(window=d.window(), area=area, region=window_region):
+        bpy.ops.node.view_all()
+    yield 0.8
+    d.screenshot("node-after")
+    set_blur_size(blur, 10)
+    d.results["state_stale"] = node_group.state(node, settings, scene.frame_current)[0]
+    area.tag_redraw()
+    yield 0.8
+    d.screenshot("node-stale")
