@@ -10,14 +10,11 @@ texture_for(scene, picture) -> (image, note)
     an 8-bit PNG) as the scene light that the scene's view transform shows as the picture
     (bridge.setups.colour), kept as ``<picture>_scene_light.exr`` and updated in place when the
     picture or the scene's colour management changes. ``note`` says which was done.
-Pictures Fathom writes (the render, the scene light) are pre-sharpened for the second pixel filter a
-re-render applies (engine.prefilter), so the plane seen from the camera gives the picture back.
 """
 
 import numpy as np
 
 from ...engine.exr import write_exr
-from ...engine.prefilter import precompensate
 from ..capture import picture as capture
 from ..generation.results import IMAGE_KEY
 from . import colour, common
@@ -51,14 +48,6 @@ def _exr(rgb) -> bytes:
     )
 
 
-def filter_width(scene) -> float:
-    """The width of the pixel filter a re-render of the scene applies (Cycles' own, else the render's)."""
-    cycles = getattr(scene, "cycles", None)
-    if scene.render.engine == "CYCLES" and cycles is not None:
-        return float(cycles.filter_width)
-    return float(scene.render.filter_size)
-
-
 def render_picture(scene, depth, source=None):
     """The render a depth map was made from, as scene-linear pixels (see the module's notes)."""
     kept = common.kept_image(KIND, depth.name)
@@ -80,9 +69,6 @@ def render_picture(scene, depth, source=None):
     finally:
         for obj in hidden:
             obj.hide_render = False
-    # Shown on a surface and rendered again, the picture is filtered a second time: pre-sharpen it
-    # (engine.prefilter) so that the re-render from the same camera gives the render back.
-    rgb = precompensate(rgb[:, :, :3], filter_width(scene))
     stem = depth.name.rsplit(".", 1)[0]
     image = common.keep_generated(
         KIND, depth.name, f"{stem}_picture", ".exr", _exr(rgb), non_color=False, name=f"{stem} picture"
@@ -105,7 +91,6 @@ def texture_for(scene, picture):
     ):
         return kept, kept.get("fathom_note", "")
     light, note = colour.display_to_scene_linear(capture.image_pixels(picture), scene, picture.colorspace_settings.name)
-    light = precompensate(light[:, :, :3], filter_width(scene))  # see render_picture
     stem = picture.name.rsplit(".", 1)[0]
     image = common.keep_generated(
         LIGHT_KIND, key, f"{stem}_scene_light", ".exr", _exr(light), non_color=False, name=f"{stem} scene light"

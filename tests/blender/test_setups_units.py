@@ -44,7 +44,9 @@ texture = next(n.image for n in plane.active_material.node_tree.nodes if n.bl_id
 for obj in scene.objects:
     if obj.type == "MESH" and obj != plane:
         obj.hide_render = True   # only the displaced plane renders now
-same = rendered(scene)   # Blender's default pixel filter, as a user re-renders
+# Pixel-centred samples: the texture's pixels come back unfiltered (a second pixel filter would blur them).
+scene.cycles.filter_width = 0.01
+same = rendered(scene)
 scene.camera.location.x += 1.0
 moved = rendered(scene)
 scene.camera.location.x -= 1.0
@@ -78,6 +80,7 @@ plane = bpy.data.objects["Fathom Depth Plane"]
 for obj in scene.objects:
     if obj.type == "MESH" and obj != plane:
         obj.hide_render = True
+scene.cycles.filter_width = 0.01
 same = rendered(scene)
 picture = np.rint(np.clip(rgb, 0, 1) * 255) / 255   # what the PNG holds
 emit({"psnr": psnr(same, picture, np.ones(same.shape[:2], bool)), "note": plane["fathom_params"]["colour"]})
