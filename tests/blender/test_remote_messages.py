@@ -85,6 +85,7 @@ def test_command_line_save_keeps_a_job_the_server_still_owes(blender, blender_ho
         setup(idle_server.url, key),
         """
         bpy.context.preferences.system.use_online_access = False
+        prefs.backend = "LOCAL"   # the profile is shared with other tests: the file says --backend server
         bpy.ops.wm.save_userpref()
         bpy.ops.wm.save_mainfile()
     """,
