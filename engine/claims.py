@@ -131,9 +131,9 @@ class Claims:
         owner = _read_json(path)
         if owner is None:  # being written right now, or garbage: only age decides
             return age > self.stale_after
-        if owner.get("host") == self.host and isinstance(owner.get("pid"), int) and owner["pid"] != os.getpid():
-            if not _pid_alive(owner["pid"]):
-                return True
+        pid = owner.get("pid")
+        if owner.get("host") == self.host and isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid):
+            return True
         return age > self.stale_after
 
     def _take_over_if_stale(self, path):

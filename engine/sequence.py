@@ -22,9 +22,9 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
@@ -45,14 +45,14 @@ class SequenceResult:
     folder: Path
     stem: str
     suffix: str
-    frames: List[int]                    # the frames asked for
-    written: List[int] = field(default_factory=list)   # made by this run
-    skipped: List[int] = field(default_factory=list)   # already done with the same settings
-    by_others: List[int] = field(default_factory=list)  # claimed by another process while this one ran
+    frames: list[int]                    # the frames asked for
+    written: list[int] = field(default_factory=list)   # made by this run
+    skipped: list[int] = field(default_factory=list)   # already done with the same settings
+    by_others: list[int] = field(default_factory=list)  # claimed by another process while this one ran
     seconds: float = 0.0
-    flicker_before: Optional[float] = None  # % of the depth range, each frame on its own
-    flicker_after: Optional[float] = None   # % of the depth range, as written
-    value_range: Optional[tuple] = None
+    flicker_before: float | None = None  # % of the depth range, each frame on its own
+    flicker_after: float | None = None   # % of the depth range, as written
+    value_range: tuple | None = None
     near_is_bright: bool = True
 
     def path(self, frame):
@@ -63,7 +63,7 @@ class SequenceResult:
         return sorted(set(self.written) | set(self.skipped))
 
     @property
-    def paths(self) -> Dict[int, Path]:
+    def paths(self) -> dict[int, Path]:
         return {f: self.path(f) for f in self.done}
 
     @property
@@ -89,7 +89,7 @@ def local_depth_fn(settings, model_path, *, batch_size=8, max_tokens=DEFAULT_MAX
 
 
 def format_seconds(seconds):
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
@@ -107,7 +107,7 @@ class _Heartbeat(threading.Thread):
             self.claims.heartbeat()
 
 
-def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable = None, settings=None,
+def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | None = None, settings=None,
                  model_path=None, stem="depth", stabilize=True, window=DEFAULT_WINDOW, smoothing=0.0,
                  batch_size=8, redo=False, fixed_range=None, key_extra=None, metadata=None,
                  progress=None, cancel=None, stale_after=None, on_frame=None) -> SequenceResult:
@@ -284,7 +284,7 @@ def _put(path, data, claims):
     if path.exists():
         try:
             ours = "sequence" in read_metadata(path)
-        except Exception:  # unreadable: not a file we wrote
+        except Exception:  # noqa: BLE001 - unreadable in any way: not a file we wrote
             ours = False
         if not ours:
             raise FathomError(
@@ -302,4 +302,4 @@ def _put(path, data, claims):
             tmp.unlink()
 
 
-__all__ = ["SequenceResult", "run_sequence", "local_depth_fn", "settings_key", "STATE_DIR"]
+__all__ = ["STATE_DIR", "SequenceResult", "local_depth_fn", "run_sequence", "settings_key"]

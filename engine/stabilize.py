@@ -2,11 +2,11 @@
 
 A network such as Depth Anything V2 gives each frame its inverse depth up to its own scale and
 shift; frame to frame that shows as flicker. ``Stabilizer`` aligns each frame, in inverse depth,
-to the frames before it: the per-pixel median of the last ``window`` aligned frames is the
-reference, and one scale and shift are fitted robustly (a quantile match to start, then least
-squares on the pixels whose residual stays within a few robust deviations, so moving objects and
-newly seen areas do not pull the fit). With ``smoothing`` > 0, pixels that agree with the
-reference (the static ones) are also blended towards it, which calms per-pixel noise.
+to the last ``window`` aligned frames before it: against each of them one scale and shift are
+fitted robustly (a quantile match to start, then a line through the pixels whose residual stays
+within a few robust deviations, so moving objects and newly seen areas do not pull the fit), and
+the fits are averaged. With ``smoothing`` > 0, pixels that agree with the frame before (the static
+ones) are also blended towards the window's per-pixel median, which calms per-pixel noise.
 
 The fits run on small copies (``size`` pixels on the long side): a scale and a shift need few
 pixels, and the work per frame stays small next to the network pass.
@@ -37,10 +37,18 @@ def small(plane, size=DEFAULT_SIZE):
     return resize_plane(np.ascontiguousarray(plane, np.float32), (max(1, round(h * scale)), max(1, round(w * scale))))
 
 
-def _lstsq(x, y):
-    a = np.stack([x, np.ones_like(x)], axis=1).astype(np.float64)
-    (s, t), *_ = np.linalg.lstsq(a, y.astype(np.float64), rcond=None)
-    return float(s), float(t)
+def _line(x, y):
+    """Scale and shift through the means with the ratio of spreads (reduced major axis). Both sides
+    carry noise; a least-squares slope would shrink by noise/spread each frame and, chained from
+    frame to frame, drift. This one is symmetric, so the drift stays far smaller."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    mx, my = x.mean(), y.mean()
+    dx, dy = x - mx, y - my
+    sx, sy = np.sqrt((dx * dx).mean()), np.sqrt((dy * dy).mean())
+    if sx == 0:
+        return 1.0, float(my - mx)
+    s = sy / sx * (1.0 if (dx * dy).sum() >= 0 else -1.0)
+    return float(s), float(my - s * mx)
 
 
 def quantile_fit(x, y, low=5.0, high=95.0):
@@ -54,7 +62,7 @@ def quantile_fit(x, y, low=5.0, high=95.0):
 def fit_scale_shift(x, y, *, iterations=5, k=_K):
     """Robust (scale, shift, inliers) with scale * x + shift ~ y over finite pixels.
 
-    Starts from a quantile match (blind to which pixels correspond) and refines by least squares
+    Starts from a quantile match (blind to which pixels correspond) and refines with a symmetric line fit
     on the pixels within ``k`` robust deviations of the current fit, ``iterations`` times.
     """
     x = np.asarray(x, np.float32).ravel()
@@ -72,7 +80,7 @@ def fit_scale_shift(x, y, *, iterations=5, k=_K):
         inliers = r <= k * max(spread, floor)
         if inliers.sum() < 8:
             break
-        s, t = _lstsq(xs[inliers], ys[inliers])
+        s, t = _line(xs[inliers], ys[inliers])
     mask = np.zeros(x.shape, bool)
     mask[np.flatnonzero(finite)[inliers]] = True
     return s, t, mask
@@ -102,10 +110,9 @@ class Stabilizer:
         """
         disparity = np.asarray(disparity, np.float32)
         low = small(disparity, self.size)
-        ref = self.reference(low.shape)
         inliers = None
-        if ref is not None:
-            s, t, inliers = fit_scale_shift(low, ref)
+        if self.history:
+            s, t, inliers = self._fit(low)
         elif anchor is not None:
             xl, xh = np.percentile(low, (5.0, 95.0))
             s = (anchor[1] - anchor[0]) / (xh - xl) if xh > xl else 1.0
@@ -114,14 +121,24 @@ class Stabilizer:
             s, t = 1.0, 0.0
         aligned = disparity * np.float32(s) + np.float32(t)
         low = low * np.float32(s) + np.float32(t)
-        if self.smoothing > 0 and ref is not None:
-            static = inliers.reshape(low.shape).astype(np.float32)
-            blend = np.float32(self.smoothing) * static
-            delta = (ref - low) * blend
-            low = low + delta
-            aligned = aligned + resize_plane(delta, aligned.shape)
-        self.history.append(low)
+        if self.smoothing > 0 and inliers is not None:
+            ref = self.reference(low.shape)
+            blend = np.float32(self.smoothing) * inliers.reshape(low.shape).astype(np.float32)
+            aligned = aligned + resize_plane((ref - low) * blend, aligned.shape)
+        self.history.append(low)  # unsmoothed: every frame in the window carries the same noise
         return aligned, low, s, t
+
+    def _fit(self, low):
+        """One fit against each frame of the window, averaged. Fitting each pair keeps the noise on
+        both sides alike, which keeps the symmetric fit unbiased; a pixel-wise median reference
+        would be less noisy than the frame and pull the scale down a little every frame."""
+        fits = []
+        for h in self.history:
+            h = h if h.shape == low.shape else resize_plane(h, low.shape)
+            fits.append(fit_scale_shift(low, h))
+        best = max(f[2].mean() for f in fits)
+        good = [f for f in fits if f[2].mean() >= 0.5 * best]  # a frame too unlike this one says little
+        return float(np.mean([f[0] for f in good])), float(np.mean([f[1] for f in good])), fits[-1][2]
 
 
 def anchor_quantiles(low):
