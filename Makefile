@@ -10,7 +10,7 @@ BPY := $(BVENV)/bin/python
 BPY45 := $(BVENV45)/bin/python
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: demo test test-engine test-server test-blender dist bench bench-server venvs clean
+.PHONY: demo test test-engine test-server test-blender dist bench bench-sequence bench-server venvs clean
 
 venvs: $(VENV)/.stamp $(BVENV)/.stamp $(BVENV45)/.stamp
 
@@ -57,6 +57,9 @@ dist: venvs
 
 bench: $(VENV)/.stamp
 	$(PY) -m bench.engine_bench
+
+bench-sequence: $(VENV)/.stamp
+	$(PY) -m bench.sequence_bench
 
 bench-server: $(VENV)/.stamp
 	$(PY) -m bench.server_bench

@@ -5,8 +5,8 @@ shift; frame to frame that shows as flicker. ``Stabilizer`` aligns each frame, i
 to the last ``window`` aligned frames before it: against each of them one scale and shift are
 fitted robustly (a quantile match to start, then a line through the pixels whose residual stays
 within a few robust deviations, so moving objects and newly seen areas do not pull the fit), and
-the fits are averaged. With ``smoothing`` > 0, pixels that agree with the frame before (the static
-ones) are also blended towards the window's per-pixel median, which calms per-pixel noise.
+the fits are averaged. With ``smoothing`` > 0, pixels that agree with every frame of the window (the
+static ones) are also blended towards the window's per-pixel median, which calms per-pixel noise.
 
 The fits run on small copies (``size`` pixels on the long side): a scale and a shift need few
 pixels, and the work per frame stays small next to the network pass.
@@ -138,7 +138,8 @@ class Stabilizer:
             fits.append(fit_scale_shift(low, h))
         best = max(f[2].mean() for f in fits)
         good = [f for f in fits if f[2].mean() >= 0.5 * best]  # a frame too unlike this one says little
-        return float(np.mean([f[0] for f in good])), float(np.mean([f[1] for f in good])), fits[-1][2]
+        static = np.logical_and.reduce([f[2] for f in fits])  # agrees with every frame of the window
+        return float(np.mean([f[0] for f in good])), float(np.mean([f[1] for f in good])), static
 
 
 def anchor_quantiles(low):

@@ -51,7 +51,8 @@ def test_oracle_answers_scale_truth_plus_shift(oracle):
     assert abs(residual.mean()) < 1e-4 and 0.003 < residual.std() < 0.03  # noise, around the truth
 
 
-def test_stabilisation_brings_frames_back_to_one_scale(oracle, tmp_path):
+@pytest.mark.parametrize("smoothing", [0.0, 0.5])
+def test_stabilisation_brings_frames_back_to_one_scale(oracle, tmp_path, smoothing):
     pictures, truths, masks, scales, _ = shot(24, seed=1)
     plain = run_sequence(list(pictures), pictures.get, tmp_path / "plain", settings=SETTINGS,
                          model_path=oracle, stabilize=False)
@@ -60,7 +61,7 @@ def test_stabilisation_brings_frames_back_to_one_scale(oracle, tmp_path):
     assert np.abs(ratios - 1).max() > 0.2  # the network's own per-frame scales: the test can fail
 
     stable = run_sequence(list(pictures), pictures.get, tmp_path / "stable", settings=SETTINGS,
-                          model_path=oracle, stabilize=True)
+                          model_path=oracle, stabilize=True, smoothing=smoothing)
     assert stable.written == list(range(1, 25))
     fits = fits_to_truth(stable, truths, masks)
     a0, b0 = fits[1]
