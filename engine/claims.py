@@ -83,6 +83,19 @@ class Claims:
 
     def mark_done(self, frame, filename, **extra):
         _atomic_json(self._done_path(frame), {"key": self.key, "file": filename, "time": time.time(), **extra})
+        self.job_path(frame).unlink(missing_ok=True)
+
+    # -- server jobs -------------------------------------------------------------------------
+    def job_path(self, frame):
+        """``.fathom/<frame>.job``: a paid server job for the frame, kept until the frame is done."""
+        return self.state / f"{frame:0{FRAME_DIGITS}d}.job"
+
+    def job_record(self, frame):
+        record = _read_json(self.job_path(frame))
+        return record if record and record.get("key") == self.key else None
+
+    def save_job_record(self, frame, record):
+        _atomic_json(self.job_path(frame), {**record, "key": self.key})
 
     # -- claims ------------------------------------------------------------------------------
     def claim(self, frame):

@@ -81,7 +81,7 @@ def local_depth_fn(settings, model_path, *, batch_size=8, max_tokens=DEFAULT_MAX
     """Inverse depth of pictures with the local model, batched where ``estimate_batch`` finds it pays."""
     raw = replace(settings, normalization="raw", invert=False)
 
-    def depth_fn(pictures):
+    def depth_fn(pictures, frames=None):
         maps = estimate_batch(pictures, raw, model_path, batch_size=batch_size, max_tokens=max_tokens,
                               cancel=cancel, model_name=settings.model)
         return [m.depth for m in maps]
@@ -109,12 +109,15 @@ class _Heartbeat(threading.Thread):
 
 def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | None = None, settings=None,
                  model_path=None, stem="depth", stabilize=True, window=DEFAULT_WINDOW, smoothing=0.0,
-                 batch_size=8, redo=False, fixed_range=None, key_extra=None, metadata=None,
+                 batch_size=8, redo=False, fixed_range=None, one_range=None, key_extra=None, metadata=None,
                  progress=None, cancel=None, stale_after=None, on_frame=None) -> SequenceResult:
     """Depth of ``frames`` into ``folder``; see the module's description.
 
-    ``fixed_range`` (lo, hi) maps inverse depth to 0..1 for every frame instead of the first
-    frame's range (Scene Z: the camera's clipping). ``key_extra`` (JSON-able) joins the settings
+    ``depth_fn(pictures, frames)`` gives the frames' inverse depth (default: the local model); its
+    ``start(claims)``, if it has one, is called first with the folder's claims.
+    Stabilised frames share one range, the first finished frame's; ``one_range`` (default: as
+    ``stabilize``) asks for that without stabilising (exact depth such as Scene Z), and
+    ``fixed_range`` (lo, hi) gives the range itself. ``key_extra`` (JSON-able) joins the settings
     in the key that decides whether a frame done earlier can be skipped: the source and backend.
     ``on_frame(frame, path)`` is called after each frame is in place.
     """
@@ -128,14 +131,17 @@ def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | N
         depth_fn = local_depth_fn(settings, model_path, batch_size=batch_size, cancel=cancel)
     folder = Path(folder)
     suffix = suffix_for(settings.output_format)
+    one_range = stabilize if one_range is None else one_range
     key = settings_key(settings, stabilize=bool(stabilize), window=window, smoothing=smoothing,
-                       fixed_range=fixed_range, extra=key_extra)
+                       one_range=one_range, fixed_range=fixed_range, extra=key_extra)
     claims = Claims(folder, key, **({} if stale_after is None else {"stale_after": stale_after}))
+    if hasattr(depth_fn, "start"):  # a depth_fn that keeps per-frame records (sequence_remote)
+        depth_fn.start(claims)
     manifest = Manifest(folder)
     manifest.start({"key": key, "stem": stem, "suffix": suffix, "settings": vars(settings), "extra": key_extra,
                     "digits": FRAME_DIGITS})
     result = SequenceResult(folder, stem, suffix, frames, near_is_bright=not settings.invert)
-    state = _State(frames, claims, manifest, settings, window, smoothing, stabilize, fixed_range)
+    state = _State(frames, claims, manifest, settings, window, smoothing, stabilize, one_range, fixed_range)
     todo = []
     for frame in frames:
         (todo if redo or not claims.is_done(frame) else result.skipped).append(frame)
@@ -173,7 +179,7 @@ def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | N
                 report(_message(frame, processed, len(todo), started, len(result.written), "reading"))
                 pictures.append(read_frame(frame))
             report(_message(batch[0], processed, len(todo), started, len(result.written), "estimating"))
-            disparities = depth_fn(pictures)
+            disparities = depth_fn(pictures, batch)
             del pictures
             for frame, disparity in zip(batch, disparities):
                 path = state.write(frame, np.asarray(disparity, np.float32), result, metadata)
@@ -217,9 +223,9 @@ def _message(frame, processed, total, started, written, what):
 class _State:
     """Per-run alignment, range and flicker, and how one frame's result is put in place."""
 
-    def __init__(self, frames, claims, manifest, settings, window, smoothing, stabilize, fixed_range):
+    def __init__(self, frames, claims, manifest, settings, window, smoothing, stabilize, one_range, fixed_range):
         self.frames, self.claims, self.manifest = frames, claims, manifest
-        self.settings, self.stabilize = settings, stabilize
+        self.settings, self.stabilize, self.one_range = settings, stabilize, one_range or bool(fixed_range)
         self.stabilizer = Stabilizer(window=window, smoothing=smoothing)
         self.window = window
         self.last = None  # the frame aligned last
@@ -257,7 +263,7 @@ class _State:
             aligned, low, scale, shift = disparity, small(disparity), 1.0, 0.0
         self.last = frame
         alone, _ = normalize(disparity, settings.normalization, settings.invert)
-        if self.stabilize or self.range is not None:  # one range for the sequence
+        if self.one_range:  # one range for the sequence
             if self.range is None:
                 lo, hi = value_range(aligned, settings.normalization)
                 self.range = self.manifest.fix_range({"lo": lo, "hi": hi, "anchor": anchor_quantiles(low)})
