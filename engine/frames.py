@@ -91,3 +91,33 @@ def spans(frames):
 def describe(frames):
     """``1-5, 9`` for messages."""
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans(frames))
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def numbered_files(path):
+    """The files of an image sequence, by frame: ``shot/frame_0007.png`` -> {1: .../frame_0001.png, ...}.
+
+    Like Blender's image sequences, the frame is the last run of digits in the file name; the files
+    are the ones in the same folder with the same text around it and as many digits or more.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    match = _NUMBERED.match(path.stem)
+    if not match:
+        raise InvalidSettingsError(f"{path.name} has no frame number in its name: an image sequence's files are "
+                                   f"numbered, e.g. frame_0001.png, frame_0002.png.")
+    head, digits, tail = match.groups()
+    pattern = re.compile(re.escape(head) + r"(\d{%d,})" % len(digits) + re.escape(tail + path.suffix) + "$")
+    found = {}
+    if path.parent.is_dir():
+        for candidate in path.parent.iterdir():
+            hit = pattern.match(candidate.name)
+            if hit and candidate.is_file():
+                found.setdefault(int(hit.group(1)), candidate)
+    if not found:
+        raise InvalidSettingsError(f"No files of the image sequence {head}{'#' * len(digits)}{tail}{path.suffix} "
+                                   f"in {path.parent}.")
+    return dict(sorted(found.items()))

@@ -111,3 +111,17 @@ def test_manifest_first_writer_wins_and_new_settings_reset_the_range(tmp_path):
     assert m.fixed_range() == {"lo": 0, "hi": 1}
     m.start({"key": "b"})
     assert m.fixed_range() is None
+
+
+def test_numbered_files_of_an_image_sequence(tmp_path):
+    from engine.frames import numbered_files
+    for name in ("shot_0001.png", "shot_0002.png", "shot_0010.png", "shot_0003.jpg", "other_0001.png",
+                 "shot_01.png", "shot_12345.png"):
+        (tmp_path / name).write_bytes(b"")
+    found = numbered_files(tmp_path / "shot_0002.png")
+    assert {f: p.name for f, p in found.items()} == {1: "shot_0001.png", 2: "shot_0002.png", 10: "shot_0010.png",
+                                                     12345: "shot_12345.png"}
+    with pytest.raises(InvalidSettingsError, match="no frame number"):
+        numbered_files(tmp_path / "plate.png")
+    with pytest.raises(InvalidSettingsError, match="No files of the image sequence missing_####.png"):
+        numbered_files(tmp_path / "missing_0001.png")
