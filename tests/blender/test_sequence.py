@@ -1,0 +1,223 @@
+"""Depth sequences in real Blender, from the installed extension: the render and Scene Z over a
+frame range through the CLI (numbered files in one folder, the depth node an image sequence, a
+rerun skipping finished frames), two CLI processes sharing overlapping ranges, an image sequence
+and a movie read through Blender, and the Python API."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.blender.conftest import ROOT, _env
+
+# The sample scene with the near sphere moving to the right over frames 1..6.
+ANIMATED = f"""
+sys.path.insert(0, {str(ROOT)!r})
+from scripts.sample_scene import build_scene
+scene = build_scene(64, 36, 2)
+bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which disables the extension
+sphere = bpy.data.objects["Near sphere"]
+for frame, x in ((1, -2.0), (6, 1.5)):
+    sphere.location.x = x
+    sphere.keyframe_insert("location", frame=frame)
+scene.frame_start, scene.frame_end = 1, 6
+scene.frame_current = 1
+bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
+"""
+
+READ_BACK = """
+bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")
+from bl_ext.user_default.fathom.engine.encode import read_depth
+def depth_nodes():
+    tree = bpy.context.scene.compositing_node_group
+    out = {}
+    for node in tree.nodes:
+        if node.bl_idname == "CompositorNodeImage" and node.image is not None and "fathom" in node.image:
+            img = node.image
+            out[img.name] = {"source": img.source, "colorspace": img.colorspace_settings.name,
+                             "filepath": img.filepath, "start": node.frame_start, "offset": node.frame_offset,
+                             "duration": node.frame_duration,
+                             "sequence": img["fathom"]["sequence"].to_dict()}
+    return out
+"""
+
+
+def frames_line(stderr, what):
+    """The frames a CLI run reports as ``what`` ('written', 'already done', 'by another process')."""
+    match = re.search(rf"frames {what}: ([0-9, -]*)", stderr)
+    assert match, stderr
+    out = []
+    for part in filter(None, (p.strip() for p in match.group(1).split(","))):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    return out
+
+
+@pytest.mark.parametrize("backend,folder", [("local", "Scene_render_depth"), ("scene-z", "Scene_Z_depth")])
+def test_cli_render_frames_make_a_numbered_sequence_and_a_rerun_skips_them(
+        blender, fathom_cli, catalog_for, tiny_model_file, tmp_path, backend, folder):
+    catalog = catalog_for(da2_small=tiny_model_file)
+    blender(ANIMATED)
+    blend = tmp_path / "shot.blend"
+    run = fathom_cli("generate", "--source", "render", "--backend", backend, "--frames", "1-5", "--save",
+                     blend=blend, catalog=catalog)
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "generated" / folder
+    assert Path(run.stdout.strip().splitlines()[-1]) == out
+    names = sorted(p.name for p in out.iterdir() if p.is_file())
+    assert names == [f"{folder}_{f:04d}.exr" for f in range(1, 6)]
+    assert frames_line(run.stderr, "written") == [1, 2, 3, 4, 5]
+    assert "Frame 5 (5 of 5)" in run.stderr  # progress per frame
+
+    got = blender(READ_BACK, f"""
+        nodes = depth_nodes()
+        maps = [read_depth(tmp + "/generated/{folder}/{folder}_%04d.exr" % f).tolist() for f in (1, 5)]
+        emit({{"nodes": nodes, "maps": maps, "frame": bpy.context.scene.frame_current}})
+    """)
+    (node,) = got["nodes"].values()
+    assert node["source"] == "SEQUENCE" and node["colorspace"] == "Non-Color"
+    assert node["filepath"] == f"//generated/{folder}/{folder}_0001.exr"
+    assert (node["start"], node["offset"], node["duration"]) == (1, 0, 5)
+    assert node["sequence"]["start"] == 1 and node["sequence"]["end"] == 5
+    assert got["frame"] == 1  # the file's current frame is put back after rendering the range
+    first, last = (np.array(m, np.float32) for m in got["maps"])
+    assert first.shape == (36, 64) and np.abs(first - last).max() > 0.05  # the sphere moved
+
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.exr")}
+    again = fathom_cli("generate", "--source", "render", "--backend", backend, "--frames", "1-6",
+                       blend=blend, catalog=catalog)
+    assert again.returncode == 0, again.stderr
+    assert frames_line(again.stderr, "written") == [6] and frames_line(again.stderr, "already done") == [1, 2, 3, 4, 5]
+    assert all(p.stat().st_mtime_ns == mtimes[p.name] for p in out.glob("*.exr") if p.name in mtimes)
+    redo = fathom_cli("generate", "--source", "render", "--backend", backend, "--frames", "1-2", "--redo",
+                      blend=blend, catalog=catalog)
+    assert redo.returncode == 0 and frames_line(redo.stderr, "written") == [1, 2]
+
+
+def test_scene_z_sequence_keeps_exact_distances(blender, fathom_cli, tmp_path):
+    blender(ANIMATED)
+    run = fathom_cli("generate", "--source", "render", "--backend", "scene-z", "--normalization", "raw",
+                     "--frames", "2-3", blend=tmp_path / "shot.blend")
+    assert run.returncode == 0, run.stderr
+    got = blender(READ_BACK, """
+        from bl_ext.user_default.fathom.bridge.capture import scene_z as sz
+        from bl_ext.user_default.fathom.engine.settings import DepthSettings
+        scene = bpy.context.scene
+        scene.frame_set(3)
+        single = sz.scene_depth(scene, DepthSettings(normalization="raw")).depth
+        seq = read_depth(tmp + "/generated/Scene_Z_depth/Scene_Z_depth_0003.exr")
+        emit(float(np.abs(single - seq).max()))
+    """)
+    assert got == 0.0
+
+
+def test_two_processes_with_overlapping_frames_write_each_frame_once(blender, tmp_path, catalog_for,
+                                                                     tiny_model_file, blender_home):
+    catalog = catalog_for(da2_small=tiny_model_file)
+    blender(ANIMATED)
+    cmd = [sys.executable, str(ROOT / "scripts" / "blender_cli.py"), "--blend", str(tmp_path / "shot.blend"), "--",
+           "generate", "--source", "render"]
+    nodes = [subprocess.Popen(cmd + ["--frames", frames], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=_env(blender_home, catalog), cwd=tmp_path) for frames in ("1-4", "3-6")]
+    outs = [node.communicate(timeout=300) for node in nodes]
+    for node, (_, err) in zip(nodes, outs):
+        assert node.returncode == 0, err
+    written = [frames_line(err, "written") for _, err in outs]
+    assert sorted(written[0] + written[1]) == [1, 2, 3, 4, 5, 6]  # every frame, each by one process
+    folder = tmp_path / "generated" / "Scene_render_depth"
+    assert sorted(p.name for p in folder.glob("*.exr")) == [f"Scene_render_depth_{f:04d}.exr" for f in range(1, 7)]
+    assert not list(folder.glob(".fathom/*.claim"))
+
+
+MEDIA = """
+# An image sequence of 4 numbered PNGs and a lossless movie of 4 frames, both made by Blender.
+import os
+os.makedirs(tmp + "/plate", exist_ok=True)
+for f in range(1, 5):
+    img = bpy.data.images.new("p%d" % f, 48, 32)
+    px = np.zeros((32, 48, 4), np.float32); px[..., 3] = 1; px[:, : 8 * f, 0] = 1; px[:, :, 1] = f / 5
+    img.pixels.foreach_set(px.ravel())
+    img.filepath_raw = tmp + "/plate/plate_%04d.png" % f; img.file_format = "PNG"; img.save()
+maker = bpy.data.scenes.new("maker")
+maker.render.resolution_x, maker.render.resolution_y, maker.render.resolution_percentage = 48, 32, 100
+editor = maker.sequence_editor_create()
+for f in range(1, 5):
+    strip = editor.strips.new_effect("c%d" % f, "COLOR", channel=1, frame_start=f, length=1)
+    strip.color = (f / 4, 0.5, 1 - f / 4)
+maker.frame_start, maker.frame_end = 1, 4
+maker.render.image_settings.media_type = "VIDEO"
+maker.render.image_settings.file_format = "FFMPEG"
+maker.render.ffmpeg.format, maker.render.ffmpeg.codec = "MKV", "FFV1"
+maker.render.filepath = tmp + "/movie_"
+with bpy.context.temp_override(scene=maker):
+    bpy.ops.render.render(animation=True)
+bpy.data.scenes.remove(maker)
+seq = bpy.data.images.load(tmp + "/plate/plate_0001.png")
+seq.source = "SEQUENCE"
+seq.name = "Plate"
+seq.use_fake_user = True
+bpy.ops.wm.save_as_mainfile(filepath=tmp + "/media.blend")
+"""
+
+
+def test_image_sequence_and_movie_frames_read_through_blender(blender, fathom_cli, catalog_for, tiny_model_file,
+                                                              tmp_path):
+    catalog = catalog_for(da2_small=tiny_model_file)
+    blender("import numpy as np\n", MEDIA)
+    movie = next(tmp_path.glob("movie_*.mkv"))
+    blend = tmp_path / "media.blend"
+    seq = fathom_cli("generate", "--source", "image", "Plate", "--frames", "2-4", "--save", blend=blend,
+                     catalog=catalog)
+    assert seq.returncode == 0, seq.stderr
+    assert sorted(p.name for p in (tmp_path / "generated" / "Plate_depth").glob("*.exr")) == [
+        "Plate_depth_0002.exr", "Plate_depth_0003.exr", "Plate_depth_0004.exr"]
+    clip = fathom_cli("generate", "--source", "file", str(movie), "--frames", "1-4", "--save", blend=blend,
+                      catalog=catalog)
+    assert clip.returncode == 0, clip.stderr
+    out = tmp_path / "generated" / f"{movie.stem}_depth"
+    assert len(list(out.glob("*.exr"))) == 4
+    got = blender("""
+        bpy.ops.wm.open_mainfile(filepath=tmp + "/media.blend")
+        from bl_ext.user_default.fathom.bridge.capture.frames import file_frames
+        reader = file_frames(%r)
+        pixels = [reader.read(f)[16, 24].tolist() for f in (1, 4)]
+        reader.close()
+        nodes = {n.image.name: [n.image.source, n.frame_start, n.frame_duration]
+                 for n in bpy.context.scene.compositing_node_group.nodes
+                 if n.bl_idname == "CompositorNodeImage" and n.image is not None}
+        emit({"pixels": pixels, "frames": reader.frames, "nodes": nodes, "scenes": len(bpy.data.scenes)})
+    """ % str(movie))
+    assert got["frames"] == [1, 2, 3, 4] and got["scenes"] == 1  # the reader's scene is gone
+    np.testing.assert_allclose(got["pixels"][0], [0.25, 0.5, 0.75], atol=1 / 255)  # the movie's own colours
+    np.testing.assert_allclose(got["pixels"][1], [1.0, 0.5, 0.0], atol=1 / 255)
+    assert got["nodes"]["Plate_depth"] == ["SEQUENCE", 2, 3]
+    assert got["nodes"][f"{movie.stem}_depth"] == ["SEQUENCE", 1, 4]
+    bad = fathom_cli("generate", "--source", "image", "Plate", "--frames", "3-9", blend=blend, catalog=catalog)
+    assert bad.returncode == 3 and "has no frames 5-9" in bad.stderr
+
+
+def test_python_api_returns_the_sequence(blender, catalog_for, tiny_model_file):
+    catalog = catalog_for(da2_small=tiny_model_file)
+    got = blender(ANIMATED, """
+        from bl_ext.user_default.fathom import api as fathom
+        seen = []
+        result = fathom.generate_depth(source="render", frames=(1, 3), resolution=256,
+                                       progress=lambda f, m: seen.append(m))
+        again = fathom.generate_depth(source="render", frames=[1, 2, 3], resolution=256)
+        emit({"frames": result.frames, "written": result.written, "paths": [p.name for p in result.paths.values()],
+              "image": [result.image.source, result.image.name], "node": result.node.frame_duration,
+              "skipped": again.skipped, "flicker": [result.flicker_before is not None, result.flicker_after is not None],
+              "progress": any("Frame 2 (2 of 3)" in m for m in seen)})
+    """, catalog=catalog)
+    assert got["frames"] == [1, 2, 3] and got["written"] == [1, 2, 3] and got["skipped"] == [1, 2, 3]
+    assert got["paths"] == [f"Scene_render_depth_{f:04d}.exr" for f in (1, 2, 3)]
+    assert got["image"] == ["SEQUENCE", "Scene_render_depth"] and got["node"] == 3
+    assert got["flicker"] == [True, True] and got["progress"]
+
+
+def test_bad_frame_specs_are_usage_errors(fathom_cli, blender, tmp_path):
+    blender(ANIMATED)
+    bad = fathom_cli("generate", "--source", "render", "--frames", "5-1", blend=tmp_path / "shot.blend")
+    assert bad.returncode == 2 and "ends before it starts" in bad.stderr
