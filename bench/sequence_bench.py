@@ -2,7 +2,8 @@
 
 (a) frames per second of ``run_sequence`` (claims, stabilisation, one file per frame) on a 24-frame
     1280x720 sequence, against 24 single ``estimate`` calls each writing its file (what a script
-    looping over frames does without it), on the model given (the full-size stand-in by default);
+    looping over frames does without it), on the model given (the full-size stand-in by default), at
+    518 (a frame fills a network pass: no batching) and 256 (frames batched by estimate_batch);
 (b) the flicker figure (mean frame-to-frame change of static pixels, % of the depth range) of the
     same kind of shot, each frame normalised alone (single calls) against stabilised, on the oracle
     network the tests build (true inverse depth under a random per-frame scale and shift, plus
@@ -95,7 +96,8 @@ def main():
     parser.add_argument("--model", type=Path, default=Path(os.environ.get("FATHOM_BENCH_MODEL", DEFAULT_MODEL)))
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the frames")
-    parser.add_argument("--resolution", type=int, default=518)
+    parser.add_argument("--resolution", default="518,256",
+                        help="network resolutions, comma-separated (518: one frame fills a pass; 256: batches pay)")
     parser.add_argument("--only", choices=("a", "b"))
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -104,7 +106,8 @@ def main():
         if not args.model.is_file():
             sys.exit(f"No model at {args.model}: pass --model PATH (an ONNX file with the DA-V2 contract).")
         print(f"model: {args.model.name}")
-        speed(args.model, args.frames, h, w, args.resolution)
+        for resolution in (int(r) for r in args.resolution.split(",")):
+            speed(args.model, args.frames, h, w, resolution)
     if args.only in (None, "b"):
         flicker(args.frames, h, w)
 
