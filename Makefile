@@ -10,7 +10,7 @@ BPY := $(BVENV)/bin/python
 BPY45 := $(BVENV45)/bin/python
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: demo test test-engine test-server test-blender dist bench bench-sequence bench-server venvs clean
+.PHONY: demo test lint test-engine test-server test-blender dist bench bench-sequence bench-server venvs clean
 
 venvs: $(VENV)/.stamp $(BVENV)/.stamp $(BVENV45)/.stamp
 
@@ -35,10 +35,15 @@ $(BVENV45)/.stamp: requirements/blender45.txt
 demo: venvs
 	$(PY) scripts/demo.py
 
-test: venvs
+test: venvs lint
 	$(PY) -m pytest tests/engine tests/server
 	$(BPY) -m pytest tests/blender
 	$(BPY45) -m pytest tests/blender -m smoke
+
+# ruff (pyproject.toml): lint, then formatting, before any test runs.
+lint: $(VENV)/.stamp
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test-engine: $(VENV)/.stamp
 	$(PY) -m pytest tests/engine

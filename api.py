@@ -16,33 +16,34 @@
 
 Errors are engine.errors.FathomError subclasses whose message says what to do.
 """
+
 from dataclasses import dataclass
 
 import bpy
 
-from .bridge import jobs, pipeline
+from .bridge.generation import backends, worker
+from .bridge.kinds import BACKENDS as _BACKENDS
+from .bridge.kinds import SOURCES as _SOURCES
+from .bridge.prefs import model_store
 from .engine.depth import DepthMap
 from .engine.errors import FathomError, InvalidSettingsError
-from .preferences import model_store
+from .engine.settings import SETTING_NAMES as _SETTINGS
 
 __all__ = ("Result", "generate_depth", "models", "download_model", "verify_model", "FathomError")
-
-_SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
-_BACKENDS = {"local": "LOCAL", "server": "SERVER", "scene-z": "SCENE_Z"}
-_SETTINGS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format")
 
 
 @dataclass
 class Result:
-    path: object        # pathlib.Path of the written file
-    image: object       # bpy.types.Image, Non-Color
-    node: object        # the compositor's Image node holding it
+    path: object  # pathlib.Path of the written file
+    image: object  # bpy.types.Image, Non-Color
+    node: object  # the compositor's Image node holding it
     depth_map: DepthMap
     reused: bool = False  # server backend: an identical earlier result, no tokens spent
 
 
-def generate_depth(*, image=None, filepath=None, source=None, backend=None, output=None, context=None,
-                   force=False, **settings) -> Result:
+def generate_depth(
+    *, image=None, filepath=None, source=None, backend=None, output=None, context=None, force=False, **settings
+) -> Result:
     """Estimate a depth map and add it to the scene, like Generate Depth. ``image`` (a name or an
     Image) or ``filepath`` pick the source, else ``source`` ('image', 'file', 'render',
     'compositor'), else the scene's Depth settings. ``settings``: model, resolution, invert,
@@ -60,12 +61,22 @@ def generate_depth(*, image=None, filepath=None, source=None, backend=None, outp
         kind = _SOURCES[source] if source else None
         engine = _BACKENDS[backend] if backend else None
     except KeyError as exc:
-        raise InvalidSettingsError(f"Unknown source or backend {exc.args[0]!r}: sources are "
-                                   f"{', '.join(_SOURCES)}; backends are {', '.join(_BACKENDS)}.") from None
-    jobs.check_idle()
-    job, img, node = pipeline.generate(context or bpy.context, source=kind, image=image, filepath=filepath,
-                                       output=output, backend=engine, overrides=settings or None, force=force)
-    return Result(job.path, img, node, job.depth_map, getattr(job, "reused", False))
+        raise InvalidSettingsError(
+            f"Unknown source or backend {exc.args[0]!r}: sources are "
+            f"{', '.join(_SOURCES)}; backends are {', '.join(_BACKENDS)}."
+        ) from None
+    worker.check_idle()
+    job, img, node = backends.generate(
+        context or bpy.context,
+        source=kind,
+        image=image,
+        filepath=filepath,
+        output=output,
+        backend=engine,
+        overrides=settings or None,
+        force=force,
+    )
+    return Result(job.path, img, node, job.depth_map, job.reused)
 
 
 def models(context=None) -> list:
@@ -75,8 +86,9 @@ def models(context=None) -> list:
 
 def download_model(model_id: str, progress=None, cancel=None, context=None):
     """Download and verify a model (resumes a partial download); its path. Needs online access."""
-    return model_store(context).download(model_id, progress=progress, cancel=cancel,
-                                         allow_network=bpy.app.online_access)
+    return model_store(context).download(
+        model_id, progress=progress, cancel=cancel, allow_network=bpy.app.online_access
+    )
 
 
 def verify_model(model_id: str, progress=None, context=None):

@@ -1,10 +1,9 @@
 """Add-on preferences: which backend runs, where models live, threads, the depth server's address."""
-from pathlib import Path
 
 import bpy
 from bpy.props import EnumProperty, IntProperty, StringProperty
 
-from .engine.store import ModelStore
+from .bridge.prefs import ONLINE_ACCESS_OFF, default_models_folder, model_store
 
 BACKENDS = (
     ("LOCAL", "Local", "Run the depth model on this computer with onnxruntime"),
@@ -13,38 +12,34 @@ BACKENDS = (
 )
 
 
-def addon_preferences(context=None):
-    """This add-on's preferences (``__package__`` is the extension's module, e.g. bl_ext.user_default.fathom)."""
-    context = context or bpy.context
-    return context.preferences.addons[__package__].preferences
-
-
-def default_models_folder() -> Path:
-    """Per-user data folder of the extension: it survives upgrades, unlike the extension's own folder."""
-    return Path(bpy.utils.extension_path_user(__package__, path="models", create=True))
-
-
-def model_store(context=None) -> ModelStore:
-    folder = addon_preferences(context).models_dir.strip()
-    return ModelStore(bpy.path.abspath(folder) if folder else default_models_folder())
-
-
 class FATHOM_AP_preferences(bpy.types.AddonPreferences):
     bl_idname = __package__
 
     backend: EnumProperty(name="Backend", items=BACKENDS, default="LOCAL")
     models_dir: StringProperty(
-        name="Model Folder", subtype="DIR_PATH", default="",
-        description="Where downloaded models are kept; empty uses the extension's user folder")
+        name="Model Folder",
+        subtype="DIR_PATH",
+        default="",
+        description="Where downloaded models are kept; empty uses the extension's user folder",
+    )
     threads: IntProperty(
-        name="Threads", min=0, max=256, default=0,
-        description="CPU threads for local inference; 0 lets onnxruntime choose")
+        name="Threads",
+        min=0,
+        max=256,
+        default=0,
+        description="CPU threads for local inference; 0 lets onnxruntime choose",
+    )
     server_url: StringProperty(
-        name="Server URL", default="http://127.0.0.1:8000",
-        description="Address of the Fathom depth server used by the Server backend")
+        name="Server URL",
+        default="http://127.0.0.1:8000",
+        description="Address of the Fathom depth server used by the Server backend",
+    )
     api_key: StringProperty(
-        name="API Key", subtype="PASSWORD", default="",
-        description="Your key for the depth server; stored in Blender's preferences")
+        name="API Key",
+        subtype="PASSWORD",
+        default="",
+        description="Your key for the depth server; stored in Blender's preferences",
+    )
 
     def draw(self, context):
         layout = self.layout
@@ -61,35 +56,32 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
         col.prop(self, "api_key")
         self._draw_connection(col, context)
 
-
     def _draw_connection(self, col, context):
         """The Test Connection button and its last answer (cached: no network in draw)."""
-        from .bridge import remote
-        from .operators.remote import describe
+        from .bridge.remote import account
 
         row = col.row(align=True)
         row.operator("fathom.test_connection", icon="URL")
         row.operator("fathom.get_tokens", icon="FUND")
         if not bpy.app.online_access:
-            col.label(text="Online access is off: Preferences > System > Network > Allow Online Access",
-                      icon="ERROR")
-        view = remote.account.view(self.server_url, self.api_key)
-        if remote.account.busy():
+            col.label(text=ONLINE_ACCESS_OFF, icon="ERROR")
+        view = account.account.view(self.server_url, self.api_key)
+        if account.account.busy():
             col.label(text="Asking the server...", icon="SORTTIME")
         elif view is not None and view.error:
             for number, line in enumerate(_wrap(view.error, 90)):
                 col.label(text=line, icon="ERROR" if number == 0 else "BLANK1")
         elif view is not None:
-            col.label(text=describe(view), icon="CHECKMARK")
+            col.label(text=account.describe(view), icon="CHECKMARK")
 
     def _draw_models(self, box, context):
-        from .bridge import jobs
+        from .bridge.generation import worker
         from .engine.catalog import license_notice
         from .engine.download import human_size
         from .engine.errors import FathomError
 
         box.label(text="Models", icon="FILE_3D")
-        running = jobs.current()
+        running = worker.current()
         if running is not None:
             row = box.row(align=True)
             row.progress(factor=running.fraction, type="BAR", text=running.message)
@@ -116,6 +108,7 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
 
 def _wrap(text, width):
     import textwrap
+
     return textwrap.wrap(text, width) or [""]
 
 

@@ -1,10 +1,18 @@
 """Per-scene depth settings (``scene.fathom``), shown in the sidebar and used by the operators."""
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from .engine import catalog
 from .engine.errors import FathomError
-from .engine.settings import DEFAULT_MODEL, DEFAULT_RESOLUTION, MAX_RESOLUTION, MIN_RESOLUTION, DepthSettings
+from .engine.settings import (
+    DEFAULT_MODEL,
+    DEFAULT_RESOLUTION,
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    SETTING_NAMES,
+    DepthSettings,
+)
 
 SOURCES = (
     ("IMAGE", "Image", "An image datablock: the Image Editor's image or one you pick"),
@@ -39,32 +47,45 @@ def model_items(self, context):
 
 class FathomSceneSettings(bpy.types.PropertyGroup):
     source: EnumProperty(name="Source", items=SOURCES, default="IMAGE")
-    image: PointerProperty(name="Image", type=bpy.types.Image,
-                           description="The image to estimate depth from (default: the Image Editor's)")
-    filepath: StringProperty(name="File", subtype="FILE_PATH", default="",
-                             description="Image file to estimate depth from")
+    image: PointerProperty(
+        name="Image", type=bpy.types.Image, description="The image to estimate depth from (default: the Image Editor's)"
+    )
+    filepath: StringProperty(
+        name="File", subtype="FILE_PATH", default="", description="Image file to estimate depth from"
+    )
     model: EnumProperty(name="Model", items=model_items, description="Depth model")
-    resolution: IntProperty(name="Resolution", min=MIN_RESOLUTION, max=MAX_RESOLUTION, default=DEFAULT_RESOLUTION,
-                            description="Short side the network sees; 518 is the model's native size, more "
-                                        "gives finer detail and takes longer")
+    resolution: IntProperty(
+        name="Resolution",
+        min=MIN_RESOLUTION,
+        max=MAX_RESOLUTION,
+        default=DEFAULT_RESOLUTION,
+        description="Short side the network sees; 518 is the model's native size, more "
+        "gives finer detail and takes longer",
+    )
     invert: BoolProperty(name="Invert", default=False, description="Far = bright instead of near = bright")
-    post_resize: BoolProperty(name="Source Size", default=True,
-                              description="Bring the depth map back to the source's size")
+    post_resize: BoolProperty(
+        name="Source Size", default=True, description="Bring the depth map back to the source's size"
+    )
     normalization: EnumProperty(name="Normalization", items=NORMALIZATIONS, default="standard")
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
 
     def depth_settings(self, threads: int = 0) -> DepthSettings:
-        return DepthSettings(model=self.model or DEFAULT_MODEL, resolution=self.resolution, invert=self.invert,
-                             post_resize=self.post_resize, normalization=self.normalization,
-                             output_format=self.output_format, threads=threads).validated()
+        values = {name: getattr(self, name) for name in SETTING_NAMES}  # the properties are named as the settings
+        values["model"] = values["model"] or DEFAULT_MODEL
+        return DepthSettings(**values, threads=threads).validated()
 
 
 class FathomSetupSettings(bpy.types.PropertyGroup):
     """Which depth image and picture the Setups panel's workflows use (``scene.fathom_setups``)."""
-    depth: PointerProperty(name="Depth", type=bpy.types.Image,
-                           description="Depth image the setups use (default: the newest Fathom result)")
-    picture: PointerProperty(name="Picture", type=bpy.types.Image,
-                             description="Picture the depth belongs to (default: the depth map's source)")
+
+    depth: PointerProperty(
+        name="Depth", type=bpy.types.Image, description="Depth image the setups use (default: the newest Fathom result)"
+    )
+    picture: PointerProperty(
+        name="Picture",
+        type=bpy.types.Image,
+        description="Picture the depth belongs to (default: the depth map's source)",
+    )
 
 
 classes = (FathomSceneSettings, FathomSetupSettings)

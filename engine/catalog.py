@@ -15,6 +15,7 @@ An entry for a known id keeps that model's description and licence but not its f
 Depth Anything V2 Base and Large (CC-BY-NC-4.0, non-commercial) are not built in because their
 exact sizes and hashes at a pinned revision are not recorded here; add them this way.
 """
+
 import json
 import os
 import re
@@ -41,15 +42,15 @@ class CatalogError(ModelError):
 class ModelInfo:
     id: str
     name: str
-    filename: str                  # the file's name in the model folder
-    url: Optional[str]             # None when the model is a local file (``path``)
-    size: Optional[int]            # bytes; None only for local files of unknown size
-    sha256: Optional[str]          # lower-case hex; optional only for local files
+    filename: str  # the file's name in the model folder
+    url: Optional[str]  # None when the model is a local file (``path``)
+    size: Optional[int]  # bytes; None only for local files of unknown size
+    sha256: Optional[str]  # lower-case hex; optional only for local files
     license: str
     commercial_use: bool
     precision: str = "fp32"
     description: str = ""
-    path: Optional[Path] = None    # a local file used as it is, never downloaded or deleted
+    path: Optional[Path] = None  # a local file used as it is, never downloaded or deleted
 
     @property
     def is_local(self) -> bool:
@@ -58,17 +59,29 @@ class ModelInfo:
 
 _BUILTIN = (
     ModelInfo(
-        id="da2-small", name="Depth Anything V2 Small", filename="depth-anything-v2-small.onnx",
-        url=_HF_BASE + "model.onnx", size=99_060_839,
+        id="da2-small",
+        name="Depth Anything V2 Small",
+        filename="depth-anything-v2-small.onnx",
+        url=_HF_BASE + "model.onnx",
+        size=99_060_839,
         sha256="afb6a5c28f3b6bf1618c6e43f02073ef9dfdc70e937502d51603e57b0a1df10c",
-        license="Apache-2.0", commercial_use=True, precision="fp32",
-        description="24.8 M parameters, relative depth; fast on a CPU, the default."),
+        license="Apache-2.0",
+        commercial_use=True,
+        precision="fp32",
+        description="24.8 M parameters, relative depth; fast on a CPU, the default.",
+    ),
     ModelInfo(
-        id="da2-small-fp16", name="Depth Anything V2 Small (fp16)", filename="depth-anything-v2-small-fp16.onnx",
-        url=_HF_BASE + "model_fp16.onnx", size=49_642_442,
+        id="da2-small-fp16",
+        name="Depth Anything V2 Small (fp16)",
+        filename="depth-anything-v2-small-fp16.onnx",
+        url=_HF_BASE + "model_fp16.onnx",
+        size=49_642_442,
         sha256="2df6223f206b5164e21f664ace61dabeb9bb6a49b8b5a3e00510b4807d0f5b04",
-        license="Apache-2.0", commercial_use=True, precision="fp16",
-        description="Half-size download of Small with half-precision weights; nearly the same depth."),
+        license="Apache-2.0",
+        commercial_use=True,
+        precision="fp16",
+        description="Half-size download of Small with half-precision weights; nearly the same depth.",
+    ),
 )
 
 # Licences known to forbid commercial use; an entry may still say so itself with commercial_use.
@@ -98,7 +111,8 @@ def get_model(model_id: str) -> ModelInfo:
     except KeyError:
         hint = f" or add it to the JSON file named by {CATALOG_ENV}" if model_id else ""
         raise UnknownModelError(
-            f"Unknown model {model_id!r}: choose one of {', '.join(sorted(models))}{hint}.") from None
+            f"Unknown model {model_id!r}: choose one of {', '.join(sorted(models))}{hint}."
+        ) from None
 
 
 def license_notice(info: ModelInfo) -> str:
@@ -106,23 +120,28 @@ def license_notice(info: ModelInfo) -> str:
     if info.commercial_use:
         return f"{info.name}: licence {info.license}, commercial use allowed."
     if info.license == "unknown":
-        return (f"{info.name}: licence unknown (a model you added). Check its terms before using "
-                "its depth maps in commercial work.")
-    return (f"{info.name}: licence {info.license}. NON-COMMERCIAL: do not use it or its depth maps "
-            "in commercial work.")
+        return (
+            f"{info.name}: licence unknown (a model you added). Check its terms before using "
+            "its depth maps in commercial work."
+        )
+    return f"{info.name}: licence {info.license}. NON-COMMERCIAL: do not use it or its depth maps in commercial work."
 
 
 def _read_overrides(source: Path) -> list:
     try:
         data = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CatalogError(f"{CATALOG_ENV} names {source}, which does not exist: fix the path or unset "
-                           f"{CATALOG_ENV}. Expected shape: {OVERRIDE_SHAPE}") from None
+        raise CatalogError(
+            f"{CATALOG_ENV} names {source}, which does not exist: fix the path or unset "
+            f"{CATALOG_ENV}. Expected shape: {OVERRIDE_SHAPE}"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"Cannot read the model catalogue {source} ({CATALOG_ENV}): {exc}") from None
     except json.JSONDecodeError as exc:
-        raise CatalogError(f"The model catalogue {source} ({CATALOG_ENV}) is not valid JSON: {exc.msg} "
-                           f"at line {exc.lineno}, column {exc.colno}. Expected shape: {OVERRIDE_SHAPE}") from None
+        raise CatalogError(
+            f"The model catalogue {source} ({CATALOG_ENV}) is not valid JSON: {exc.msg} "
+            f"at line {exc.lineno}, column {exc.colno}. Expected shape: {OVERRIDE_SHAPE}"
+        ) from None
     entries = data.get("models") if isinstance(data, dict) else None
     if isinstance(entries, list):  # also accept [{"id": ...}, ...]
         try:
@@ -141,8 +160,10 @@ def _entry(model_id, given, base, source: Path) -> ModelInfo:
         raise CatalogError(f"{where} must be an object, like {OVERRIDE_SHAPE}")
     unknown = set(given) - _FIELDS
     if unknown:
-        raise CatalogError(f"{where} has unknown field(s) {', '.join(sorted(unknown))}; "
-                           f"known fields: {', '.join(sorted(_FIELDS - {'id'}))}.")
+        raise CatalogError(
+            f"{where} has unknown field(s) {', '.join(sorted(unknown))}; "
+            f"known fields: {', '.join(sorted(_FIELDS - {'id'}))}."
+        )
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", str(model_id)):
         raise CatalogError(f"{where}: an id uses letters, digits, '.', '_' and '-' only.")
     values = dict(given)
@@ -152,8 +173,12 @@ def _entry(model_id, given, base, source: Path) -> ModelInfo:
     if base is not None and any(values.get(k) is not None for k in ("url", "path")):
         # A different file: keep the description and licence, forget the old file's identity.
         base = replace(base, **{k: None for k in _FILE_IDENTITY})
-    merged = {f: getattr(base, f) for f in _FIELDS} if base else dict.fromkeys(_FIELDS) | {
-        "name": model_id, "license": "unknown", "commercial_use": False, "precision": "fp32", "description": ""}
+    merged = (
+        {f: getattr(base, f) for f in _FIELDS}
+        if base
+        else dict.fromkeys(_FIELDS)
+        | {"name": model_id, "license": "unknown", "commercial_use": False, "precision": "fp32", "description": ""}
+    )
     if "commercial_use" not in values and _NON_COMMERCIAL.search(str(values.get("license", ""))):
         values["commercial_use"] = False  # a non-commercial licence given without the flag
     merged.update(values, id=model_id)

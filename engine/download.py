@@ -14,6 +14,7 @@ sharing the folder). Known limits: two processes that find the same stale lock a
 moment can both take it over (a window of microseconds after a crash), and a transfer that
 stalls longer than STALE_AFTER_S (only with a download timeout above it) can be taken over.
 """
+
 import hashlib
 import http.client
 import json
@@ -94,8 +95,9 @@ class LockFile:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except PermissionError as exc:
-                raise DownloadError(f"Cannot write in the model folder {self.path.parent}: {exc.strerror}. "
-                                    "Choose another model folder.") from None
+                raise DownloadError(
+                    f"Cannot write in the model folder {self.path.parent}: {exc.strerror}. Choose another model folder."
+                ) from None
             except FileExistsError:
                 owner = self._owner()
                 if self._is_stale(owner):
@@ -104,7 +106,8 @@ class LockFile:
                 who = f"Process {owner.get('pid')} on {owner.get('host')}" if owner else "Another process"
                 raise DownloadError(
                     f"{who} is downloading {self.path.name[:-5]} into {self.path.parent} right now: "
-                    f"wait for it to finish, or delete {self.path} if no download is running.") from None
+                    f"wait for it to finish, or delete {self.path} if no download is running."
+                ) from None
             with os.fdopen(fd, "w") as f:
                 json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}, f)
             self._touched = time.monotonic()
@@ -183,8 +186,19 @@ def download_lock(target: Path, cancel=None):
 
 # --- the transfer --------------------------------------------------------------------------
 
-def fetch(url: str, target: Path, *, size=None, sha256=None, progress=None, cancel=None,
-          timeout=30.0, label=None, heartbeat=None) -> Path:
+
+def fetch(
+    url: str,
+    target: Path,
+    *,
+    size=None,
+    sha256=None,
+    progress=None,
+    cancel=None,
+    timeout=30.0,
+    label=None,
+    heartbeat=None,
+) -> Path:
     """Download ``url`` to ``target`` through ``target.part``, resuming a partial file.
 
     progress(done_bytes, total_bytes) is called as bytes arrive (total may be None when neither
@@ -205,14 +219,17 @@ def fetch(url: str, target: Path, *, size=None, sha256=None, progress=None, canc
         done, hasher = _transfer(url, part, have, size, progress, cancel, timeout, label, heartbeat)
     if size is not None and done != size:
         part.unlink()
-        raise ChecksumError(f"The download of {label} from {url} is {done} bytes, but the model is {size} bytes: "
-                            "the file on the server is not this model's. The partial file was deleted.")
+        raise ChecksumError(
+            f"The download of {label} from {url} is {done} bytes, but the model is {size} bytes: "
+            "the file on the server is not this model's. The partial file was deleted."
+        )
     if sha256 is not None and hasher.hexdigest() != sha256:
         part.unlink()
         raise ChecksumError(
             f"The download of {label} is damaged: its sha256 is {hasher.hexdigest()}, not {sha256}. "
             "The bad file was deleted; download it again. If this repeats, something between you and "
-            f"{_host(url)} (a proxy, a captive portal) is changing the file.")
+            f"{_host(url)} (a proxy, a captive portal) is changing the file."
+        )
     with open(part, "rb+") as f:
         os.fsync(f.fileno())  # the bytes are on disk before the name says the model is there
     os.replace(part, target)
@@ -226,8 +243,10 @@ def _transfer(url, part, have, size, progress, cancel, timeout, label, heartbeat
         start, total = _response_span(response, have, url, label)
         if size is not None and total is not None and total != size:
             part.unlink(missing_ok=True)
-            raise DownloadError(f"{_host(url)} offers {total} bytes for {label}, but the model is {size} bytes: "
-                                f"the address {url} does not point at this model's file.")
+            raise DownloadError(
+                f"{_host(url)} offers {total} bytes for {label}, but the model is {size} bytes: "
+                f"the address {url} does not point at this model's file."
+            )
         total = total if total is not None else size
         if start == 0:
             hasher = hashlib.sha256()
@@ -242,7 +261,8 @@ def _transfer(url, part, have, size, progress, cancel, timeout, label, heartbeat
                 if is_cancelled(cancel):
                     raise CancelledError(
                         f"The download of {label} was cancelled after {human_size(done)} of {human_size(total)}; "
-                        "download it again to resume where it stopped.")
+                        "download it again to resume where it stopped."
+                    )
                 try:
                     chunk = response.read(CHUNK)
                 except (http.client.HTTPException, OSError) as exc:
@@ -254,7 +274,8 @@ def _transfer(url, part, have, size, progress, cancel, timeout, label, heartbeat
                 except OSError as exc:
                     raise DownloadError(
                         f"Cannot write {part}: {exc.strerror or exc}. Free some disk space or choose another "
-                        "model folder; the part received so far is kept.") from None
+                        "model folder; the part received so far is kept."
+                    ) from None
                 hasher.update(chunk)
                 done += len(chunk)
                 if heartbeat:
@@ -281,7 +302,8 @@ def _open(url, have, timeout, label):
         reason = getattr(exc, "reason", exc)
         raise DownloadError(
             f"Could not reach {_host(url)} to download {label}: {reason}. Check the internet connection "
-            "(and any proxy or firewall), then try again.") from None
+            "(and any proxy or firewall), then try again."
+        ) from None
 
 
 def _response_span(response, have, url, label):
@@ -295,11 +317,15 @@ def _response_span(response, have, url, label):
             first = int(span.split("-")[0])
             total = None if whole == "*" else int(whole)
         except ValueError:
-            raise DownloadError(f"{_host(url)} sent a partial answer for {label} without a valid Content-Range; "
-                                "delete the .part file in the model folder and try again.") from None
+            raise DownloadError(
+                f"{_host(url)} sent a partial answer for {label} without a valid Content-Range; "
+                "delete the .part file in the model folder and try again."
+            ) from None
         if first != have:
-            raise DownloadError(f"{_host(url)} resumed {label} at byte {first}, not {have} as asked; delete the "
-                                ".part file in the model folder and try again.")
+            raise DownloadError(
+                f"{_host(url)} resumed {label} at byte {first}, not {have} as asked; delete the "
+                ".part file in the model folder and try again."
+            )
         return first, total
     return 0, length  # 200: the whole file, whatever was asked
 
@@ -307,7 +333,8 @@ def _response_span(response, have, url, label):
 def _interrupted(label, url, done, total, why):
     return DownloadError(
         f"The download of {label} from {_host(url)} stopped after {human_size(done)} of {human_size(total)} "
-        f"({why}). The part received is kept: download again to resume.")
+        f"({why}). The part received is kept: download again to resume."
+    )
 
 
 def _host(url):

@@ -11,6 +11,7 @@ tEXt/iTXt chunks, EXR string attributes; :func:`read_metadata` gives it back.
 Files are written atomically: a temporary file in the same folder, then renamed into place;
 an existing file is never replaced unless ``overwrite=True``.
 """
+
 import io
 import json
 import os
@@ -53,8 +54,7 @@ def encode_depth(depth, fmt: str, *, metadata: Optional[Mapping] = None) -> byte
     d = _depth_array(depth)
     text = _metadata_strings(metadata)
     if fmt in ("exr32", "exr16"):
-        return write_exr({"Y": d}, pixel_type="float" if fmt == "exr32" else "half",
-                         compression="zip", attributes=text)
+        return write_exr({"Y": d}, pixel_type="float" if fmt == "exr32" else "half", compression="zip", attributes=text)
     if np.isnan(d).any():
         raise ValueError("The depth map holds NaN values, which a PNG cannot store: use EXR.")
     unit = np.clip(d.astype(np.float64), 0.0, 1.0)
@@ -96,8 +96,12 @@ def _png16_rgb(rgb16):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 def read_depth(source) -> np.ndarray:
@@ -135,7 +139,8 @@ def write_depth(path, depth, fmt: str, *, overwrite: bool = False, metadata: Opt
     elif path.suffix.lower() != suffix:
         raise InvalidSettingsError(
             f"{path.name} ends in {path.suffix} but format {fmt} writes {suffix} files: "
-            f"rename it or choose another format.")
+            f"rename it or choose another format."
+        )
     return write_file(path, encode_depth(depth, fmt, metadata=metadata), overwrite=overwrite)
 
 
@@ -182,7 +187,8 @@ _UMASK = _read_umask()
 def _exists(path):
     return FileExistsError(
         f"{path} already exists and Fathom does not overwrite files unless asked: choose another "
-        f"name, move the old file, or allow overwriting.")
+        f"name, move the old file, or allow overwriting."
+    )
 
 
 def read_metadata(source) -> dict:
@@ -191,6 +197,7 @@ def read_metadata(source) -> dict:
     if data[:4] == b"\x76\x2f\x31\x01":
         return read_exr(data).strings
     from PIL import Image
+
     with Image.open(io.BytesIO(data)) as im:
         return dict(getattr(im, "text", {}))
 
@@ -211,6 +218,7 @@ def side_by_side(rgb, depth, *, cmap: str = "inferno", gap: int = 8) -> np.ndarr
     h = picture.shape[0]
     if preview.shape[0] != h:
         from PIL import Image
+
         w = max(1, round(preview.shape[1] * h / preview.shape[0]))
         preview = np.asarray(Image.fromarray(preview).resize((w, h), Image.Resampling.BILINEAR))
     spacer = np.zeros((h, gap, 3), np.uint8)
@@ -249,5 +257,7 @@ def _depth_array(depth):
 
 def _metadata_strings(metadata):
     """name -> text: strings stay as they are, anything else becomes JSON."""
-    return {str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
-            for k, v in (metadata or {}).items()}
+    return {
+        str(k): v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+        for k, v in (metadata or {}).items()
+    }

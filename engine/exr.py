@@ -22,6 +22,7 @@ image.channels reports 4, the pixels are (Y, Y, Y, 1) with Y's values unchanged 
 as always in Blender). Its colour space comes up as 'Linear Rec.709': set it to 'Non-Color'
 for depth. Checked by tests/engine/test_exr.py with the bpy in .venv-blender.
 """
+
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -36,11 +37,29 @@ PIXEL_TYPES = {"uint": 0, "half": 1, "float": 2}
 _DTYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}
 COMPRESSIONS = {"none": 0, "zips": 2, "zip": 3}
 _LINES_PER_BLOCK = {0: 1, 2: 1, 3: 16}
-_COMPRESSION_NAMES = {0: "none", 1: "RLE", 2: "zips", 3: "zip", 4: "PIZ", 5: "PXR24", 6: "B44",
-                      7: "B44A", 8: "DWAA", 9: "DWAB"}
+_COMPRESSION_NAMES = {
+    0: "none",
+    1: "RLE",
+    2: "zips",
+    3: "zip",
+    4: "PIZ",
+    5: "PXR24",
+    6: "B44",
+    7: "B44A",
+    8: "DWAA",
+    9: "DWAB",
+}
 # Attributes the writer sets itself; metadata may not replace them.
-REQUIRED = ("channels", "compression", "dataWindow", "displayWindow", "lineOrder",
-            "pixelAspectRatio", "screenWindowCenter", "screenWindowWidth")
+REQUIRED = (
+    "channels",
+    "compression",
+    "dataWindow",
+    "displayWindow",
+    "lineOrder",
+    "pixelAspectRatio",
+    "screenWindowCenter",
+    "screenWindowWidth",
+)
 
 
 class ExrError(FathomError, ValueError):
@@ -61,8 +80,14 @@ class ExrImage:
 
 # -- writing -------------------------------------------------------------------------------
 
-def write_exr(channels: Union[np.ndarray, Mapping[str, np.ndarray]], *, pixel_type: str = "float",
-              compression: str = "zip", attributes: Mapping[str, str] = None) -> bytes:
+
+def write_exr(
+    channels: Union[np.ndarray, Mapping[str, np.ndarray]],
+    *,
+    pixel_type: str = "float",
+    compression: str = "zip",
+    attributes: Mapping[str, str] = None,
+) -> bytes:
     """Encode HxW channels (one array means a single 'Y' channel) as an EXR file's bytes.
 
     pixel_type: 'float' (32-bit) or 'half' (16-bit; values beyond +-65504 become infinite).
@@ -96,18 +121,20 @@ def write_exr(channels: Union[np.ndarray, Mapping[str, np.ndarray]], *, pixel_ty
     extra = dict(attributes or {})
     long_names = any(len(n.encode()) > 31 for n in [*names, *extra])
     header = bytearray(struct.pack("<ii", MAGIC, 2 | (0x400 if long_names else 0)))
-    chlist = b"".join(n.encode() + b"\0" + struct.pack("<iB3xii", PIXEL_TYPES[pixel_type], 0, 1, 1)
-                      for n in names) + b"\0"
+    chlist = (
+        b"".join(n.encode() + b"\0" + struct.pack("<iB3xii", PIXEL_TYPES[pixel_type], 0, 1, 1) for n in names) + b"\0"
+    )
     window = struct.pack("<4i", 0, 0, width - 1, height - 1)
     for name, kind, value in (
-            ("channels", "chlist", chlist),
-            ("compression", "compression", struct.pack("<B", ctype)),
-            ("dataWindow", "box2i", window),
-            ("displayWindow", "box2i", window),
-            ("lineOrder", "lineOrder", struct.pack("<B", 0)),  # increasing y
-            ("pixelAspectRatio", "float", struct.pack("<f", 1.0)),
-            ("screenWindowCenter", "v2f", struct.pack("<2f", 0.0, 0.0)),
-            ("screenWindowWidth", "float", struct.pack("<f", 1.0))):
+        ("channels", "chlist", chlist),
+        ("compression", "compression", struct.pack("<B", ctype)),
+        ("dataWindow", "box2i", window),
+        ("displayWindow", "box2i", window),
+        ("lineOrder", "lineOrder", struct.pack("<B", 0)),  # increasing y
+        ("pixelAspectRatio", "float", struct.pack("<f", 1.0)),
+        ("screenWindowCenter", "v2f", struct.pack("<2f", 0.0, 0.0)),
+        ("screenWindowWidth", "float", struct.pack("<f", 1.0)),
+    ):
         header += _attribute(name, kind, value)
     for name, text in sorted(extra.items()):
         _check_name(name, "attribute")
@@ -119,7 +146,7 @@ def write_exr(channels: Union[np.ndarray, Mapping[str, np.ndarray]], *, pixel_ty
     step = _LINES_PER_BLOCK[ctype]
     blocks = []
     for y in range(0, height, step):
-        raw = pixels[y:y + step].tobytes()
+        raw = pixels[y : y + step].tobytes()
         data = _zip(raw) if ctype else raw
         blocks.append(struct.pack("<ii", y, len(data)) + data)
     offsets, at = [], len(header) + 8 * len(blocks)
@@ -165,6 +192,7 @@ def _unzip(data, size):
 
 # -- reading -------------------------------------------------------------------------------
 
+
 def read_exr(source) -> ExrImage:
     """Read a single-part scanline EXR (path or bytes) with uncompressed, ZIPS or ZIP blocks."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -184,7 +212,7 @@ def read_exr(source) -> ExrImage:
 def _parse(data):
     if len(data) < 8 or struct.unpack_from("<i", data)[0] != MAGIC:
         raise ExrError("it is not an OpenEXR file")
-    version, = struct.unpack_from("<i", data, 4)
+    (version,) = struct.unpack_from("<i", data, 4)
     if version & 0xFF != 2:
         raise ExrError(f"unknown EXR version {version & 0xFF}")
     if version & ~0x4FF:  # anything but 'long names': tiled, deep or multi-part
@@ -193,8 +221,8 @@ def _parse(data):
     while data[at] != 0:
         name, at = _cstring(data, at)
         kind, at = _cstring(data, at)
-        size, = struct.unpack_from("<i", data, at)
-        value = data[at + 4:at + 4 + size]
+        (size,) = struct.unpack_from("<i", data, at)
+        value = data[at + 4 : at + 4 + size]
         if len(value) != size:
             raise ExrError("the header is cut short")
         at += 4 + size
@@ -206,8 +234,9 @@ def _parse(data):
             raise ExrError(f"the header has no {name!r} attribute")
     ctype = attributes["compression"]
     if ctype not in _LINES_PER_BLOCK:
-        raise ExrError(f"{_COMPRESSION_NAMES.get(ctype, ctype)} compression is not supported "
-                       f"(save it with ZIP or no compression)")
+        raise ExrError(
+            f"{_COMPRESSION_NAMES.get(ctype, ctype)} compression is not supported (save it with ZIP or no compression)"
+        )
     channels = attributes["channels"]
     if any(xs != 1 or ys != 1 for _, _, xs, ys in channels):
         raise ExrError("subsampled channels are not supported")
@@ -226,15 +255,14 @@ def _parse(data):
         lines = min(step, height - first)
         if not 0 <= first < height:
             raise ExrError(f"a block starts at line {y}, outside the data window")
-        block = data[offset + 8:offset + 8 + size]
+        block = data[offset + 8 : offset + 8 + size]
         if len(block) != size:
             raise ExrError("a block is cut short")
         expected = lines * line.itemsize
         if ctype and size < expected:
             block = _unzip(block, expected)
-        out[first:first + lines] = np.frombuffer(block, line, count=lines)
-    planes = {n: np.ascontiguousarray(out[n]).astype(_DTYPES[t].newbyteorder("="))
-              for n, t, _, _ in channels}
+        out[first : first + lines] = np.frombuffer(block, line, count=lines)
+    planes = {n: np.ascontiguousarray(out[n]).astype(_DTYPES[t].newbyteorder("=")) for n, t, _, _ in channels}
     return ExrImage(planes, attributes, _COMPRESSION_NAMES[ctype])
 
 

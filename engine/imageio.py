@@ -15,6 +15,7 @@ embedded ICC profiles are not applied. Multi-frame files (GIF, TIFF) give their 
 Pillow is imported inside the functions: it is a bundled wheel in Blender and importing the
 engine must stay cheap.
 """
+
 import io
 import os
 import re
@@ -44,6 +45,7 @@ class Picture:
     bit_depth: bits per channel of the source (1, 8, 16 or 32).
     mode: Pillow's mode of the source as opened ('array' for in-memory arrays).
     """
+
     rgb: np.ndarray
     alpha: Optional[np.ndarray]
     bit_depth: int
@@ -84,8 +86,7 @@ def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: Op
         orientation = _orientation(im)
     rgb = _orient(rgb, orientation)
     alpha = None if alpha is None else _orient(alpha, orientation)
-    return Picture(np.ascontiguousarray(rgb), None if alpha is None else np.ascontiguousarray(alpha),
-                   depth, im.mode)
+    return Picture(np.ascontiguousarray(rgb), None if alpha is None else np.ascontiguousarray(alpha), depth, im.mode)
 
 
 def read_array(array, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the image array") -> Picture:
@@ -98,8 +99,7 @@ def read_array(array, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the 
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
-        raise ImageDecodeError(
-            f"{_cap(name)} has shape {a.shape}: expected height x width with 1, 3 or 4 channels.")
+        raise ImageDecodeError(f"{_cap(name)} has shape {a.shape}: expected height x width with 1, 3 or 4 channels.")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ImageDecodeError(f"{_cap(name)} is empty (shape {a.shape}).")
     _check_size((a.shape[1], a.shape[0]), max_pixels, name)
@@ -111,8 +111,7 @@ def read_array(array, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the 
         depth, scale = 32, 1.0
         a = _finite(a.astype(np.float32), name)
     else:
-        raise ImageDecodeError(
-            f"{_cap(name)} has data type {a.dtype}: use uint8, uint16 or float (0..1).")
+        raise ImageDecodeError(f"{_cap(name)} has data type {a.dtype}: use uint8, uint16 or float (0..1).")
     alpha = None
     if a.ndim == 3 and a.shape[2] == 4:
         alpha = np.clip(a[:, :, 3].astype(np.float32) / np.float32(scale), 0, 1)
@@ -122,6 +121,7 @@ def read_array(array, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the 
 
 
 # -- reading -------------------------------------------------------------------------------
+
 
 def _load_source(source, name):
     """(a function giving a fresh binary stream of the source, how messages name it)."""
@@ -156,6 +156,7 @@ class _pillow_errors:
 
     def __enter__(self):
         from PIL import Image
+
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -163,6 +164,7 @@ class _pillow_errors:
 
     def __exit__(self, kind, error, tb):
         from PIL import Image, UnidentifiedImageError
+
         self._warnings.__exit__(kind, error, tb)
         if error is None or isinstance(error, (ImageDecodeError, ImageTooLargeError)):
             return False
@@ -173,18 +175,25 @@ class _pillow_errors:
             claimed = f"{int(count.group(1)):,} pixels" if count else "too many pixels"
             raise ImageTooLargeError(
                 f"{_cap(label)} claims {claimed}, too many to open safely (a decompression bomb?). "
-                f"Scale it down first; the limit is {min(self.max_pixels, 2 * Image.MAX_IMAGE_PIXELS):,} pixels.") from None
+                f"Scale it down first; the limit is {min(self.max_pixels, 2 * Image.MAX_IMAGE_PIXELS):,} pixels."
+            ) from None
         if isinstance(error, UnidentifiedImageError):
             raise ImageDecodeError(
                 f"{_cap(label)} is not an image, or in a format Pillow cannot read "
-                f"(use PNG, JPEG, TIFF, WebP, BMP or EXR through Blender).") from None
+                f"(use PNG, JPEG, TIFF, WebP, BMP or EXR through Blender)."
+            ) from None
         if isinstance(error, MemoryError):
             raise ImageTooLargeError(f"Not enough memory to decode {label}: scale it down.") from None
-        if isinstance(error, (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
-                              KeyError, struct.error, zlib.error)):
+        if isinstance(
+            error,
+            (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError, struct.error, zlib.error),
+        ):
             reason = str(error) or type(error).__name__
-            hint = "it is truncated: the file was cut short (an incomplete download or copy?)" \
-                if "truncated" in reason.lower() else f"it is corrupt ({reason})"
+            hint = (
+                "it is truncated: the file was cut short (an incomplete download or copy?)"
+                if "truncated" in reason.lower()
+                else f"it is corrupt ({reason})"
+            )
             raise ImageDecodeError(f"Cannot decode {label}: {hint}. Save or download it again.") from None
         return False
 
@@ -198,7 +207,8 @@ def _check_size(size, max_pixels, label):
     if w * h > max_pixels:
         raise ImageTooLargeError(
             f"{_cap(label)} is {w} x {h} = {w * h:,} pixels, more than the limit of {max_pixels:,}: "
-            f"scale it down first.")
+            f"scale it down first."
+        )
 
 
 _SIXTEEN_BIT = re.compile(r"^(RGB|RGBA|RGBX);16([BL])$")
@@ -236,8 +246,11 @@ def _to_arrays(im, opener, rawmodes):
     if mode == "RGB":
         rgb = np.asarray(im)
         return rgb, _key_alpha(rgb, transparency), 8
-    if mode == "RGBA" or mode in ("P", "PA") and (mode == "PA" or transparency is not None
-                                                   or getattr(im.palette, "mode", "") == "RGBA"):
+    if (
+        mode == "RGBA"
+        or mode in ("P", "PA")
+        and (mode == "PA" or transparency is not None or getattr(im.palette, "mode", "") == "RGBA")
+    ):
         a = np.asarray(im.convert("RGBA"))
         return a[:, :, :3], a[:, :, 3].astype(np.float32) / np.float32(255), 8
     if mode in ("La", "RGBa"):  # premultiplied
@@ -281,6 +294,7 @@ def _rawmode(tile):
 def _decode_with(opener, rawmode):
     """Decode the source again, unpacking its pixels with another raw mode."""
     from PIL import Image
+
     with opener() as f:
         im = Image.open(f)
         im.tile = [_with_rawmode(t, rawmode) for t in im.tile]

@@ -10,6 +10,7 @@ Modes, as named by the depth tools users know:
 A sequence maps every frame with one range (``value_range`` of its first frame, then
 ``normalize_in_range``), so that a frame's own extremes do not make the whole frame flicker.
 """
+
 import numpy as np
 
 from .errors import InvalidSettingsError

@@ -4,6 +4,7 @@ The depth map (near = bright) is taken as a height field; its slopes give the su
 encoded the way Blender's Normal Map node reads a tangent-space map: OpenGL convention (green
 points up), RGB = normal * 0.5 + 0.5.
 """
+
 import numpy as np
 
 

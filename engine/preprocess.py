@@ -5,6 +5,7 @@ The resampling is Pillow's bicubic, the same kernel the Hugging Face image proce
 8-bit pictures are resized as 8-bit RGB images, exactly as that processor does; 16-bit and float
 pictures are resized per channel in 32-bit float so their extra precision survives.
 """
+
 import numpy as np
 
 PATCH = 14

@@ -4,7 +4,8 @@ They follow the public depth-map API: ``resolution`` is its resolutionLowerLimit
 side the network sees), ``post_resize`` brings the map back to the source size, ``invert``
 flips the near-is-bright convention, ``normalization`` picks how values are scaled.
 """
-from dataclasses import dataclass, replace
+
+from dataclasses import dataclass, fields, replace
 
 from .errors import InvalidSettingsError
 
@@ -32,15 +33,23 @@ class DepthSettings:
         norm = self.normalization.lower().replace("_", "-")
         if norm not in NORMALIZATIONS:
             raise InvalidSettingsError(
-                f"Unknown normalization {self.normalization!r}: use one of {', '.join(NORMALIZATIONS)}.")
+                f"Unknown normalization {self.normalization!r}: use one of {', '.join(NORMALIZATIONS)}."
+            )
         fmt = self.output_format.lower()
         if fmt not in OUTPUT_FORMATS:
             raise InvalidSettingsError(
-                f"Unknown output format {self.output_format!r}: use one of {', '.join(OUTPUT_FORMATS)}.")
+                f"Unknown output format {self.output_format!r}: use one of {', '.join(OUTPUT_FORMATS)}."
+            )
         if not isinstance(self.resolution, int) or not MIN_RESOLUTION <= self.resolution <= MAX_RESOLUTION:
             raise InvalidSettingsError(
                 f"Resolution {self.resolution!r} is out of range: choose {MIN_RESOLUTION} to {MAX_RESOLUTION} "
-                f"(the short side the network sees; {DEFAULT_RESOLUTION} is the model's native size).")
+                f"(the short side the network sees; {DEFAULT_RESOLUTION} is the model's native size)."
+            )
         if not isinstance(self.threads, int) or self.threads < 0:
             raise InvalidSettingsError(f"Thread count {self.threads!r} must be 0 (automatic) or more.")
         return replace(self, normalization=norm, output_format=fmt)
+
+
+# What a user sets per generation (the scene's Depth settings, the API's and the CLI's options);
+# threads is a machine setting, from the preferences.
+SETTING_NAMES = tuple(f.name for f in fields(DepthSettings) if f.name != "threads")

@@ -6,6 +6,7 @@ the eyes. Pixels are forward-warped with a depth test, so near pixels cover far 
 gaps that open behind near objects (disocclusions) are filled from the farther neighbour on the
 same row, which is what the hidden background most likely looks like.
 """
+
 import numpy as np
 
 from .errors import InvalidSettingsError

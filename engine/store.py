@@ -8,6 +8,7 @@ Inside Blender the add-on passes ``bpy.utils.extension_path_user(__package__, pa
 create=True)`` as the folder, since the extension's own folder is wiped on upgrade. A catalogue
 entry with a ``path`` (see catalog.py) is used where it lies: never downloaded, never deleted.
 """
+
 import os
 import sys
 from dataclasses import dataclass
@@ -39,10 +40,11 @@ def default_models_dir() -> Path:
 @dataclass(frozen=True)
 class ModelEntry:
     """One row of the UI's model list."""
+
     info: ModelInfo
-    status: str          # one of STATUSES
-    path: Path           # where the model is (or will be)
-    part_bytes: int      # bytes of an unfinished download waiting to be resumed
+    status: str  # one of STATUSES
+    path: Path  # where the model is (or will be)
+    part_bytes: int  # bytes of an unfinished download waiting to be resumed
 
 
 class ModelStore:
@@ -93,15 +95,20 @@ class ModelStore:
         if info.sha256:
             digest = dl.hash_file(path, progress=progress, cancel=cancel, label=info.name).hexdigest()
             if digest != info.sha256:
-                fix = ("Point the catalogue entry at the right file or correct its sha256." if info.is_local else
-                       f"Delete it and download it again (Preferences > Add-ons > Fathom, or "
-                       f"`fathom models download {info.id}`).")
-                raise ChecksumError(f"{path} is damaged or not {info.name}: its sha256 is {digest}, "
-                                    f"expected {info.sha256}. {fix}")
+                fix = (
+                    "Point the catalogue entry at the right file or correct its sha256."
+                    if info.is_local
+                    else f"Delete it and download it again (Preferences > Add-ons > Fathom, or "
+                    f"`fathom models download {info.id}`)."
+                )
+                raise ChecksumError(
+                    f"{path} is damaged or not {info.name}: its sha256 is {digest}, expected {info.sha256}. {fix}"
+                )
         return path
 
-    def download(self, model_id: str, progress=None, cancel=None, allow_network: bool = True,
-                 timeout: float = 30) -> Path:
+    def download(
+        self, model_id: str, progress=None, cancel=None, allow_network: bool = True, timeout: float = 30
+    ) -> Path:
         """Make the model available and return its path. A verified installed file is not fetched
         again; a partial one is resumed. See download.fetch for the errors."""
         info = get_model(model_id)
@@ -111,8 +118,10 @@ class ModelStore:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ModelError(f"Cannot create the model folder {self.folder}: {exc.strerror}. Choose another "
-                             f"folder (Preferences > Add-ons > Fathom, or {MODELS_DIR_ENV}).") from None
+            raise ModelError(
+                f"Cannot create the model folder {self.folder}: {exc.strerror}. Choose another "
+                f"folder (Preferences > Add-ons > Fathom, or {MODELS_DIR_ENV})."
+            ) from None
         with dl.download_lock(target, cancel) as lock:
             if _has_right_size(info, target):
                 try:
@@ -121,15 +130,26 @@ class ModelStore:
                     target.unlink()  # our own damaged copy: fetch it again
             if not allow_network:
                 raise ModelMissingError(self._missing_message(info, target, allow_network=False))
-            return dl.fetch(info.url, target, size=info.size, sha256=info.sha256, progress=progress,
-                            cancel=cancel, timeout=timeout, label=info.name, heartbeat=lock.touch)
+            return dl.fetch(
+                info.url,
+                target,
+                size=info.size,
+                sha256=info.sha256,
+                progress=progress,
+                cancel=cancel,
+                timeout=timeout,
+                label=info.name,
+                heartbeat=lock.touch,
+            )
 
     def delete(self, model_id: str) -> bool:
         """Remove the downloaded file and any partial download; True if something was removed."""
         info = get_model(model_id)
         if info.is_local:
-            raise ModelError(f"{info.name} is your own file {info.path} (named in {CATALOG_ENV}); "
-                             "Fathom does not delete it. Remove the entry or the file yourself.")
+            raise ModelError(
+                f"{info.name} is your own file {info.path} (named in {CATALOG_ENV}); "
+                "Fathom does not delete it. Remove the entry or the file yourself."
+            )
         target = self.path_for(model_id)
         with dl.download_lock(target):
             removed = False
@@ -142,21 +162,31 @@ class ModelStore:
         return removed
 
     def _missing_message(self, info: ModelInfo, path: Path, allow_network: bool) -> str:
-        local = (f"point {CATALOG_ENV} at a JSON file naming a local copy: "
-                 f'{{"models": {{"{info.id}": {{"path": "/path/to/model.onnx"}}}}}}')
+        local = (
+            f"point {CATALOG_ENV} at a JSON file naming a local copy: "
+            f'{{"models": {{"{info.id}": {{"path": "/path/to/model.onnx"}}}}}}'
+        )
         if info.is_local:
             if path.is_file():
-                return (f"{info.name}: {path} is {path.stat().st_size} bytes, but the catalogue "
-                        f"({CATALOG_ENV}) says {info.size}. Fix the entry's size or the file.")
-            return (f"{info.name} should be at {path} (named in {CATALOG_ENV}), but there is no file there: "
-                    "fix the path in that file, or remove the entry to download the model instead.")
+                return (
+                    f"{info.name}: {path} is {path.stat().st_size} bytes, but the catalogue "
+                    f"({CATALOG_ENV}) says {info.size}. Fix the entry's size or the file."
+                )
+            return (
+                f"{info.name} should be at {path} (named in {CATALOG_ENV}), but there is no file there: "
+                "fix the path in that file, or remove the entry to download the model instead."
+            )
         what = f"{info.name} ({info.id}, {dl.human_size(info.size)}) is not installed in {self.folder}."
         if not allow_network:
-            return (f"{what} Online access is off, so Fathom cannot download it: in Blender turn on Preferences > "
-                    f"System > Network > Allow Online Access (or start Blender with --online-mode) and download "
-                    f"it in Preferences > Add-ons > Fathom; or copy the model file to {path}, or {local}")
-        return (f"{what} Download it in Preferences > Add-ons > Fathom or run `fathom models download {info.id}`, "
-                f"or {local}")
+            return (
+                f"{what} Online access is off, so Fathom cannot download it: in Blender turn on Preferences > "
+                f"System > Network > Allow Online Access (or start Blender with --online-mode) and download "
+                f"it in Preferences > Add-ons > Fathom; or copy the model file to {path}, or {local}"
+            )
+        return (
+            f"{what} Download it in Preferences > Add-ons > Fathom or run `fathom models download {info.id}`, "
+            f"or {local}"
+        )
 
 
 def _has_right_size(info: ModelInfo, path: Path) -> bool:

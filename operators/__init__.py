@@ -1,4 +1,5 @@
 """One module per user action; ``classes`` is what __init__.py registers."""
+
 from . import generate, models, presets, remote, results, setups
 
 classes = (

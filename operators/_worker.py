@@ -1,19 +1,17 @@
-"""The modal half of long operators: a job on the worker thread (bridge.jobs), polled by a timer.
+"""The modal half of long operators: a job on the worker thread (bridge.generation.worker), polled
+by a timer.
 
-Progress shows in the panels (they read bridge.jobs.current()), in the status bar and on the
+Progress shows in the panels (they read worker.current()), in the status bar and on the
 cursor; Esc or the Cancel button stops the job; other events pass through so Blender stays usable.
 """
+
 import bpy
 
-from ..bridge import jobs, pending
+from ..bridge.generation import worker as jobs
+from ..bridge.redraw import redraw
 from ..engine.errors import FathomError
 
-
-def redraw(context):
-    for window in context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type in {"VIEW_3D", "IMAGE_EDITOR", "NODE_EDITOR", "PREFERENCES", "STATUSBAR"}:
-                area.tag_redraw()
+_timers = []  # (window manager, event timer) of the modal operators running now
 
 
 def poll_idle(cls, message="A depth generation is running: wait for it or cancel it") -> bool:
@@ -56,6 +54,7 @@ class WorkerModal:
         self._running = jobs.start(job)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
+        _timers.append((wm, self._timer))
         wm.progress_begin(0, 100)
         wm.modal_handler_add(self)
         return {"RUNNING_MODAL"}
@@ -66,11 +65,11 @@ class WorkerModal:
             running.cancel()
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        pending.drain()  # what the worker posted (e.g. a job id the server accepted) goes into the file now
+        jobs.drain()  # what the worker posted (e.g. a job id the server accepted) goes into the file now
         context.window_manager.progress_update(int(running.fraction * 100))
         if context.workspace is not None:
             context.workspace.status_text_set(f"{running.message} ({running.fraction:.0%}), Esc to cancel")
-        redraw(context)
+        redraw(context.window_manager)
         if not running.done:
             return {"PASS_THROUGH"}
         self._end(context)
@@ -90,10 +89,24 @@ class WorkerModal:
 
     def _end(self, context):
         wm = context.window_manager
-        wm.event_timer_remove(self._timer)
+        if (wm, self._timer) in _timers:  # else stop() removed it already
+            _timers.remove((wm, self._timer))
+            wm.event_timer_remove(self._timer)
         wm.progress_end()
         if context.workspace is not None:
             context.workspace.status_text_set(None)
         jobs.collect(self._running)
-        pending.drain()  # the job's last posts, whatever its outcome
-        redraw(context)
+        jobs.drain()  # the job's last posts, whatever its outcome
+        redraw(context.window_manager)
+
+
+def stop():
+    """The add-on is being disabled (its job already stopped): remove the running modals' timers
+    and progress, which Blender would otherwise keep firing at code that is gone."""
+    while _timers:
+        wm, timer = _timers.pop()
+        try:
+            wm.event_timer_remove(timer)
+            wm.progress_end()
+        except ReferenceError:  # the window manager went away first (a file was loaded)
+            pass

@@ -2,38 +2,55 @@
 
 Clicked in the UI (invoke), the slow part runs on a worker thread polled by a modal timer: a
 progress bar in the Depth panel and the status bar, Esc or Cancel stops it, Blender stays usable.
-Render sources and Scene Z render in a child Blender driven by that worker (bridge.render_process).
+Render sources and Scene Z render in a child Blender driven by that worker (bridge.capture.child).
 Called from a script or in background mode (execute), it runs synchronously, since timers and
 modal operators do not run while a script does.
 """
+
 import time
 
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from ..bridge import jobs, pipeline
-from ..preferences import addon_preferences
+from ..bridge.capture.sources import active_editor_image
+from ..bridge.generation import backends
+from ..bridge.generation import worker as jobs
+from ..bridge.prefs import addon_preferences
 from ._worker import WorkerModal, poll_idle
 
 
 class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
     """Estimate a depth map from the chosen source and add it to the compositor"""
+
     bl_idname = "fathom.generate_depth"
     bl_label = "Generate Depth"
-    bl_options = {"REGISTER", "UNDO"}
+    # No REGISTER: Adjust Last Operation and Repeat Last re-run only registered operators, and a
+    # re-run would spend tokens (Server) or block the main thread (execute) without a click.
+    bl_options = {"UNDO"}
 
     # The scene's Depth settings choose the source; scripts may name where the result goes.
-    output: StringProperty(name="Output", default="", subtype="FILE_PATH", options={"SKIP_SAVE"},
-                           description="Write the depth map here instead of //generated/ (never overwrites)")
-    force: BoolProperty(name="Generate Again", default=False, options={"SKIP_SAVE"},
-                        description="Server backend: generate on the server even when an identical depth map "
-                                    "is in this file (spends tokens again)")
+    output: StringProperty(
+        name="Output",
+        default="",
+        subtype="FILE_PATH",
+        options={"SKIP_SAVE"},
+        description="Write the depth map here instead of //generated/ (never overwrites)",
+    )
+    force: BoolProperty(
+        name="Generate Again",
+        default=False,
+        options={"SKIP_SAVE"},
+        description="Server backend: generate on the server even when an identical depth map "
+        "is in this file (spends tokens again)",
+    )
 
     @classmethod
     def description(cls, context, properties):
         if properties.force:
-            return ("Generate the depth map on the depth server even if an identical one was made before "
-                    "(spends tokens again)")
+            return (
+                "Generate the depth map on the depth server even if an identical one was made before "
+                "(spends tokens again)"
+            )
         return None  # the class docstring
 
     @classmethod
@@ -49,7 +66,7 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
                 cls.poll_message_set("The scene has no active camera to render")
                 return False
             return True
-        if props.source == "IMAGE" and props.image is None and pipeline.active_editor_image(context) is None:
+        if props.source == "IMAGE" and props.image is None and active_editor_image(context) is None:
             cls.poll_message_set("Pick an image in the Depth panel, or open one in the Image Editor")
             return False
         if props.source == "FILE" and not props.filepath:
@@ -60,17 +77,23 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
     def make_job(self, context, interactive):
         self._started = time.perf_counter()
         # Clicked, renders too happen in the worker's time, in a child Blender: the UI never waits.
-        return pipeline.prepare(context, output=self.output or None, force=self.force,
-                                allow_download=interactive, offload_render=interactive)
+        return backends.prepare(
+            context,
+            output=self.output or None,
+            force=self.force,
+            allow_download=interactive,
+            offload_render=interactive,
+        )
 
     def worker_done(self, context, job):
-        pipeline.finish(job, context)
-        self.report({"INFO"}, pipeline.done_message(job, time.perf_counter() - self._started))
+        job.finish(context)
+        self.report({"INFO"}, job.done_message(time.perf_counter() - self._started))
         return {"FINISHED"}
 
 
 class FATHOM_OT_cancel_generation(bpy.types.Operator):
     """Stop the running depth generation or model download; nothing half-done is kept"""
+
     bl_idname = "fathom.cancel_generation"
     bl_label = "Cancel"
 

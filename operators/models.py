@@ -1,13 +1,14 @@
 """Models in the preferences: download (resumable, verified) and verify, with progress and cancel;
 delete a downloaded model. Long steps run on the worker thread when clicked, synchronously from
 scripts and in background mode."""
+
 import bpy
 from bpy.props import StringProperty
 
+from ..bridge.prefs import ONLINE_ACCESS_OFF, model_store
 from ..engine.catalog import get_model
 from ..engine.download import human_size
 from ..engine.errors import FathomError
-from ..preferences import model_store
 from ._worker import WorkerModal, poll_idle
 
 
@@ -25,9 +26,11 @@ class ModelTask:
         def report(done, total):
             if progress is not None and total:
                 progress(done / total, f"{verb} {self.name}: {human_size(done)} of {human_size(total)}")
+
         if self.action == "download":
-            self.path = self.store.download(self.model_id, progress=report, cancel=cancel,
-                                            allow_network=bpy.app.online_access)
+            self.path = self.store.download(
+                self.model_id, progress=report, cancel=cancel, allow_network=bpy.app.online_access
+            )
         else:
             self.path = self.store.verify(self.model_id, progress=report, cancel=cancel)
         return self.path
@@ -45,13 +48,16 @@ class _ModelOperator(WorkerModal):
         return ModelTask(model_store(context), self.model, self.action)
 
     def worker_done(self, context, task):
-        self.report({"INFO"}, f"{task.name}: {'downloaded and verified' if self.action == 'download' else 'verified'}"
-                              f" ({task.path})")
+        self.report(
+            {"INFO"},
+            f"{task.name}: {'downloaded and verified' if self.action == 'download' else 'verified'} ({task.path})",
+        )
         return {"FINISHED"}
 
 
 class FATHOM_OT_download_model(_ModelOperator, bpy.types.Operator):
     """Download the model (resumes a partial download) and check its sha256"""
+
     bl_idname = "fathom.download_model"
     bl_label = "Download Model"
     action = "download"
@@ -59,13 +65,14 @@ class FATHOM_OT_download_model(_ModelOperator, bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         if not bpy.app.online_access:
-            cls.poll_message_set("Online access is off: Preferences > System > Network > Allow Online Access")
+            cls.poll_message_set(ONLINE_ACCESS_OFF)
             return False
         return super().poll(context)
 
 
 class FATHOM_OT_verify_model(_ModelOperator, bpy.types.Operator):
     """Check the installed model file against the catalogue's sha256"""
+
     bl_idname = "fathom.verify_model"
     bl_label = "Verify Model"
     action = "verify"
@@ -73,6 +80,7 @@ class FATHOM_OT_verify_model(_ModelOperator, bpy.types.Operator):
 
 class FATHOM_OT_delete_model(bpy.types.Operator):
     """Delete the downloaded model file (it can be downloaded again)"""
+
     bl_idname = "fathom.delete_model"
     bl_label = "Delete Model"
     model: StringProperty(name="Model")

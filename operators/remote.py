@@ -1,13 +1,17 @@
 """The depth server from Blender: Test Connection, Refresh Balance, Get Tokens, Fetch Pending Results
 (Generate Again is Generate Depth with ``force``). Network calls run on a worker thread in the UI
 (the result shows when it comes) and synchronously in background mode."""
+
 import bpy
 from bpy.props import FloatProperty
 
-from ..bridge import pending, remote
+from ..bridge.prefs import addon_preferences
+from ..bridge.redraw import redraw
+from ..bridge.remote import fetch, pending
+from ..bridge.remote.account import account, describe
+from ..bridge.remote.online import check_online, client_for
 from ..engine.errors import FathomError
-from ..preferences import addon_preferences
-from ._worker import WorkerModal, poll_idle, redraw
+from ._worker import WorkerModal, poll_idle
 
 
 class _AskServer:
@@ -15,14 +19,14 @@ class _AskServer:
 
     def execute(self, context):
         try:
-            client = remote.client_for(context)
-            remote.check_online(url=client.base_url)
+            client = client_for(context)
+            check_online(url=client.base_url)
         except FathomError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         if bpy.app.background:  # headless: synchronous, the answer is the report
-            return self._report(remote.account.refresh(client))
-        remote.account.refresh_in_background(client)
+            return self._report(account.refresh(client))
+        account.refresh_in_background(client)
         self.report({"INFO"}, f"Asking {client.base_url}...")
         return {"FINISHED"}
 
@@ -34,34 +38,36 @@ class _AskServer:
         return {"FINISHED"}
 
 
-def describe(view) -> str:
-    return f"Connected to {view.server} as {view.user}: {view.balance} token{'s' if view.balance != 1 else ''}"
-
-
 class FATHOM_OT_test_connection(_AskServer, bpy.types.Operator):
     """Connect to the depth server with the API key and show the account and its balance"""
+
     bl_idname = "fathom.test_connection"
     bl_label = "Test Connection"
 
 
 class FATHOM_OT_refresh_balance(_AskServer, bpy.types.Operator):
     """Ask the depth server for the current token balance and prices"""
+
     bl_idname = "fathom.refresh_balance"
     bl_label = "Refresh Balance"
 
 
 class FATHOM_OT_get_tokens(bpy.types.Operator):
     """Open the depth server's page for buying tokens in the web browser"""
+
     bl_idname = "fathom.get_tokens"
     bl_label = "Get Tokens"
 
     def execute(self, context):
         prefs = addon_preferences(context)
-        view = remote.account.view(prefs.server_url, prefs.api_key)
+        view = account.view(prefs.server_url, prefs.api_key)
         url = view.top_up_url if view is not None else None
         if not url:
-            self.report({"ERROR"}, "The depth server does not name a page for getting tokens: ask its operator "
-                                   "(or press Refresh Balance if it was unreachable).")
+            self.report(
+                {"ERROR"},
+                "The depth server does not name a page for getting tokens: ask its operator "
+                "(or press Refresh Balance if it was unreachable).",
+            )
             return {"CANCELLED"}
         bpy.ops.wm.url_open(url=url)
         self.report({"INFO"}, f"Opened {url}; press Refresh Balance once you have tokens")
@@ -71,12 +77,19 @@ class FATHOM_OT_get_tokens(bpy.types.Operator):
 class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
     """Download the paid depth maps this file is still waiting for from the depth server, into their
     nodes; failed ones are dropped (the server refunded them)"""
+
     bl_idname = "fathom.fetch_pending"
     bl_label = "Fetch Pending Results"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"UNDO"}  # not REGISTER: never re-run from Adjust Last Operation (see generate_depth)
 
-    follow_seconds: FloatProperty(name="Wait", default=30.0, min=0.0, max=3600.0, options={"SKIP_SAVE"},
-                                  description="How long to wait for a job the server is still computing")
+    follow_seconds: FloatProperty(
+        name="Wait",
+        default=30.0,
+        min=0.0,
+        max=3600.0,
+        options={"SKIP_SAVE"},
+        description="How long to wait for a job the server is still computing",
+    )
 
     @classmethod
     def poll(cls, context):
@@ -86,7 +99,7 @@ class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
         return poll_idle(cls)
 
     def make_job(self, context, interactive):
-        return pending.fetch_job(context, follow_seconds=self.follow_seconds)
+        return fetch.fetch_job(context, follow_seconds=self.follow_seconds)
 
     def worker_done(self, context, job):
         messages = job.apply(context)
@@ -98,7 +111,7 @@ class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
         summary += f"; {left} still pending" if left else ""
         details = "; ".join(m for o, m in zip(job.outcomes, messages) if o.job is None)
         self.report({"WARNING" if left or details else "INFO"}, summary + (f". {details}" if details else ""))
-        redraw(context)
+        redraw(context.window_manager)
         return {"FINISHED"}
 
 

@@ -1,13 +1,18 @@
 """What to do with a result: an empty Depth node ahead of time, Import to Assets, Delete."""
+
 import bpy
 
-from ..bridge import pipeline, results
-from ..preferences import addon_preferences
+from ..bridge.capture.sources import expected_source
+from ..bridge.generation import nodes, results
+from ..bridge.kinds import SOURCES
+from ..bridge.prefs import addon_preferences
+from ..engine.settings import SETTING_NAMES
 
 
 class FATHOM_OT_add_depth_node(bpy.types.Operator):
     """Add an empty Depth node for the current source to the compositor; it stays transparent until
     the first generation fills it, so node setups can be built before any depth exists"""
+
     bl_idname = "fathom.add_depth_node"
     bl_label = "Add Depth Node"
     bl_options = {"REGISTER", "UNDO"}
@@ -17,15 +22,16 @@ class FATHOM_OT_add_depth_node(bpy.types.Operator):
         return getattr(context.scene, "fathom", None) is not None
 
     def execute(self, context):
-        key = results.source_key(pipeline.expected_source(context))
-        node = results.add_depth_node(context.scene, key)
-        self.report({"INFO"}, f"Depth node '{node.name}' in {results.compositor_tree(context.scene).name}")
+        key = nodes.source_key(expected_source(context, addon_preferences(context).backend))
+        node = nodes.add_depth_node(context.scene, key)
+        self.report({"INFO"}, f"Depth node '{node.name}' in {nodes.compositor_tree(context.scene).name}")
         return {"FINISHED"}
 
 
 class _ResultOperator:
-    image_name: bpy.props.StringProperty(name="Image", default="", options={"SKIP_SAVE"},
-                                         description="The result image (default: the one shown)")
+    image_name: bpy.props.StringProperty(
+        name="Image", default="", options={"SKIP_SAVE"}, description="The result image (default: the one shown)"
+    )
 
     def result(self, context):
         if self.image_name:
@@ -50,6 +56,7 @@ class _ResultOperator:
 
 class FATHOM_OT_mark_asset(_ResultOperator, bpy.types.Operator):
     """Mark the depth result as an asset, for the Asset Browser"""
+
     bl_idname = "fathom.mark_asset"
     bl_label = "Import to Assets"
     bl_options = {"REGISTER", "UNDO"}
@@ -65,6 +72,7 @@ class FATHOM_OT_mark_asset(_ResultOperator, bpy.types.Operator):
 
 class FATHOM_OT_delete_result(_ResultOperator, bpy.types.Operator):
     """Delete the depth result: its file in generated/ and its image (nodes that showed it go empty)"""
+
     bl_idname = "fathom.delete_result"
     bl_label = "Delete Depth Result"
     bl_options = {"REGISTER", "UNDO"}
@@ -82,9 +90,10 @@ class FATHOM_OT_delete_result(_ResultOperator, bpy.types.Operator):
 class FATHOM_OT_regenerate_result(_ResultOperator, bpy.types.Operator):
     """Generate this depth map again from its source, with the settings it was made with
     (they become the scene's Depth settings); the new result replaces it in its node"""
+
     bl_idname = "fathom.regenerate_result"
     bl_label = "Re-generate"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = {"UNDO"}  # not REGISTER: a re-run would generate (and maybe pay) again
 
     def act(self, context, image):
         try:
@@ -95,10 +104,6 @@ class FATHOM_OT_regenerate_result(_ResultOperator, bpy.types.Operator):
         return bpy.ops.fathom.generate_depth("EXEC_DEFAULT" if bpy.app.background else "INVOKE_DEFAULT")
 
 
-_SETTING_PROPS = ("model", "resolution", "invert", "post_resize", "normalization", "output_format")
-_KINDS = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
-
-
 def restore_settings(context, meta: dict):
     """Make the scene's Depth settings (and the backend) those a result was made with."""
     props = context.scene.fathom
@@ -107,10 +112,10 @@ def restore_settings(context, meta: dict):
     prefs = addon_preferences(context)
     if kind == "scene-z":
         prefs.backend = "SCENE_Z"
-    elif kind in _KINDS:
+    elif kind in SOURCES:
         if prefs.backend == "SCENE_Z":
             prefs.backend = "LOCAL"
-        props.source = _KINDS[kind]
+        props.source = SOURCES[kind]
         if kind == "image":
             img = bpy.data.images.get(source.get("image", ""))
             if img is None:
@@ -120,7 +125,7 @@ def restore_settings(context, meta: dict):
             props.filepath = source.get("filepath", "")
     else:
         raise ValueError(f"This result does not say where it came from (source {source!r}).")
-    for name in _SETTING_PROPS:
+    for name in SETTING_NAMES:
         if name in meta.get("settings", {}):
             try:
                 setattr(props, name, meta["settings"][name])

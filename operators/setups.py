@@ -1,5 +1,6 @@
 """Depth workflows in one click: displacement, depth of field, pick focus, fog, stereo, normal map,
 mesh export and removal. Each operator is a thin shell over a plain function of bridge.setups."""
+
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, StringProperty
 
@@ -34,12 +35,21 @@ def picture_image(context, depth, name=""):
 
 class _Setup:
     """Shared by the setup operators: which depth image and picture, undo, errors as reports."""
+
     bl_options = {"REGISTER", "UNDO"}
 
-    depth: StringProperty(name="Depth Image", default="", options={"SKIP_SAVE"},
-                          description="Name of the depth image (default: the panel's, or the newest Fathom result)")
-    picture: StringProperty(name="Picture", default="", options={"SKIP_SAVE"},
-                            description="Name of the picture (default: the panel's, or the depth map's source)")
+    depth: StringProperty(
+        name="Depth Image",
+        default="",
+        options={"SKIP_SAVE"},
+        description="Name of the depth image (default: the panel's, or the newest Fathom result)",
+    )
+    picture: StringProperty(
+        name="Picture",
+        default="",
+        options={"SKIP_SAVE"},
+        description="Name of the picture (default: the panel's, or the depth map's source)",
+    )
     needs_picture = False
 
     @classmethod
@@ -50,8 +60,12 @@ class _Setup:
         if depth is None and not any(i.colorspace_settings.is_data for i in bpy.data.images):
             cls.poll_message_set(NO_DEPTH)  # scripts may still name any Non-Color image
             return False
-        if cls.needs_picture and depth is not None and picture_image(context, depth) is None and \
-                len(bpy.data.images) < 2:
+        if (
+            cls.needs_picture
+            and depth is not None
+            and picture_image(context, depth) is None
+            and len(bpy.data.images) < 2
+        ):
             cls.poll_message_set("Pick the picture the depth map belongs to under Depth > Setups")
             return False
         return True
@@ -77,31 +91,67 @@ class _Setup:
 
 class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
     """A plane filling the camera's view, displaced by the depth and textured with the picture"""
+
     bl_idname = "fathom.setup_displacement"
     bl_label = "Displacement"
 
-    use_selected: BoolProperty(name="Selected Object", default=False,
-                               description="Displace the active mesh object (by its UV map) instead of a new plane")
-    distance: FloatProperty(name="Distance", default=10.0, min=0.001, unit="LENGTH",
-                            description="How far in front of the camera the plane lies")
-    strength: FloatProperty(name="Strength", default=5.0, unit="LENGTH",
-                            description="How far the nearest (white) points move towards the camera")
-    midlevel: FloatProperty(name="Midlevel", default=0.0, min=0.0, max=1.0,
-                            description="Depth value that stays in place")
-    resolution: IntProperty(name="Resolution", default=256, min=2, max=4096,
-                            description="Vertices along the plane's long side")
-    subdivisions: IntProperty(name="Subdivisions", default=1, min=0, max=6,
-                              description="Levels of the Subdivision modifier")
-    smooth: IntProperty(name="Soften Edges", default=0, min=0, max=100,
-                        description="Blur iterations of the depth over the mesh (softens depth edges)")
-    stretch: FloatProperty(name="Cut Stretched", default=0.0, min=0.0, max=1.0,
-                           description="Delete faces whose corners' depths spread more than this (0: keep all)")
-    parallax: EnumProperty(name="Parallax Move", default="NONE", items=(
-        ("NONE", "None", "No camera move"),
-        ("DOLLY", "Dolly", "A copy of the camera moves towards the plane"),
-        ("ORBIT", "Orbit", "A copy of the camera swings around the plane's centre")))
-    amplitude: FloatProperty(name="Amplitude", default=0.1, min=0.0, max=1.0,
-                             description="Dolly: part of the distance; orbit: part of 90 degrees each way")
+    use_selected: BoolProperty(
+        name="Selected Object",
+        default=False,
+        description="Displace the active mesh object (by its UV map) instead of a new plane",
+    )
+    distance: FloatProperty(
+        name="Distance",
+        default=10.0,
+        min=0.001,
+        unit="LENGTH",
+        description="How far in front of the camera the plane lies",
+    )
+    strength: FloatProperty(
+        name="Strength",
+        default=5.0,
+        unit="LENGTH",
+        description="How far the nearest (white) points move towards the camera",
+    )
+    midlevel: FloatProperty(
+        name="Midlevel", default=0.0, min=0.0, max=1.0, description="Depth value that stays in place"
+    )
+    resolution: IntProperty(
+        name="Resolution", default=256, min=2, max=4096, description="Vertices along the plane's long side"
+    )
+    subdivisions: IntProperty(
+        name="Subdivisions", default=1, min=0, max=6, description="Levels of the Subdivision modifier"
+    )
+    smooth: IntProperty(
+        name="Soften Edges",
+        default=0,
+        min=0,
+        max=100,
+        description="Blur iterations of the depth over the mesh (softens depth edges)",
+    )
+    stretch: FloatProperty(
+        name="Cut Stretched",
+        default=0.0,
+        min=0.0,
+        max=1.0,
+        description="Delete faces whose corners' depths spread more than this (0: keep all)",
+    )
+    parallax: EnumProperty(
+        name="Parallax Move",
+        default="NONE",
+        items=(
+            ("NONE", "None", "No camera move"),
+            ("DOLLY", "Dolly", "A copy of the camera moves towards the plane"),
+            ("ORBIT", "Orbit", "A copy of the camera swings around the plane's centre"),
+        ),
+    )
+    amplitude: FloatProperty(
+        name="Amplitude",
+        default=0.1,
+        min=0.0,
+        max=1.0,
+        description="Dolly: part of the distance; orbit: part of 90 degrees each way",
+    )
 
     def build(self, context, depth, picture):
         target = None
@@ -109,67 +159,116 @@ class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
             target = context.active_object
             if target is None:
                 raise common.SetupError("Select the mesh object to displace.")
-        obj = displacement.setup(context.scene, depth, picture, target=target, distance=self.distance,
-                                 strength=self.strength, midlevel=self.midlevel, resolution=self.resolution,
-                                 subdivisions=self.subdivisions, smooth=self.smooth, stretch=self.stretch,
-                                 parallax=self.parallax, amplitude=self.amplitude)
+        obj = displacement.setup(
+            context.scene,
+            depth,
+            picture,
+            target=target,
+            distance=self.distance,
+            strength=self.strength,
+            midlevel=self.midlevel,
+            resolution=self.resolution,
+            subdivisions=self.subdivisions,
+            smooth=self.smooth,
+            stretch=self.stretch,
+            parallax=self.parallax,
+            amplitude=self.amplitude,
+        )
         return f"Displaced {obj.name} by {depth.name}"
 
 
 class FATHOM_OT_setup_dof(_Setup, bpy.types.Operator):
     """Depth of field in the compositor: Defocus driven by the depth image"""
+
     bl_idname = "fathom.setup_dof"
     bl_label = "Depth of Field"
 
-    use_picture: BoolProperty(name="Use Picture", default=False,
-                              description="Blur the picture instead of what feeds the compositor's output")
+    use_picture: BoolProperty(
+        name="Use Picture", default=False, description="Blur the picture instead of what feeds the compositor's output"
+    )
     f_stop: FloatProperty(name="F-Stop", default=2.8, min=0.1, max=128.0)
     blur_max: FloatProperty(name="Max Blur", default=16.0, min=1.0, max=512.0, description="Largest radius, pixels")
-    focus_distance: FloatProperty(name="Focus Distance", default=0.0, min=0.0, unit="LENGTH",
-                                  description="0: the distance at the picture's centre")
+    focus_distance: FloatProperty(
+        name="Focus Distance",
+        default=0.0,
+        min=0.0,
+        unit="LENGTH",
+        description="0: the distance at the picture's centre",
+    )
     near: FloatProperty(name="Near", default=1.0, min=0.001, unit="LENGTH", description="Distance of depth 1 (white)")
-    far: FloatProperty(name="Far", default=0.0, min=0.0, unit="LENGTH",
-                       description="Distance of depth 0 (black); 0: infinitely far")
+    far: FloatProperty(
+        name="Far", default=0.0, min=0.0, unit="LENGTH", description="Distance of depth 0 (black); 0: infinitely far"
+    )
     focal_length: FloatProperty(name="Focal Length", default=0.0, min=0.0, description="mm; 0: the scene camera's")
     sensor_width: FloatProperty(name="Sensor Width", default=0.0, min=0.0, description="mm; 0: the scene camera's")
 
     def build(self, context, depth, picture):
-        node = dof.setup(context.scene, depth, picture if (self.use_picture or self.picture) else None,
-                         f_stop=self.f_stop, blur_max=self.blur_max, focus_distance=self.focus_distance,
-                         near=self.near, far=self.far, focal_length=self.focal_length, sensor_width=self.sensor_width)
+        node = dof.setup(
+            context.scene,
+            depth,
+            picture if (self.use_picture or self.picture) else None,
+            f_stop=self.f_stop,
+            blur_max=self.blur_max,
+            focus_distance=self.focus_distance,
+            near=self.near,
+            far=self.far,
+            focal_length=self.focal_length,
+            sensor_width=self.sensor_width,
+        )
         return f"Depth of field from {depth.name}, focus at {node[common.PARAMS_KEY]['focus_distance']:.3g}"
 
 
 class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
     """Fog in the compositor: more of a colour the farther the depth"""
+
     bl_idname = "fathom.setup_fog"
     bl_label = "Fog"
 
-    use_picture: BoolProperty(name="Use Picture", default=False,
-                              description="Fog the picture instead of what feeds the compositor's output")
+    use_picture: BoolProperty(
+        name="Use Picture", default=False, description="Fog the picture instead of what feeds the compositor's output"
+    )
     color: FloatVectorProperty(name="Color", subtype="COLOR", size=3, min=0.0, max=1.0, default=(0.75, 0.8, 0.85))
     near: FloatProperty(name="Near", default=1.0, min=0.0, max=1.0, description="Depth value where the fog starts")
     far: FloatProperty(name="Far", default=0.0, min=0.0, max=1.0, description="Depth value where the fog is full")
     density: FloatProperty(name="Density", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
 
     def build(self, context, depth, picture):
-        fog.setup(context.scene, depth, picture if (self.use_picture or self.picture) else None,
-                  color=tuple(self.color), near=self.near, far=self.far, density=self.density)
+        fog.setup(
+            context.scene,
+            depth,
+            picture if (self.use_picture or self.picture) else None,
+            color=tuple(self.color),
+            near=self.near,
+            far=self.far,
+            density=self.density,
+        )
         return f"Fog from {depth.name}"
 
 
 class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
     """A stereo pair from the picture and its depth, written under //generated/ and loaded"""
+
     bl_idname = "fathom.setup_stereo"
     bl_label = "Stereo Pair"
     needs_picture = True
 
-    divergence: FloatProperty(name="Divergence", default=2.5, min=0.0, max=20.0, subtype="PERCENTAGE",
-                              description="Largest shift between the eyes, in percent of the width")
-    layout: EnumProperty(name="Layout", default="SIDE_BY_SIDE", items=(
-        ("SIDE_BY_SIDE", "Side by Side", "Left eye on the left"),
-        ("TOP_BOTTOM", "Top-Bottom", "Left eye on top"),
-        ("ANAGLYPH", "Anaglyph", "Red-cyan glasses")))
+    divergence: FloatProperty(
+        name="Divergence",
+        default=2.5,
+        min=0.0,
+        max=20.0,
+        subtype="PERCENTAGE",
+        description="Largest shift between the eyes, in percent of the width",
+    )
+    layout: EnumProperty(
+        name="Layout",
+        default="SIDE_BY_SIDE",
+        items=(
+            ("SIDE_BY_SIDE", "Side by Side", "Left eye on the left"),
+            ("TOP_BOTTOM", "Top-Bottom", "Left eye on top"),
+            ("ANAGLYPH", "Anaglyph", "Red-cyan glasses"),
+        ),
+    )
     fill: BoolProperty(name="Fill Gaps", default=True, description="Fill disoccluded pixels from the background")
 
     def build(self, context, depth, picture):
@@ -181,6 +280,7 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
 
 class FATHOM_OT_normal_map(_Setup, bpy.types.Operator):
     """A normal map from the depth, for relighting, written under //generated/ and loaded (Non-Color)"""
+
     bl_idname = "fathom.normal_map"
     bl_label = "Normal Map"
 
@@ -193,15 +293,25 @@ class FATHOM_OT_normal_map(_Setup, bpy.types.Operator):
 
 class FATHOM_OT_export_mesh(bpy.types.Operator):
     """Export the displaced plane (modifiers applied) as OBJ or PLY under //generated/"""
+
     bl_idname = "fathom.export_mesh"
     bl_label = "Export Mesh"
     bl_options = {"REGISTER"}
 
     format: EnumProperty(name="Format", items=(("OBJ", "OBJ", "Wavefront OBJ"), ("PLY", "PLY", "Stanford PLY")))
-    filepath: StringProperty(name="File", default="", subtype="FILE_PATH", options={"SKIP_SAVE"},
-                             description="Write here instead of //generated/ (never overwrites)")
-    object_name: StringProperty(name="Object", default="", options={"SKIP_SAVE"},
-                                description="Mesh object to export (default: the displacement plane)")
+    filepath: StringProperty(
+        name="File",
+        default="",
+        subtype="FILE_PATH",
+        options={"SKIP_SAVE"},
+        description="Write here instead of //generated/ (never overwrites)",
+    )
+    object_name: StringProperty(
+        name="Object",
+        default="",
+        options={"SKIP_SAVE"},
+        description="Mesh object to export (default: the displacement plane)",
+    )
 
     @classmethod
     def poll(cls, context):
@@ -225,13 +335,20 @@ REMOVERS = {"DISPLACEMENT": displacement.remove, "DOF": dof.remove, "FOG": fog.r
 
 class FATHOM_OT_remove_setup(bpy.types.Operator):
     """Delete what a Fathom setup made (only its tagged nodes and objects; yours stay)"""
+
     bl_idname = "fathom.remove_setup"
     bl_label = "Remove Setup"
     bl_options = {"REGISTER", "UNDO"}
 
-    kind: EnumProperty(name="Setup", items=(
-        ("DISPLACEMENT", "Displacement", ""), ("DOF", "Depth of Field", ""), ("FOG", "Fog", ""),
-        ("ALL", "All", "Every Fathom setup in this scene")))
+    kind: EnumProperty(
+        name="Setup",
+        items=(
+            ("DISPLACEMENT", "Displacement", ""),
+            ("DOF", "Depth of Field", ""),
+            ("FOG", "Fog", ""),
+            ("ALL", "All", "Every Fathom setup in this scene"),
+        ),
+    )
 
     def execute(self, context):
         kinds = REMOVERS if self.kind == "ALL" else [self.kind]
@@ -242,23 +359,32 @@ class FATHOM_OT_remove_setup(bpy.types.Operator):
 
 class FATHOM_OT_pick_focus(bpy.types.Operator):
     """Focus the depth of field on a point of the picture (click it in the Image Editor)"""
+
     bl_idname = "fathom.pick_focus"
     bl_label = "Pick Focus"
     bl_options = {"REGISTER", "UNDO"}
 
     x: FloatProperty(name="X", default=0.5, min=0.0, max=1.0, description="From the picture's left edge, 0..1")
     y: FloatProperty(name="Y", default=0.5, min=0.0, max=1.0, description="From the picture's bottom edge, 0..1")
-    depth: StringProperty(name="Depth Image", default="", options={"SKIP_SAVE"},
-                          description="Depth image to read when the scene has no depth of field setup")
-    set_camera: BoolProperty(name="Camera Focus", default=False,
-                             description="Also set the scene camera's depth of field focus distance")
+    depth: StringProperty(
+        name="Depth Image",
+        default="",
+        options={"SKIP_SAVE"},
+        description="Depth image to read when the scene has no depth of field setup",
+    )
+    set_camera: BoolProperty(
+        name="Camera Focus", default=False, description="Also set the scene camera's depth of field focus distance"
+    )
 
     @classmethod
     def poll(cls, context):
         if context.scene is None:
             return False
-        if dof.params(context.scene) is None and depth_image(context) is None and \
-                not any(i.colorspace_settings.is_data for i in bpy.data.images):
+        if (
+            dof.params(context.scene) is None
+            and depth_image(context) is None
+            and not any(i.colorspace_settings.is_data for i in bpy.data.images)
+        ):
             cls.poll_message_set("Add a Depth of Field setup (or generate a depth map) first")
             return False
         return True
@@ -304,5 +430,13 @@ class FATHOM_OT_pick_focus(bpy.types.Operator):
         context.workspace.status_text_set(None)
 
 
-classes = (FATHOM_OT_setup_displacement, FATHOM_OT_setup_dof, FATHOM_OT_pick_focus, FATHOM_OT_setup_fog,
-           FATHOM_OT_setup_stereo, FATHOM_OT_normal_map, FATHOM_OT_export_mesh, FATHOM_OT_remove_setup)
+classes = (
+    FATHOM_OT_setup_displacement,
+    FATHOM_OT_setup_dof,
+    FATHOM_OT_pick_focus,
+    FATHOM_OT_setup_fog,
+    FATHOM_OT_setup_stereo,
+    FATHOM_OT_normal_map,
+    FATHOM_OT_export_mesh,
+    FATHOM_OT_remove_setup,
+)

@@ -1,4 +1,5 @@
 """Sidebar panels; ``classes`` is what __init__.py registers."""
+
 from . import setups, sidebar
 
 classes = (

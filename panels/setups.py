@@ -1,5 +1,6 @@
 """The "Setups" sub-panel of the Depth sidebar tab: which depth image and picture, and one button per
 workflow (their options are in the Adjust Last Operation panel after a click)."""
+
 import bpy
 
 from .sidebar import FATHOM_PT_depth_compositor, FATHOM_PT_depth_image, FATHOM_PT_depth_view3d

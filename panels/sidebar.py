@@ -1,8 +1,11 @@
 """The "Depth" sidebar tab in the 3D Viewport, the Image Editor and the Compositor: one draw function."""
+
 import bpy
 
-from ..bridge import jobs, pending, remote
-from ..preferences import addon_preferences
+from ..bridge.generation import worker
+from ..bridge.prefs import addon_preferences
+from ..bridge.remote import pending
+from ..bridge.remote.account import account, auto_refresh, generate_button
 
 
 class FATHOM_MT_depth_presets(bpy.types.Menu):
@@ -42,7 +45,7 @@ def draw_depth(layout, context):
     col.prop(props, "invert")
     col.prop(props, "output_format")
 
-    running = jobs.current()
+    running = worker.current()
     if prefs.backend == "SERVER":
         draw_server(layout, context, idle=running is None)
     elif running is None:
@@ -65,9 +68,9 @@ def draw_depth(layout, context):
 def draw_server(layout, context, idle=True):
     """Balance, pending results, and the Generate button with its token cost, or "Get tokens · N
     more" when the balance is short. Reads cached answers only: never network in draw()."""
-    remote.auto_refresh(context)  # starts a worker thread when nothing is known yet
+    auto_refresh(context)  # starts a worker thread when nothing is known yet
     prefs = addon_preferences(context)
-    view = remote.account.view(prefs.server_url, prefs.api_key)
+    view = account.view(prefs.server_url, prefs.api_key)
     row = layout.row(align=True)
     if view is not None and view.balance is not None:
         row.label(text=f"Balance: {view.balance} tokens", icon="FUND")
@@ -81,7 +84,7 @@ def draw_server(layout, context, idle=True):
         box.operator("fathom.fetch_pending", icon="IMPORT")
     if not idle:
         return
-    state = remote.generate_button(context)
+    state = generate_button(context)
     if state["kind"] == "top_up":
         layout.operator("fathom.get_tokens", text=state["text"], icon="FUND")
     else:

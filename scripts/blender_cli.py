@@ -11,6 +11,7 @@ is what `blender -b FILE -c fathom FATHOM ARGS...` does in a Blender installatio
 Then it calls the handler the extension registered with `bpy.utils.register_cli_command("fathom",
 ...)` and exits with its exit code. Run it with .venv-blender/bin/python (bpy 5.0.1).
 """
+
 import argparse
 import os
 import sys
@@ -18,7 +19,7 @@ import sys
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    ours, fathom_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ours, fathom_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--home", help="home folder holding the Blender profile to use")
     ap.add_argument("--install", metavar="ZIP", help="install and enable this extension zip first")
@@ -34,7 +35,8 @@ def main(argv=None):
     bpy.ops.wm.read_userpref()  # the bpy module starts without the profile's add-ons enabled
     if args.install:
         result = bpy.ops.extensions.package_install_files(
-            filepath=os.path.abspath(args.install), repo="user_default", enable_on_install=True)
+            filepath=os.path.abspath(args.install), repo="user_default", enable_on_install=True
+        )
         if result != {"FINISHED"}:
             sys.exit(f"Installing {args.install} failed: {result}")
         bpy.ops.wm.save_userpref()
@@ -44,8 +46,11 @@ def main(argv=None):
         return 0
     handler = cli_handler()
     if handler is None:
-        print("fathom: the Fathom extension is not installed and enabled in this Blender profile "
-              "(install it with --install dist/fathom-<version>-<platform>.zip).", file=sys.stderr)
+        print(
+            "fathom: the Fathom extension is not installed and enabled in this Blender profile "
+            "(install it with --install dist/fathom-<version>-<platform>.zip).",
+            file=sys.stderr,
+        )
         return 1
     return handler(fathom_args)
 
@@ -53,10 +58,11 @@ def main(argv=None):
 def cli_handler():
     """The function the enabled extension registered as the `fathom` command."""
     import addon_utils
+
     for module in addon_utils.modules():
         name = module.__name__
         if name.startswith("bl_ext.") and name.rsplit(".", 1)[-1] == "fathom" and addon_utils.check(name)[1]:
-            return sys.modules[name].bridge.cli.main
+            return sys.modules[name].bridge.cli.main.main
     return None
 
 

@@ -11,6 +11,7 @@
    of field setups on it, and saves the .blend.
 5. Writes previews next to it: the render and its depth side by side.
 """
+
 import json
 import os
 import subprocess
@@ -44,8 +45,9 @@ class ProgressBar:
         if total and (now - self.last > 0.2 or done >= total):
             self.last = now
             filled = int(30 * done / total)
-            print(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {100 * done / total:5.1f} %",
-                  end="", flush=True)
+            print(
+                f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {100 * done / total:5.1f} %", end="", flush=True
+            )
             if done >= total:
                 print()
 
@@ -62,14 +64,18 @@ def ensure_model():
             path = store.download(MODEL, progress=ProgressBar(f"Downloading {info.name}"), timeout=15)
         except FathomError as exc:
             reason = str(exc).split(". ")[0]
-            print(f"\nCannot download {info.name} ({reason}); to use a model file you have, run: "
-                  f"FATHOM_CATALOG=models.json make demo, with models.json = "
-                  f'{{"models": {{"{MODEL}": {{"path": "/path/to/model.onnx"}}}}}}')
+            print(
+                f"\nCannot download {info.name} ({reason}); to use a model file you have, run: "
+                f"FATHOM_CATALOG=models.json make demo, with models.json = "
+                f'{{"models": {{"{MODEL}": {{"path": "/path/to/model.onnx"}}}}}}'
+            )
             if not STANDIN.is_file():
                 sys.exit(2)
             path, standin = STANDIN, True
-            print(f"Using the stand-in {STANDIN.name}: same size and speed as the real model, random weights, "
-                  "so the depth is NOT meaningful.")
+            print(
+                f"Using the stand-in {STANDIN.name}: same size and speed as the real model, random weights, "
+                "so the depth is NOT meaningful."
+            )
     if os.environ.get(CATALOG_ENV) and not standin:
         return False  # the user's own catalogue already names the file
     override = OUT / "models.json"
@@ -80,8 +86,7 @@ def ensure_model():
 
 def run(step, cmd, capture=False):
     print(f"== {step}")
-    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE if capture else None)
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, text=True, stdout=subprocess.PIPE if capture else None)
     if result.returncode != 0:
         sys.exit(f"demo: {step} failed (exit code {result.returncode}).")
     return result.stdout or ""
@@ -96,22 +101,40 @@ def main():
     OUT.mkdir(exist_ok=True)
     standin = ensure_model()
     dist = ROOT / "build" / "demo-dist"
-    run("Fetching wheels", [BLENDER_PY, ROOT / "scripts" / "fetch_wheels.py", "--platform", "linux-x64",
-                            "--python", PY_VERSION])
+    run(
+        "Fetching wheels",
+        [BLENDER_PY, ROOT / "scripts" / "fetch_wheels.py", "--platform", "linux-x64", "--python", PY_VERSION],
+    )
     for old in dist.glob("fathom-*.zip"):
         old.unlink()
-    run("Building the extension", [BLENDER_PY, ROOT / "scripts" / "build_extension.py", "--platform", "linux-x64",
-                                   "--python", PY_VERSION, "--output-dir", dist])
+    run(
+        "Building the extension",
+        [
+            BLENDER_PY,
+            ROOT / "scripts" / "build_extension.py",
+            "--platform",
+            "linux-x64",
+            "--python",
+            PY_VERSION,
+            "--output-dir",
+            dist,
+        ],
+    )
     (zip_path,) = dist.glob("fathom-*.zip")
-    run("Installing it into a throwaway Blender profile",
-        [BLENDER_PY, ROOT / "scripts" / "blender_cli.py", "--home", HOME, "--install", zip_path])
+    run(
+        "Installing it into a throwaway Blender profile",
+        [BLENDER_PY, ROOT / "scripts" / "blender_cli.py", "--home", HOME, "--install", zip_path],
+    )
 
     blend, render = OUT / "scene.blend", OUT / "render.png"
     for old in (blend, render):
         old.unlink(missing_ok=True)
     run("Building the sample scene", [BLENDER_PY, ROOT / "scripts" / "sample_scene.py", render, "--blend", blend])
-    out = run("Generating depth from the render (Cycles) and loading it into the compositor",
-              fathom("generate", "--source", "render", "--save", blend=blend), capture=True)
+    out = run(
+        "Generating depth from the render (Cycles) and loading it into the compositor",
+        fathom("generate", "--source", "render", "--save", blend=blend),
+        capture=True,
+    )
     depth_file = Path(out.strip().splitlines()[-1])
     print(f"   {depth_file}")
     for setup in ("displacement", "dof"):
@@ -119,8 +142,10 @@ def main():
 
     depth = encode.read_depth(depth_file)
     picture = read_image(render)
-    for name, pixels in (("depth_preview.png", encode.colorize(depth)),
-                         ("side_by_side.png", encode.side_by_side(picture.rgb, depth))):
+    for name, pixels in (
+        ("depth_preview.png", encode.colorize(depth)),
+        ("side_by_side.png", encode.side_by_side(picture.rgb, depth)),
+    ):
         encode.write_file(OUT / name, encode.encode_png(pixels), overwrite=True)
     print("== Written:")
     for path in (blend, render, depth_file, OUT / "depth_preview.png", OUT / "side_by_side.png"):

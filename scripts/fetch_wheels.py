@@ -21,6 +21,7 @@ What is bundled, and why only that:
 Wheels come from PyPI through pip's own client, by pinned version, binary only. pip's cache makes
 re-runs cheap.
 """
+
 import argparse
 import re
 import shutil
@@ -46,7 +47,9 @@ PLATFORMS = {
 # Blender 4.2 to 5.0 embed Python 3.11, Blender 5.1 and later 3.13.
 PYTHONS = ("3.11", "3.13")
 
-_WHEEL = re.compile(r"^(?P<dist>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$")
+_WHEEL = re.compile(
+    r"^(?P<dist>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-(?P<py>[^-]+)-(?P<abi>[^-]+)-(?P<plat>[^-]+)\.whl$"
+)
 
 
 def parse_wheel(name: str) -> dict:
@@ -66,22 +69,40 @@ def parse_wheel(name: str) -> dict:
             platforms.add("macos-arm64")
         if tag.startswith("macosx_") and tag.endswith(("x86_64", "universal2")):
             platforms.add("macos-x64")
-    return {"dist": m["dist"].lower().replace("_", "-"), "version": m["version"], "python": python,
-            "platforms": platforms}
+    return {
+        "dist": m["dist"].lower().replace("_", "-"),
+        "version": m["version"],
+        "python": python,
+        "platforms": platforms,
+    }
 
 
 def fetch(platform: str, python: str, dest: Path = WHEELS, pip=(sys.executable, "-m", "pip")) -> list:
     """Download the pinned wheels for one Blender platform and Python into ``dest``; their names."""
     with tempfile.TemporaryDirectory(prefix="fathom-wheels-") as tmp:
-        cmd = [*pip, "download", "--disable-pip-version-check", "-q", "--only-binary=:all:", "--no-deps",
-               "--implementation", "cp", "--python-version", python, "--dest", tmp]
+        cmd = [
+            *pip,
+            "download",
+            "--disable-pip-version-check",
+            "-q",
+            "--only-binary=:all:",
+            "--no-deps",
+            "--implementation",
+            "cp",
+            "--python-version",
+            python,
+            "--dest",
+            tmp,
+        ]
         for tag in PLATFORMS[platform]:
             cmd += ["--platform", tag]
         cmd += [f"{dist}=={version}" for dist, version in PINS.items()]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
-            sys.exit(f"pip could not download the wheels for {platform} / Python {python}:\n{result.stderr.strip()}\n"
-                     "Check the network access to PyPI, or the pins in scripts/fetch_wheels.py.")
+            sys.exit(
+                f"pip could not download the wheels for {platform} / Python {python}:\n{result.stderr.strip()}\n"
+                "Check the network access to PyPI, or the pins in scripts/fetch_wheels.py."
+            )
         names = sorted(p.name for p in Path(tmp).glob("*.whl"))
         dest.mkdir(parents=True, exist_ok=True)
         for name in names:
@@ -95,8 +116,14 @@ def _check_set(names, combos):
     problems = []
     for platform, python in combos:
         for dist, version in PINS.items():
-            found = [n for n in names if (w := parse_wheel(n))["dist"] == dist and w["version"] == version
-                     and w["python"] == python and platform in w["platforms"]]
+            found = [
+                n
+                for n in names
+                if (w := parse_wheel(n))["dist"] == dist
+                and w["version"] == version
+                and w["python"] == python
+                and platform in w["platforms"]
+            ]
             if len(found) != 1:
                 problems.append(f"{dist}=={version} for {platform} / Python {python}: {found or 'none'}")
     pinned = {(d, v) for d, v in PINS.items()}

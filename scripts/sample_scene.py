@@ -4,6 +4,7 @@ Run with the bpy environment: `.venv-blender/bin/python scripts/sample_scene.py 
 The scene has near, middle and far objects on a ground plane under a sun, seen by one camera,
 so its depth map has something to show. Small and few samples: it renders in seconds on a CPU.
 """
+
 import argparse
 import math
 import sys
@@ -38,8 +39,15 @@ def build_scene(width=640, height=360, samples=16):
         return obj
 
     add(bpy.ops.mesh.primitive_plane_add, "Ground", (0, 6, 0), (0.35, 0.4, 0.3), size=40)
-    sphere = add(bpy.ops.mesh.primitive_uv_sphere_add, "Near sphere", (-1.2, -1.0, 0.8), (0.8, 0.2, 0.15),
-                 radius=0.8, segments=48, ring_count=24)
+    sphere = add(
+        bpy.ops.mesh.primitive_uv_sphere_add,
+        "Near sphere",
+        (-1.2, -1.0, 0.8),
+        (0.8, 0.2, 0.15),
+        radius=0.8,
+        segments=48,
+        ring_count=24,
+    )
     for poly in sphere.data.polygons:
         poly.use_smooth = True
     add(bpy.ops.mesh.primitive_cube_add, "Middle cube", (1.5, 3.0, 1.0), (0.2, 0.4, 0.8), size=2.0)

@@ -1,5 +1,5 @@
 """Shared fixtures: where the stand-in model lives, tiny models built on demand."""
-import hashlib
+
 import os
 from pathlib import Path
 
@@ -22,4 +22,5 @@ def standin_model():
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     from tests.tiny_model import build_tiny_model
+
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")

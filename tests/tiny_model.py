@@ -4,6 +4,7 @@
 fixed, known function of the input (a weighted sum of the channels plus a ramp down the
 image), so tests can check preprocessing and postprocessing against a hand computation.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,12 @@ def build_tiny_model(path, input_name="pixel_values", output_name="predicted_dep
         helper.make_node("Relu", ["summed"], [output_name]),  # DA-V2 ends in a ReLU too
     ]
     graph = helper.make_graph(
-        nodes, "tiny_depth",
+        nodes,
+        "tiny_depth",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["batch", "height", "width"])],
-        initializer=[w, axes])
+        initializer=[w, axes],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 8
     onnx.checker.check_model(model)

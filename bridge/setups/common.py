@@ -5,6 +5,7 @@ Compositor rule: a setup is a chain of tagged nodes inserted between the tree's 
 Group Output, 4.x: the Composite node) and whatever fed it. The user's own links are never touched
 otherwise; removing a setup links its downstream sockets back to what fed the chain.
 """
+
 from pathlib import Path
 
 import bpy
@@ -12,11 +13,13 @@ import numpy as np
 
 from ...engine.encode import write_file
 from ...engine.errors import FathomError
-from .. import capture, results
+from ..capture import picture as capture
+from ..files import first_free_name, load_image, set_relative_path
+from ..generation import nodes, results
 
-TAG = "fathom_setup"            # on nodes, objects, materials, node groups: which setup made it
+TAG = "fathom_setup"  # on nodes, objects, materials, node groups: which setup made it
 RESTORE_KEY = "fathom_restore"  # on a chain's last node: "node name|socket identifier" it replaced
-PARAMS_KEY = "fathom_params"    # on a setup's main node/object: the values it was built with
+PARAMS_KEY = "fathom_params"  # on a setup's main node/object: the values it was built with
 TITLES = {"dof": "DoF"}
 
 
@@ -40,6 +43,7 @@ def tag(item, kind, name=None):
 
 
 # -- images ------------------------------------------------------------------------------
+
 
 def find_image(name_or_image, what="image"):
     """An image datablock from a name (or itself), or a SetupError listing the names there are."""
@@ -88,32 +92,27 @@ def source_picture(depth_image):
 
 # -- files -------------------------------------------------------------------------------
 
+
 def write_generated(stem, suffix, data: bytes, folder=None) -> Path:
     """Write ``data`` to the next free ``stem_NNN.suffix`` under //generated/ (or ``folder``); never
     replaces a file."""
     folder = Path(bpy.path.abspath(str(folder))) if folder else results.generated_folder()
     stem = results.safe_stem(stem)
-    for number in range(1, 100000):
-        path = folder / f"{stem}_{number:03d}{suffix}"
-        if path.exists():
-            continue
-        try:
-            return write_file(path, data)
-        except FileExistsError:  # taken a moment ago
-            continue
+    path = first_free_name(folder, stem, suffix, lambda path: write_file(path, data))
+    if path is not None:
+        return path
     raise SetupError(f"{folder} holds too many {stem} files: move some away.")
 
 
 def load_generated(path: Path, *, non_color: bool, kind: str):
-    image = bpy.data.images.load(str(path), check_existing=False)
-    if non_color:
-        image.colorspace_settings.name = "Non-Color"
-    if bpy.data.filepath:
-        try:
-            image.filepath = bpy.path.relpath(str(path))
-        except ValueError:  # another drive on Windows
-            pass
-    return tag(image, kind)
+    return tag(load_image(path, non_color=non_color), kind)
+
+
+def reload_generated(image, path: Path):
+    """An earlier setup's image, now showing the new file ``path``."""
+    set_relative_path(image, path)
+    image.reload()
+    return image
 
 
 # -- compositor --------------------------------------------------------------------------
@@ -122,7 +121,7 @@ IS_5 = "compositing_node_group" in bpy.types.Scene.bl_rna.properties
 
 
 def compositor_tree(scene, create=True):
-    return results.compositor_tree(scene, create=create)
+    return nodes.compositor_tree(scene, create=create)
 
 
 def output_socket(tree):
@@ -193,7 +192,7 @@ def remove_nodes(tree, kind) -> int:
         restore = socket_from_ref(tree, ref)
         if restore is not None and restore.node.name in names:
             restore, ref = None, ""
-        for link in [l for s in node.outputs for l in s.links if l.to_node.name not in names]:
+        for link in [k for s in node.outputs for k in s.links if k.to_node.name not in names]:
             to_socket = link.to_socket
             tree.links.remove(link)
             if restore is not None:

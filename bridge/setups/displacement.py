@@ -19,6 +19,7 @@ standard deviation are deleted: the stretched faces that join a near object to w
 Cycles' adaptive subdivision is not used: it displaces in the shader along the normal, which would
 move the outline seen from the original camera.
 """
+
 import math
 
 import bpy
@@ -31,7 +32,7 @@ KIND = "displacement"
 GROUP_NAME = "Fathom Depth Displace"
 GROUP_VERSION = 1
 MODIFIER, SUBSURF = "Fathom Depth Displace", "Fathom Subdivision"
-TARGET_KEY = "fathom_displaced"          # on a user's object displaced by the setup
+TARGET_KEY = "fathom_displaced"  # on a user's object displaced by the setup
 PREVIOUS_CAMERA_KEY = "fathom_previous_camera"
 INPUTS = (  # name, socket type, default
     ("Depth", "NodeSocketImage", None),
@@ -90,10 +91,12 @@ def grid_size(aspect, resolution):
 
 # -- the geometry nodes group --------------------------------------------------------------
 
+
 def node_group():
     """The shared "Fathom Depth Displace" node group (built once per file, rebuilt when outdated)."""
-    group = next((g for g in bpy.data.node_groups if common.tagged(g, KIND) and g.get("fathom_version") == GROUP_VERSION),
-                 None)
+    group = next(
+        (g for g in bpy.data.node_groups if common.tagged(g, KIND) and g.get("fathom_version") == GROUP_VERSION), None
+    )
     if group is not None:
         return group
     group = bpy.data.node_groups.new(GROUP_NAME, "GeometryNodeTree")
@@ -137,8 +140,9 @@ def node_group():
     depth = blur.outputs["Value"]
     # Point attributes, so that read on faces they average the corners: var = E[d^2] - E[d]^2.
     geometry = inp["Geometry"]
-    for x, (name, value) in enumerate((("fathom_depth", depth),
-                                       ("fathom_depth_sq", math("MULTIPLY", depth, depth, -600, -400)))):
+    for x, (name, value) in enumerate(
+        (("fathom_depth", depth), ("fathom_depth_sq", math("MULTIPLY", depth, depth, -600, -400)))
+    ):
         store = node("GeometryNodeStoreNamedAttribute", -600 + 200 * x, 0, data_type="FLOAT", domain="POINT")
         store.inputs["Name"].default_value = name
         links.new(geometry, store.inputs["Geometry"])
@@ -177,16 +181,20 @@ def node_group():
 
 
 def set_inputs(modifier, **values):
-    ids = {item.name: item.identifier for item in modifier.node_group.interface.items_tree
-           if getattr(item, "in_out", "") == "INPUT"}
+    ids = {
+        item.name: item.identifier
+        for item in modifier.node_group.interface.items_tree
+        if getattr(item, "in_out", "") == "INPUT"
+    }
     for name, value in values.items():
         modifier[ids[name]] = value
 
 
 def picture_material(picture):
     """An Emission material showing the picture by UV: what a camera sees is the picture itself."""
-    material = next((m for m in bpy.data.materials if common.tagged(m, KIND) and m.get("fathom_picture") == picture.name),
-                    None)
+    material = next(
+        (m for m in bpy.data.materials if common.tagged(m, KIND) and m.get("fathom_picture") == picture.name), None
+    )
     if material is not None:
         return material
     material = common.tag(bpy.data.materials.new(f"Fathom {picture.name}"), KIND)
@@ -207,6 +215,7 @@ def picture_material(picture):
 
 
 # -- the setup -----------------------------------------------------------------------------
+
 
 def _tagged_object(role):
     return next((o for o in bpy.data.objects if common.tagged(o, KIND) and o.get("fathom_role") == role), None)
@@ -232,8 +241,22 @@ def _camera(scene, picture_size):
     return camera
 
 
-def setup(scene, depth, picture=None, *, target=None, distance=10.0, strength=None, midlevel=0.0,
-          resolution=256, subdivisions=1, smooth=0, stretch=0.0, parallax="NONE", amplitude=0.1):
+def setup(
+    scene,
+    depth,
+    picture=None,
+    *,
+    target=None,
+    distance=10.0,
+    strength=None,
+    midlevel=0.0,
+    resolution=256,
+    subdivisions=1,
+    smooth=0,
+    stretch=0.0,
+    parallax="NONE",
+    amplitude=0.1,
+):
     """Build or update the displacement setup; returns the displaced object.
 
     ``target``: displace this mesh object (by its UV map) instead of a camera-filling plane.
@@ -255,8 +278,10 @@ def setup(scene, depth, picture=None, *, target=None, distance=10.0, strength=No
         aspect = (frame[1] - frame[0]) / (frame[3] - frame[2])
         picture_aspect = size[0] / size[1]
         if abs(aspect / picture_aspect - 1.0) > 0.01:
-            print(f"Fathom: the picture's aspect {picture_aspect:.3f} differs from the camera's {aspect:.3f}: "
-                  "the picture is stretched to fill the view (set the render size to the picture's).")
+            print(
+                f"Fathom: the picture's aspect {picture_aspect:.3f} differs from the camera's {aspect:.3f}: "
+                "the picture is stretched to fill the view (set the render size to the picture's)."
+            )
         obj = _tagged_object("plane")
         mesh = grid_mesh("Fathom Depth Plane", frame, distance, *grid_size(aspect, resolution))
         if obj is None:
@@ -275,19 +300,38 @@ def setup(scene, depth, picture=None, *, target=None, distance=10.0, strength=No
     else:
         obj = target if isinstance(target, bpy.types.Object) else bpy.data.objects.get(target)
         if obj is None or obj.type != "MESH":
-            raise common.SetupError(f"{getattr(obj, 'name', target)!r} is not a mesh object: select a mesh to displace.")
+            raise common.SetupError(
+                f"{getattr(obj, 'name', target)!r} is not a mesh object: select a mesh to displace."
+            )
         if not obj.data.uv_layers:
             raise common.SetupError(f"{obj.name!r} has no UV map: unwrap it (or project from the camera) first.")
         obj[TARGET_KEY] = True
         to_local = obj.matrix_world.inverted()
         center = to_local @ cam_matrix.translation
         direction = (to_local.to_3x3() @ (cam_matrix.to_3x3() @ Vector((0, 0, 1)))).normalized()
-    _modifiers(obj, depth, subdivisions, dict(
-        Strength=float(strength), Midlevel=float(midlevel), Center=tuple(center), Direction=tuple(direction),
-        Orthographic=1.0 if ortho else 0.0, Smooth=int(smooth), Stretch=float(stretch),
-        **{"UV Map": obj.data.uv_layers.active.name}))
-    obj[common.PARAMS_KEY] = {"depth": depth.name, "picture": picture.name if picture else "", "distance": distance,
-                              "strength": strength, "midlevel": midlevel, "camera": camera.name}
+    _modifiers(
+        obj,
+        depth,
+        subdivisions,
+        dict(
+            Strength=float(strength),
+            Midlevel=float(midlevel),
+            Center=tuple(center),
+            Direction=tuple(direction),
+            Orthographic=1.0 if ortho else 0.0,
+            Smooth=int(smooth),
+            Stretch=float(stretch),
+            **{"UV Map": obj.data.uv_layers.active.name},
+        ),
+    )
+    obj[common.PARAMS_KEY] = {
+        "depth": depth.name,
+        "picture": picture.name if picture else "",
+        "distance": distance,
+        "strength": strength,
+        "midlevel": midlevel,
+        "camera": camera.name,
+    }
     if target is None or parallax != "NONE":  # displacing a user's object leaves the plane's camera move alone
         _parallax(scene, camera, distance, parallax, amplitude)
     return obj

@@ -16,6 +16,7 @@ a radius in pixels times Z Scale: Z Scale = c's factor / 2 in pixels (the pictur
 sensor width). Max Blur caps the radius. The scene camera is not used or changed (Defocus with Use
 Z-Buffer on would take focus and lens from it), so this works for plain pictures too.
 """
+
 import math
 
 import numpy as np
@@ -37,8 +38,10 @@ def blur_scale(f_stop, focal_mm, sensor_mm, focus, width_px):
     """Pixels of blur radius per unit of |1 - S/D|: half the thin lens's circle of confusion, in pixels."""
     f = focal_mm / 1000.0
     if focus <= f:
-        raise common.SetupError(f"The focus distance ({focus:g}) must be farther than the focal length "
-                                f"({focal_mm:g} mm): pick a farther focus point.")
+        raise common.SetupError(
+            f"The focus distance ({focus:g}) must be farther than the focal length "
+            f"({focal_mm:g} mm): pick a farther focus point."
+        )
     coc = f * f / (f_stop * (focus - f))
     return coc / 2.0 * width_px / (sensor_mm / 1000.0)
 
@@ -62,8 +65,19 @@ def check(near, far, f_stop, blur_max):
         raise common.SetupError(f"Max blur ({blur_max:g} pixels) must be positive.")
 
 
-def setup(scene, depth, picture=None, *, f_stop=2.8, blur_max=16.0, focus_distance=0.0, near=1.0, far=0.0,
-          focal_length=0.0, sensor_width=0.0):
+def setup(
+    scene,
+    depth,
+    picture=None,
+    *,
+    f_stop=2.8,
+    blur_max=16.0,
+    focus_distance=0.0,
+    near=1.0,
+    far=0.0,
+    focal_length=0.0,
+    sensor_width=0.0,
+):
     """Build or update the depth of field setup; returns the Defocus node.
 
     ``depth``, ``picture``: images (or names). Without ``picture`` the setup blurs what fed the
@@ -84,8 +98,12 @@ def setup(scene, depth, picture=None, *, f_stop=2.8, blur_max=16.0, focus_distan
         depth_node = common.depth_image_node(tree, KIND, depth, (x - 900, y))
         ramp, _ = common.setup_node(tree, KIND, "distance", common.map_range_idname(), (x - 650, y))
         common.set_clamp(ramp, False)
-        values = {"From Min": 0.0, "From Max": 1.0, "To Min": 1.0 - focus_distance * inv_far,
-                  "To Max": 1.0 - focus_distance / near}
+        values = {
+            "From Min": 0.0,
+            "From Max": 1.0,
+            "To Min": 1.0 - focus_distance * inv_far,
+            "To Max": 1.0 - focus_distance / near,
+        }
         for name, value in values.items():
             common.socket(ramp.inputs, name).default_value = value
         tree.links.new(common.image_output(depth_node), common.socket(ramp.inputs, "Value"))
@@ -93,14 +111,21 @@ def setup(scene, depth, picture=None, *, f_stop=2.8, blur_max=16.0, focus_distan
         radius.operation = "ABSOLUTE"
         tree.links.new(common.socket(ramp.outputs, "Result", "Value"), radius.inputs[0])
         defocus, _ = common.setup_node(tree, KIND, "defocus", "CompositorNodeDefocus", (x - 200, y))
-        defocus.use_zbuffer = False   # Z is a radius (times z_scale), not a distance
+        defocus.use_zbuffer = False  # Z is a radius (times z_scale), not a distance
         defocus.z_scale = scale
         defocus.blur_max = blur_max
-        defocus.f_stop = f_stop       # informative only with Use Z-Buffer off
+        defocus.f_stop = f_stop  # informative only with Use Z-Buffer off
         tree.links.new(radius.outputs[0], common.socket(defocus.inputs, "Z"))
-        defocus[common.PARAMS_KEY] = {"depth": depth.name, "f_stop": f_stop, "blur_max": blur_max,
-                                      "focus_distance": focus_distance, "near": near, "far": far,
-                                      "focal_length": focal_length, "sensor_width": sensor_width}
+        defocus[common.PARAMS_KEY] = {
+            "depth": depth.name,
+            "f_stop": f_stop,
+            "blur_max": blur_max,
+            "focus_distance": focus_distance,
+            "near": near,
+            "far": far,
+            "focal_length": focal_length,
+            "sensor_width": sensor_width,
+        }
         return common.socket(defocus.inputs, "Image"), defocus.outputs[0]
 
     _, defocus = common.build_chain(scene, KIND, picture, make)
@@ -125,7 +150,7 @@ def sample(depth_image, u, v, radius=1):
     h, w = values.shape
     col = min(w - 1, int(u * w))
     row = min(h - 1, int((1.0 - v) * h))  # the array's rows run from the top
-    window = values[max(0, row - radius):row + radius + 1, max(0, col - radius):col + radius + 1]
+    window = values[max(0, row - radius) : row + radius + 1, max(0, col - radius) : col + radius + 1]
     return float(np.median(window))
 
 
@@ -136,19 +161,37 @@ def pick_focus(scene, u, v, *, depth=None, set_camera=False):
     ``set_camera`` the scene camera's own DOF focus distance is set too (3D scenes)."""
     current = params(scene)
     if current is None and depth is None:
-        raise common.SetupError("There is no Fathom depth of field setup in this scene: add one first, "
-                                "or name a depth image to focus the camera from.")
+        raise common.SetupError(
+            "There is no Fathom depth of field setup in this scene: add one first, "
+            "or name a depth image to focus the camera from."
+        )
     values = dict(current or {"near": 1.0, "far": 0.0})
     depth_image = common.find_image(depth or values["depth"], "depth image")
     d = sample(depth_image, u, v)
     focus = float(distance(d, values["near"], values["far"]))
     if not math.isfinite(focus):
-        raise common.SetupError(f"The point ({u:g}, {v:g}) is infinitely far (depth {d:g}): pick a point on "
-                                "a surface, or set a finite Far distance.")
+        raise common.SetupError(
+            f"The point ({u:g}, {v:g}) is infinitely far (depth {d:g}): pick a point on "
+            "a surface, or set a finite Far distance."
+        )
     if current is not None:
         values.update(focus_distance=focus, depth=depth_image.name)
-        setup(scene, **{k: values[k] for k in ("depth", "f_stop", "blur_max", "focus_distance", "near", "far",
-                                               "focal_length", "sensor_width")})
+        setup(
+            scene,
+            **{
+                k: values[k]
+                for k in (
+                    "depth",
+                    "f_stop",
+                    "blur_max",
+                    "focus_distance",
+                    "near",
+                    "far",
+                    "focal_length",
+                    "sensor_width",
+                )
+            },
+        )
     if set_camera:
         if scene.camera is None or scene.camera.type != "CAMERA":
             raise common.SetupError("The scene has no camera to focus: add one or set Scene > Camera.")

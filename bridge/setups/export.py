@@ -4,6 +4,7 @@ Both write under //generated/ (or a chosen folder) and never replace a file. The
 Blender's own exporters with modifiers applied, from the displacement setup's plane or any mesh
 object: what is exported is what renders. The user's selection is put back afterwards.
 """
+
 import os
 import tempfile
 from pathlib import Path
@@ -12,6 +13,7 @@ import bpy
 
 from ...engine.exr import write_exr
 from ...engine.normals import normal_map
+from ..files import first_free_name
 from . import common, displacement
 
 NORMAL_KIND = "normal"
@@ -26,15 +28,15 @@ def normals(depth, *, strength=1.0, folder=None):
     rgb = normal_map(common.depth_array(depth), strength, near_is_bright)
     data = write_exr({c: rgb[:, :, i] for i, c in enumerate("RGB")}, pixel_type="half")
     path = common.write_generated(f"{depth.name}_normal", ".exr", data, folder)
-    image = next((i for i in bpy.data.images if common.tagged(i, NORMAL_KIND) and i.get("fathom_for") == depth.name),
-                 None)
+    image = next(
+        (i for i in bpy.data.images if common.tagged(i, NORMAL_KIND) and i.get("fathom_for") == depth.name), None
+    )
     if image is None:
         image = common.load_generated(path, non_color=True, kind=NORMAL_KIND)
         image["fathom_for"] = depth.name
         image.name = f"{depth.name} normal"
     else:
-        image.filepath = bpy.path.relpath(str(path)) if bpy.data.filepath else str(path)
-        image.reload()
+        common.reload_generated(image, path)
     return image
 
 
@@ -67,13 +69,9 @@ def export_mesh(obj=None, fmt="OBJ", *, path=None, folder=None) -> Path:
         if target is not None:
             return _link(tmp, target)
         stem = common.results.safe_stem(obj.name)
-        for number in range(1, 100000):
-            candidate = out_dir / f"{stem}_{number:03d}{suffix}"
-            if not candidate.exists():
-                try:
-                    return _link(tmp, candidate)
-                except FileExistsError:
-                    continue
+        done = first_free_name(out_dir, stem, suffix, lambda candidate: _link(tmp, candidate))
+        if done is not None:
+            return done
         raise common.SetupError(f"{out_dir} holds too many {stem} exports: move some away.")
     finally:
         if os.path.exists(tmp):
@@ -103,11 +101,23 @@ def _export(obj, fmt, filepath):
         obj.select_set(True)
         view_layer.objects.active = obj
         if fmt == "OBJ":
-            result = bpy.ops.wm.obj_export(filepath=filepath, export_selected_objects=True, apply_modifiers=True,
-                                           export_materials=False, export_uv=True, export_normals=True)
+            result = bpy.ops.wm.obj_export(
+                filepath=filepath,
+                export_selected_objects=True,
+                apply_modifiers=True,
+                export_materials=False,
+                export_uv=True,
+                export_normals=True,
+            )
         else:
-            result = bpy.ops.wm.ply_export(filepath=filepath, export_selected_objects=True, apply_modifiers=True,
-                                           export_uv=True, export_normals=True, ascii_format=False)
+            result = bpy.ops.wm.ply_export(
+                filepath=filepath,
+                export_selected_objects=True,
+                apply_modifiers=True,
+                export_uv=True,
+                export_normals=True,
+                ascii_format=False,
+            )
     finally:
         obj.select_set(False)
         for o in selected:

@@ -4,6 +4,7 @@ Depth values are Fathom's convention (near = bright, 0..1): there is no fog at `
 the nearest) and ``density`` of it from ``far`` on (default 0, the farthest), linear in between and
 clamped, so the fog grows steadily with distance.
 """
+
 from . import common
 
 KIND = "fog"
@@ -31,9 +32,16 @@ def setup(scene, depth, picture=None, *, color=(0.75, 0.8, 0.85), near=1.0, far=
             mix.data_type = "RGBA"
         mix.blend_type = "MIX"
         common.socket(mix.inputs, "B_Color", "Image_001").default_value = rgba
-        tree.links.new(common.socket(amount.outputs, "Result", "Value"), common.socket(mix.inputs, "Factor_Float", "Fac"))
-        mix[common.PARAMS_KEY] = {"depth": depth.name, "color": list(rgba[:3]), "near": near, "far": far,
-                                  "density": density}
+        tree.links.new(
+            common.socket(amount.outputs, "Result", "Value"), common.socket(mix.inputs, "Factor_Float", "Fac")
+        )
+        mix[common.PARAMS_KEY] = {
+            "depth": depth.name,
+            "color": list(rgba[:3]),
+            "near": near,
+            "far": far,
+            "density": density,
+        }
         return common.socket(mix.inputs, "A_Color", "Image"), common.socket(mix.outputs, "Result_Color", "Image")
 
     _, mix = common.build_chain(scene, KIND, picture, make)

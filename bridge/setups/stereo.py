@@ -1,6 +1,7 @@
 """Stereo pairs from a picture and its depth (engine.stereo), written under //generated/ as 8-bit PNG
 (never over an existing file) and loaded as an image. Re-running for the same picture updates the
 same image datablock with the new file."""
+
 import numpy as np
 
 from ...engine import stereo
@@ -31,8 +32,17 @@ def setup(picture, depth, *, divergence=2.5, layout="SIDE_BY_SIDE", fill=True, f
         values = resample(values, rgb.shape[:2])
     left, right = stereo.stereo_views(rgb, values, divergence, fill)  # InvalidSettingsError on bad values
     pixels = np.rint(np.clip(stereo.compose(left, right, LAYOUTS[layout]), 0, 1) * 255).astype(np.uint8)
-    data = encode_png(pixels, metadata={"fathom.stereo": {"picture": picture.name, "depth": depth.name,
-                                                          "divergence": divergence, "layout": LAYOUTS[layout]}})
+    data = encode_png(
+        pixels,
+        metadata={
+            "fathom.stereo": {
+                "picture": picture.name,
+                "depth": depth.name,
+                "divergence": divergence,
+                "layout": LAYOUTS[layout],
+            }
+        },
+    )
     path = common.write_generated(f"{picture.name}_stereo_{LAYOUTS[layout]}", ".png", data, folder)
     return _load(path, picture, layout)
 
@@ -45,11 +55,5 @@ def _load(path, picture, layout):
         image["fathom_for"] = key
         image.name = f"{picture.name} stereo"
     else:
-        image.filepath = str(path)
-        if common.bpy.data.filepath:
-            try:
-                image.filepath = common.bpy.path.relpath(str(path))
-            except ValueError:
-                pass
-        image.reload()
+        common.reload_generated(image, path)
     return image

@@ -7,6 +7,7 @@ with HOME pointing at the throwaway profile (scripts/blender_cli.py does the sam
 The interpreter running these tests (.venv-blender) has bpy but neither onnxruntime nor Pillow,
 so whatever the extension imports can only come from the wheels inside its zip.
 """
+
 import importlib.util
 import json
 import os
@@ -44,8 +45,10 @@ def _run(cmd, **kwargs):
 def no_onnxruntime_or_pillow_here():
     for name in ("onnxruntime", "PIL"):
         if importlib.util.find_spec(name) is not None:
-            pytest.fail(f"{name} is installed in {sys.prefix}: the Blender tests must run where only the "
-                        "extension's zip can provide it (.venv-blender, make venvs).")
+            pytest.fail(
+                f"{name} is installed in {sys.prefix}: the Blender tests must run where only the "
+                "extension's zip can provide it (.venv-blender, make venvs)."
+            )
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +56,18 @@ def extension_zip(tmp_path_factory):
     """The extension built for this platform and Python, wheels fetched from PyPI by pinned version."""
     out = tmp_path_factory.mktemp("dist")
     _run([sys.executable, ROOT / "scripts" / "fetch_wheels.py", "--platform", PLATFORM, "--python", PYTHON])
-    _run([sys.executable, ROOT / "scripts" / "build_extension.py", "--platform", PLATFORM, "--python", PYTHON,
-          "--output-dir", out])
+    _run(
+        [
+            sys.executable,
+            ROOT / "scripts" / "build_extension.py",
+            "--platform",
+            PLATFORM,
+            "--python",
+            PYTHON,
+            "--output-dir",
+            out,
+        ]
+    )
     (zip_path,) = out.glob("fathom-*.zip")
     return zip_path
 
@@ -63,8 +76,10 @@ def extension_zip(tmp_path_factory):
 def blender_home(tmp_path_factory, extension_zip):
     """A throwaway home whose Blender profile has the extension installed and enabled."""
     home = tmp_path_factory.mktemp("home")
-    _run([sys.executable, ROOT / "scripts" / "blender_cli.py", "--home", home, "--install", extension_zip],
-         env=_env(home))
+    _run(
+        [sys.executable, ROOT / "scripts" / "blender_cli.py", "--home", home, "--install", extension_zip],
+        env=_env(home),
+    )
     return home
 
 
@@ -89,10 +104,12 @@ def _env(home, catalog=None):
 @pytest.fixture
 def catalog_for(tmp_path):
     """Writes a FATHOM_CATALOG override pointing model ids at local files; returns its path."""
+
     def make(**models):
         path = tmp_path / "catalog.json"
         path.write_text(json.dumps({"models": {k.replace("_", "-"): {"path": str(v)} for k, v in models.items()}}))
         return path
+
     return make
 
 
@@ -101,27 +118,44 @@ def blender(blender_home, tmp_path):
     """run(*code, catalog=None) -> what the code emit()ted: the code parts (each dedented) run in a fresh
     Blender process with the extension enabled; ``emit(value)`` sends a JSON value back; ``tmp`` is
     this test's folder."""
+
     def run(*code, catalog=None, expect_ok=True):
         script = tmp_path / "scenario.py"
         body = "\n".join(textwrap.dedent(part) for part in code)
         script.write_text(_PRELUDE + f"tmp = {str(tmp_path)!r}\n" + body)
-        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                                env=_env(blender_home, catalog), cwd=tmp_path, timeout=300)
+        result = subprocess.run(
+            [sys.executable, str(script)],
+            capture_output=True,
+            text=True,
+            env=_env(blender_home, catalog),
+            cwd=tmp_path,
+            timeout=300,
+        )
         if expect_ok and result.returncode != 0:
             pytest.fail(f"Blender scenario failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        values = [json.loads(line[len(RESULT_MARK):]) for line in result.stdout.splitlines()
-                  if line.startswith(RESULT_MARK)]
+        values = [
+            json.loads(line[len(RESULT_MARK) :]) for line in result.stdout.splitlines() if line.startswith(RESULT_MARK)
+        ]
         return values[-1] if values else None
+
     return run
 
 
 @pytest.fixture
 def fathom_cli(blender_home, tmp_path):
     """cli(*args, blend=None, catalog=None) -> CompletedProcess of scripts/blender_cli.py."""
+
     def cli(*args, blend=None, catalog=None):
         cmd = [sys.executable, str(ROOT / "scripts" / "blender_cli.py")]
         if blend:
             cmd += ["--blend", str(blend)]
-        return subprocess.run([*cmd, "--", *map(str, args)], capture_output=True, text=True,
-                              env=_env(blender_home, catalog), cwd=tmp_path, timeout=300)
+        return subprocess.run(
+            [*cmd, "--", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=_env(blender_home, catalog),
+            cwd=tmp_path,
+            timeout=300,
+        )
+
     return cli

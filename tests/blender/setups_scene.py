@@ -4,7 +4,8 @@ Cycles scene, its render as a picture file and its exact depth (Scene Z) as an E
 SCENE = """
 import math
 import numpy as np
-from bl_ext.user_default.fathom.bridge import render_capture, scene_z
+from bl_ext.user_default.fathom.bridge.capture import render as render_capture
+from bl_ext.user_default.fathom.bridge.capture import scene_z
 from bl_ext.user_default.fathom.bridge.setups import common
 from bl_ext.user_default.fathom.engine.encode import encode_png
 from bl_ext.user_default.fathom.engine.exr import write_exr

@@ -1,4 +1,5 @@
 """The built zip in real Blender: install, enable, generate depth from images, the CLI's exit codes."""
+
 import json
 import re
 import sys
@@ -27,12 +28,12 @@ def save_blend():
     bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
 
 def comp_nodes():
-    from bl_ext.user_default.fathom.bridge.results import compositor_tree
+    from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
     tree = compositor_tree(bpy.context.scene, create=False)
     return [(n.bl_idname, n.image.name if getattr(n, "image", None) else None) for n in tree.nodes]
 
 def comp_tree_name():
-    from bl_ext.user_default.fathom.bridge.results import compositor_tree
+    from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
     return compositor_tree(bpy.context.scene, create=False).name
 
 def image_nodes():
@@ -40,7 +41,7 @@ def image_nodes():
 
 def render_output_linked():
     # Render Layers reaches the output: Group Output in 5.0+, Composite in 4.x (there through a Reroute).
-    from bl_ext.user_default.fathom.bridge.results import compositor_tree
+    from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
     tree = compositor_tree(bpy.context.scene, create=False)
     reached, todo = set(), [n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers"]
     while todo:
@@ -60,7 +61,7 @@ def test_manifest_lists_exactly_the_pinned_wheels():
 def test_zip_ships_the_extension_and_its_wheels_only(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names and "engine/depth.py" in names
-    assert "bridge/pipeline.py" in names and "operators/generate.py" in names
+    assert "bridge/generation/backends.py" in names and "operators/generate.py" in names
     for dev in ("server/", "tests/", "bench/", "scripts/", "requirements/", ".ci/", "Makefile", ".git"):
         assert not any(n.startswith(dev) for n in names), dev
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
@@ -95,7 +96,9 @@ def test_installs_enabled_with_its_own_wheels(blender, blender_home):
 
 @pytest.mark.smoke
 def test_generate_from_image_datablock(blender, catalog_for, tiny_model_file, tmp_path):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         from bl_ext.user_default.fathom.engine.exr import read_exr
         img = make_image("Photo", 90, 60)
         save_blend()
@@ -113,7 +116,9 @@ def test_generate_from_image_datablock(blender, catalog_for, tiny_model_file, tm
                   "top_left": float(y[0, 0]), "top_right": float(y[0, -1]), "shape": list(y.shape),
               "meta": result["fathom"].to_dict(), "first": nodes_after_first, "second": image_nodes(),
               "render_linked": render_output_linked()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["ops"] == [["FINISHED"], ["FINISHED"]]
     assert got["filepath"] == "//generated/Photo_depth_001.exr"
     assert (tmp_path / "generated" / "Photo_depth_001.exr").is_file()
@@ -131,7 +136,9 @@ def test_generate_from_image_datablock(blender, catalog_for, tiny_model_file, tm
 
 
 def test_generate_with_the_standin_model(blender, catalog_for, standin_model, tmp_path):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         img = make_image("Street", 200, 113)
         save_blend()
         props = bpy.context.scene.fathom
@@ -142,7 +149,9 @@ def test_generate_with_the_standin_model(blender, catalog_for, standin_model, tm
         result = bpy.data.images["Street_depth_001.png"]
         emit({"ok": list(ok), "size": list(result.size), "colorspace": result.colorspace_settings.name,
               "nodes": comp_nodes()})
-    """, catalog=catalog_for(da2_small=standin_model))
+    """,
+        catalog=catalog_for(da2_small=standin_model),
+    )
     assert got["ok"] == ["FINISHED"]
     assert got["size"] == [200, 113] and got["colorspace"] == "Non-Color"
     assert ["CompositorNodeImage", "Street_depth_001.png"] in got["nodes"]
@@ -150,7 +159,9 @@ def test_generate_with_the_standin_model(blender, catalog_for, standin_model, tm
 
 
 def test_image_file_source_and_existing_tree_left_alone(blender, catalog_for, tiny_model_file, tmp_path):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         img = make_image("Pic", 40, 30)
         img.filepath_raw = tmp + "/pic.png"
         img.file_format = "PNG"
@@ -172,7 +183,9 @@ def test_image_file_source_and_existing_tree_left_alone(blender, catalog_for, ti
         emit({"ok": list(ok), "size": list(result.size), "tree": comp_tree_name() == tree.name,
               "nodes": sorted(n.bl_idname for n in tree.nodes), "blur_location": list(blur.location),
               "source": result["fathom"]["source"].to_dict()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["ok"] == ["FINISHED"]
     assert got["size"] == [40, 30]
     assert got["tree"] is True and got["nodes"] == ["CompositorNodeBlur", "CompositorNodeImage"]
@@ -181,15 +194,30 @@ def test_image_file_source_and_existing_tree_left_alone(blender, catalog_for, ti
 
 
 def test_unsaved_file_gets_a_clear_message(blender, catalog_for, tiny_model_file):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         bpy.context.scene.fathom.image = make_image("Photo", 32, 32)
         try:
             bpy.ops.fathom.generate_depth()
             emit("no error")
         except RuntimeError as exc:
             emit(str(exc))
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert "Save the .blend file first" in got
+
+
+def test_operators_that_generate_cannot_be_redone(blender):
+    """Adjust Last Operation (redo) and Repeat Last re-run only operators registered with REGISTER:
+    those that generate (and may spend tokens on the depth server) must not carry it."""
+    got = blender("""
+        emit({name: sorted(getattr(bpy.ops.fathom, name).bl_options) for name in dir(bpy.ops.fathom)})
+    """)
+    for name in ("generate_depth", "fetch_pending", "regenerate_result"):
+        assert got[name] == ["UNDO"], name  # still undoable: Ctrl+Z takes the new image and node away
+    assert "REGISTER" in got["add_depth_node"]  # the flags read are Blender's, not a constant
 
 
 def test_poll_explains_a_missing_source(blender):
@@ -200,24 +228,38 @@ def test_poll_explains_a_missing_source(blender):
 
 
 def test_cli_generate_and_exit_codes(blender, fathom_cli, catalog_for, tiny_model_file, tmp_path):
-    blender(MAKE_IMAGE, """
+    blender(
+        MAKE_IMAGE,
+        """
         for name in ("Photo", "Other"):
             img = make_image(name, 48, 32)
             img.pack()
             img.use_fake_user = True  # an image nothing uses is not saved
         save_blend()
-    """)
+    """,
+    )
     blend = tmp_path / "shot.blend"
     catalog = catalog_for(da2_small=tiny_model_file)
 
-    ok = fathom_cli("generate", "--source", "image", "Photo", "--output", tmp_path / "out.exr",
-                    "--resolution", "256", blend=blend, catalog=catalog)
+    ok = fathom_cli(
+        "generate",
+        "--source",
+        "image",
+        "Photo",
+        "--output",
+        tmp_path / "out.exr",
+        "--resolution",
+        "256",
+        blend=blend,
+        catalog=catalog,
+    )
     assert ok.returncode == 0, ok.stderr
     assert Path(ok.stdout.strip().splitlines()[-1]) == tmp_path / "out.exr"
     assert (tmp_path / "out.exr").is_file()
 
-    again = fathom_cli("generate", "--source", "image", "Photo", "--output", tmp_path / "out.exr",
-                       blend=blend, catalog=catalog)
+    again = fathom_cli(
+        "generate", "--source", "image", "Photo", "--output", tmp_path / "out.exr", blend=blend, catalog=catalog
+    )
     assert again.returncode == 5 and "already exists" in again.stderr
 
     missing = fathom_cli("generate", "--source", "image", "Nope", blend=blend, catalog=catalog)
@@ -229,8 +271,9 @@ def test_cli_generate_and_exit_codes(blender, fathom_cli, catalog_for, tiny_mode
     bad = fathom_cli("generate", "--source", "file", corrupt, blend=blend, catalog=catalog)
     assert bad.returncode == 3, bad.stderr
 
-    no_model = fathom_cli("generate", "--source", "image", "Photo", blend=blend,
-                          catalog=catalog_for(da2_small=tmp_path / "absent.onnx"))
+    no_model = fathom_cli(
+        "generate", "--source", "image", "Photo", blend=blend, catalog=catalog_for(da2_small=tmp_path / "absent.onnx")
+    )
     assert no_model.returncode == 4 and "absent.onnx" in no_model.stderr
 
     unsaved = fathom_cli("generate", "--source", "image", "Photo", catalog=catalog)
@@ -250,7 +293,10 @@ bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which di
 
 def test_render_source_and_scene_z(blender, fathom_cli, catalog_for, tiny_model_file, tmp_path):
     catalog = catalog_for(da2_small=tiny_model_file)
-    got = blender(SAMPLE_SCENE, MAKE_IMAGE, """
+    got = blender(
+        SAMPLE_SCENE,
+        MAKE_IMAGE,
+        """
         bpy.ops.wm.save_as_mainfile(filepath=tmp + "/scene.blend")
         scene = bpy.context.scene
         scene.fathom.source = "RENDER"
@@ -260,20 +306,35 @@ def test_render_source_and_scene_z(blender, fathom_cli, catalog_for, tiny_model_
         emit({"ok": list(ok), "size": list(result.size), "source": result["fathom"]["source"].to_dict(),
               "nodes": comp_nodes()})
         bpy.ops.wm.save_mainfile()
-    """, catalog=catalog)
+    """,
+        catalog=catalog,
+    )
     assert got["ok"] == ["FINISHED"] and got["size"] == [64, 36]
     assert got["source"]["kind"] == "render" and got["source"]["camera"]
     assert ["CompositorNodeImage", "Scene_render_depth_001.exr"] in got["nodes"]
 
     blend = tmp_path / "scene.blend"
-    z = fathom_cli("generate", "--source", "render", "--backend", "scene-z", "--format", "exr32", "--save",
-                   blend=blend, catalog=catalog)
+    z = fathom_cli(
+        "generate",
+        "--source",
+        "render",
+        "--backend",
+        "scene-z",
+        "--format",
+        "exr32",
+        "--save",
+        blend=blend,
+        catalog=catalog,
+    )
     assert z.returncode == 0, z.stderr
     assert Path(z.stdout.strip().splitlines()[-1]) == tmp_path / "generated" / "Scene_Z_depth_001.exr"
-    saved = blender(MAKE_IMAGE, """
+    saved = blender(
+        MAKE_IMAGE,
+        """
         bpy.ops.wm.open_mainfile(filepath=tmp + "/scene.blend")
         emit(sorted(image_nodes()))
-    """)
+    """,
+    )
     assert saved == ["Scene_Z_depth_001.exr", "Scene_render_depth_001.exr"]  # --save kept the new node
 
     blender("""
@@ -287,32 +348,35 @@ def test_render_source_and_scene_z(blender, fathom_cli, catalog_for, tiny_model_
 
 def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin_model, tmp_path):
     """What the modal operator drives (timers do not run in background mode, so the test polls)."""
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         import time
-        from bl_ext.user_default.fathom.bridge import jobs, pipeline
+        from bl_ext.user_default.fathom.bridge.generation import backends
+        from bl_ext.user_default.fathom.bridge.generation import worker as jobs
         props = bpy.context.scene.fathom
         props.image = make_image("Photo", 120, 80)
         save_blend()
 
         # A generation on the worker thread, collected on the main thread.
-        running = jobs.start(pipeline.prepare(bpy.context))
+        running = jobs.start(backends.prepare(bpy.context))
         seen = []
         refused = None
         try:
-            jobs.start(pipeline.prepare(bpy.context))
+            jobs.start(backends.prepare(bpy.context))
         except jobs.BusyError as exc:
             refused = str(exc)
         poll_while_running = bpy.ops.fathom.generate_depth.poll()
         while not running.wait(0.01):
             seen.append(running.message)
-        image, node = pipeline.finish(running.job, bpy.context)
+        image, node = running.job.finish(bpy.context)
         jobs.collect(running)
 
         # Cancelled: no file, no image, and the next generation may start.
         files_before = sorted(os.listdir(tmp + "/generated"))
         images_before = len(bpy.data.images)
         props.resolution = 1024  # tiled: many steps to cancel between
-        cancelled = jobs.start(pipeline.prepare(bpy.context))
+        cancelled = jobs.start(backends.prepare(bpy.context))
         cancelled.cancel()
         cancelled.wait()
         jobs.collect(cancelled)
@@ -323,7 +387,9 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
               "files_before": files_before, "files_after": sorted(os.listdir(tmp + "/generated")),
               "images_same": len(bpy.data.images) == images_before,
               "idle_after": jobs.current() is None and bpy.ops.fathom.generate_depth.poll()})
-    """, catalog=catalog_for(da2_small=standin_model))
+    """,
+        catalog=catalog_for(da2_small=standin_model),
+    )
     assert got["error"] is None and got["fraction"] == 1.0
     assert "Depth ready" in got["messages"]
     assert got["refused"] and "already running" in got["refused"]
@@ -337,10 +403,21 @@ def test_worker_thread_progress_refusal_and_cancel(blender, catalog_for, standin
 
 def test_cli_models_and_help(fathom_cli, tmp_path, tiny_model_file):
     catalog = tmp_path / "models.json"
-    catalog.write_text(json.dumps({"models": {
-        "tiny": {"name": "Tiny", "path": str(tiny_model_file)},
-        "wrong": {"name": "Wrong", "path": str(tiny_model_file), "sha256": "0" * 64,
-                  "size": tiny_model_file.stat().st_size}}}))
+    catalog.write_text(
+        json.dumps(
+            {
+                "models": {
+                    "tiny": {"name": "Tiny", "path": str(tiny_model_file)},
+                    "wrong": {
+                        "name": "Wrong",
+                        "path": str(tiny_model_file),
+                        "sha256": "0" * 64,
+                        "size": tiny_model_file.stat().st_size,
+                    },
+                }
+            }
+        )
+    )
 
     listed = fathom_cli("models", "list", catalog=catalog)
     assert listed.returncode == 0, listed.stderr
@@ -364,14 +441,16 @@ def test_cli_models_and_help(fathom_cli, tmp_path, tiny_model_file):
 
 
 def test_empty_depth_node_assets_and_delete(blender, catalog_for, tiny_model_file, tmp_path):
-    got = blender(MAKE_IMAGE, """
-        from bl_ext.user_default.fathom.bridge import results
+    got = blender(
+        MAKE_IMAGE,
+        """
+        from bl_ext.user_default.fathom.bridge.generation import nodes, results
         scene = bpy.context.scene
         scene.fathom.image = make_image("Photo", 32, 24)
         user_image = make_image("Mine", 8, 8)
         save_blend()
         bpy.ops.fathom.add_depth_node()
-        tree = results.compositor_tree(scene, create=False)
+        tree = nodes.compositor_tree(scene, create=False)
         empty = [n for n in tree.nodes if n.bl_idname == "CompositorNodeImage"]
         before = {"count": len(empty), "image": empty[0].image}
         bpy.ops.fathom.generate_depth()
@@ -392,7 +471,9 @@ def test_empty_depth_node_assets_and_delete(blender, catalog_for, tiny_model_fil
               "same_node": filled[0].name == empty[0].name, "asset": asset, "refused": refused,
               "file_gone": not os.path.exists(path), "image_gone": "Photo_depth_001.exr" not in bpy.data.images,
               "node_empty": filled[0].image is None, "mine_kept": "Mine" in bpy.data.images})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["before"] == [1, True]
     assert got["filled"] == [1, "Photo_depth_001.exr"] and got["same_node"]
     assert got["asset"]
@@ -402,6 +483,7 @@ def test_empty_depth_node_assets_and_delete(blender, catalog_for, tiny_model_fil
 
 def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, tmp_path):
     import hashlib
+
     sys.path.insert(0, str(ROOT))
     from tests.engine.http_fixture import FileServer
 
@@ -409,11 +491,25 @@ def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, t
     with FileServer() as server:
         url = server.add("tiny.onnx", data)
         catalog = tmp_path / "models.json"
-        catalog.write_text(json.dumps({"models": {"tiny-dl": {
-            "name": "Tiny download", "url": url, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-            "filename": "tiny-dl.onnx", "license": "Apache-2.0"}}}))
-        got = blender("""
-            from bl_ext.user_default.fathom.preferences import model_store
+        catalog.write_text(
+            json.dumps(
+                {
+                    "models": {
+                        "tiny-dl": {
+                            "name": "Tiny download",
+                            "url": url,
+                            "size": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest(),
+                            "filename": "tiny-dl.onnx",
+                            "license": "Apache-2.0",
+                        }
+                    }
+                }
+            )
+        )
+        got = blender(
+            """
+            from bl_ext.user_default.fathom.bridge.prefs import model_store
             prefs = bpy.context.preferences.addons["bl_ext.user_default.fathom"].preferences
             prefs.models_dir = tmp + "/models"
             offline = bpy.ops.fathom.download_model.poll()
@@ -424,7 +520,9 @@ def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, t
             deleted = bpy.ops.fathom.delete_model(model="tiny-dl")
             emit({"offline_poll": offline, "ops": [list(down), list(verified), list(deleted)], "status": status,
                   "after": model_store().status("tiny-dl"), "files": sorted(os.listdir(tmp + "/models"))})
-        """, catalog=catalog)
+        """,
+            catalog=catalog,
+        )
     assert got["offline_poll"] is False
     assert got["ops"] == [["FINISHED"]] * 3
     assert got["status"] == "installed" and got["after"] == "missing"
@@ -432,7 +530,9 @@ def test_model_download_verify_delete_from_127_0_0_1(blender, tiny_model_file, t
 
 
 def test_python_api(blender, catalog_for, tiny_model_file, tmp_path):
-    got = blender(MAKE_IMAGE, """
+    got = blender(
+        MAKE_IMAGE,
+        """
         from bl_ext.user_default.fathom import api as fathom
         make_image("Photo", 50, 30)
         first = fathom.generate_depth(image="Photo", output=tmp + "/api.png", output_format="png16", invert=True)
@@ -444,7 +544,9 @@ def test_python_api(blender, catalog_for, tiny_model_file, tmp_path):
         emit({"path": str(first.path), "image": first.image.name, "node": first.node.bl_idname,
               "shape": list(first.depth_map.depth.shape), "near_is_bright": first.depth_map.near_is_bright,
               "bad": bad, "models": [m.info.id for m in fathom.models()]})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["path"] == str(tmp_path / "api.png") and (tmp_path / "api.png").is_file()
     assert got["image"] == "api.png" and got["node"] == "CompositorNodeImage"
     assert got["shape"] == [30, 50] and got["near_is_bright"] is False
@@ -467,8 +569,10 @@ def test_depth_presets(blender):
 
 
 def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_file):
-    got = blender(MAKE_IMAGE, """
-        from bl_ext.user_default.fathom.bridge import results
+    got = blender(
+        MAKE_IMAGE,
+        """
+        from bl_ext.user_default.fathom.bridge.generation import nodes, results
         scene = bpy.context.scene
         props = scene.fathom
         props.image = make_image("Photo", 40, 20)
@@ -477,12 +581,14 @@ def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_fi
         bpy.ops.fathom.generate_depth()
         props.resolution, props.invert, props.output_format = 700, False, "png8"
         props.image = make_image("Other", 8, 8)
-        tree = results.compositor_tree(scene, create=False)
+        tree = nodes.compositor_tree(scene, create=False)
         tree.nodes.active = [n for n in tree.nodes if n.bl_idname == "CompositorNodeImage"][0]
         ok = bpy.ops.fathom.regenerate_result()
         emit({"ok": list(ok), "settings": [props.resolution, props.invert, props.output_format, props.image.name],
               "nodes": image_nodes()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["ok"] == ["FINISHED"]
     assert got["settings"] == [300, True, "exr16", "Photo"]
     assert got["nodes"] == ["Photo_depth_002.exr"]
@@ -491,7 +597,7 @@ def test_regenerate_with_the_stored_settings(blender, catalog_for, tiny_model_fi
 def test_capture_flips_rows_and_displays_float_images(blender):
     got = blender("""
         import numpy as np
-        from bl_ext.user_default.fathom.bridge.capture import image_pixels
+        from bl_ext.user_default.fathom.bridge.capture.picture import image_pixels
         out = {}
         for name, is_float in (("byte", False), ("float", True)):
             img = bpy.data.images.new(name, 4, 2, float_buffer=is_float)

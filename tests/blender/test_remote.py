@@ -4,6 +4,7 @@ The server runs from .venv (this interpreter has bpy, not the server's packages)
 with its own data folder and a catalogue pointing "da2-small" at the tiny test model, and
 "da2-broken" at a file no onnxruntime can load (a job that fails on the server, to be refunded).
 """
+
 import json
 import os
 import signal
@@ -34,20 +35,34 @@ class DepthServer:
         self.folder, self.port = folder, free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("FATHOM_")}
-        self.env.update({"FATHOM_CATALOG": str(catalog), "FATHOM_MODELS_DIR": str(folder / "models"),
-                         "FATHOM_SERVER_DATA_DIR": str(folder / "data"), "FATHOM_SERVER_PORT": str(self.port),
-                         "FATHOM_SERVER_LOG_LEVEL": "warning", "FATHOM_SERVER_POLL_SECONDS": "0.1",
-                         "FATHOM_SERVER_RATE_PER_SECOND": "0", "FATHOM_SERVER_TOP_UP_URL": TOP_UP,
-                         "FATHOM_SERVER_MODELS": json.dumps({"small": "da2-small", "broken": "da2-broken"}),
-                         "OMP_NUM_THREADS": "1"})
+        self.env.update(
+            {
+                "FATHOM_CATALOG": str(catalog),
+                "FATHOM_MODELS_DIR": str(folder / "models"),
+                "FATHOM_SERVER_DATA_DIR": str(folder / "data"),
+                "FATHOM_SERVER_PORT": str(self.port),
+                "FATHOM_SERVER_LOG_LEVEL": "warning",
+                "FATHOM_SERVER_POLL_SECONDS": "0.1",
+                "FATHOM_SERVER_RATE_PER_SECOND": "0",
+                "FATHOM_SERVER_TOP_UP_URL": TOP_UP,
+                "FATHOM_SERVER_MODELS": json.dumps({"small": "da2-small", "broken": "da2-broken"}),
+                "OMP_NUM_THREADS": "1",
+            }
+        )
         self.env.update({f"FATHOM_SERVER_{k.upper()}": str(v) for k, v in settings.items()})
         self.proc = None
 
     def start(self, **settings):
         env = {**self.env, **{f"FATHOM_SERVER_{k.upper()}": str(v) for k, v in settings.items()}}
         self.log = open(self.folder / "server.log", "ab")
-        self.proc = subprocess.Popen([DEV_PYTHON, "-m", "server"], cwd=ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [DEV_PYTHON, "-m", "server"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -78,8 +93,14 @@ class DepthServer:
         return self.admin("create-key", name).split()[0]
 
     def admin(self, *args) -> str:
-        result = subprocess.run([DEV_PYTHON, "-m", "server.admin", *args], cwd=ROOT, env=self.env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [DEV_PYTHON, "-m", "server.admin", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -101,8 +122,9 @@ def remote_catalog(tiny_model_file, tmp_path_factory):
     broken = folder / "broken.onnx"
     broken.write_bytes(b"this is not an ONNX model" * 40)
     path = folder / "catalog.json"
-    path.write_text(json.dumps({"models": {"da2-small": {"path": str(tiny_model_file)},
-                                           "da2-broken": {"path": str(broken)}}}))
+    path.write_text(
+        json.dumps({"models": {"da2-small": {"path": str(tiny_model_file)}, "da2-broken": {"path": str(broken)}}})
+    )
     return path
 
 
@@ -128,10 +150,12 @@ def setup(url, key, *, online=True):
 import importlib, numpy as np
 fathom = importlib.import_module({MODULE!r})
 api = importlib.import_module({MODULE!r} + ".api")
-remote = importlib.import_module({MODULE!r} + ".bridge.remote")
-pending = importlib.import_module({MODULE!r} + ".bridge.pending")
-pipeline = importlib.import_module({MODULE!r} + ".bridge.pipeline")
-jobs = importlib.import_module({MODULE!r} + ".bridge.jobs")
+account = importlib.import_module({MODULE!r} + ".bridge.remote.account")
+online = importlib.import_module({MODULE!r} + ".bridge.remote.online")
+pending = importlib.import_module({MODULE!r} + ".bridge.remote.pending")
+backends = importlib.import_module({MODULE!r} + ".bridge.generation.backends")
+nodes = importlib.import_module({MODULE!r} + ".bridge.generation.nodes")
+jobs = importlib.import_module({MODULE!r} + ".bridge.generation.worker")
 engine_remote = importlib.import_module({MODULE!r} + ".engine.remote")
 prefs = bpy.context.preferences.addons[{MODULE!r}].preferences
 bpy.context.preferences.system.use_online_access = {online!r}
@@ -153,7 +177,7 @@ if bpy.data.images.get("Photo") is None:
     bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
 
 def depth_nodes():
-    tree = fathom.bridge.results.compositor_tree(scene, create=False)
+    tree = nodes.compositor_tree(scene, create=False)
     if tree is None:
         return []
     return [(n.name, n.image.name if n.image else None) for n in tree.nodes if n.bl_idname == "CompositorNodeImage"]
@@ -166,25 +190,26 @@ def run_in_worker(job, cancel_when=None):
             running.cancel()
             cancel_when = None
     jobs.collect(running)
-    pending.drain()
+    jobs.drain()
     return running
 """
 
 
-def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender, server, catalog_for,
-                                                                        tiny_model_file):
+def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender, server, catalog_for, tiny_model_file):
     key = server.user(tokens=5)
-    got = blender(setup(server.url, key), """
+    got = blender(
+        setup(server.url, key),
+        """
         local = api.generate_depth(image="Photo", backend="local")
         local_node = depth_nodes()
 
         assert bpy.ops.fathom.test_connection() == {"FINISHED"}  # headless: synchronous, fills the cache
-        button = remote.generate_button(bpy.context)
+        button = account.generate_button(bpy.context)
 
-        job = pipeline.prepare(bpy.context)
+        job = backends.prepare(bpy.context)
         running = run_in_worker(job)
         assert running.error is None, running.error
-        image, node = pipeline.finish(job, bpy.context)
+        image, node = job.finish(bpy.context)
         first = {"path": str(job.path), "image": image.name, "node": node.name, "job": job.job_id,
                  "colorspace": image.colorspace_settings.name, "size": list(image.size),
                  "remote": image["fathom"]["remote"].to_dict(), "nodes": depth_nodes(),
@@ -195,10 +220,10 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
         reused = [again.reused, float(np.abs(again.depth_map.depth - job.depth_map.depth).max()),
                   again.depth_map.model, again.depth_map.near_is_bright == job.depth_map.near_is_bright]
         button_op = list(bpy.ops.fathom.generate_depth())              # the button: reused too
-        reused_job = pipeline.prepare(bpy.context)
+        reused_job = backends.prepare(bpy.context)
         reused_job.run()
-        done = pipeline.done_message(reused_job, 0.1)
-        balance_after_reuse = remote.account.view(prefs.server_url, prefs.api_key).balance
+        done = reused_job.done_message(0.1)
+        balance_after_reuse = account.account.view(prefs.server_url, prefs.api_key).balance
         forced = api.generate_depth(image="Photo", backend="server", force=True)
         again_op = list(bpy.ops.fathom.generate_depth(force=True))     # Generate Again: a new job
         gen = bpy.types.Operator.bl_rna_get_subclass_py("FATHOM_OT_generate_depth")
@@ -209,8 +234,10 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
               "again": [str(again.path), again.image.name, again.node.name], "ops": [button_op, again_op],
               "forced": [str(forced.path), forced.node.name, forced.image["fathom"]["remote"]["job"]],
               "balance_after_reuse": balance_after_reuse, "images": images, "nodes": depth_nodes(),
-              "balance_shown": remote.account.view(prefs.server_url, prefs.api_key).balance})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+              "balance_shown": account.account.view(prefs.server_url, prefs.api_key).balance})
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["button"]["text"] == "Generate Depth · 1 token" and got["button"]["kind"] == "generate"
     first = got["first"]
     # The same node the local generation made for this source now shows the server's result.
@@ -239,8 +266,9 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
     assert len(server.artworks(key)) == 3
 
 
-def test_server_backend_renders_in_a_child_and_the_main_thread_never_waits(blender, server, catalog_for,
-                                                                          tiny_model_file):
+def test_server_backend_renders_in_a_child_and_the_main_thread_never_waits(
+    blender, server, catalog_for, tiny_model_file
+):
     """Render source with the Server backend, as the modal operator runs it: the render happens in a
     child Blender on the worker thread, the picture's cache key is made after it, and the main
     thread keeps ticking. A second identical render is recognised after rendering: no tokens."""
@@ -254,14 +282,17 @@ bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which di
 renders_here = []
 bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_ident()))
 """
-    got = blender(scene_code, setup(server.url, key), """
+    got = blender(
+        scene_code,
+        setup(server.url, key),
+        """
         scene.fathom.source = "RENDER"
         bpy.ops.wm.save_mainfile()
         assert bpy.ops.fathom.refresh_balance() == {"FINISHED"}
 
         def generate():
             started = time.perf_counter()
-            job = pipeline.prepare(bpy.context, offload_render=True)
+            job = backends.prepare(bpy.context, offload_render=True)
             prepare_s = time.perf_counter() - started
             deferred = [job.capture is None, job.render is not None, job.cache_key == "", job.idempotency_key == ""]
             running = jobs.start(job)
@@ -272,7 +303,7 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
             ticks.append(time.perf_counter())
             jobs.collect(running)
             assert running.error is None, running.error
-            image, node = pipeline.finish(job, bpy.context)
+            image, node = job.finish(bpy.context)
             return {"prepare_s": prepare_s, "deferred": deferred, "run_s": ticks[-1] - ticks[0],
                     "longest_pause_s": max(b - a for a, b in zip(ticks, ticks[1:])),
                     "rendered": any(m.startswith("Rendering: sample") for m in messages),
@@ -284,7 +315,7 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
         first = generate()
         second = generate()
         # Generate Again, cancelled while rendering: nothing is sent.
-        job = pipeline.prepare(bpy.context, offload_render=True, force=True)
+        job = backends.prepare(bpy.context, offload_render=True, force=True)
         running = jobs.start(job)
         while not running.wait(0.02):
             if running.message.startswith("Rendering: sample"):
@@ -292,7 +323,9 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
         jobs.collect(running)
         emit({"first": first, "second": second, "renders_here": len(renders_here),
               "pending": pending.entries(), "cancelled": [running.cancelled, str(running.error), job.job_id]})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     first, second = got["first"], got["second"]
     print({k: [round(r[k], 3) for r in (first, second)] for k in ("prepare_s", "run_s", "longest_pause_s")})
     assert got["renders_here"] == 0  # both renders happened in the child
@@ -314,33 +347,37 @@ bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_
 
 def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender, server):
     key = server.user(tokens=0)
-    got = blender(setup(server.url, key), f"nobody = 'http://127.0.0.1:{free_port()}'", """
+    got = blender(
+        setup(server.url, key),
+        f"nobody = 'http://127.0.0.1:{free_port()}'",
+        """
         bpy.ops.fathom.refresh_balance()
-        button = remote.generate_button(bpy.context)
+        button = account.generate_button(bpy.context)
         errors = []
         try:  # known balance: refused before any network
-            pipeline.prepare(bpy.context)
+            backends.prepare(bpy.context)
         except engine_remote.InsufficientTokensError as exc:
             errors.append([str(exc), exc.shortfall, exc.top_up_url])
-        remote.account.clear()  # unknown balance: the server says 402 and charges nothing
+        account.account.clear()  # unknown balance: the server says 402 and charges nothing
         try:
             api.generate_depth(image="Photo", backend="server")
         except engine_remote.InsufficientTokensError as exc:
             errors.append([str(exc), exc.shortfall, exc.top_up_url])
         # Test Connection's answers when something is wrong, in words that say what to do.
         RemoteClient = engine_remote.RemoteClient
-        wrong_key = remote.account.refresh(RemoteClient(prefs.server_url, "fth_wrong")).error
-        refused = remote.account.refresh(RemoteClient(nobody, "fth_x")).error
+        wrong_key = account.account.refresh(RemoteClient(prefs.server_url, "fth_wrong")).error
+        refused = account.account.refresh(RemoteClient(nobody, "fth_x")).error
         bpy.context.preferences.system.use_online_access = False
         try:
-            pipeline.prepare(bpy.context)
+            backends.prepare(bpy.context)
             offline = None
-        except remote.OfflineError as exc:
+        except online.OfflineError as exc:
             offline = str(exc)
         emit({"button": button, "errors": errors, "pending": pending.entries(), "nodes": depth_nodes(),
               "wrong_key": wrong_key, "refused": refused, "offline": offline,
-              "offline_button": remote.generate_button(bpy.context)})
-    """)
+              "offline_button": account.generate_button(bpy.context)})
+    """,
+    )
     assert got["button"]["kind"] == "top_up" and got["button"]["text"] == "Get tokens · 1 more"
     assert got["button"]["shortfall"] == 1
     assert len(got["errors"]) == 2
@@ -357,7 +394,9 @@ def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender
 
 def test_failure_on_the_server_is_refunded_and_shown(blender, server):
     key = server.user(tokens=2)
-    got = blender(setup(server.url, key), """
+    got = blender(
+        setup(server.url, key),
+        """
         bpy.ops.fathom.refresh_balance()
         try:
             api.generate_depth(image="Photo", backend="server", model="da2-broken")
@@ -365,8 +404,9 @@ def test_failure_on_the_server_is_refunded_and_shown(blender, server):
         except engine_remote.JobFailedError as exc:
             error = [str(exc), exc.refunded]
         emit({"error": error, "pending": pending.entries(), "nodes": depth_nodes(),
-              "shown": remote.account.view(prefs.server_url, prefs.api_key).balance})
-    """)
+              "shown": account.account.view(prefs.server_url, prefs.api_key).balance})
+    """,
+    )
     message, refunded = got["error"]
     assert refunded == 1 and "refunded" in message
     assert got["pending"] == [] and got["nodes"] == []
@@ -377,12 +417,15 @@ def test_failure_on_the_server_is_refunded_and_shown(blender, server):
 
 def test_cancel_cancels_the_job_on_the_server(blender, idle_server):
     key = idle_server.user(tokens=3)
-    got = blender(setup(idle_server.url, key), """
-        job = pipeline.prepare(bpy.context)
+    got = blender(
+        setup(idle_server.url, key),
+        """
+        job = backends.prepare(bpy.context)
         running = run_in_worker(job, cancel_when=lambda job: job.job_id is not None)
         emit({"cancelled": running.cancelled, "error": str(running.error), "job": job.job_id,
               "refunded": running.error.refunded, "pending": pending.entries(), "nodes": depth_nodes()})
-    """)
+    """,
+    )
     assert got["cancelled"] and got["refunded"] == 1 and "refunded" in got["error"]
     assert got["pending"] == [] and got["nodes"] == []
     (artwork,) = idle_server.artworks(key)
@@ -390,26 +433,63 @@ def test_cancel_cancels_the_job_on_the_server(blender, idle_server):
     assert idle_server.balance(key) == 3
 
 
+def test_disabling_the_extension_stops_what_it_started(blender, idle_server, remote_catalog):
+    """unregister() while a paid job waits on the server, an account refresh runs, a redraw timer is
+    set and a local model session is cached: the job is cancelled (and refunded), no Fathom thread or
+    timer is left, the caches are empty."""
+    key = idle_server.user(tokens=3)
+    got = blender(
+        setup(idle_server.url, key),
+        """
+        import threading, time, addon_utils
+        session = importlib.import_module({MODULE!r} + ".engine.session")
+        api.generate_depth(image="Photo", backend="local")  # caches an onnxruntime session
+        cached = len(session._cache)
+        running = jobs.start(backends.prepare(bpy.context))
+        while running.job.job_id is None and not running.done:  # until the server has accepted it
+            time.sleep(0.05)
+        client = online.client_for(bpy.context)
+        account.account.refresh_in_background(client)
+        bpy.app.timers.register(account._redraw_tick, first_interval=60)  # as the UI's refresh sets it
+        addon_utils.disable({MODULE!r}, default_set=False)
+        alive = [t.name for t in threading.enumerate() if t.name.startswith("fathom")]
+        emit({{"cached": cached, "after": len(session._cache), "threads": alive, "job": running.job.job_id,
+              "done": running.done, "cancelled": running.cancelled, "current": jobs.current() is None,
+              "timer": bpy.app.timers.is_registered(account._redraw_tick),
+              "views": len(account.account._views), "enabled": addon_utils.check({MODULE!r})[1]}})
+    """.format(MODULE=MODULE),
+        catalog=remote_catalog,
+    )
+    assert got["cached"] == 1 and got["after"] == 0 and got["views"] == 0
+    assert got["done"] and got["cancelled"] and got["current"] and got["job"]
+    assert got["threads"] == [] and not got["timer"] and not got["enabled"]
+    (artwork,) = idle_server.artworks(key)
+    assert artwork["status"] == "canceled" and idle_server.balance(key) == 3  # refunded
+
+
 @pytest.mark.parametrize("saved", [True, False], ids=["saved", "crashed"])
 def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blender, idle_server, tmp_path, saved):
     key = idle_server.user(tokens=3)
     # The server (no workers yet) accepts the job; then it goes away while Blender follows the job.
     # Blender then saves the file, or "crashes" (exits unsaved: the journal in generated/ remembers).
-    got = blender(setup(idle_server.url, key), f"""
+    got = blender(
+        setup(idle_server.url, key),
+        f"""
         import os, signal
-        job = pipeline.prepare(bpy.context)
+        job = backends.prepare(bpy.context)
         running, stopped = jobs.start(job), False
         while not running.wait(0.05):
             if job.job_id is not None and not stopped:
                 os.kill({idle_server.proc.pid}, signal.SIGTERM)
                 stopped = True
         jobs.collect(running)
-        pending.drain()
+        jobs.drain()
         if {saved!r}:
             bpy.ops.wm.save_mainfile()
         emit({{"error": str(running.error), "kind": type(running.error).__name__, "job": job.job_id,
               "pending": [e["job"] for e in pending.entries()]}})
-    """)
+    """,
+    )
     assert got["kind"] == "StillPendingError" and "Fetch Pending Results" in got["error"]
     assert got["pending"] == [got["job"]]
     job = got["job"]
@@ -419,16 +499,20 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
     idle_server.stop()
     idle_server.start(workers=1)  # back, now with a worker that computes the waiting job
 
-    got = blender('bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")', setup(idle_server.url, key), f"""
-        noticed = pending.notice_count()
-        assert bpy.ops.fathom.fetch_pending() == {{"FINISHED"}}
+    got = blender(
+        'bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")',
+        setup(idle_server.url, key),
+        """
+        noticed = len(pending.entries())  # merged back from the journal by the load handler
+        assert bpy.ops.fathom.fetch_pending() == {"FINISHED"}
         scene = bpy.context.scene
-        image = [n.image for n in fathom.bridge.results.compositor_tree(scene, create=False).nodes
+        image = [n.image for n in nodes.compositor_tree(scene, create=False).nodes
                  if n.bl_idname == "CompositorNodeImage"][0]
-        emit({{"noticed": noticed, "pending": pending.entries(), "image": image.name,
+        emit({"noticed": noticed, "pending": pending.entries(), "image": image.name,
               "job": image["fathom"]["remote"]["job"], "file": bpy.path.abspath(image.filepath),
-              "source": image["fathom"]["source"].to_dict()}})
-    """)
+              "source": image["fathom"]["source"].to_dict()})
+    """,
+    )
     assert got["noticed"] == 1 and got["pending"] == []
     assert got["job"] == job and Path(got["file"]).is_file()
     assert not (tmp_path / "generated" / ".fathom-pending.json").exists()
@@ -439,11 +523,14 @@ def test_result_of_a_dropped_connection_is_fetched_after_reopening_the_file(blen
 
 def test_headless_cli_with_the_server_backend(blender, fathom_cli, server, tmp_path):
     key = server.user(tokens=5)
-    blender(setup(server.url, key), """
+    blender(
+        setup(server.url, key),
+        """
         bpy.context.preferences.system.use_online_access = False
         prefs.backend = "LOCAL"   # the profile is shared with other tests: only the server's address stays
         bpy.ops.wm.save_userpref()
-    """)
+    """,
+    )
     blend = tmp_path / "shot.blend"
     args = ("generate", "--source", "image", "Photo", "--backend", "server", "--save")
     offline = fathom_cli(*args, blend=blend)

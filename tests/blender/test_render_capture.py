@@ -1,5 +1,6 @@
-"""Render and compositor capture (bridge.render_capture) in real Blender, from the installed extension,
+"""Render and compositor capture (bridge.capture.render) in real Blender, from the installed extension,
 on the sample scene. Each test is one scenario in a fresh Blender (the ``blender`` fixture)."""
+
 import textwrap
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from scripts.sample_scene import build_scene
 scene = build_scene({WIDTH}, {HEIGHT}, 4)
 bpy.ops.wm.read_userpref()
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
-from bl_ext.user_default.fathom.bridge import render_capture as rc
+from bl_ext.user_default.fathom.bridge.capture import render as rc
 
 def settings_state():
     r = scene.render
@@ -49,7 +50,9 @@ def scenario(blender, code):
 
 
 def test_render_has_the_scene_size_times_percentage_and_the_view_transform(blender):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         scene.render.resolution_percentage = 50
         rgb, info = rc.render_scene(scene)
         scene.render.resolution_percentage = 100
@@ -59,13 +62,20 @@ def test_render_has_the_scene_size_times_percentage_and_the_view_transform(blend
         shown, shown_info = rc.render_scene(scene)
         linear, linear_info = rc.render_scene(scene, linear=True)
         emit({"module": rc.__name__, "dtype": str(rgb.dtype), "rgb": rgb.tolist(), "info": info, "agx": agx,
-              "shown": shown.tolist(), "linear": linear.tolist(), "colours": [shown_info["colour"], linear_info["colour"]]})
-    """)
-    assert got["module"] == "bl_ext.user_default.fathom.bridge.render_capture"
+              "shown": shown.tolist(), "linear": linear.tolist(),
+              "colours": [shown_info["colour"], linear_info["colour"]]})
+    """,
+    )
+    assert got["module"] == "bl_ext.user_default.fathom.bridge.capture.render"
     rgb = np.array(got["rgb"])
     assert rgb.shape == (HEIGHT // 2, WIDTH // 2, 3) and got["dtype"] == "float32"
     info = got["info"]
-    assert (info["width"], info["height"], info["kind"], info["camera"]) == (WIDTH // 2, HEIGHT // 2, "render", "Camera")
+    assert (info["width"], info["height"], info["kind"], info["camera"]) == (
+        WIDTH // 2,
+        HEIGHT // 2,
+        "render",
+        "Camera",
+    )
     assert info["colour"] == f"view transform {got['agx']}"
     assert 0.0 <= rgb.min() and rgb.max() <= 1.0 and rgb.mean() > 0.2 and rgb.std() > 0.05
     # Top row first: the sky (blue) at the top, the ground at the bottom.
@@ -81,7 +91,9 @@ def test_render_has_the_scene_size_times_percentage_and_the_view_transform(blend
 
 
 def test_every_setting_is_restored_after_a_capture_and_on_error(blender):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         before = odd_settings()
         rc.render_scene(scene)
         after_render = settings_state()
@@ -96,7 +108,8 @@ def test_every_setting_is_restored_after_a_capture_and_on_error(blender):
             pass
         emit({"before": before, "after": [after_render, after_linear, settings_state()], "inside": inside,
               "folder_left": os.path.exists(os.path.dirname(path)), "handlers": len(bpy.app.handlers.render_stats)})
-    """)
+    """,
+    )
     assert got["before"]["file_format"] == "OPEN_EXR" and got["before"]["color_depth"] == "16"
     for after in got["after"]:
         assert after == got["before"]
@@ -105,7 +118,9 @@ def test_every_setting_is_restored_after_a_capture_and_on_error(blender):
 
 
 def test_no_camera_is_a_clear_error_and_a_given_camera_renders(blender):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         before = odd_settings()
         camera = scene.camera
         scene.camera = None
@@ -121,7 +136,8 @@ def test_no_camera_is_a_clear_error_and_a_given_camera_renders(blender):
         emit({"no_camera": no_camera, "not_camera": not_camera, "no_camera_comp": no_camera_comp,
               "info": info, "active": scene.camera.name, "difference": float(np.abs(top - front).mean()),
               "same": before == settings_state()})
-    """)
+    """,
+    )
     assert got["no_camera"] == ["RenderCaptureError", "The scene has no active camera: add one or set Scene > Camera."]
     assert got["no_camera_comp"][0] == "RenderCaptureError"
     assert got["not_camera"] == ["RenderCaptureError", "'Near sphere' is not a camera: pick a camera object."]
@@ -130,11 +146,14 @@ def test_no_camera_is_a_clear_error_and_a_given_camera_renders(blender):
 
 
 def test_progress_follows_the_render(blender):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         seen = []
         rc.render_scene(scene, progress=lambda fraction, message: seen.append((fraction, message)))
         emit({"seen": seen, "handlers": len(bpy.app.handlers.render_stats)})
-    """)
+    """,
+    )
     fractions = [f for f, _ in got["seen"]]
     assert fractions == sorted(fractions) and 0.0 <= fractions[0] and fractions[-1] == 1.0
     assert any("sample 4 of 4" in m for _, m in got["seen"])
@@ -142,7 +161,9 @@ def test_progress_follows_the_render(blender):
 
 
 def test_compositor_capture_reflects_the_tree(blender):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         before = odd_settings()
         errors = []
         if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
@@ -179,10 +200,12 @@ def test_compositor_capture_reflects_the_tree(blender):
         shown_render, _ = rc.render_scene(scene)
         captured_saved = os.path.exists(saved)
         bpy.ops.render.render(write_still=False)  # a real render does write the File Output node's file
-        emit({"file_output": [captured_saved, saver.mute, os.path.isdir(saved) and len(os.listdir(saved))],"errors": errors, "info": info, "plain": plain.tolist(), "render": render.tolist(),
+        emit({"file_output": [captured_saved, saver.mute, os.path.isdir(saved) and len(os.listdir(saved))],
+              "errors": errors, "info": info, "plain": plain.tolist(), "render": render.tolist(),
               "inverted": inverted.tolist(), "shown": shown.tolist(), "shown_render": shown_render.tolist(),
               "same": before == settings_state()})
-    """)
+    """,
+    )
     errors = got["errors"]
     assert all(e[0] == "RenderCaptureError" for e in errors)
     if len(errors) == 2:
@@ -190,7 +213,7 @@ def test_compositor_capture_reflects_the_tree(blender):
     assert "has no connected" in errors[-1][1]
     plain, render, inverted = (np.array(got[k]) for k in ("plain", "render", "inverted"))
     assert got["info"]["kind"] == "compositor" and plain.shape == (HEIGHT, WIDTH, 3)
-    np.testing.assert_allclose(plain, render, atol=1e-6)          # Render Layers -> output: the render
+    np.testing.assert_allclose(plain, render, atol=1e-6)  # Render Layers -> output: the render
     np.testing.assert_allclose(inverted, 1.0 - plain, atol=1e-5)  # an Invert node: its result
     shown, shown_render = np.array(got["shown"]), np.array(got["shown_render"])
     assert shown.shape == (HEIGHT, WIDTH, 3) and np.abs(shown - shown_render).mean() > 0.1

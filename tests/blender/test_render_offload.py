@@ -1,11 +1,12 @@
-"""Renders of the interactive path in a child Blender (bridge.render_process), from the installed
+"""Renders of the interactive path in a child Blender (bridge.capture.child), from the installed
 extension: the main thread never waits for a render, the child's pixels equal an in-process
 capture, unsaved changes are rendered, a cancel kills the child and leaves nothing behind.
 
 The bpy module has no UI, so the tests drive what the modal operator drives: prepare (with
-``offload_render``, as invoke does) on the main thread, Job.run on bridge.jobs' worker thread,
+``offload_render``, as invoke does) on the main thread, Job.run on bridge.generation.worker's thread,
 finish on the main thread. Each test is one scenario in a fresh Blender (the ``blender`` fixture).
 """
+
 import textwrap
 from pathlib import Path
 
@@ -27,8 +28,12 @@ def sample_scene(width, height, samples):
     return scene
 
 def fathom():
-    from bl_ext.user_default.fathom.bridge import capture, jobs, pipeline, render_process, scene_z
-    return capture, jobs, pipeline, render_process, scene_z
+    from bl_ext.user_default.fathom.bridge.capture import child as render_process
+    from bl_ext.user_default.fathom.bridge.capture import picture as capture
+    from bl_ext.user_default.fathom.bridge.capture import scene_z
+    from bl_ext.user_default.fathom.bridge.generation import backends
+    from bl_ext.user_default.fathom.bridge.generation import worker as jobs
+    return capture, jobs, backends, render_process, scene_z
 
 # Renders in this process, on any thread, counted: an offloaded render must leave these at 0.
 renders_here = []
@@ -60,9 +65,11 @@ def scenario(blender, code, **kwargs):
 
 
 def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, catalog_for, tiny_model_file, tmp_path):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         scene = sample_scene(96, 54, 4)
-        capture, jobs, pipeline, render_process, scene_z = fathom()
+        capture, jobs, backends, render_process, scene_z = fathom()
         from bl_ext.user_default.fathom.engine.settings import DepthSettings
         bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
         saved = digest(tmp + "/shot.blend")
@@ -70,7 +77,7 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
 
         # Unsaved changes: the sphere moves, the compositor inverts the render.
         bpy.data.objects["Near sphere"].location.x += 1.5
-        from bl_ext.user_default.fathom.bridge.results import compositor_tree
+        from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
         tree = compositor_tree(scene, create=True)
         layers = next(n for n in tree.nodes if n.bl_idname == "CompositorNodeRLayers")
         output = next(n for n in tree.nodes if n.bl_idname in ("NodeGroupOutput", "CompositorNodeComposite"))
@@ -116,11 +123,13 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
         painted = bpy.data.images.new("Painted", 4, 4)
         painted.use_fake_user = True
         painted.pixels[0] = 0.5
-        job = pipeline.prepare(bpy.context, source="RENDER", offload_render=True, output=tmp + "/painted.exr")
+        job = backends.prepare(bpy.context, source="RENDER", offload_render=True, output=tmp + "/painted.exr")
         emit({"out": out, "saved_render": saved_render.tolist(), "dirty": dirty, "file": file_state, "sky": sky,
               "painted": [render_process.child_render(scene, "render") is None, job.render is None,
                           job.capture.rgb.shape[:2] == (54, 96)], "leftovers": leftovers()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     out = got["out"]
     for kind, case in out.items():
         child, here = np.array(case["child"], np.float32), np.array(case["here"], np.float32)
@@ -138,8 +147,11 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
     assert np.abs(np.array(out["compositor"]["child"]) - render).mean() > 0.1
     # The user's file, its path and its unsaved state are untouched; nothing is left behind.
     assert got["dirty"] and got["file"] == [True, str(tmp_path / "shot.blend"), True]
-    assert got["sky"] == ["RenderCaptureError", "The camera sees nothing: every pixel of the Z pass is empty "
-                          "background. Point the camera at the scene or move objects inside its clip range."]
+    assert got["sky"] == [
+        "RenderCaptureError",
+        "The camera sees nothing: every pixel of the Z pass is empty "
+        "background. Point the camera at the scene or move objects inside its clip range.",
+    ]
     assert got["painted"] == [True, True, True]
     assert got["leftovers"] == []
 
@@ -149,15 +161,17 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
     """A render of several seconds, generated through the job machinery as the modal operator
     does: the main thread keeps ticking meanwhile. The bound is about blocking, not speed: the
     longest pause allowed is far below the render's length on any machine."""
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         scene = sample_scene(320, 180, 256)
-        capture, jobs, pipeline, render_process, scene_z = fathom()
+        capture, jobs, backends, render_process, scene_z = fathom()
         scene.fathom.source = "RENDER"
         scene.fathom.resolution = 256
         bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
 
         started = time.perf_counter()
-        job = pipeline.prepare(bpy.context, offload_render=True)
+        job = backends.prepare(bpy.context, offload_render=True)
         prepare_s = time.perf_counter() - started
         deferred = [job.capture is None, job.render is not None]
         running = jobs.start(job)
@@ -167,7 +181,7 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
             messages.add(running.message)
         ticks.append(time.perf_counter())
         render_s = ticks[-1] - ticks[0]
-        image, node = pipeline.finish(running.job, bpy.context)
+        image, node = running.job.finish(bpy.context)
         jobs.collect(running)
         emit({"prepare_s": prepare_s, "deferred": deferred, "render_s": render_s,
               "longest_pause_s": max(b - a for a, b in zip(ticks, ticks[1:])), "ticks": len(ticks),
@@ -175,7 +189,9 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
               "renders_here": len(renders_here), "image": image.name, "size": list(image.size),
               "source": image["fathom"]["source"].to_dict(), "node": node.image.name,
               "leftovers": leftovers()})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["error"] is None and got["deferred"] == [True, True]
     assert got["renders_here"] == 0
     assert got["image"] == "Scene_render_depth_001.exr" and got["size"] == [320, 180]
@@ -189,16 +205,18 @@ def test_main_thread_never_waits_for_the_render(blender, catalog_for, tiny_model
 
 
 def test_cancel_kills_the_child_and_leaves_nothing(blender, catalog_for, tiny_model_file, tmp_path):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         scene = sample_scene(320, 180, 4096)  # minutes of rendering, unless cancelled
-        capture, jobs, pipeline, render_process, scene_z = fathom()
+        capture, jobs, backends, render_process, scene_z = fathom()
         scene.fathom.source = "COMPOSITOR"
-        from bl_ext.user_default.fathom.bridge.results import compositor_tree
+        from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
         compositor_tree(scene, create=True)
         bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
         os.makedirs(tmp + "/generated", exist_ok=True)
 
-        job = pipeline.prepare(bpy.context, offload_render=True)
+        job = backends.prepare(bpy.context, offload_render=True)
         child = job.render
         running = jobs.start(job)
         deadline = time.perf_counter() + 120
@@ -218,7 +236,9 @@ def test_cancel_kills_the_child_and_leaves_nothing(blender, catalog_for, tiny_mo
               "generated": os.listdir(tmp + "/generated"), "leftovers": leftovers(),
               "idle": [jobs.current() is None, generate_operator().poll(bpy.context)],
               "images": sorted(i.name for i in bpy.data.images), "renders_here": len(renders_here)})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     assert got["rendering"].startswith("Rendering: sample") and got["alive"]
     assert got["cancelled"] and got["error"] == "The render was cancelled; nothing was written."
     assert got["cancel_s"] < 10 and got["exit"] < 0  # killed by a signal, not finished

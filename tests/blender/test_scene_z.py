@@ -1,6 +1,7 @@
-"""Scene Z (exact) (bridge.scene_z) in real Blender, from the installed extension: the Z pass as a
+"""Scene Z (exact) (bridge.capture.scene_z) in real Blender, from the installed extension: the Z pass as a
 depth map, checked against a Z pass rendered by hand and against ray casts from the camera.
 Each test is one scenario in a fresh Blender (the ``blender`` fixture)."""
+
 import textwrap
 from pathlib import Path
 
@@ -25,7 +26,7 @@ scene.cycles.filter_width = 0.01
 scene.cycles.use_denoising = True
 bpy.ops.wm.read_userpref()
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
-from bl_ext.user_default.fathom.bridge import scene_z as sz
+from bl_ext.user_default.fathom.bridge.capture import scene_z as sz
 from bl_ext.user_default.fathom.engine.exr import read_exr
 from bl_ext.user_default.fathom.engine.settings import DepthSettings
 
@@ -52,7 +53,9 @@ def scenario(blender, code):
 
 
 def test_scene_z_is_the_z_pass_exactly_in_every_normalisation(blender):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         z = reference_z()
         samples = scene.cycles.samples
         maps = {}
@@ -64,8 +67,9 @@ def test_scene_z_is_the_z_pass_exactly_in_every_normalisation(blender):
         emit({"module": sz.__name__, "z": z.tolist(), "maps": maps, "clip_end": scene.camera.data.clip_end,
               "restored": [scene.view_layers[0].use_pass_z, scene.cycles.samples == samples,
                            scene.cycles.use_denoising, scene.render.image_settings.file_format]})
-    """)
-    assert got["module"] == "bl_ext.user_default.fathom.bridge.scene_z"
+    """,
+    )
+    assert got["module"] == "bl_ext.user_default.fathom.bridge.capture.scene_z"
     z = np.array(got["z"], np.float32)
     hit = z < 1e9  # Cycles' empty background is 1e10
     assert z.shape == (HEIGHT, WIDTH) and 0.2 < hit.mean() < 0.95  # ground, objects and sky
@@ -104,7 +108,9 @@ def test_scene_z_is_the_z_pass_exactly_in_every_normalisation(blender):
 def test_z_is_planar_distance_along_the_camera_axis(blender):
     """Ray casts through pixel centres: Z is the hit's distance along the camera's view axis, not the
     ray's length (the two differ by over 1 % towards the picture's edges)."""
-    got = scenario(blender, f"""
+    got = scenario(
+        blender,
+        f"""
         raw = sz.scene_depth(scene, DepthSettings(normalization="raw")).depth
         camera = scene.camera
         depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -121,7 +127,8 @@ def test_z_is_planar_distance_along_the_camera_axis(blender):
                 offset = location - origin
                 rows.append([x, y, found, offset.dot(forward), offset.length, float(raw[y, x])])
         emit({{"rows": rows, "clip_end": camera.data.clip_end}})
-    """)
+    """,
+    )
     hits = [r for r in got["rows"] if r[2]]
     misses = [r for r in got["rows"] if not r[2]]
     assert len(hits) > 50 and len(misses) > 10
@@ -135,7 +142,9 @@ def test_z_is_planar_distance_along_the_camera_axis(blender):
 
 
 def test_the_view_layer_in_use_gives_the_z_pass_and_settings_come_back(blender):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         first = scene.view_layers[0]
         other = scene.view_layers.new("Other")
         z1, background1, info1 = sz.render_z(scene)
@@ -147,14 +156,17 @@ def test_the_view_layer_in_use_gives_the_z_pass_and_settings_come_back(blender):
         emit({"layers": [info1["view_layer"], info2["view_layer"]], "states": [state1, state2],
               "same": bool(np.array_equal(z1, z2) and np.array_equal(background1, background2)),
               "background": float(background1.mean())})
-    """)
+    """,
+    )
     assert got["layers"] == ["ViewLayer", "Other"]
     assert got["states"] == [[True, False, False], [False, False, False]]
     assert got["same"] and 0.05 < got["background"] < 0.8
 
 
 def test_empty_view_is_a_clear_error_and_conversion_marks_background_far(blender):
-    got = scenario(blender, """
+    got = scenario(
+        blender,
+        """
         scene.camera.rotation_euler = (np.radians(170.0), 0.0, 0.0)  # straight up, into the sky
         try:
             sz.scene_depth(scene)
@@ -169,7 +181,8 @@ def test_empty_view_is_a_clear_error_and_conversion_marks_background_far(blender
                                       far=100.0)
             converted[f"{normalization} {invert}"] = [d.tolist(), bright]
         emit({"error": error, "converted": converted})
-    """)
+    """,
+    )
     assert got["error"][0] == "RenderCaptureError" and "camera sees nothing" in got["error"][1]
     converted = got["converted"]
     assert converted["standard False"] == [[[1.0, 0.5], [0.0, 0.25]], True]

@@ -1,6 +1,7 @@
 """Depth of field and fog setups in the compositor of real Blender (installed extension): Defocus blurs
 the far and keeps the focus plane sharp, fog grows with depth, re-running does not stack, removal gives
 the user's tree back; and the `fathom setup` CLI."""
+
 from tests.blender.setups_scene import SCENE
 
 HELPERS = """
@@ -37,7 +38,10 @@ def erode(mask, n=2):
 
 
 def test_depth_of_field_fog_idempotence_and_removal(blender):
-    got = blender(SCENE + HELPERS + """
+    got = blender(
+        SCENE
+        + HELPERS
+        + """
 scene = build_scene(checker=60.0)
 rgb, depth, z, background = picture_and_depth(scene)
 load_picture(rgb, "source"); load_depth(depth)
@@ -60,7 +64,8 @@ sharp_ratio = laplacian_variance(blurred, in_focus) / laplacian_variance(rgb, in
 far_ratio = laplacian_variance(blurred, far) / laplacian_variance(rgb, far)
 
 for _ in range(2):
-    assert bpy.ops.fathom.setup_fog(depth="depth", picture="black", color=(1.0, 1.0, 1.0), near=1.0, far=0.0) == {"FINISHED"}
+    made = bpy.ops.fathom.setup_fog(depth="depth", picture="black", color=(1.0, 1.0, 1.0), near=1.0, far=0.0)
+    assert made == {"FINISHED"}
 fog_nodes = tagged("fog")[1]
 fogged = render_capture.capture_compositor(scene, linear=True)[0][..., 0]
 bins = np.linspace(0.0, 1.0, 11)
@@ -78,40 +83,48 @@ emit({"dof_nodes": dof_nodes, "fog_nodes": fog_nodes, "focus": focus, "z_focus":
       "fog_after_dof_removed": float(np.abs(still_fogged - fogged).max()),
       "after_dof": [l for l in after_dof if "Fathom" not in l[0] + l[2]],
       "original": original, "final": links(tree), "nodes": sorted(n.name for n in tree.nodes)})
-""")
+"""
+    )
     print(got)
-    assert len(got["dof_nodes"]) == 4 and len(got["fog_nodes"]) == 4   # twice run, once built
-    assert abs(got["focus"] / got["z_focus"] - 1) < 0.03                 # picked distance = the Z pass's
+    assert len(got["dof_nodes"]) == 4 and len(got["fog_nodes"]) == 4  # twice run, once built
+    assert abs(got["focus"] / got["z_focus"] - 1) < 0.03  # picked distance = the Z pass's
     assert abs(got["camera_focus"] - got["focus"]) < 1e-4
     assert min(got["counts"]) > 30
-    assert got["sharp_ratio"] > 0.6, got        # the focus plane keeps its texture
-    assert got["far_ratio"] < 0.25, got         # the far is blurred
+    assert got["sharp_ratio"] > 0.6, got  # the focus plane keeps its texture
+    assert got["far_ratio"] < 0.25, got  # the far is blurred
     assert all(a > b for a, b in zip(got["means"], got["means"][1:])), got["means"]  # fog grows with distance
     assert got["fog_error"] < 2e-3
-    assert got["fog_after_dof_removed"] < 1e-6   # removing one setup leaves the other working
+    assert got["fog_after_dof_removed"] < 1e-6  # removing one setup leaves the other working
     assert got["after_dof"] == [["Render Layers", "Image", "My curves", "Image"]]
     assert got["final"] == got["original"]
     assert got["nodes"] == ["Group Output", "My curves", "Render Layers"]
 
 
 def test_setup_cli(blender, fathom_cli, tmp_path):
-    blender(SCENE + """
+    blender(
+        SCENE
+        + """
 scene = build_scene()
 rgb, depth, z, background = picture_and_depth(scene)
 load_picture(rgb, "source"); load_depth(depth)
 bpy.ops.wm.save_mainfile()
-""")
+"""
+    )
     blend = tmp_path / "shot.blend"
     fog = fathom_cli("setup", "fog", "--depth", "depth", "--picture", "source", "--save", blend=blend)
     assert fog.returncode == 0, fog.stderr
     assert fog.stdout.strip().splitlines()[-1] == "Fathom Fog fog"
     dof = fathom_cli("setup", "dof", "--depth", "depth", "--near", "5", "--focus-at", "0.5", "0.5", blend=blend)
     assert dof.returncode == 0 and "focus" in dof.stdout, dof.stderr
-    stereo = fathom_cli("setup", "stereo", "--depth", "depth", "--picture", "source", "--layout", "anaglyph",
-                        blend=blend)
+    stereo = fathom_cli(
+        "setup", "stereo", "--depth", "depth", "--picture", "source", "--layout", "anaglyph", blend=blend
+    )
     assert stereo.returncode == 0, stereo.stderr
     written = stereo.stdout.strip().splitlines()[-1]
-    assert written.endswith("source_stereo_anaglyph_001.png") and (tmp_path / "generated" / written.rsplit("/", 1)[-1]).exists()
+    assert (
+        written.endswith("source_stereo_anaglyph_001.png")
+        and (tmp_path / "generated" / written.rsplit("/", 1)[-1]).exists()
+    )
     missing = fathom_cli("setup", "dof", "--depth", "nope", blend=blend)
     assert missing.returncode == 3 and "no image named 'nope'" in missing.stderr
     assert fathom_cli("setup", "wobble", blend=blend).returncode == 2

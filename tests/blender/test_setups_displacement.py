@@ -1,5 +1,6 @@
 """Displacement setup in real Blender, through the installed extension's operators: the plane seen from
 the original camera reproduces the picture; moved, it shows parallax; re-running updates; export; removal."""
+
 import pytest
 
 from tests.blender.setups_scene import SCENE
@@ -7,7 +8,9 @@ from tests.blender.setups_scene import SCENE
 
 @pytest.mark.parametrize("camera", ["perspective", "orthographic, shifted, vertical sensor fit"])
 def test_displaced_plane_reproduces_the_picture_and_shows_parallax(blender, camera):
-    got = blender(SCENE + f"""
+    got = blender(
+        SCENE
+        + f"""
 scene = build_scene()
 if {camera.startswith("ortho")!r}:
     scene.camera.data.type = "ORTHO"
@@ -15,7 +18,8 @@ if {camera.startswith("ortho")!r}:
     scene.camera.data.shift_x, scene.camera.data.shift_y = 0.1, -0.05
     scene.camera.data.sensor_fit = "VERTICAL"
     scene.camera.rotation_euler.x = math.radians(80)  # more ground, still some sky
-""" + """
+"""
+        + """
 rgb, depth, z, background = picture_and_depth(scene)
 picture, depth_image = load_picture(rgb, "source"), load_depth(depth)
 user_objects = sorted(o.name for o in scene.objects)
@@ -45,18 +49,21 @@ emit({"objects": tagged("displacement")[0], "modifiers": [m.name for m in plane.
       "psnr": psnr(same, rgb, fg), "fg": float(fg.mean()), "moved_psnr": psnr(moved, rgb, fg),
       "depth_span": float(view_depth.max() - view_depth.min()), "nearest": float(view_depth.min()),
       "faces": [faces_all, faces_cut], "user_objects": user_objects})
-""")
+"""
+    )
     assert got["objects"] == ["Fathom Depth Plane"]
     assert got["modifiers"] == ["Fathom Subdivision", "Fathom Depth Displace"]
     assert got["fg"] > 0.25
     assert got["psnr"] > 30.0, got
-    assert got["moved_psnr"] < 25.0, got          # a moved camera sees the relief
+    assert got["moved_psnr"] < 25.0, got  # a moved camera sees the relief
     assert 11.0 < got["depth_span"] < 12.5 and got["nearest"] > 7.5  # near = bright moved ~12 units closer
     assert 0 < got["faces"][1] < got["faces"][0]  # stretched faces at depth edges are cut
 
 
 def test_parallax_export_and_removal(blender, tmp_path):
-    got = blender(SCENE + """
+    got = blender(
+        SCENE
+        + """
 import os
 scene = build_scene()
 rgb, depth, z, background = picture_and_depth(scene)
@@ -83,12 +90,14 @@ ev_vertices = len(plane.evaluated_get(bpy.context.evaluated_depsgraph_get()).dat
 camera_during = scene.camera.name
 assert bpy.ops.fathom.remove_setup(kind="DISPLACEMENT") == {"FINISHED"}
 emit({"card_modifiers": card_modifiers, "card_vertices": [rest, card_vertices],
-      "card_after": [m.name for m in card.modifiers], "camera_during": camera_during, "camera_after": scene.camera.name, "moved": (end - start).length,
+      "card_after": [m.name for m in card.modifiers], "camera_during": camera_during,
+      "camera_after": scene.camera.name, "moved": (end - start).length,
       "exports": paths, "obj_vertices": sum(1 for l in obj_lines if l.startswith("v ")), "ev_vertices": ev_vertices,
       "after": sorted(o.name for o in bpy.data.objects), "before": before,
       "leftovers": [m.name for m in bpy.data.materials if m.get("fathom_setup")] +
                    [g.name for g in bpy.data.node_groups if g.get("fathom_setup")]})
-""")
+"""
+    )
     assert got["card_modifiers"] == ["Fathom Subdivision", "Fathom Depth Displace"] and got["card_after"] == []
     assert got["card_vertices"][1] > got["card_vertices"][0]
     assert got["camera_during"] == "Fathom Parallax Camera" and got["camera_after"] == "Camera"

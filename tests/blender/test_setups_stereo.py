@@ -1,10 +1,13 @@
 """Stereo pair and normal map setups in real Blender (installed extension): the pair built from the
 centre render and its exact depth matches renders from cameras half a baseline to each side."""
+
 from tests.blender.setups_scene import SCENE
 
 
 def test_stereo_pair_matches_the_side_cameras_and_normal_map(blender):
-    got = blender(SCENE + """
+    got = blender(
+        SCENE
+        + """
 import os
 scene = build_scene(checker=10.0)
 rgb, depth, z, background = picture_and_depth(scene)
@@ -63,13 +66,15 @@ n = normals[0]
 npx = np.empty(n.size[0] * n.size[1] * n.channels, np.float32); n.pixels.foreach_get(npx)
 npx = npx.reshape(n.size[1], n.size[0], -1)[::-1, :, :3]
 sky = background.copy()
-sky[1:-1, 1:-1] = background[1:-1, 1:-1] & background[:-2, 1:-1] & background[2:, 1:-1] & background[1:-1, :-2] & background[1:-1, 2:]
+sky[1:-1, 1:-1] = (background[1:-1, 1:-1] & background[:-2, 1:-1] & background[2:, 1:-1]
+                   & background[1:-1, :-2] & background[1:-1, 2:])
 result.update(normals=len(normals), normal_colorspace=n.colorspace_settings.name, normal_size=list(n.size),
               sky_normal=[float(x) for x in np.median(npx[sky], axis=0)],
               relief=float(np.abs(npx[~background] - [0.5, 0.5, 1.0]).max()),
               files=sorted(os.listdir(tmp + "/generated")))
 emit(result)
-""")
+"""
+    )
     print(got)
     assert got["size"] == [320, 90] and sorted(got["sizes"]) == [[160, 90], [160, 180], [320, 90]]
     for eye in ("left", "right"):
@@ -80,6 +85,11 @@ emit(result)
         assert r["near_good"] > 0.65 and r["near_good"] > r["near_unshifted_good"] + 0.3, r  # it really shifted
     assert got["normals"] == 1 and got["normal_colorspace"] == "Non-Color" and got["normal_size"] == [160, 90]
     assert max(abs(a - b) for a, b in zip(got["sky_normal"], [0.5, 0.5, 1.0])) < 1e-3 and got["relief"] > 0.2
-    assert got["files"] == ["depth_normal_001.exr", "depth_normal_002.exr", "source_stereo_anaglyph_001.png",
-                            "source_stereo_side-by-side_001.png", "source_stereo_side-by-side_002.png",
-                            "source_stereo_top-bottom_001.png"]
+    assert got["files"] == [
+        "depth_normal_001.exr",
+        "depth_normal_002.exr",
+        "source_stereo_anaglyph_001.png",
+        "source_stereo_side-by-side_001.png",
+        "source_stereo_side-by-side_002.png",
+        "source_stereo_top-bottom_001.png",
+    ]

@@ -1,11 +1,14 @@
 """The setups in the installed extension's UI: registered with undo, greyed out with a reason when there is
 no depth image, defaulting to the newest Fathom result and its source picture, and unregistered cleanly."""
+
 from tests.blender.setups_scene import SCENE
 
 
 def test_setups_register_poll_and_default_to_the_fathom_result(blender):
-    got = blender(SCENE + """
-from bl_ext.user_default.fathom.bridge import results
+    got = blender(
+        SCENE
+        + """
+from bl_ext.user_default.fathom.bridge.generation import results
 ops = ["setup_displacement", "setup_dof", "pick_focus", "setup_fog", "setup_stereo", "normal_map", "export_mesh",
        "remove_setup"]
 bpy.ops.wm.read_homefile(use_empty=True)
@@ -30,7 +33,8 @@ addon_utils.disable("bl_ext.user_default.fathom")
 emit({"messages": messages, "stereo": sorted(stereo), "made": made, "panels": panels, "undo": undo,
       "settings": has_settings, "after_disable": "fathom_setups" in bpy.types.Scene.bl_rna.properties
       or hasattr(bpy.types, "FATHOM_PT_setups_view3d")})
-""")
+"""
+    )
     assert "Generate a depth map first" in got["messages"]["setup_dof"]
     assert "Generate a depth map first" in got["messages"]["setup_stereo"]
     assert "Build the Displacement setup first" in got["messages"]["export_mesh"]

@@ -13,14 +13,15 @@ while Content-Length promised more), ``ignore_range`` (answer 200 with the whole
 ``redirect`` (answer 302 with this Location, as model hubs do).
 Unknown paths get 404. Only ever binds 127.0.0.1.
 """
+
 import re
 import threading
-
-import pytest
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional, Union
+
+import pytest
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ServedFile:
     corrupt_at: Optional[int] = None
     status: Optional[int] = None
     delay: float = 0.0
-    redirect: Optional[str] = None   # answer 302 to this URL instead (model hubs redirect to a CDN)
+    redirect: Optional[str] = None  # answer 302 to this URL instead (model hubs redirect to a CDN)
     chunk_size: int = 64 * 1024
 
     def size(self) -> int:
@@ -47,18 +48,19 @@ class ServedFile:
                 body = f.read(end - start)
         if self.corrupt_at is not None and start <= self.corrupt_at < end:
             i = self.corrupt_at - start
-            body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1:]
+            body = body[:i] + bytes([body[i] ^ 0xFF]) + body[i + 1 :]
         return body
 
 
 @dataclass
 class Served:
     """One request as the server saw it."""
+
     method: str
     path: str
     range: Optional[str]
     status: int
-    body_bytes: int = 0          # body bytes actually written to the socket
+    body_bytes: int = 0  # body bytes actually written to the socket
     headers: dict = field(default_factory=dict)
     finished: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -177,7 +179,8 @@ class FileServer:
         self._httpd.daemon_threads = True
         self._httpd.owner = self
         self._thread = threading.Thread(  # a short poll interval keeps shutdown quick
-            target=self._httpd.serve_forever, args=(0.05,), name="http-fixture", daemon=True)
+            target=self._httpd.serve_forever, args=(0.05,), name="http-fixture", daemon=True
+        )
         self._thread.start()
         return self
 

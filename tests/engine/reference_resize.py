@@ -4,6 +4,7 @@ It follows the published definition of the filter Pillow and the Hugging Face pr
 Keys' cubic with a = -0.5, its support widened by the scale factor when shrinking (antialiasing),
 sample centres at (i + 0.5) * scale, weights normalised per output pixel, horizontal pass first.
 """
+
 import numpy as np
 
 A = -0.5
@@ -11,8 +12,7 @@ A = -0.5
 
 def _cubic(x):
     x = np.abs(x)
-    return np.where(x < 1, ((A + 2) * x - (A + 3)) * x * x + 1,
-                    np.where(x < 2, (((x - 5) * x + 8) * x - 4) * A, 0.0))
+    return np.where(x < 1, ((A + 2) * x - (A + 3)) * x * x + 1, np.where(x < 2, (((x - 5) * x + 8) * x - 4) * A, 0.0))
 
 
 def _weights(in_size, out_size):
@@ -35,7 +35,7 @@ def resize_bicubic(image, height, width):
     img = np.asarray(image, np.float64)
     rows = _weights(img.shape[0], height)
     cols = _weights(img.shape[1], width)
-    horizontal = np.tensordot(img, cols, axes=([1], [1]))      # H x C x W' (or H x W')
+    horizontal = np.tensordot(img, cols, axes=([1], [1]))  # H x C x W' (or H x W')
     if img.ndim == 3:
-        horizontal = horizontal.transpose(0, 2, 1)             # H x W' x C
+        horizontal = horizontal.transpose(0, 2, 1)  # H x W' x C
     return np.tensordot(rows, horizontal, axes=([1], [0]))

@@ -1,4 +1,5 @@
 """The model catalogue: pinned built-ins, FATHOM_CATALOG overrides, errors and licence notices."""
+
 import hashlib
 import json
 
@@ -25,9 +26,10 @@ def write_catalog(tmp_path, monkeypatch, data, name="catalog.json"):
 def test_builtins_are_pinned_with_the_published_sizes_and_hashes():
     small, fp16 = get_model("da2-small"), get_model("da2-small-fp16")
     assert (small.size, small.sha256) == (
-        99_060_839, "afb6a5c28f3b6bf1618c6e43f02073ef9dfdc70e937502d51603e57b0a1df10c")
-    assert (fp16.size, fp16.sha256) == (
-        49_642_442, "2df6223f206b5164e21f664ace61dabeb9bb6a49b8b5a3e00510b4807d0f5b04")
+        99_060_839,
+        "afb6a5c28f3b6bf1618c6e43f02073ef9dfdc70e937502d51603e57b0a1df10c",
+    )
+    assert (fp16.size, fp16.sha256) == (49_642_442, "2df6223f206b5164e21f664ace61dabeb9bb6a49b8b5a3e00510b4807d0f5b04")
     base = f"https://huggingface.co/onnx-community/depth-anything-v2-small/resolve/{REVISION}/onnx/"
     assert small.url == base + "model.onnx" and fp16.url == base + "model_fp16.onnx"
     assert (small.precision, fp16.precision) == ("fp32", "fp16")
@@ -58,8 +60,16 @@ def test_override_adds_a_local_model_relative_to_the_catalogue_file(tmp_path, mo
 def test_override_replacing_a_builtin_file_forgets_its_hash_but_keeps_its_licence(tmp_path, monkeypatch):
     data = b"a local copy"
     digest = hashlib.sha256(data).hexdigest()
-    write_catalog(tmp_path, monkeypatch, {"models": {"da2-small": {"path": str(tmp_path / "m.onnx")},
-                                                     "da2-small-fp16": {"path": "x.onnx", "sha256": digest.upper()}}})
+    write_catalog(
+        tmp_path,
+        monkeypatch,
+        {
+            "models": {
+                "da2-small": {"path": str(tmp_path / "m.onnx")},
+                "da2-small-fp16": {"path": "x.onnx", "sha256": digest.upper()},
+            }
+        },
+    )
     small = get_model("da2-small")
     assert small.path == tmp_path / "m.onnx" and small.sha256 is None and small.size is None and small.url is None
     assert (small.name, small.license, small.commercial_use) == ("Depth Anything V2 Small", "Apache-2.0", True)
@@ -73,9 +83,21 @@ def test_override_of_metadata_only_keeps_the_pinned_file(tmp_path, monkeypatch):
 
 
 def test_a_non_commercial_model_is_flagged(tmp_path, monkeypatch):
-    write_catalog(tmp_path, monkeypatch, {"models": {"da2-base": {
-        "name": "Depth Anything V2 Base", "url": "https://example.invalid/base.onnx", "size": 10,
-        "sha256": "0" * 64, "license": "CC-BY-NC-4.0"}}})
+    write_catalog(
+        tmp_path,
+        monkeypatch,
+        {
+            "models": {
+                "da2-base": {
+                    "name": "Depth Anything V2 Base",
+                    "url": "https://example.invalid/base.onnx",
+                    "size": 10,
+                    "sha256": "0" * 64,
+                    "license": "CC-BY-NC-4.0",
+                }
+            }
+        },
+    )
     base = get_model("da2-base")
     assert base.commercial_use is False and base.filename == "da2-base.onnx"
     notice = license_notice(base)
@@ -84,18 +106,21 @@ def test_a_non_commercial_model_is_flagged(tmp_path, monkeypatch):
     assert "NON-COMMERCIAL" not in license_notice(get_model("da2-small"))
 
 
-@pytest.mark.parametrize("entry, expected", [
-    ({"url": "https://example.invalid/m.onnx", "size": 5}, "sha256"),
-    ({"url": "https://example.invalid/m.onnx", "sha256": "abc"}, "64 hexadecimal"),
-    ({"path": "m.onnx", "url": "https://example.invalid/m.onnx", "sha256": "0" * 64}, "exactly one"),
-    ({"name": "no file"}, "exactly one"),
-    ({"path": "m.onnx", "sizes": 3}, "unknown field(s) sizes"),
-    ({"url": "ftp://example.invalid/m.onnx", "sha256": "0" * 64}, "https://"),
-    ({"url": "https://example.invalid/m", "sha256": "0" * 64, "filename": "../evil.onnx"}, "plain file name"),
-    ({"path": "m.onnx", "license": "CC-BY-NC-4.0", "commercial_use": True}, "non-commercial"),
-    ({"path": "m.onnx", "precision": "int8"}, "precision"),
-    ({"path": "m.onnx", "size": -1}, "size"),
-])
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ({"url": "https://example.invalid/m.onnx", "size": 5}, "sha256"),
+        ({"url": "https://example.invalid/m.onnx", "sha256": "abc"}, "64 hexadecimal"),
+        ({"path": "m.onnx", "url": "https://example.invalid/m.onnx", "sha256": "0" * 64}, "exactly one"),
+        ({"name": "no file"}, "exactly one"),
+        ({"path": "m.onnx", "sizes": 3}, "unknown field(s) sizes"),
+        ({"url": "ftp://example.invalid/m.onnx", "sha256": "0" * 64}, "https://"),
+        ({"url": "https://example.invalid/m", "sha256": "0" * 64, "filename": "../evil.onnx"}, "plain file name"),
+        ({"path": "m.onnx", "license": "CC-BY-NC-4.0", "commercial_use": True}, "non-commercial"),
+        ({"path": "m.onnx", "precision": "int8"}, "precision"),
+        ({"path": "m.onnx", "size": -1}, "size"),
+    ],
+)
 def test_bad_override_entries_say_what_is_wrong(tmp_path, monkeypatch, entry, expected):
     write_catalog(tmp_path, monkeypatch, {"models": {"new": entry}})
     with pytest.raises(CatalogError) as err:

@@ -1,4 +1,5 @@
 """The local estimator on real onnxruntime: tiny models built here, and the full-size stand-in."""
+
 import numpy as np
 import pytest
 
@@ -21,13 +22,16 @@ def picture(h, w, seed=0):
     return (rgb * 255).round().astype(np.uint8)
 
 
-@pytest.mark.parametrize("hw,res,expected", [
-    ((1080, 1920), 518, (518, 924)),
-    ((1920, 1080), 518, (924, 518)),
-    ((2304, 4096), 2048, (2044, 3640)),
-    ((300, 300), 256, (252, 252)),
-    ((100, 4000), 256, (252, 10234)),
-])
+@pytest.mark.parametrize(
+    "hw,res,expected",
+    [
+        ((1080, 1920), 518, (518, 924)),
+        ((1920, 1080), 518, (924, 518)),
+        ((2304, 4096), 2048, (2044, 3640)),
+        ((300, 300), 256, (252, 252)),
+        ((100, 4000), 256, (252, 10234)),
+    ],
+)
 def test_network_size_keeps_aspect_and_multiples_of_14(hw, res, expected):
     size = preprocess.network_size(*hw, res)
     assert size == expected
@@ -119,10 +123,12 @@ def _per_image_normalising_model(path):
         helper.make_node("Div", ["shifted", "mean"], ["predicted_depth"]),
     ]
     graph = helper.make_graph(
-        nodes, "normalising",
+        nodes,
+        "normalising",
         [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["b", 3, "h", "w"])],
         [helper.make_tensor_value_info("predicted_depth", TensorProto.FLOAT, ["b", "h", "w"])],
-        initializer=[w, axes, one])
+        initializer=[w, axes, one],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -146,8 +152,13 @@ def test_tiles_agree_with_one_pass(tmp_path):
 
 def test_cancel_and_progress(tiny_model):
     seen = []
-    estimate(picture(200, 300), DepthSettings(resolution=512), tiny_model, max_tokens=12 * 12,
-             progress=lambda f, m: seen.append(f))
+    estimate(
+        picture(200, 300),
+        DepthSettings(resolution=512),
+        tiny_model,
+        max_tokens=12 * 12,
+        progress=lambda f, m: seen.append(f),
+    )
     assert seen[-1] == 1.0 and all(b >= a for a, b in zip(seen, seen[1:]))
     calls = []
 
@@ -156,8 +167,9 @@ def test_cancel_and_progress(tiny_model):
         return len(calls) > 3
 
     with pytest.raises(CancelledError):
-        estimate(picture(200, 300), DepthSettings(resolution=512), tiny_model, max_tokens=12 * 12,
-                 cancel=cancel_after_three)
+        estimate(
+            picture(200, 300), DepthSettings(resolution=512), tiny_model, max_tokens=12 * 12, cancel=cancel_after_three
+        )
 
 
 def test_sessions_are_cached_per_model_and_threads(tiny_model):

@@ -1,4 +1,5 @@
 """engine.encode and engine.colormap: files read back by Pillow, OpenEXR and engine.imageio."""
+
 import io
 import json
 import os
@@ -11,8 +12,17 @@ import pytest
 from PIL import Image
 
 from engine import colormap
-from engine.encode import (colorize, encode_depth, encode_png, read_metadata, side_by_side, suffix_for, to_unit_range,
-                           write_depth, write_file)
+from engine.encode import (
+    colorize,
+    encode_depth,
+    encode_png,
+    read_metadata,
+    side_by_side,
+    suffix_for,
+    to_unit_range,
+    write_depth,
+    write_file,
+)
 from engine.errors import InvalidSettingsError
 from engine.imageio import read_image
 
@@ -82,6 +92,7 @@ def test_metadata_travels_in_png_and_exr():
 def test_accepts_an_object_with_a_depth_array():
     class Result:
         depth = _depth(4, 5)
+
     assert encode_depth(Result(), "png8") == encode_depth(Result.depth, "png8")
 
 
@@ -98,6 +109,7 @@ def test_to_unit_range():
 
 
 # -- writing files -----------------------------------------------------------------------
+
 
 def test_write_depth_adds_suffix_and_round_trips(tmp_path):
     d = _depth()
@@ -134,6 +146,7 @@ def test_write_file_cleans_up_when_it_fails(tmp_path):
 
 # -- previews ----------------------------------------------------------------------------
 
+
 def test_colormaps_have_their_ends_and_inferno_gets_lighter():
     ramp = np.linspace(0, 1, 256, dtype=np.float32)[None, :]
     inferno = colorize(ramp)
@@ -169,10 +182,14 @@ def test_side_by_side():
 
 
 def test_importing_the_codecs_does_not_import_pillow():
-    code = ("import sys, engine.imageio, engine.encode, engine.exr, engine.colormap; "
-            "print('PIL' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    code = "import sys, engine.imageio, engine.encode, engine.exr, engine.colormap; print('PIL' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -186,7 +203,9 @@ def test_encode_png_of_a_preview():
 
 def test_written_files_get_ordinary_permissions(tmp_path):
     import stat
+
     from engine import encode
+
     path = write_depth(tmp_path / "d.png", np.zeros((2, 2), np.float32), "png8")
     # Readable by a farm node or another user, like any file the process creates.
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~encode._UMASK
@@ -195,6 +214,7 @@ def test_written_files_get_ordinary_permissions(tmp_path):
 def test_picture_png_loses_nothing():
     from engine.encode import encode_picture_png
     from engine.imageio import read_image
+
     rng = np.random.default_rng(5)
     rgb8 = rng.integers(0, 256, (7, 9, 3), dtype=np.uint8)
     rgb16 = rng.integers(0, 65536, (7, 9, 3), dtype=np.uint16)
@@ -212,6 +232,7 @@ def test_picture_png_loses_nothing():
 @pytest.mark.parametrize("fmt,tolerance", [("exr32", 0), ("exr16", 1e-3), ("png16", 1e-5), ("png8", 2.5e-3)])
 def test_read_depth_gives_back_what_write_depth_wrote(tmp_path, fmt, tolerance):
     from engine.encode import read_depth
+
     depth = np.linspace(0, 1, 35, dtype=np.float32).reshape(5, 7)
     path = write_depth(tmp_path / "d", depth, fmt)
     back = read_depth(path)

@@ -1,4 +1,5 @@
 """engine.exr checked against the independent OpenEXR library (and Blender's own EXR reader)."""
+
 import os
 import subprocess
 from pathlib import Path
@@ -38,8 +39,12 @@ def test_float32_is_bit_exact_in_openexr(tmp_path, compression, h, w):
     assert list(channels) == ["Y"]
     assert channels["Y"].dtype == np.float32 and channels["Y"].shape == (h, w)
     assert np.array_equal(channels["Y"].view(np.uint32), y.view(np.uint32))
-    assert header["compression"] == {"none": OpenEXR.NO_COMPRESSION, "zip": OpenEXR.ZIP_COMPRESSION,
-                                     "zips": OpenEXR.ZIPS_COMPRESSION}[compression]
+    assert (
+        header["compression"]
+        == {"none": OpenEXR.NO_COMPRESSION, "zip": OpenEXR.ZIP_COMPRESSION, "zips": OpenEXR.ZIPS_COMPRESSION}[
+            compression
+        ]
+    )
     box = (np.array([0, 0]), np.array([w - 1, h - 1]))
     for window in ("dataWindow", "displayWindow"):
         assert all(np.array_equal(a, b) for a, b in zip(header[window], box))
@@ -61,15 +66,16 @@ def test_half_is_within_half_precision(tmp_path, compression, h, w):
     half = channels["Y"]
     assert half.dtype == np.float16
     assert np.array_equal(half, y.astype(np.float16))  # round to nearest, as OpenEXR's half does
-    assert np.all(np.abs(half.astype(np.float32) - y) <= np.abs(y) * 2.0 ** -11 + 2.0 ** -24)
+    assert np.all(np.abs(half.astype(np.float32) - y) <= np.abs(y) * 2.0**-11 + 2.0**-24)
     assert np.array_equal(read_exr(path).channels["Y"], half)
 
 
 def test_named_channels_and_metadata(tmp_path):
     r, g, b = (RNG.random((6, 9), dtype=np.float32) for _ in range(3))
     path = tmp_path / "rgb.exr"
-    path.write_bytes(write_exr({"R": r, "G": g, "B": b}, attributes={"fathom:model": "da2-small",
-                                                                     "note": "near = bright, ünïcode"}))
+    path.write_bytes(
+        write_exr({"R": r, "G": g, "B": b}, attributes={"fathom:model": "da2-small", "note": "near = bright, ünïcode"})
+    )
     header, channels = _openexr(path)
     assert sorted(channels) == ["B", "G", "R"]
     assert np.array_equal(channels["R"], r) and np.array_equal(channels["B"], b)
@@ -93,8 +99,7 @@ def test_long_names_set_the_long_names_flag(tmp_path):
     assert write_exr(y)[4:8] == bytes([2, 0, 0, 0])
 
 
-@pytest.mark.parametrize("compression", [OpenEXR.ZIP_COMPRESSION, OpenEXR.ZIPS_COMPRESSION,
-                                         OpenEXR.NO_COMPRESSION])
+@pytest.mark.parametrize("compression", [OpenEXR.ZIP_COMPRESSION, OpenEXR.ZIPS_COMPRESSION, OpenEXR.NO_COMPRESSION])
 def test_reads_files_written_by_openexr(tmp_path, compression):
     y = _values(40, 23)
     a = RNG.random((40, 23)).astype(np.float16)
@@ -121,17 +126,20 @@ def test_incompressible_blocks_are_stored_raw(tmp_path):
     assert np.array_equal(_openexr(path)[1]["Y"].view(np.uint32), noise.view(np.uint32))
 
 
-@pytest.mark.parametrize("args, kwargs, message", [
-    ((np.zeros((2, 2, 3), np.float32),), {}, "expected height x width"),
-    ((np.zeros((0, 4), np.float32),), {}, "expected height x width"),
-    (({"R": np.zeros((2, 2)), "G": np.zeros((2, 3))},), {}, "same size"),
-    (({},), {}, "at least one channel"),
-    ((np.zeros((2, 2)),), {"pixel_type": "double"}, "pixel type"),
-    ((np.zeros((2, 2)),), {"compression": "piz"}, "compression"),
-    ((np.zeros((2, 2)),), {"attributes": {"dataWindow": "x"}}, "set by the writer"),
-    (({"x" * 256: np.zeros((2, 2))},), {}, "1 to 255 bytes"),
-    ((np.zeros((2, 2)),), {"attributes": {"": "empty name"}}, "1 to 255 bytes"),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        ((np.zeros((2, 2, 3), np.float32),), {}, "expected height x width"),
+        ((np.zeros((0, 4), np.float32),), {}, "expected height x width"),
+        (({"R": np.zeros((2, 2)), "G": np.zeros((2, 3))},), {}, "same size"),
+        (({},), {}, "at least one channel"),
+        ((np.zeros((2, 2)),), {"pixel_type": "double"}, "pixel type"),
+        ((np.zeros((2, 2)),), {"compression": "piz"}, "compression"),
+        ((np.zeros((2, 2)),), {"attributes": {"dataWindow": "x"}}, "set by the writer"),
+        (({"x" * 256: np.zeros((2, 2))},), {}, "1 to 255 bytes"),
+        ((np.zeros((2, 2)),), {"attributes": {"": "empty name"}}, "1 to 255 bytes"),
+    ],
+)
 def test_write_rejects(args, kwargs, message):
     with pytest.raises(ExrError, match=message):
         write_exr(*args, **kwargs)
@@ -139,15 +147,19 @@ def test_write_rejects(args, kwargs, message):
 
 def test_read_rejects_bad_files(tmp_path):
     good = write_exr(_values(20, 10))
-    for data, message in ((b"", "not an OpenEXR file"), (b"P6\n1 1\n255\n...", "not an OpenEXR file"),
-                          (good[: len(good) - 30], "truncated|cut short"),
-                          (good[:40], "truncated|cut short")):
+    for data, message in (
+        (b"", "not an OpenEXR file"),
+        (b"P6\n1 1\n255\n...", "not an OpenEXR file"),
+        (good[: len(good) - 30], "truncated|cut short"),
+        (good[:40], "truncated|cut short"),
+    ):
         with pytest.raises(ExrError, match=message) as info:
             read_exr(data)
         assert isinstance(info.value, FathomError)
     path = tmp_path / "piz.exr"
-    with OpenEXR.File({"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage},
-                      {"Y": _values(4, 4)}) as f:
+    with OpenEXR.File(
+        {"compression": OpenEXR.PIZ_COMPRESSION, "type": OpenEXR.scanlineimage}, {"Y": _values(4, 4)}
+    ) as f:
         f.write(str(path))
     with pytest.raises(ExrError, match="piz.exr.*PIZ compression is not supported"):
         read_exr(path)
@@ -166,10 +178,12 @@ def test_blender_loads_a_y_channel_exr_as_grey(tmp_path):
         "for name in ('float', 'half'):\n"
         "    im = bpy.data.images.load(f'{sys.argv[1]}/{name}.exr')\n"
         "    px = np.empty(len(im.pixels), np.float32); im.pixels.foreach_get(px)\n"
-        "    np.save(f'{sys.argv[1]}/{name}.npy', px.reshape(im.size[1], im.size[0], im.channels))\n")
+        "    np.save(f'{sys.argv[1]}/{name}.npy', px.reshape(im.size[1], im.size[0], im.channels))\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    subprocess.run([str(BLENDER_PYTHON), "-c", script, str(tmp_path)],
-                   check=True, timeout=120, env=env, capture_output=True)
+    subprocess.run(
+        [str(BLENDER_PYTHON), "-c", script, str(tmp_path)], check=True, timeout=120, env=env, capture_output=True
+    )
     for name, expected in (("float", y), ("half", y.astype(np.float16).astype(np.float32))):
         px = np.load(tmp_path / f"{name}.npy")[::-1]  # Blender stores rows bottom-up
         assert px.shape == (12, 7, 4)

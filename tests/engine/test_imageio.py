@@ -1,5 +1,6 @@
 """engine.imageio on real files written by Pillow, or written here byte by byte from the PNG and
 TIFF specifications where Pillow cannot write them (16-bit RGB, all PNG filters, Adam7)."""
+
 import io
 import struct
 import time
@@ -16,6 +17,7 @@ RNG = np.random.default_rng(1234)
 
 
 # -- hand-made PNG and TIFF files --------------------------------------------------------
+
 
 def _chunk(kind, payload):
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
@@ -65,8 +67,13 @@ def png16(values, color_type, *, interlace=False, extra=b""):
     else:
         stream = _filter_rows(be.reshape(h, -1).view(np.uint8), bpp)
     ihdr = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 1 if interlace else 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + extra
-            + _chunk(b"IDAT", zlib.compress(stream)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + extra
+        + _chunk(b"IDAT", zlib.compress(stream))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def tiff16_rgb(values, byteorder):
@@ -77,8 +84,18 @@ def tiff16_rgb(values, byteorder):
     bits_at = 8
     data_at = bits_at + 6
     ifd_at = data_at + len(pixels)
-    tags = [(256, 3, 1, w), (257, 3, 1, h), (258, 3, 3, bits_at), (259, 3, 1, 1), (262, 3, 1, 2),
-            (273, 4, 1, data_at), (277, 3, 1, 3), (278, 3, 1, h), (279, 4, 1, len(pixels)), (284, 3, 1, 1)]
+    tags = [
+        (256, 3, 1, w),
+        (257, 3, 1, h),
+        (258, 3, 3, bits_at),
+        (259, 3, 1, 1),
+        (262, 3, 1, 2),
+        (273, 4, 1, data_at),
+        (277, 3, 1, 3),
+        (278, 3, 1, h),
+        (279, 4, 1, len(pixels)),
+        (284, 3, 1, 1),
+    ]
     ifd = struct.pack(e + "H", len(tags))
     for tag, kind, count, value in tags:
         if kind == 3 and count == 1:
@@ -98,6 +115,7 @@ def pillow_bytes(im, fmt="PNG", **kw):
 
 
 # -- 8-bit and Pillow-native modes -------------------------------------------------------
+
 
 def test_rgb_png_exact_from_path_and_bytes(tmp_path):
     rgb = RNG.integers(0, 256, (13, 7, 3), dtype=np.uint8)
@@ -168,6 +186,7 @@ def test_one_bit_image():
 
 
 # -- 16-bit and float --------------------------------------------------------------------
+
 
 def test_sixteen_bit_grey_png_round_trip_is_exact(tmp_path):
     grey = RNG.integers(0, 65536, (9, 11), dtype=np.uint16)
@@ -245,6 +264,7 @@ def test_int32_mode_i(tmp_path):
 
 # -- orientation -------------------------------------------------------------------------
 
+
 def _exif(orientation):
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -278,6 +298,7 @@ def test_orientation_applies_to_sixteen_bit_and_alpha():
 
 
 # -- bad input ---------------------------------------------------------------------------
+
 
 def test_zero_byte_file(tmp_path):
     path = tmp_path / "empty.png"
@@ -320,8 +341,12 @@ def test_random_bytes_are_not_an_image(tmp_path):
 
 def _huge_png(width, height):
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
-            + _chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def test_decompression_bomb_is_refused_from_the_header(tmp_path):
@@ -346,6 +371,7 @@ def test_our_pixel_limit_is_checked_before_decoding():
 
 
 # -- arrays ------------------------------------------------------------------------------
+
 
 def test_read_array_dtypes_and_channels():
     u8 = RNG.integers(0, 256, (4, 3), dtype=np.uint8)
@@ -373,13 +399,16 @@ def test_read_array_cleans_non_finite_values():
         read_array(np.full((2, 2), np.nan, np.float32))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((4,), np.uint8), r"shape \(4,\)"),
-    (np.zeros((4, 4, 2), np.uint8), "1, 3 or 4 channels"),
-    (np.zeros((0, 4, 3), np.uint8), "is empty"),
-    (np.zeros((2, 2, 3), np.int64), "data type int64"),
-    (np.zeros((2, 2, 3, 1), np.uint8), "expected height x width"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((4,), np.uint8), r"shape \(4,\)"),
+        (np.zeros((4, 4, 2), np.uint8), "1, 3 or 4 channels"),
+        (np.zeros((0, 4, 3), np.uint8), "is empty"),
+        (np.zeros((2, 2, 3), np.int64), "data type int64"),
+        (np.zeros((2, 2, 3, 1), np.uint8), "expected height x width"),
+    ],
+)
 def test_read_array_rejects(bad, message):
     with pytest.raises(ImageDecodeError, match=message):
         read_array(bad)

@@ -8,7 +8,6 @@ lets the processor do the rest. The stand-in's random weights amplify input diff
 this checks the resampling exactly, not approximately. Bounds from the issue: mean absolute
 difference of min-max normalised outputs below 1e-3, maximum below 1e-2.
 """
-import io
 
 import numpy as np
 import pytest
@@ -40,15 +39,26 @@ def held_back_picture(h, w, seed):
 
 def processor(do_resize):
     from transformers import DPTImageProcessorPil
+
     return DPTImageProcessorPil(
-        do_resize=do_resize, size={"height": RES, "width": RES}, keep_aspect_ratio=True,
-        ensure_multiple_of=14, resample=3, do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
-        image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], do_pad=False)
+        do_resize=do_resize,
+        size={"height": RES, "width": RES},
+        keep_aspect_ratio=True,
+        ensure_multiple_of=14,
+        resample=3,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=[0.485, 0.456, 0.406],
+        image_std=[0.229, 0.224, 0.225],
+        do_pad=False,
+    )
 
 
 @pytest.fixture(scope="module")
 def reference_session(standin_model):
     import onnxruntime as ort
+
     return ort.InferenceSession(str(standin_model), providers=["CPUExecutionProvider"])
 
 
@@ -73,6 +83,7 @@ def assert_parity(ours, ref):
 @pytest.mark.parametrize("size,seed", [((480, 640), 1), ((720, 540), 2)])
 def test_8bit_png_matches_transformers(tmp_path, size, seed, standin_model, reference_session):
     from PIL import Image
+
     path = tmp_path / "photo.png"
     Image.fromarray((held_back_picture(*size, seed) * 255).round().astype(np.uint8)).save(path)
     rgb = read_image(path).rgb
@@ -83,6 +94,7 @@ def test_8bit_png_matches_transformers(tmp_path, size, seed, standin_model, refe
 
 def _reference_high_precision(unit_rgb, session):
     from engine.preprocess import network_size
+
     h, w = network_size(*unit_rgb.shape[:2], RES)
     resized = resize_bicubic(unit_rgb, h, w).astype(np.float32)
     # The processor's own rescale expects 0..255; hand it the resized picture on that scale.
@@ -92,6 +104,7 @@ def _reference_high_precision(unit_rgb, session):
 
 def test_16bit_png_matches_reference(tmp_path, standin_model, reference_session):
     from PIL import Image
+
     pic = (held_back_picture(600, 800, 3) * 65535).round().astype(np.uint16)
     path = tmp_path / "photo16.png"
     Image.fromarray(pic[:, :, 1]).save(path)  # uint16 -> a 16-bit grey PNG
@@ -110,6 +123,7 @@ def test_float_picture_matches_reference(standin_model, reference_session):
 def test_independent_resize_agrees_with_pillow():
     """The numpy reference is itself checked against Pillow's float resampling."""
     from PIL import Image
+
     plane = held_back_picture(97, 131, 5)[:, :, 0].astype(np.float32)
     for h, w in ((42, 56), (200, 280)):
         ours = resize_bicubic(plane, h, w)

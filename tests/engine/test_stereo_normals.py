@@ -1,4 +1,5 @@
 """Stereo pairs and normal maps from depth, checked against pictures whose answer is known."""
+
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ def square_scene(h=120, w=200, x0=80, y0=40, size=40, seed=0):
     rng = np.random.default_rng(seed)
     picture = rng.random((h, w, 3)).astype(np.float32)
     depth = np.zeros((h, w), np.float32)
-    depth[y0:y0 + size, x0:x0 + size] = 1.0
+    depth[y0 : y0 + size, x0 : x0 + size] = 1.0
     return picture, depth
 
 
@@ -21,7 +22,7 @@ def test_known_disparity_reproduces_the_other_view():
     left, right = stereo_views(picture, depth, divergence=2 * shift / 200 * 100)
     for view, s in ((left, shift), (right, -shift)):
         truth = picture.copy()
-        truth[40:80, 80 + s:120 + s] = picture[40:80, 80:120]
+        truth[40:80, 80 + s : 120 + s] = picture[40:80, 80:120]
         # Pixels the square uncovered have no true value in a single picture: leave them out.
         seen = np.ones(depth.shape, bool)
         lo, hi = (80, 80 + s) if s > 0 else (120 + s, 120)

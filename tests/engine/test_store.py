@@ -1,4 +1,5 @@
 """The model store against a real HTTP server on 127.0.0.1: downloads, resume, damage, cancel, locks."""
+
 import hashlib
 import json
 import os
@@ -12,7 +13,7 @@ import time
 import pytest
 
 from engine import download as dl
-from engine.errors import (CancelledError, ChecksumError, DownloadError, ModelError, ModelMissingError)
+from engine.errors import CancelledError, ChecksumError, DownloadError, ModelError, ModelMissingError
 from engine.store import ModelStore, default_models_dir
 from tests.engine.http_fixture import file_server  # noqa: F401 (a fixture)
 
@@ -30,11 +31,12 @@ def catalog_file(tmp_path, monkeypatch):
     def write(**models):
         path.write_text(json.dumps({"models": models}), encoding="utf-8")
         monkeypatch.setenv("FATHOM_CATALOG", str(path))
+
     return write
 
 
 @pytest.fixture
-def served(file_server, catalog_file):
+def served(file_server, catalog_file):  # noqa: F811 (pytest passes the imported fixture)
     """The payload served over HTTP and catalogued as ID with its size and sha256."""
     url = file_server.add("model.onnx", PAYLOAD)
     catalog_file(**{ID: {"url": url, "size": SIZE, "sha256": SHA, "license": "Apache-2.0"}})
@@ -202,6 +204,7 @@ def test_cancel_keeps_the_partial_file_for_a_later_resume(served, store):
         progress(done, total)
         if done >= 1_000_000:
             cancel.set()
+
     with pytest.raises(CancelledError, match="resume"):
         store.download(ID, progress=on_progress, cancel=cancel)
     part = dl.part_path(store.path_for(ID))
@@ -306,6 +309,7 @@ def test_two_threads_downloading_one_model_fetch_it_once(served, store):
             results.append(store.download(ID))
         except Exception as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
+
     threads = [threading.Thread(target=worker) for _ in range(2)]
     for t in threads:
         t.start()

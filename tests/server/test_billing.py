@@ -57,7 +57,7 @@ def test_failed_job_is_refunded_exactly_once(server):
     assert server.balance(client) == 3
     assert kinds(server, client) == ["charge", "grant", "refund"]
     # The refund row is unique per artwork: applying it again is a no-op.
-    from server import accounts, jobs
+    from server import accounts
     with server.db.transaction() as tx:
         assert accounts.apply(tx, client.user_id, 1, "refund", art["id"]) is None
     assert server.balance(client) == 3 and kinds(server, client).count("refund") == 1

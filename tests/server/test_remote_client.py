@@ -90,8 +90,7 @@ def test_pricing_and_cost_match_the_charge(server):
     job = client.submit(png_bytes(), DepthSettings(resolution=1000))  # 1024 on the server
     assert job["parameters"]["resolutionLowerLimit"] == 1024
     assert server.balance(user) == 10 - client.cost(DepthSettings(resolution=1000)) == 8
-    assert client.quote(DepthSettings(resolution=2048)) == {"cost": 4, "balance": 8, "shortfall": 0,
-                                                           "top_up_url": None}
+    assert client.cost(DepthSettings(resolution=2048)) == 4 and client.me()["balance"] == 8
     client.wait(job["id"], timeout=60)
 
 
@@ -166,9 +165,9 @@ def test_a_url_that_is_not_the_servers_root(server):
 def test_invalid_parameters_are_named(server):
     user = server.user(tokens=5)
     client = client_for(server, user)
-    body, ctype = remote.encode_multipart({"resolutionLowerLimit": "500"}, "image", "p.png", png_bytes())
     with pytest.raises(remote.InvalidParameterError) as err:  # what an older client could send
-        client._json("POST", "/v2/artworks/depth-map", body=body, headers={"Content-Type": ctype})
+        client._json("POST", "/v2/artworks/depth-map", data={"resolutionLowerLimit": "500"},
+                     files={"image": ("p.png", png_bytes())})
     assert err.value.parameter == "resolutionLowerLimit"
     assert "refused the resolution setting (parameter 'resolutionLowerLimit')" in str(err.value)
     assert "multiple of 64, for example 448 or 512" in str(err.value)
@@ -196,8 +195,7 @@ def test_insufficient_tokens_charges_nothing(idle_server):
     user = idle_server.user(tokens=1)
     client = client_for(idle_server, user)
     assert client.pricing()["topUpUrl"] == TOP_UP
-    assert client.quote(DepthSettings(resolution=2048)) == {"cost": 4, "balance": 1, "shortfall": 3,
-                                                           "top_up_url": TOP_UP}
+    assert client.cost(DepthSettings(resolution=2048)) == 4 and client.me()["balance"] == 1
     with pytest.raises(remote.InsufficientTokensError) as err:
         client.submit(png_bytes(), DepthSettings(resolution=2048))
     e = err.value
@@ -333,6 +331,53 @@ def test_server_errors_are_retried_then_reported(raw_server):
     assert raw_server.count == 3 and time.monotonic() - started < 4
 
 
+@pytest.mark.parametrize("raw_server", [http_reply("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 120\r\n"
+                                                   "Content-Type: application/json", b'{"message": "later"}')],
+                         indirect=True)
+def test_a_retry_after_beyond_the_limit_is_reported_at_once(raw_server):
+    client = remote.RemoteClient(raw_server.url, "k", retries=3, max_retry_after=60)
+    started = time.monotonic()
+    with pytest.raises(remote.ServerError, match=r"failed \(HTTP 503\) after 1 attempt\(s\): later"):
+        client.me()
+    assert raw_server.count == 1 and time.monotonic() - started < 30
+
+
+class KeepAliveServer(LoopbackServer):
+    """Answers every request on a connection with the same JSON, keeping the connection open."""
+
+    def __init__(self):
+        self.connections, self.requests = 0, 0
+        super().__init__()
+
+    def handle(self, conn):
+        self.connections += 1
+        threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                _, data = data.split(b"\r\n\r\n", 1)
+                self.requests += 1
+                conn.sendall(http_reply("HTTP/1.1 200 OK\r\nContent-Type: application/json",
+                                        b'{"user": "a", "balance": 3}'))
+
+
+def test_calls_reuse_one_connection():
+    srv = KeepAliveServer()
+    try:
+        client = remote.RemoteClient(srv.url, "k")
+        assert [client.me()["balance"] for _ in range(3)] == [3, 3, 3]
+    finally:
+        srv.close()
+    assert (srv.requests, srv.connections) == (3, 1)  # urllib opened one connection per request
+
+
 @pytest.mark.parametrize("raw_server", [http_reply("HTTP/1.1 200 OK\r\nContent-Type: text/html", b"<html>")],
                          indirect=True)
 def test_a_server_that_is_not_the_depth_api(raw_server):
@@ -368,8 +413,9 @@ class LosingProxy(LoopbackServer):
             request = self._read_request(conn)
             self.posts += request.startswith(b"POST ")
             with socket.create_connection(("127.0.0.1", self.upstream_port)) as up:
-                up.sendall(request)
-                answer = b"".join(iter(lambda: up.recv(65536), b""))  # urllib asks Connection: close
+                # One request per connection: upstream closes after answering, which ends the answer.
+                up.sendall(request.replace(b"Connection: keep-alive\r\n", b"Connection: close\r\n", 1))
+                answer = b"".join(iter(lambda: up.recv(65536), b""))
             if not request.startswith(b"POST ") or self.posts > self.lose:
                 conn.sendall(answer)
 

@@ -4,7 +4,6 @@ model job; a cancel while processing; signed webhooks received by a real receive
 import http.server
 import json
 import threading
-import time
 
 import numpy as np
 import pytest

@@ -20,21 +20,22 @@ Conventions, kept identical to the AI backends so Scene Z and AI depth look alik
   (max - distance), near = bright, as engine.normalize inverts raw values.
 
 The Z pass comes out of a multilayer EXR rendered once into a temporary file (the only capture
-that works in background mode), through bridge.render_capture.rendered_file, which restores
+that works in background mode), through bridge.capture.render.rendered_file, which restores
 every setting afterwards. Cycles writes the Z pass from the first sample only (a 1-sample render
 gives the Z of a 4-sample denoised one bit for bit, tested; 16 samples too, checked by hand), so
 Cycles renders it with 1 sample and no denoising: the same Z, many times faster.
 """
+
 import time
 
 import bpy
 import numpy as np
 
-from ..engine.depth import DepthMap
-from ..engine.exr import read_exr
-from ..engine.normalize import normalize
-from ..engine.settings import DepthSettings
-from .render_capture import RenderCaptureError, active_camera, rendered_file
+from ...engine.depth import DepthMap
+from ...engine.exr import read_exr
+from ...engine.normalize import normalize
+from ...engine.settings import DepthSettings
+from .render import RenderCaptureError, active_camera, rendered_file
 
 MODEL_NAME = "scene-z"
 BACKGROUND_Z = 1e9  # Cycles and Workbench write 1e10 where no surface was hit
@@ -50,8 +51,10 @@ def render_view_layer(scene, name=None):
     for layer in scene.view_layers:
         if layer.use:
             return layer
-    raise RenderCaptureError(f"No view layer of scene {scene.name!r} is enabled for rendering: "
-                             "tick 'Use for Rendering' on one in the View Layer properties.")
+    raise RenderCaptureError(
+        f"No view layer of scene {scene.name!r} is enabled for rendering: "
+        "tick 'Use for Rendering' on one in the View Layer properties."
+    )
 
 
 def render_z(scene, *, camera=None, view_layer=None, progress=None):
@@ -69,9 +72,18 @@ def render_z(scene, *, camera=None, view_layer=None, progress=None):
     z = _z_channel(channels, layer.name, scene.render.engine)
     clip_end = float(camera.data.clip_end)
     background = ~np.isfinite(z) | (z >= min(BACKGROUND_Z, clip_end)) | (z <= 0.0)
-    info = {"kind": "scene-z", "scene": scene.name, "camera": camera.name, "view_layer": layer.name,
-            "frame": scene.frame_current, "engine": scene.render.engine, "width": z.shape[1],
-            "height": z.shape[0], "clip_end": clip_end, "seconds": time.perf_counter() - started}
+    info = {
+        "kind": "scene-z",
+        "scene": scene.name,
+        "camera": camera.name,
+        "view_layer": layer.name,
+        "frame": scene.frame_current,
+        "engine": scene.render.engine,
+        "width": z.shape[1],
+        "height": z.shape[0],
+        "clip_end": clip_end,
+        "seconds": time.perf_counter() - started,
+    }
     return z, background, info
 
 
@@ -82,8 +94,10 @@ def _z_channel(channels, layer_name, engine):
     found = [name for name in channels if name.endswith("Depth.Z")]
     if len(found) == 1:
         return channels[found[0]].astype(np.float32, copy=False)
-    raise RenderCaptureError(f"The {engine} render wrote no Z pass for view layer {layer_name!r} "
-                             f"(channels: {', '.join(sorted(channels))}): use Cycles, EEVEE or Workbench.")
+    raise RenderCaptureError(
+        f"The {engine} render wrote no Z pass for view layer {layer_name!r} "
+        f"(channels: {', '.join(sorted(channels))}): use Cycles, EEVEE or Workbench."
+    )
 
 
 def z_to_depth(z, background, settings=None, *, far=None):
@@ -93,8 +107,10 @@ def z_to_depth(z, background, settings=None, *, far=None):
     settings = (settings or DepthSettings()).validated()
     hit = ~background
     if not hit.any():
-        raise RenderCaptureError("The camera sees nothing: every pixel of the Z pass is empty background. "
-                                 "Point the camera at the scene or move objects inside its clip range.")
+        raise RenderCaptureError(
+            "The camera sees nothing: every pixel of the Z pass is empty background. "
+            "Point the camera at the scene or move objects inside its clip range."
+        )
     if settings.normalization == "raw":
         far = float(z[hit].max()) if far is None else far
         distance = np.where(hit, z, np.float32(far)).astype(np.float32)

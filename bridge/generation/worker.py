@@ -4,12 +4,16 @@ The modal operator starts one with :func:`start` and polls it from a timer; the 
 :func:`current` to draw the progress bar and the Cancel button. One generation runs at a time
 (the model's memory and the CPU are shared): a second start is refused with a message. The
 worker never touches bpy; loading the result into Blender happens on the main thread once
-:attr:`Running.done` is set.
+:attr:`Running.done` is set. What a worker must change in Blender before then (a paid server job
+recorded in the file) it hands over with :func:`post`; the main thread applies it with
+:func:`drain` (the worker operators' modal timer, on every tick, and the job's finish).
 """
+
+import queue
 import threading
 from typing import Optional
 
-from ..engine.errors import CancelledError, FathomError
+from ...engine.errors import CancelledError, FathomError
 
 
 class BusyError(FathomError):
@@ -66,8 +70,10 @@ def current() -> Optional[Running]:
 
 def check_idle():
     if _current is not None:
-        raise BusyError("A depth generation is already running: wait for it to finish or cancel it "
-                        "(Esc, or Cancel in the Depth panel).")
+        raise BusyError(
+            "A depth generation is already running: wait for it to finish or cancel it "
+            "(Esc, or Cancel in the Depth panel)."
+        )
 
 
 def start(job) -> Running:
@@ -85,3 +91,40 @@ def collect(running: Running):
     with _lock:
         if _current is running:
             _current = None
+
+
+def stop(timeout: float = 10.0) -> bool:
+    """Cancel the running generation and wait up to ``timeout`` seconds for its thread to end (the
+    add-on is being disabled); whether it ended. Main thread: what it posted (a paid job's record
+    in the file) is applied before the add-on's code goes away."""
+    running = _current
+    if running is None:
+        return True
+    running.cancel()
+    ended = running.wait(timeout)
+    collect(running)
+    drain()
+    return ended
+
+
+# ------------------------------------------------------------------ worker -> main thread
+
+_queue = queue.SimpleQueue()
+
+
+def post(fn, *args):
+    """Run fn(*args) on the main thread: now when called there, else at the next drain."""
+    if threading.current_thread() is threading.main_thread():
+        fn(*args)
+        return
+    _queue.put((fn, args))
+
+
+def drain():
+    """Main thread: run what the workers posted, in order."""
+    while True:
+        try:
+            fn, args = _queue.get_nowait()
+        except queue.Empty:
+            return
+        fn(*args)

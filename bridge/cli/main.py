@@ -5,29 +5,32 @@
                     [settings]
     fathom pending list | fetch [--online-mode] [--wait SECONDS] [--save]
     fathom models list | download ID | verify ID
-    fathom setup displacement|dof|fog|stereo|normal|mesh|remove [--depth NAME] [options]  (bridge/setups/cli.py)
+    fathom setup displacement|dof|fog|stereo|normal|mesh|remove [--depth NAME] [options]  (bridge/cli/setups.py)
 
 Exit codes: 0 done, 1 failed (see stderr), 2 bad command line, 3 unusable source (missing or
 corrupt image, no camera, nothing to composite), 4 model missing or unknown, 5 nowhere to write
 (unsaved .blend, existing file), 6 the depth server refused, failed or could not be reached (not
 enough tokens, API key, online access off; a paid job it still owes stays pending in the file).
 """
+
 import argparse
 import sys
 
 import bpy
 
-from ..engine.errors import FathomError, ImageError, ModelError
-from ..engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS
-from . import pipeline, results
-from .render_capture import RenderCaptureError
-from .setups import cli as setups_cli
+from ...engine.errors import FathomError, ImageError, ModelError
+from ...engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS, SETTING_NAMES
+from ..capture.render import RenderCaptureError
+from ..capture.sources import SourceError
+from ..generation import backends, results
+from ..kinds import BACKENDS, SOURCES
+from . import setups as setups_cli
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SOURCE, EXIT_MODEL, EXIT_OUTPUT, EXIT_SERVER = 0, 1, 2, 3, 4, 5, 6
-SOURCES = {"image": "IMAGE", "file": "FILE", "render": "RENDER", "compositor": "COMPOSITOR"}
-BACKENDS = {"local": "LOCAL", "server": "SERVER", "scene-z": "SCENE_Z"}
-_ONLINE_HELP = ("let the Server backend go online for this run (like blender --online-mode) even when online "
-                "access is off in the preferences")
+_ONLINE_HELP = (
+    "let the Server backend go online for this run (like blender --online-mode) even when online "
+    "access is off in the preferences"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,15 +46,27 @@ def _parser():
     ap = _Parser(prog="blender -b FILE.blend -c fathom", description="Depth maps with Fathom.")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
     gen = sub.add_parser("generate", help="estimate a depth map and add it to the scene's compositor")
-    gen.add_argument("--source", nargs="+", metavar="KIND [NAME|PATH]", required=True,
-                     help="image NAME (an image datablock), file PATH (an image file), render (the active "
-                          "camera's render) or compositor (the render through the compositor)")
-    gen.add_argument("--backend", choices=sorted(BACKENDS), default="local",
-                     help="local: the depth model (default); server: the depth server in the preferences "
-                          "(uses tokens); scene-z: the render's exact Z pass")
+    gen.add_argument(
+        "--source",
+        nargs="+",
+        metavar="KIND [NAME|PATH]",
+        required=True,
+        help="image NAME (an image datablock), file PATH (an image file), render (the active "
+        "camera's render) or compositor (the render through the compositor)",
+    )
+    gen.add_argument(
+        "--backend",
+        choices=sorted(BACKENDS),
+        default="local",
+        help="local: the depth model (default); server: the depth server in the preferences "
+        "(uses tokens); scene-z: the render's exact Z pass",
+    )
     gen.add_argument("--online-mode", action="store_true", help=_ONLINE_HELP)
-    gen.add_argument("--force", action="store_true",
-                     help="server: generate again even if an identical result was made before (spends tokens)")
+    gen.add_argument(
+        "--force",
+        action="store_true",
+        help="server: generate again even if an identical result was made before (spends tokens)",
+    )
     gen.add_argument("--output", metavar="PATH", help="write here instead of //generated/ (never overwrites)")
     gen.add_argument("--save", action="store_true", help="save the .blend afterwards (keeps the new image and node)")
     gen.add_argument("--model", help="model id (see the catalogue)")
@@ -71,8 +86,10 @@ def _parser():
 
     msub = models.add_subparsers(dest="action", required=True, parser_class=_Parser)
     msub.add_parser("list", help="every known model, its licence and whether it is installed")
-    for action, text in (("download", "download a model (needs online access: blender --online-mode)"),
-                         ("verify", "check an installed model's sha256")):
+    for action, text in (
+        ("download", "download a model (needs online access: blender --online-mode)"),
+        ("verify", "check an installed model's sha256"),
+    ):
         msub.add_parser(action, help=text).add_argument("model", help="model id, as `models list` shows")
     setups_cli.add_parser(sub)
     return ap
@@ -97,20 +114,21 @@ def main(argv) -> int:
 
 
 def _models(args) -> int:
-    from ..engine.catalog import license_notice
-    from ..engine.download import human_size
-    from ..preferences import model_store
+    from ...engine.catalog import license_notice
+    from ...engine.download import human_size
+    from ..prefs import model_store
+
     try:
         store = model_store(bpy.context)
         if args.action == "list":
             for entry in store.list_models():
                 info = entry.info
-                print(f"{info.id}\t{entry.status}\t{human_size(info.size)}\t{entry.path}\n"
-                      f"    {license_notice(info)}")
+                print(f"{info.id}\t{entry.status}\t{human_size(info.size)}\t{entry.path}\n    {license_notice(info)}")
             return EXIT_OK
         if args.action == "download":
-            path = store.download(args.model, progress=_ProgressLine(f"Downloading {args.model}"),
-                                  allow_network=bpy.app.online_access)
+            path = store.download(
+                args.model, progress=_ProgressLine(f"Downloading {args.model}"), allow_network=bpy.app.online_access
+            )
         else:
             path = store.verify(args.model, progress=_ProgressLine(f"Verifying {args.model}"))
     except FathomError as exc:
@@ -138,32 +156,37 @@ def _generate(args) -> int:
     kind, *rest = args.source
     needs_name = kind in ("image", "file")
     if kind not in SOURCES or len(rest) != (1 if needs_name else 0):
-        print(f"fathom: error: --source takes 'image NAME', 'file PATH', 'render' or 'compositor', "
-              f"not {' '.join(args.source)!r}", file=sys.stderr)
+        print(
+            f"fathom: error: --source takes 'image NAME', 'file PATH', 'render' or 'compositor', "
+            f"not {' '.join(args.source)!r}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     kwargs = {"source": SOURCES[kind], "output": args.output, "backend": BACKENDS[args.backend]}
     if args.backend == "server":
         kwargs.update(force=args.force, allow_online=args.online_mode)
     if needs_name:
         kwargs["image" if kind == "image" else "filepath"] = rest[0]
-    overrides = {k: getattr(args, k) for k in ("model", "resolution", "invert", "normalization", "output_format")
-                 if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in SETTING_NAMES if getattr(args, k, None) is not None}
     try:
-        job, image, node = pipeline.generate(bpy.context, overrides=overrides, **kwargs)
+        job, image, node = backends.generate(bpy.context, overrides=overrides, **kwargs)
         if args.save:
             results.save_blend()
     except FathomError as exc:
         print(f"fathom: error: {exc}", file=sys.stderr)
         return _exit_code(exc)
-    if getattr(job, "reused", False):
-        print("fathom: reused an identical depth map from the depth server, no tokens spent "
-              "(--force generates again)", file=sys.stderr)
+    if job.reused:
+        print(
+            "fathom: reused an identical depth map from the depth server, no tokens spent (--force generates again)",
+            file=sys.stderr,
+        )
     print(job.path)
     return EXIT_OK
 
 
 def _pending(args) -> int:
-    from . import pending
+    from ..remote import fetch, pending
+
     found = pending.entries()
     if args.action == "list":
         for entry in found:
@@ -173,7 +196,7 @@ def _pending(args) -> int:
         print("fathom: nothing is pending in this file", file=sys.stderr)
         return EXIT_OK
     try:
-        job = pending.fetch_job(bpy.context, follow_seconds=args.wait, allow_online=args.online_mode)
+        job = fetch.fetch_job(bpy.context, follow_seconds=args.wait, allow_online=args.online_mode)
         job.run(progress=_StepLine())
         job.apply(bpy.context)
         if args.save:
@@ -202,11 +225,13 @@ class _StepLine:
 
 
 def _exit_code(exc) -> int:
-    from ..engine.remote import RemoteError
-    from .remote import OfflineError, StillPendingError
+    from ...engine.remote import RemoteError
+    from ..remote.job import StillPendingError
+    from ..remote.online import OfflineError
+
     if isinstance(exc, (RemoteError, OfflineError, StillPendingError)):
         return EXIT_SERVER
-    if isinstance(exc, (ImageError, pipeline.SourceError, RenderCaptureError)):
+    if isinstance(exc, (ImageError, SourceError, RenderCaptureError)):
         return EXIT_SOURCE
     if isinstance(exc, ModelError):
         return EXIT_MODEL

@@ -1,24 +1,31 @@
-"""`fathom setup ...`: the depth workflows from the command line (bridge/cli.py adds the subcommand).
+"""`fathom setup ...`: the depth workflows from the command line (bridge/cli/main.py adds the subcommand).
 
     fathom setup displacement|dof|fog|stereo|normal|mesh|remove [--depth NAME] [--picture NAME] [options] [--save]
 
-Each prints what it made (a node, object, image or file) and returns an exit code of bridge/cli.py.
+Each prints what it made (a node, object, image or file) and returns an exit code of bridge/cli/main.py.
 """
+
 import sys
 
 import bpy
 
-from . import common, displacement, dof, export, fog, stereo
+from ..setups import common, displacement, dof, export, fog, stereo
 
 KINDS = ("displacement", "dof", "fog", "stereo", "normal", "mesh", "remove")
 
 
 def add_parser(sub):
-    p = sub.add_parser("setup", help="build a depth workflow: displacement, dof, fog, stereo, normal, mesh; "
-                                     "or remove one")
+    p = sub.add_parser(
+        "setup", help="build a depth workflow: displacement, dof, fog, stereo, normal, mesh; or remove one"
+    )
     p.add_argument("kind", choices=KINDS)
-    p.add_argument("--depth", "--image", dest="depth", metavar="NAME",
-                   help="depth image datablock (default: the newest Fathom result)")
+    p.add_argument(
+        "--depth",
+        "--image",
+        dest="depth",
+        metavar="NAME",
+        help="depth image datablock (default: the newest Fathom result)",
+    )
     p.add_argument("--picture", metavar="NAME", help="picture datablock (default: the depth map's source)")
     p.add_argument("--save", action="store_true", help="save the .blend afterwards")
     p.add_argument("--what", choices=("displacement", "dof", "fog", "all"), default="all", help="remove: which setup")
@@ -66,20 +73,46 @@ def run(args) -> str:
         raise common.SetupError("No depth image: generate one first or name it with --depth NAME.")
     picture = args.picture or None
     if args.kind == "displacement":
-        obj = displacement.setup(scene, depth, picture, target=args.target, distance=args.distance,
-                                 strength=args.strength, midlevel=args.midlevel, resolution=args.resolution,
-                                 subdivisions=args.subdivisions, smooth=args.smooth, stretch=args.stretch,
-                                 parallax=args.parallax.upper(), amplitude=args.amplitude)
+        obj = displacement.setup(
+            scene,
+            depth,
+            picture,
+            target=args.target,
+            distance=args.distance,
+            strength=args.strength,
+            midlevel=args.midlevel,
+            resolution=args.resolution,
+            subdivisions=args.subdivisions,
+            smooth=args.smooth,
+            stretch=args.stretch,
+            parallax=args.parallax.upper(),
+            amplitude=args.amplitude,
+        )
         return obj.name
     if args.kind == "dof":
-        node = dof.setup(scene, depth, picture, f_stop=args.f_stop, blur_max=args.blur_max, focus_distance=args.focus,
-                         near=1.0 if args.near is None else args.near, far=args.far or 0.0)
+        node = dof.setup(
+            scene,
+            depth,
+            picture,
+            f_stop=args.f_stop,
+            blur_max=args.blur_max,
+            focus_distance=args.focus,
+            near=1.0 if args.near is None else args.near,
+            far=args.far or 0.0,
+        )
         if args.focus_at:
             dof.pick_focus(scene, *args.focus_at)
         return f"{node.name}: focus {node[common.PARAMS_KEY]['focus_distance']:.4g}"
     if args.kind == "fog":
-        node = fog.setup(scene, depth, picture, color=args.color, density=args.density,
-                         near=1.0 if args.near is None else args.near, far=args.far or 0.0)
+        node = fog.setup(
+            scene,
+            depth,
+            picture,
+            color=args.color,
+            density=args.density,
+            near=1.0 if args.near is None else args.near,
+            far=args.far or 0.0,
+        )
         return node.name
     if args.kind == "stereo":
         picture = picture or common.source_picture(depth)
@@ -94,7 +127,8 @@ def run(args) -> str:
 def main(args, exit_code) -> int:
     """The subcommand: run, save when asked, errors on stderr with ``exit_code(exc)``."""
     from ...engine.errors import FathomError
-    from .. import results
+    from ..generation import results
+
     try:
         made = run(args)
         if args.save:

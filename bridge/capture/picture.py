@@ -4,23 +4,23 @@ Blender stores pixels bottom-up, and float images hold scene-linear light while 
 their file's (display) values; the depth network was trained on display-referred sRGB photos, so
 linear pixels go through the sRGB transfer curve before they are handed over.
 """
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import bpy
 import numpy as np
 
-from ..engine.errors import ImageDecodeError
-from ..engine.imageio import read_image
+from ...engine.errors import ImageDecodeError
+from ...engine.imageio import read_image
 
 
 @dataclass
 class Capture:
-    rgb: np.ndarray            # HxWx3 float32 (or the file's own precision for image files), top row first
-    label: str                 # what the user would call the source: "image 'Photo'", a file name
-    name: str                  # a short name for result files
+    rgb: np.ndarray  # HxWx3 float32 (or the file's own precision for image files), top row first
+    label: str  # what the user would call the source: "image 'Photo'", a file name
+    name: str  # a short name for result files
     source: dict = field(default_factory=dict)  # stored on the result image, to trace or re-generate it
-
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -32,8 +32,10 @@ def image_pixels(image: "bpy.types.Image") -> np.ndarray:
     """An image datablock's RGB as float32 HxWx3, top row first (display-referred)."""
     if not _load(image):
         where = f" from {image.filepath}" if image.filepath else ""
-        raise ImageDecodeError(f"Image '{image.name}' has no pixels{where}: check that its file exists "
-                               "and opens in the Image Editor, or pick another image.")
+        raise ImageDecodeError(
+            f"Image '{image.name}' has no pixels{where}: check that its file exists "
+            "and opens in the Image Editor, or pick another image."
+        )
     width, height = image.size
     channels = image.channels
     buf = np.empty(width * height * channels, np.float32)
@@ -75,7 +77,8 @@ def from_file(path) -> Capture:
 def from_render(scene, *, compositor=False, progress=None) -> Capture:
     """The scene's render (or its composite), rendered once through a temporary file, since
     Render Result and the Viewer node have no pixels in background mode."""
-    from . import render_capture
+    from . import render as render_capture
+
     if compositor:
         rgb, info = render_capture.capture_compositor(scene, progress=progress)
         label, name = f"the composite of scene '{scene.name}'", f"{scene.name}_composite"

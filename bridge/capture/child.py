@@ -2,7 +2,7 @@
 
 A render started from Python (bpy.ops.render.render) runs on Blender's main thread: the UI is
 frozen for the whole render and Esc cannot stop it. The Generate operator therefore renders in a
-child Blender instead, driven from its worker thread (bridge.jobs):
+child Blender instead, driven from its worker thread (bridge.generation.worker):
 
     child = ChildRender(scene, kind, settings)   main thread: cheap checks, then a copy of the
                                                  file's current state (unsaved changes included,
@@ -11,11 +11,12 @@ child Blender instead, driven from its worker thread (bridge.jobs):
                                                  and runs the same capture code as an in-process
                                                  render; a Capture or a DepthMap comes back
 
-The child runs bridge.capture.from_render or bridge.scene_z.scene_depth, exactly what the
-synchronous path calls, and hands the arrays back in a .npz file in a private temporary folder,
-so its pixels equal an in-process capture. Its progress ("sample a of b") comes back on its
-standard output, a cancel kills it, and the folder (file copy, result) is always removed.
-Background mode, the CLI and scripts keep rendering in-process, synchronously (pipeline.prepare
+The child (its side is bridge.capture.child_main) runs bridge.capture.picture.from_render or
+bridge.capture.scene_z.scene_depth, exactly what the synchronous path calls, and hands the arrays
+back in a .npz file in a private temporary folder, so its pixels equal an in-process capture. Its
+progress ("sample a of b") comes back on its standard output, a cancel kills it, and the folder
+(file copy, result) is always removed.
+Background mode, the CLI and scripts keep rendering in-process, synchronously (backends.prepare
 without ``offload_render``).
 
 What a saved copy cannot carry: pixels painted into an image and not saved. When an image has
@@ -24,6 +25,7 @@ but the picture is the one the user sees). Also not carried: simulation results 
 memory (an unbaked Simulation zone); the child evaluates the frame as `blender -b` would. The
 child holds its own copy of the scene in memory while it renders.
 """
+
 import collections
 import json
 import os
@@ -40,17 +42,16 @@ from dataclasses import asdict
 import bpy
 import numpy as np
 
-from ..engine.errors import CancelledError, FathomError
-from . import render_capture
+from ...engine.depth import DepthMap
+from ...engine.errors import CancelledError
+from ..prefs import ADDON
+from . import render as render_capture
+from .child_main import DONE_MARK, ERROR_MARK, PROGRESS_MARK, TEMP_MARK
+from .picture import Capture
 
 KINDS = ("render", "compositor", "scene-z")
-PROGRESS_MARK = "@@FATHOM-PROGRESS@@"
-ERROR_MARK = "@@FATHOM-ERROR@@"
-DONE_MARK = "@@FATHOM-DONE@@"  # the result is in place; the child only has to exit
-TEMP_MARK = "@@FATHOM-TEMP@@"  # the child's Blender session folder, removed by the parent after a kill
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the extension's package folder
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the extension's folder
 _CHILD_PACKAGE = "_fathom_render_child"
-_ADDON = __package__.rpartition(".")[0]  # this extension's module name (bl_ext.<repo>.fathom)
 _POLL_S = 0.1  # how often the worker looks at the cancel flag while the child renders
 _EXIT_GRACE_S = 10.0  # a child that wrote its result and does not exit by then is ended
 
@@ -68,8 +69,11 @@ def blender_command(code):
 
 def unsaved_images():
     """Names of images whose pixels were changed and not saved: a file copy would miss the edits."""
-    return sorted(image.name for image in bpy.data.images
-                  if image.is_dirty and image.users and image.type not in ("RENDER_RESULT", "COMPOSITING"))
+    return sorted(
+        image.name
+        for image in bpy.data.images
+        if image.is_dirty and image.users and image.type not in ("RENDER_RESULT", "COMPOSITING")
+    )
 
 
 def child_render(scene, kind, settings=None, *, view_layer=None):
@@ -93,6 +97,7 @@ class ChildRender:
             render_capture.compositor_output(scene)
         if kind == "scene-z":
             from .scene_z import render_view_layer
+
             view_layer = render_view_layer(scene, view_layer).name
         self.kind, self.settings, self.scene_name = kind, settings, scene.name
         self.process = None  # the child while it runs (its pid is in the tests' interest)
@@ -104,17 +109,25 @@ class ChildRender:
         self.result = os.path.join(self.folder, "result.npz")
         try:
             # A copy: the user's file, its path and its unsaved state stay as they are.
-            bpy.ops.wm.save_as_mainfile(filepath=blend, copy=True, check_existing=False, compress=False,
-                                        relative_remap=True)
+            bpy.ops.wm.save_as_mainfile(
+                filepath=blend, copy=True, check_existing=False, compress=False, relative_remap=True
+            )
         except RuntimeError as e:
             self.discard()
             raise render_capture.RenderCaptureError(
                 f"Fathom could not copy the scene for rendering in the background: {render_capture._message(e)}"
             ) from None
-        spec = {"blend": blend, "scene": scene.name, "kind": kind, "view_layer": view_layer,
-                "result": self.result, "parent": os.getpid(), "addon": _ADDON,
-                "settings": asdict(settings) if settings is not None else None,
-                "scripts": not bpy.app.autoexec_fail}  # run the file's scripts only where the user does
+        spec = {
+            "blend": blend,
+            "scene": scene.name,
+            "kind": kind,
+            "view_layer": view_layer,
+            "result": self.result,
+            "parent": os.getpid(),
+            "addon": ADDON,
+            "settings": asdict(settings) if settings is not None else None,
+            "scripts": not bpy.app.autoexec_fail,
+        }  # run the file's scripts only where the user does
         self.command = blender_command(_child_code(spec))
 
     def discard(self):
@@ -122,7 +135,7 @@ class ChildRender:
         self._remove()
 
     def run(self, progress=None, cancel=None):
-        """Render in the child; return a bridge.capture.Capture (render, compositor) or an
+        """Render in the child; return a bridge.capture.picture.Capture (render, compositor) or an
         engine.depth.DepthMap (scene-z). Safe on any thread: no bpy. A cancel kills the child and
         raises CancelledError; a failed render raises RenderCaptureError with the child's reason."""
         report = progress or (lambda fraction, message: None)
@@ -134,12 +147,21 @@ class ChildRender:
         env = dict(os.environ, TMPDIR=self.folder, TEMP=self.folder, TMP=self.folder)
         try:
             self.process = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True, encoding="utf-8", errors="replace", cwd=self.folder, env=env,
-                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))  # no console window on Windows
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                cwd=self.folder,
+                env=env,
+                creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+            )  # no console window on Windows
             lines = queue.Queue()
-            threading.Thread(target=_read_lines, args=(self.process.stdout, lines), daemon=True,
-                             name="fathom-render-output").start()
+            threading.Thread(
+                target=_read_lines, args=(self.process.stdout, lines), daemon=True, name="fathom-render-output"
+            ).start()
             while True:
                 if cancel is not None and cancel():
                     raise CancelledError("The render was cancelled; nothing was written.")
@@ -153,14 +175,14 @@ class ChildRender:
                     break
                 line = line.rstrip("\r\n")
                 if line.startswith(PROGRESS_MARK):
-                    fraction, _, message = line[len(PROGRESS_MARK):].partition(" ")
+                    fraction, _, message = line[len(PROGRESS_MARK) :].partition(" ")
                     report(float(fraction), message)
                 elif line.startswith(ERROR_MARK):
-                    error = json.loads(line[len(ERROR_MARK):])
+                    error = json.loads(line[len(ERROR_MARK) :])
                 elif line.startswith(DONE_MARK):
                     done_at = time.monotonic()
                 elif line.startswith(TEMP_MARK):
-                    self._session_temp = line[len(TEMP_MARK):]
+                    self._session_temp = line[len(TEMP_MARK) :]
                 elif line.strip():
                     tail.append(line)
             code = self.process.wait()
@@ -170,7 +192,8 @@ class ChildRender:
                 last = "\n".join(tail) or "(no output)"
                 raise render_capture.RenderCaptureError(
                     f"The background render of scene {self.scene_name!r} failed (exit code {code}); render it "
-                    f"once with F12 to see why. Its last output:\n{last}")
+                    f"once with F12 to see why. Its last output:\n{last}"
+                )
             return self._load()
         finally:
             self._stop()
@@ -190,13 +213,18 @@ class ChildRender:
             shutil.rmtree(temp, ignore_errors=True)
 
     def _load(self):
-        from .capture import Capture
-        from ..engine.depth import DepthMap
         with np.load(self.result, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if self.kind == "scene-z":
-                return DepthMap(data["depth"], meta["near_is_bright"], meta["model"], self.settings,
-                                tuple(meta["network_size"]), meta["tiles"], meta["timings"])
+                return DepthMap(
+                    data["depth"],
+                    meta["near_is_bright"],
+                    meta["model"],
+                    self.settings,
+                    tuple(meta["network_size"]),
+                    meta["tiles"],
+                    meta["timings"],
+                )
             return Capture(data["rgb"], meta["label"], meta["name"], meta["source"])
 
 
@@ -213,70 +241,10 @@ def _read_lines(stream, lines):
 def _child_code(spec):
     # The extension's modules under a private package name, without running its __init__
     # (registration): the child needs the capture code, not the add-on.
-    return (f"import importlib, sys, types\n"
-            f"package = types.ModuleType({_CHILD_PACKAGE!r})\n"
-            f"package.__path__ = [{_ROOT!r}]\n"
-            f"sys.modules[{_CHILD_PACKAGE!r}] = package\n"
-            f"importlib.import_module({_CHILD_PACKAGE + '.bridge.render_process'!r}).child_main({json.dumps(spec)!r})\n")
-
-
-# --- in the child ---------------------------------------------------------------------------
-
-def child_main(spec_text):
-    """The child's side: open the copy, render as the synchronous path does, save the arrays."""
-    spec = json.loads(spec_text)
-    watch = _exit_with_parent(spec["parent"])
-    print(TEMP_MARK + bpy.app.tempdir, flush=True)
-    try:
-        _child_progress(0.0, "Rendering: loading the scene")
-        if spec["addon"] in bpy.context.preferences.addons:
-            # Enabled from the user's preferences (an installed Blender): its load handlers have
-            # nothing to do in a render of a copy (pending server jobs belong to the user's file).
-            import addon_utils
-            addon_utils.disable(spec["addon"], default_set=False)
-        bpy.ops.wm.open_mainfile(filepath=spec["blend"], load_ui=False, use_scripts=spec["scripts"])
-        scene = bpy.data.scenes[spec["scene"]]
-        if spec["kind"] == "scene-z":
-            from ..engine.settings import DepthSettings
-            from .scene_z import scene_depth
-            made = scene_depth(scene, DepthSettings(**spec["settings"]), view_layer=spec["view_layer"],
-                               progress=_child_progress)
-            arrays = {"depth": made.depth}
-            meta = {"near_is_bright": bool(made.near_is_bright), "model": made.model,
-                    "network_size": list(made.network_size), "tiles": made.tiles, "timings": made.timings}
-        else:
-            from .capture import from_render
-            made = from_render(scene, compositor=spec["kind"] == "compositor", progress=_child_progress)
-            arrays = {"rgb": made.rgb}
-            meta = {"label": made.label, "name": made.name, "source": made.source}
-        partial = spec["result"][:-len(".npz")] + ".partial.npz"
-        np.savez(partial, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(partial, spec["result"])  # whole or absent
-        print(DONE_MARK, flush=True)
-    except FathomError as e:
-        print(ERROR_MARK + json.dumps(str(e)), flush=True)
-    finally:
-        watch()
-
-
-def _child_progress(fraction, message):
-    print(f"{PROGRESS_MARK}{float(fraction):.4f} {message}", flush=True)
-
-
-def _exit_with_parent(parent):
-    """End this child if the Blender that started it goes away (crash, kill) mid-render. Returns
-    the function that stops watching: a thread still alive keeps the bpy 4.5 module from exiting."""
-    stop = threading.Event()
-
-    def watch():
-        while not stop.wait(0.5):
-            if os.getppid() != parent:
-                os._exit(1)
-
-    thread = threading.Thread(target=watch, daemon=True, name="fathom-parent-watch")
-    thread.start()
-
-    def done():
-        stop.set()
-        thread.join()
-    return done
+    return (
+        f"import importlib, sys, types\n"
+        f"package = types.ModuleType({_CHILD_PACKAGE!r})\n"
+        f"package.__path__ = [{_ROOT!r}]\n"
+        f"sys.modules[{_CHILD_PACKAGE!r}] = package\n"
+        f"importlib.import_module({_CHILD_PACKAGE + '.bridge.capture.child_main'!r}).child_main({json.dumps(spec)!r})\n"
+    )

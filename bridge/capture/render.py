@@ -19,6 +19,7 @@ against an independent PNG decode to 1/65535) with no dependency on Pillow and n
 Blender's PNG variants. ``linear=True`` gives the scene-linear float render instead (HDR, no
 clipping), written as a 32-bit ZIP EXR that engine.exr reads directly.
 """
+
 import contextlib
 import os
 import re
@@ -29,8 +30,8 @@ import time
 import bpy
 import numpy as np
 
-from ..engine.errors import FathomError
-from ..engine.exr import read_exr
+from ...engine.errors import FathomError
+from ...engine.exr import read_exr
 
 
 class RenderCaptureError(FathomError):
@@ -44,20 +45,34 @@ _SAMPLE = re.compile(r"Sample (\d+)\s*/\s*(\d+)")
 # Output formats of the temporary file: image_settings values, applied in this order (the file
 # format first, since changing it resets the others), and the file's suffix.
 _FORMATS = {
-    "png16": ("png", (("file_format", "PNG"), ("color_mode", "RGB"), ("color_depth", "16"),
-                      ("compression", 0))),
-    "exr": ("exr", (("file_format", "OPEN_EXR"), ("color_mode", "RGB"), ("color_depth", "32"),
-                    ("exr_codec", "ZIP"))),
+    "png16": ("png", (("file_format", "PNG"), ("color_mode", "RGB"), ("color_depth", "16"), ("compression", 0))),
+    "exr": ("exr", (("file_format", "OPEN_EXR"), ("color_mode", "RGB"), ("color_depth", "32"), ("exr_codec", "ZIP"))),
     # Single-part, interleaved: Blender 5.0 writes multi-part multilayer EXRs unless told to
     # interleave, and engine.exr reads single-part files only. 4.x only writes interleaved ones.
-    "multilayer": ("exr", (("media_type", "MULTI_LAYER_IMAGE"), ("file_format", "OPEN_EXR_MULTILAYER"),
-                           ("color_depth", "32"), ("exr_codec", "ZIP"), ("use_exr_interleave", True))),
+    "multilayer": (
+        "exr",
+        (
+            ("media_type", "MULTI_LAYER_IMAGE"),
+            ("file_format", "OPEN_EXR_MULTILAYER"),
+            ("color_depth", "32"),
+            ("exr_codec", "ZIP"),
+            ("use_exr_interleave", True),
+        ),
+    ),
 }
 
 
 # Every image setting a capture may change, in the order they must be restored.
-_IMAGE_SETTINGS = ("media_type", "file_format", "color_mode", "color_depth", "compression", "exr_codec",
-                   "use_exr_interleave", "color_management")
+_IMAGE_SETTINGS = (
+    "media_type",
+    "file_format",
+    "color_mode",
+    "color_depth",
+    "compression",
+    "exr_codec",
+    "use_exr_interleave",
+    "color_management",
+)
 
 
 class Overrides:
@@ -94,8 +109,11 @@ class Overrides:
                 failed.append(f"{name}: {e}")
         self._saved.clear()
         if failed:
-            raise RenderCaptureError("Fathom could not restore some render settings after capturing: "
-                                     + "; ".join(failed) + ". Check Output Properties before saving.")
+            raise RenderCaptureError(
+                "Fathom could not restore some render settings after capturing: "
+                + "; ".join(failed)
+                + ". Check Output Properties before saving."
+            )
 
 
 def active_camera(scene, camera=None):
@@ -128,8 +146,8 @@ def rendered_file(scene, fmt, *, camera=None, compositing=False, settings=(), pr
         overrides.set(r, "filepath", path)
         overrides.set(r, "use_file_extension", False)  # the path is used as it is
         overrides.set(r, "use_compositing", compositing)
-        overrides.set(r, "use_sequencer", False)       # the camera's picture, not the edit
-        overrides.set(r, "use_multiview", False)       # one picture, not one file per view
+        overrides.set(r, "use_sequencer", False)  # the camera's picture, not the edit
+        overrides.set(r, "use_multiview", False)  # one picture, not one file per view
         image = r.image_settings
         overrides.keep(image, *_IMAGE_SETTINGS)
         if fmt != "multilayer":
@@ -146,8 +164,10 @@ def rendered_file(scene, fmt, *, camera=None, compositing=False, settings=(), pr
         except RuntimeError as e:  # Blender reports render errors (no camera, engine failure) this way
             raise RenderCaptureError(f"Blender could not render the scene {scene.name!r}: {_message(e)}") from None
         if "FINISHED" not in result or not os.path.isfile(path):
-            raise RenderCaptureError(f"Blender did not render the scene {scene.name!r} (the render was cancelled "
-                                     f"or failed): render it once with F12 to see why.")
+            raise RenderCaptureError(
+                f"Blender did not render the scene {scene.name!r} (the render was cancelled "
+                f"or failed): render it once with F12 to see why."
+            )
         yield path
     finally:
         if handler is not None and handler in bpy.app.handlers.render_stats:
@@ -201,8 +221,14 @@ def read_rgb(path):
 
 def _capture(scene, source, *, camera, compositing, linear, progress, settings=()):
     started = time.perf_counter()
-    with rendered_file(scene, "exr" if linear else "png16", camera=camera, compositing=compositing,
-                       settings=settings, progress=progress) as path:
+    with rendered_file(
+        scene,
+        "exr" if linear else "png16",
+        camera=camera,
+        compositing=compositing,
+        settings=settings,
+        progress=progress,
+    ) as path:
         rgb = read_rgb(path)
     camera = active_camera(scene, camera)
     info = {
@@ -232,27 +258,35 @@ def render_scene(scene, *, camera=None, progress=None, linear=False):
 
 def compositor_output(scene):
     """Check that the scene has a compositor with a connected output; return the settings needed to
-    capture it ((owner, attribute, value) overrides, File Output nodes muted). Handles 5.0's ``compositing_node_group`` and
-    4.2-4.5's ``scene.node_tree`` with a Composite node."""
+    capture it ((owner, attribute, value) overrides, File Output nodes muted). Handles 5.0's
+    ``compositing_node_group`` and 4.2-4.5's ``scene.node_tree`` with a Composite node."""
     if hasattr(scene, "compositing_node_group"):  # Blender 5.0+
         tree = scene.compositing_node_group
         if tree is None:
-            raise RenderCaptureError("The scene has no compositor node tree: open the Compositor, click New, "
-                                     "and connect a result to the Group Output.")
+            raise RenderCaptureError(
+                "The scene has no compositor node tree: open the Compositor, click New, "
+                "and connect a result to the Group Output."
+            )
         outputs = [n for n in tree.nodes if n.bl_idname == "NodeGroupOutput"]
         if not any(s.is_linked for n in outputs for s in n.inputs):
-            raise RenderCaptureError(f"The compositor tree {tree.name!r} has no connected Group Output: "
-                                     "connect the image to compose to a Group Output node.")
+            raise RenderCaptureError(
+                f"The compositor tree {tree.name!r} has no connected Group Output: "
+                "connect the image to compose to a Group Output node."
+            )
         return _mute_file_outputs(tree)
     tree = getattr(scene, "node_tree", None)
     if tree is None:
         raise RenderCaptureError("The scene has no compositor node tree: open the Compositor and tick Use Nodes.")
     outputs = [n for n in tree.nodes if n.bl_idname == "CompositorNodeComposite"]
     if not any(s.is_linked for n in outputs for s in n.inputs):
-        raise RenderCaptureError(f"The compositor tree {tree.name!r} has no connected Composite node: "
-                                 "connect the image to compose to a Composite node.")
-    return ((scene, "use_nodes", True),  # the tree is only applied while Use Nodes is on
-            *_mute_file_outputs(tree))
+        raise RenderCaptureError(
+            f"The compositor tree {tree.name!r} has no connected Composite node: "
+            "connect the image to compose to a Composite node."
+        )
+    return (
+        (scene, "use_nodes", True),  # the tree is only applied while Use Nodes is on
+        *_mute_file_outputs(tree),
+    )
 
 
 def _mute_file_outputs(tree, seen=None):
@@ -276,5 +310,6 @@ def capture_compositor(scene, *, camera=None, progress=None, linear=False):
     Returns (rgb float32 HxWx3 top row first, info dict), coloured as in ``render_scene``.
     """
     settings = compositor_output(scene)
-    return _capture(scene, "compositor", camera=camera, compositing=True, linear=linear, progress=progress,
-                    settings=settings)
+    return _capture(
+        scene, "compositor", camera=camera, compositing=True, linear=linear, progress=progress, settings=settings
+    )

@@ -1,0 +1,1 @@
+"""`blender -b FILE.blend -c fathom ...`: generate, pending, models (main) and setup (setups)."""
