@@ -140,7 +140,7 @@ class MovieFrames(FrameReader):
         self.folder = tempfile.mkdtemp(prefix="fathom-movie-")
         try:
             editor = self.scene.sequence_editor_create()
-            strips = getattr(editor, "strips", None) or editor.sequences  # Blender 5.0 renamed them
+            strips = editor.strips if hasattr(editor, "strips") else editor.sequences  # renamed in Blender 5.0
             strip = strips.new_movie("movie", str(path), channel=1, frame_start=1)
             duration = int(strip.frame_final_duration)
             width, height = _movie_size(strip, path)

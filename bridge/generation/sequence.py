@@ -179,7 +179,7 @@ def sequence_folder(name, output=None) -> Path:
 
 def prepare_sequence(context, frames=None, *, source=None, image=None, filepath=None, clip=None, output=None,
                      overrides=None, backend=None, stabilize=True, smoothing=0.0, redo=False, allow_download=False,
-                     allow_online=False, progress=None) -> SequenceJob:
+                     allow_online=False) -> SequenceJob:
     """A SequenceJob. ``frames``: anything engine.frames.as_frames takes (None: the scene's range for a
     render, every frame of a sequence or movie). Sources as for one picture, plus ``clip`` (a Movie
     Clip); an image or file source must be an image sequence or a movie."""
@@ -196,14 +196,15 @@ def prepare_sequence(context, frames=None, *, source=None, image=None, filepath=
     if not 0.0 <= float(smoothing) < 1.0:
         raise InvalidSettingsError(f"Smoothing {smoothing!r} must be at least 0 and below 1 (0.5 is strong).")
     kind = "SCENE_Z" if backend == "SCENE_Z" else (source or scene.fathom.source)
-    reader = _reader(context, kind, image, filepath, clip, settings, progress)
+    reader = _reader(context, kind, image, filepath, clip, settings)
     try:
         wanted = as_frames(frames) if frames is not None else (reader.frames or scene_frames(scene))
         if reader.frames is not None:
             missing = sorted(set(wanted) - set(reader.frames))
             if missing:
-                raise InvalidSettingsError(f"{reader.label[0].upper()}{reader.label[1:]} has no frames {describe(missing)}: "
-                                           f"it has {describe(reader.frames)}.")
+                raise frame_sources.FrameSourceError(
+                    f"{reader.label[0].upper()}{reader.label[1:]} has no frames {describe(missing)}: "
+                    f"it has {describe(reader.frames)}.")
         folder = sequence_folder(reader.name, output)
         job = SequenceJob(wanted, reader, settings, backend, folder, f"{safe_stem(reader.name)}_depth", scene.name,
                           stabilize=stabilize, smoothing=float(smoothing), redo=redo)
@@ -225,7 +226,7 @@ def prepare_sequence(context, frames=None, *, source=None, image=None, filepath=
         raise
 
 
-def _reader(context, kind, image, filepath, clip, settings, progress):
+def _reader(context, kind, image, filepath, clip, settings, progress=None):
     scene = context.scene
     if kind == "SCENE_Z":
         layer = getattr(context, "view_layer", None)
@@ -276,10 +277,10 @@ def _server_client(context, settings, count, allow_online):
     return client
 
 
-def generate_sequence(context, frames=None, **kwargs):
+def generate_sequence(context, frames=None, *, progress=None, **kwargs):
     """The whole sequence, synchronously (background mode, scripts, the CLI)."""
     job = prepare_sequence(context, frames, **kwargs)
-    job.run(progress=kwargs.get("progress"))
+    job.run(progress=progress)
     return job, *job.finish(context)
 
 

@@ -29,6 +29,7 @@ bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")
 
 READ_BACK = """
 bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")
+import numpy as np
 from bl_ext.user_default.fathom.engine.encode import read_depth
 def depth_nodes():
     tree = bpy.context.scene.compositing_node_group
@@ -153,6 +154,12 @@ maker.render.ffmpeg.format, maker.render.ffmpeg.codec = "MKV", "FFV1"
 maker.render.filepath = tmp + "/movie_"
 with bpy.context.temp_override(scene=maker):
     bpy.ops.render.render(animation=True)
+    maker.render.image_settings.media_type = "IMAGE"
+    maker.render.image_settings.file_format = "PNG"
+    for f in (1, 4):  # the same frames as stills, to compare the movie's frames with
+        maker.frame_set(f)
+        maker.render.filepath = tmp + "/still_%d.png" % f
+        bpy.ops.render.render(write_still=True)
 bpy.data.scenes.remove(maker)
 seq = bpy.data.images.load(tmp + "/plate/plate_0001.png")
 seq.source = "SEQUENCE"
@@ -179,19 +186,28 @@ def test_image_sequence_and_movie_frames_read_through_blender(blender, fathom_cl
     out = tmp_path / "generated" / f"{movie.stem}_depth"
     assert len(list(out.glob("*.exr"))) == 4
     got = blender("""
+        import numpy as np
         bpy.ops.wm.open_mainfile(filepath=tmp + "/media.blend")
         from bl_ext.user_default.fathom.bridge.capture.frames import file_frames
-        reader = file_frames(%r)
+        reader = file_frames(MOVIE)
         pixels = [reader.read(f)[16, 24].tolist() for f in (1, 4)]
         reader.close()
+        stills = []
+        for f in (1, 4):
+            still = bpy.data.images.load(tmp + "/still_%d.png" % f)
+            still.colorspace_settings.name = "Non-Color"
+            px = np.array(still.pixels[:]).reshape(still.size[1], still.size[0], 4)[::-1]
+            stills.append(px[16, 24, :3].tolist())
         nodes = {n.image.name: [n.image.source, n.frame_start, n.frame_duration]
                  for n in bpy.context.scene.compositing_node_group.nodes
                  if n.bl_idname == "CompositorNodeImage" and n.image is not None}
-        emit({"pixels": pixels, "frames": reader.frames, "nodes": nodes, "scenes": len(bpy.data.scenes)})
-    """ % str(movie))
+        emit({"pixels": pixels, "stills": stills, "frames": reader.frames, "nodes": nodes,
+              "scenes": len(bpy.data.scenes)})
+    """.replace("MOVIE", repr(str(movie))))
     assert got["frames"] == [1, 2, 3, 4] and got["scenes"] == 1  # the reader's scene is gone
-    np.testing.assert_allclose(got["pixels"][0], [0.25, 0.5, 0.75], atol=1 / 255)  # the movie's own colours
-    np.testing.assert_allclose(got["pixels"][1], [1.0, 0.5, 0.0], atol=1 / 255)
+    # The movie's own pixels: frames 1 and 4 as the scene that made it rendered them as stills.
+    np.testing.assert_allclose(got["pixels"], got["stills"], atol=2 / 255)
+    assert np.abs(np.subtract(got["pixels"][0], got["pixels"][1])).max() > 0.2
     assert got["nodes"]["Plate_depth"] == ["SEQUENCE", 2, 3]
     assert got["nodes"][f"{movie.stem}_depth"] == ["SEQUENCE", 1, 4]
     bad = fathom_cli("generate", "--source", "image", "Plate", "--frames", "3-9", blend=blend, catalog=catalog)
