@@ -1,7 +1,7 @@
 """Per-scene depth settings (``scene.fathom``), shown in the sidebar and used by the operators."""
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .engine import catalog
 from .engine.errors import FathomError
@@ -68,6 +68,30 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
     )
     normalization: EnumProperty(name="Normalization", items=NORMALIZATIONS, default="standard")
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
+    use_frames: BoolProperty(
+        name="Frames",
+        default=False,
+        description="Depth for a range of frames (a shot): the render or Scene Z at each frame, an image "
+        "sequence or a movie; one numbered file per frame, shown in the compositor as an image sequence",
+    )
+    frames: StringProperty(
+        name="Frames",
+        default="",
+        description="Which frames: START-END, START-END:STEP or a list (1-10,20); empty: the scene's range, "
+        "or every frame of the image sequence or movie",
+    )
+    stabilize: BoolProperty(
+        name="Stabilize",
+        default=True,
+        description="Align each frame's depth to the frames before it, so it does not flicker (AI backends)",
+    )
+    smoothing: FloatProperty(
+        name="Smoothing",
+        min=0.0,
+        max=0.9,
+        default=0.0,
+        description="Also even out the depth of still areas over time (0: off; 0.5: strong)",
+    )
 
     def depth_settings(self, threads: int = 0) -> DepthSettings:
         values = {name: getattr(self, name) for name in SETTING_NAMES}  # the properties are named as the settings

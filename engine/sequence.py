@@ -174,9 +174,9 @@ def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | N
             if not batch:
                 continue
             pictures = []
-            for frame in batch:
+            for i, frame in enumerate(batch):
                 _check(cancel, result, folder)
-                report(_message(frame, processed, len(todo), started, len(result.written), "reading"))
+                report(_message(frame, processed + i, len(todo), started, len(result.written), "reading"))
                 pictures.append(read_frame(frame))
             report(_message(batch[0], processed, len(todo), started, len(result.written), "estimating"))
             disparities = depth_fn(pictures, batch)
@@ -189,6 +189,10 @@ def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | N
                 if on_frame is not None:
                     on_frame(frame, path)
                 report(_message(frame, processed, len(todo), started, len(result.written), "done"))
+    except CancelledError as exc:  # a cancel inside a frame's render or network pass: the frame is dropped
+        if getattr(exc, "result", None) is None:
+            raise _cancelled(result, folder) from exc
+        raise
     finally:
         heartbeat.stop.set()
         claims.release_all()
@@ -205,11 +209,18 @@ def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | N
 
 def _check(cancel, result, folder):
     if cancel is not None and cancel():
-        done = sorted(set(result.written) | set(result.skipped))
-        kept = f"frames {describe(done)} are in {folder}" if done else "no frame was finished"
-        error = CancelledError(f"Cancelled between frames: {kept}; run it again to continue where it stopped.")
-        error.result = result
-        raise error
+        raise _cancelled(result, folder)
+
+
+def _cancelled(result, folder):
+    done = sorted(set(result.written) | set(result.skipped))
+    if not done:
+        kept = "no frame was finished"
+    else:
+        kept = f"frame{'s' if len(done) > 1 else ''} {describe(done)} {'are' if len(done) > 1 else 'is'} in {folder}"
+    error = CancelledError(f"Cancelled between frames: {kept}; run it again to continue where it stopped.")
+    error.result = result
+    return error
 
 
 def _message(frame, processed, total, started, written, what):

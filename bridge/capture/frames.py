@@ -221,3 +221,82 @@ def file_frames(path):
     if abspath.suffix.lower() in MOVIE_SUFFIXES:
         return MovieFrames(abspath, source={"kind": "file", "filepath": str(path)})
     return ImageSequenceFrames(abspath, source={"kind": "file", "filepath": str(path)})
+
+
+class ChildFrames(FrameReader):
+    """The render, the composite or Scene Z at each frame, each rendered in a child Blender
+    (bridge.capture.child), so the interactive operator's worker renders a shot while the UI stays
+    usable. The copy of the file for each frame is made on the main thread (main_thread_call)."""
+
+    needs_main_thread = False
+
+    def __init__(self, reader, settings, *, view_layer=None, cancel=None):
+        from dataclasses import replace
+
+        self.reader, self.cancel = reader, cancel
+        self.label, self.name, self.source, self.frames = reader.label, reader.name, reader.source, reader.frames
+        self.scene_name, self.kind, self.view_layer = reader.scene.name, reader.kind, view_layer
+        # Scene Z comes back as distances (Raw), background at the clip end, and is turned into what the
+        # sequence maps (z_values) here.
+        self.settings = replace(settings, normalization="raw", invert=False) if reader.kind == "scene-z" else settings
+        self.target = settings
+        self.clip_end = float(reader.scene.camera.data.clip_end) if reader.kind == "scene-z" else None
+
+    def read(self, frame):
+        from .child import ChildRender
+
+        def copy():
+            scene = bpy.data.scenes[self.scene_name]
+            return ChildRender(scene, self.kind, self.settings, view_layer=self.view_layer, frame=frame)
+
+        made = main_thread_call(copy, cancel=self.cancel).run(cancel=self.cancel)
+        if self.kind != "scene-z":
+            return made.rgb
+        distance = made.depth
+        background = distance >= np.float32(self.clip_end)
+        return z_values(distance, background, self.target, self.clip_end)
+
+
+class MainThreadFrames(FrameReader):
+    """A reader that calls bpy, used from the worker thread: each read runs on the main thread at the
+    operator's next tick (bridge.generation.worker.post) while the worker waits."""
+
+    needs_main_thread = False
+
+    def __init__(self, reader, cancel=None):
+        self.reader, self.cancel = reader, cancel
+        self.label, self.name, self.source, self.frames = reader.label, reader.name, reader.source, reader.frames
+
+    def read(self, frame):
+        return main_thread_call(lambda: self.reader.read(frame), cancel=self.cancel)
+
+    def close(self):
+        main_thread_call(self.reader.close)
+
+
+def main_thread_call(fn, cancel=None, poll=0.05):
+    """fn() on the main thread (at once when called there); its result or its error."""
+    import threading
+
+    from ...engine.errors import CancelledError
+    from ..generation import worker
+
+    if threading.current_thread() is threading.main_thread():
+        return fn()
+    done, box = threading.Event(), {}
+
+    def call():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed back to the worker
+            box["error"] = exc
+        finally:
+            done.set()
+
+    worker.post(call)
+    while not done.wait(poll):
+        if cancel is not None and cancel():
+            raise CancelledError("Cancelled between frames; the finished frames stay.")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -48,6 +48,7 @@ class SequenceJob:
     result: Optional[SequenceResult] = None
     remote_frames: Optional[object] = None
     timings: dict = field(default_factory=dict)
+    batch_size: int = 8  # frames read before one estimate_batch; 1 where each read is a render
 
     @property
     def reused(self) -> bool:
@@ -58,6 +59,8 @@ class SequenceJob:
         return self.folder
 
     def run(self, progress=None, cancel=None):
+        if hasattr(self.reader, "cancel"):  # readers that wait (a child render, the main thread) stop too
+            self.reader.cancel = cancel
         if self.model_path is None and self.download is not None:
             self.model_path = self.download.download(self.settings.model, cancel=cancel)
         exact = self.backend == "SCENE_Z"
@@ -76,6 +79,7 @@ class SequenceJob:
             self.result = run_sequence(
                 self.frames, self.reader.read, self.folder, depth_fn=depth_fn, settings=settings,
                 stem=self.stem, stabilize=self.stabilize and not exact, smoothing=self.smoothing,
+                batch_size=self.batch_size,
                 one_range=True, redo=self.redo, progress=progress, cancel=cancel,
                 key_extra={"source": self.reader.source, "backend": self.backend},
                 metadata={"fathom.source": self.reader.source, "fathom.settings": asdict(self.settings)})
@@ -179,10 +183,11 @@ def sequence_folder(name, output=None) -> Path:
 
 def prepare_sequence(context, frames=None, *, source=None, image=None, filepath=None, clip=None, output=None,
                      overrides=None, backend=None, stabilize=True, smoothing=0.0, redo=False, allow_download=False,
-                     allow_online=False) -> SequenceJob:
+                     allow_online=False, interactive=False) -> SequenceJob:
     """A SequenceJob. ``frames``: anything engine.frames.as_frames takes (None: the scene's range for a
     render, every frame of a sequence or movie). Sources as for one picture, plus ``clip`` (a Movie
-    Clip); an image or file source must be an image sequence or a movie."""
+    Clip); an image or file source must be an image sequence or a movie. ``interactive``: the job runs
+    on the operator's worker thread, renders in a child Blender per frame, other reads on the main thread."""
     from ..prefs import addon_preferences, model_store
 
     prefs = addon_preferences(context)
@@ -197,6 +202,12 @@ def prepare_sequence(context, frames=None, *, source=None, image=None, filepath=
         raise InvalidSettingsError(f"Smoothing {smoothing!r} must be at least 0 and below 1 (0.5 is strong).")
     kind = "SCENE_Z" if backend == "SCENE_Z" else (source or scene.fathom.source)
     reader = _reader(context, kind, image, filepath, clip, settings)
+    if interactive:
+        if isinstance(reader, frame_sources.RenderFrames):
+            layer = getattr(context, "view_layer", None)
+            reader = frame_sources.ChildFrames(reader, settings, view_layer=layer.name if layer else None)
+        else:
+            reader = frame_sources.MainThreadFrames(reader)
     try:
         wanted = as_frames(frames) if frames is not None else (reader.frames or scene_frames(scene))
         if reader.frames is not None:
@@ -206,8 +217,10 @@ def prepare_sequence(context, frames=None, *, source=None, image=None, filepath=
                     f"{reader.label[0].upper()}{reader.label[1:]} has no frames {describe(missing)}: "
                     f"it has {describe(reader.frames)}.")
         folder = sequence_folder(reader.name, output)
+        # A render takes far longer than a network pass: batching renders would only delay each frame's file.
+        renders = isinstance(reader, (frame_sources.RenderFrames, frame_sources.ChildFrames))
         job = SequenceJob(wanted, reader, settings, backend, folder, f"{safe_stem(reader.name)}_depth", scene.name,
-                          stabilize=stabilize, smoothing=float(smoothing), redo=redo)
+                          stabilize=stabilize, smoothing=float(smoothing), redo=redo, batch_size=1 if renders else 8)
         if backend == "LOCAL":
             store = model_store(context)
             try:

@@ -237,3 +237,46 @@ def test_bad_frame_specs_are_usage_errors(fathom_cli, blender, tmp_path):
     blender(ANIMATED)
     bad = fathom_cli("generate", "--source", "render", "--frames", "5-1", blend=tmp_path / "shot.blend")
     assert bad.returncode == 2 and "ends before it starts" in bad.stderr
+
+
+def test_interactive_sequence_renders_in_child_blenders_and_cancels_between_frames(blender, catalog_for,
+                                                                                   tiny_model_file):
+    """What the Generate button drives with Frames on: the worker thread, a child Blender per frame,
+    the main thread free (the test drains what the worker posts, as the operator's timer does)."""
+    got = blender(ANIMATED, """
+        import time
+        from bl_ext.user_default.fathom.bridge.generation import worker as jobs
+        from bl_ext.user_default.fathom.bridge.generation.sequence import prepare_sequence
+        props = bpy.context.scene.fathom
+        props.source, props.resolution = "RENDER", 256
+
+        running = jobs.start(prepare_sequence(bpy.context, "1-3", interactive=True))
+        seen, ticks = [], 0
+        while not running.wait(0.02):
+            jobs.drain()
+            ticks += 1
+            seen.append(running.message)
+        jobs.drain()
+        image, node = running.job.finish(bpy.context)
+        jobs.collect(running)
+        first = [running.error and str(running.error), image.source, node.frame_duration, running.job.result.written,
+                 bpy.context.scene.frame_current]
+
+        # A cancel while frame 5 renders: frame 4 stays, 5 and 6 are not made.
+        job = prepare_sequence(bpy.context, "4-6", interactive=True)
+        cancelled = jobs.start(job)
+        while not cancelled.wait(0.02):
+            jobs.drain()
+            if "Frame 5" in cancelled.message:
+                cancelled.cancel()
+        jobs.drain()
+        jobs.collect(cancelled)
+        files = sorted(os.listdir(tmp + "/generated/Scene_render_depth"))
+        emit({"first": first, "messages": sorted(set(seen)), "ticks": ticks, "cancelled": cancelled.cancelled,
+              "error": str(cancelled.error), "files": files})
+    """, catalog=catalog_for(da2_small=tiny_model_file))
+    error, source, duration, written, frame = got["first"]
+    assert error is None and source == "SEQUENCE" and duration == 3 and written == [1, 2, 3] and frame == 1
+    assert any(m.startswith("Frame 3 (3 of 3)") for m in got["messages"]) and got["ticks"] > 10, got
+    assert got["cancelled"] and "Cancelled between frames: frame 4 is in" in got["error"], got["error"]
+    assert [f for f in got["files"] if f.endswith(".exr")] == [f"Scene_render_depth_{f:04d}.exr" for f in range(1, 5)]
