@@ -2,6 +2,7 @@
 frame range through the CLI (numbered files in one folder, the depth node an image sequence, a
 rerun skipping finished frames), two CLI processes sharing overlapping ranges, an image sequence
 and a movie read through Blender, and the Python API."""
+import json
 import re
 import subprocess
 import sys
@@ -280,3 +281,41 @@ def test_interactive_sequence_renders_in_child_blenders_and_cancels_between_fram
     assert any(m.startswith("Frame 3 (3 of 3)") for m in got["messages"]) and got["ticks"] > 10, got
     assert got["cancelled"] and "Cancelled between frames: frame 4 is in" in got["error"], got["error"]
     assert [f for f in got["files"] if f.endswith(".exr")] == [f"Scene_render_depth_{f:04d}.exr" for f in range(1, 5)]
+
+
+@pytest.fixture(scope="module")
+def depth_server(tiny_model_file, tmp_path_factory):
+    from tests.blender.test_remote import DepthServer
+
+    folder = tmp_path_factory.mktemp("sequence-server")
+    catalog = folder / "catalog.json"
+    catalog.write_text(json.dumps({"models": {"da2-small": {"path": str(tiny_model_file)}}}))
+    srv = DepthServer(folder, catalog).start()
+    yield srv
+    srv.stop()
+
+
+def test_server_sequence_one_job_per_frame_priced_first(blender, depth_server):
+    from tests.blender.test_remote import TOP_UP
+
+    key = depth_server.user(tokens=4)
+    got = blender(ANIMATED, f"""
+        prefs = bpy.context.preferences.addons["bl_ext.user_default.fathom"].preferences
+        bpy.context.preferences.system.use_online_access = True
+        prefs.backend, prefs.server_url, prefs.api_key = "SERVER", {depth_server.url!r}, {key!r}
+        bpy.context.scene.fathom.resolution = 256
+        from bl_ext.user_default.fathom import api as fathom
+        try:
+            fathom.generate_depth(source="render", frames=(1, 5))
+            short = None
+        except fathom.FathomError as exc:
+            short = str(exc)
+        shot = fathom.generate_depth(source="render", frames=(1, 3))
+        emit({{"short": short, "written": shot.written, "image": shot.image.source,
+              "files": sorted(p.name for p in shot.paths.values())}})
+    """)
+    assert got["short"].startswith("Get tokens · 1 more: these 5 frames cost 5 tokens (1 each) and your balance is 4")
+    assert TOP_UP in got["short"]
+    assert got["written"] == [1, 2, 3] and got["image"] == "SEQUENCE"
+    assert got["files"] == [f"Scene_render_depth_{f:04d}.exr" for f in (1, 2, 3)]
+    assert depth_server.balance(key) == 1 and len(depth_server.artworks(key)) == 3  # one job per frame
