@@ -11,6 +11,7 @@ A claim's owner touches it while it works (``Claims.heartbeat``); a claim untouc
 crashed process and is taken over: renamed away to a unique name (only one taker's rename
 succeeds), checked to be the one judged stale, and claimed afresh.
 """
+
 import json
 import os
 import socket
@@ -78,8 +79,9 @@ class Claims:
     def is_done(self, frame):
         """Done with this key, and its file still there."""
         record = self.done_record(frame)
-        return bool(record and record.get("key") == self.key and record.get("file")
-                    and (self.folder / record["file"]).is_file())
+        return bool(
+            record and record.get("key") == self.key and record.get("file") and (self.folder / record["file"]).is_file()
+        )
 
     def mark_done(self, frame, filename, **extra):
         _atomic_json(self._done_path(frame), {"key": self.key, "file": filename, "time": time.time(), **extra})

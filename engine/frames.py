@@ -7,6 +7,7 @@ from 0 (Blender's own frame_start lower bound) to MAX_FRAME.
 Files are named ``<stem>_<frame, 4 digits>.<ext>`` (``depth_0007.exr``): the trailing number is
 what Blender's image sequences read, and sorting the names sorts the frames.
 """
+
 import re
 
 from .errors import InvalidSettingsError
@@ -29,7 +30,8 @@ def parse_frames(spec):
         if not match:
             raise InvalidSettingsError(
                 f"Frames {part!r} not understood: use START-END (1-50), START-END:STEP (1-50:5), a single "
-                f"frame (7) or a comma-separated list of those; frames are whole numbers from 0.")
+                f"frame (7) or a comma-separated list of those; frames are whole numbers from 0."
+            )
         start = int(match.group(1))
         end = int(match.group(2)) if match.group(2) is not None else start
         step = int(match.group(3)) if match.group(3) is not None else 1
@@ -69,7 +71,8 @@ def as_frames(frames):
         return sorted(out)
     raise InvalidSettingsError(
         f"Frames {frames!r} not understood: give (start, end), (start, end, step), a list of frames or a "
-        f"string such as '1-50:5'.")
+        f"string such as '1-50:5'."
+    )
 
 
 def frame_name(stem, frame, suffix):
@@ -107,8 +110,10 @@ def numbered_files(path):
     path = Path(path)
     match = _NUMBERED.match(path.stem)
     if not match:
-        raise InvalidSettingsError(f"{path.name} has no frame number in its name: an image sequence's files are "
-                                   f"numbered, e.g. frame_0001.png, frame_0002.png.")
+        raise InvalidSettingsError(
+            f"{path.name} has no frame number in its name: an image sequence's files are "
+            f"numbered, e.g. frame_0001.png, frame_0002.png."
+        )
     head, digits, tail = match.groups()
     pattern = re.compile(re.escape(head) + r"(\d{%d,})" % len(digits) + re.escape(tail + path.suffix) + "$")
     found = {}
@@ -118,6 +123,7 @@ def numbered_files(path):
             if hit and candidate.is_file():
                 found.setdefault(int(hit.group(1)), candidate)
     if not found:
-        raise InvalidSettingsError(f"No files of the image sequence {head}{'#' * len(digits)}{tail}{path.suffix} "
-                                   f"in {path.parent}.")
+        raise InvalidSettingsError(
+            f"No files of the image sequence {head}{'#' * len(digits)}{tail}{path.suffix} in {path.parent}."
+        )
     return dict(sorted(found.items()))

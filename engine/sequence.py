@@ -16,6 +16,7 @@ Progress is per frame with the time left; cancelling stops between frames and ke
 finished frame. The small aligned copy of each frame is kept beside its record, so a rerun, or a
 process doing the next frames, continues the alignment where the earlier frames left it.
 """
+
 import hashlib
 import json
 import os
@@ -45,13 +46,13 @@ class SequenceResult:
     folder: Path
     stem: str
     suffix: str
-    frames: list[int]                    # the frames asked for
-    written: list[int] = field(default_factory=list)   # made by this run
-    skipped: list[int] = field(default_factory=list)   # already done with the same settings
+    frames: list[int]  # the frames asked for
+    written: list[int] = field(default_factory=list)  # made by this run
+    skipped: list[int] = field(default_factory=list)  # already done with the same settings
     by_others: list[int] = field(default_factory=list)  # claimed by another process while this one ran
     seconds: float = 0.0
     flicker_before: float | None = None  # % of the depth range, each frame on its own
-    flicker_after: float | None = None   # % of the depth range, as written
+    flicker_after: float | None = None  # % of the depth range, as written
     value_range: tuple | None = None
     near_is_bright: bool = True
 
@@ -82,9 +83,17 @@ def local_depth_fn(settings, model_path, *, batch_size=8, max_tokens=DEFAULT_MAX
     raw = replace(settings, normalization="raw", invert=False)
 
     def depth_fn(pictures, frames=None):
-        maps = estimate_batch(pictures, raw, model_path, batch_size=batch_size, max_tokens=max_tokens,
-                              cancel=cancel, model_name=settings.model)
+        maps = estimate_batch(
+            pictures,
+            raw,
+            model_path,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            cancel=cancel,
+            model_name=settings.model,
+        )
         return [m.depth for m in maps]
+
     return depth_fn
 
 
@@ -107,10 +116,29 @@ class _Heartbeat(threading.Thread):
             self.claims.heartbeat()
 
 
-def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | None = None, settings=None,
-                 model_path=None, stem="depth", stabilize=True, window=DEFAULT_WINDOW, smoothing=0.0,
-                 batch_size=8, redo=False, fixed_range=None, one_range=None, key_extra=None, metadata=None,
-                 progress=None, cancel=None, stale_after=None, on_frame=None) -> SequenceResult:
+def run_sequence(
+    frames,
+    read_frame: Callable,
+    folder,
+    *,
+    depth_fn: Callable | None = None,
+    settings=None,
+    model_path=None,
+    stem="depth",
+    stabilize=True,
+    window=DEFAULT_WINDOW,
+    smoothing=0.0,
+    batch_size=8,
+    redo=False,
+    fixed_range=None,
+    one_range=None,
+    key_extra=None,
+    metadata=None,
+    progress=None,
+    cancel=None,
+    stale_after=None,
+    on_frame=None,
+) -> SequenceResult:
     """Depth of ``frames`` into ``folder``; see the module's description.
 
     ``depth_fn(pictures, frames)`` gives the frames' inverse depth (default: the local model); its
@@ -132,14 +160,29 @@ def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | N
     folder = Path(folder)
     suffix = suffix_for(settings.output_format)
     one_range = stabilize if one_range is None else one_range
-    key = settings_key(settings, stabilize=bool(stabilize), window=window, smoothing=smoothing,
-                       one_range=one_range, fixed_range=fixed_range, extra=key_extra)
+    key = settings_key(
+        settings,
+        stabilize=bool(stabilize),
+        window=window,
+        smoothing=smoothing,
+        one_range=one_range,
+        fixed_range=fixed_range,
+        extra=key_extra,
+    )
     claims = Claims(folder, key, **({} if stale_after is None else {"stale_after": stale_after}))
     if hasattr(depth_fn, "start"):  # a depth_fn that keeps per-frame records (sequence_remote)
         depth_fn.start(claims)
     manifest = Manifest(folder)
-    manifest.start({"key": key, "stem": stem, "suffix": suffix, "settings": vars(settings), "extra": key_extra,
-                    "digits": FRAME_DIGITS})
+    manifest.start(
+        {
+            "key": key,
+            "stem": stem,
+            "suffix": suffix,
+            "settings": vars(settings),
+            "extra": key_extra,
+            "digits": FRAME_DIGITS,
+        }
+    )
     result = SequenceResult(folder, stem, suffix, frames, near_is_bright=not settings.invert)
     state = _State(frames, claims, manifest, settings, window, smoothing, stabilize, one_range, fixed_range)
     todo = []
@@ -202,8 +245,10 @@ def run_sequence(frames, read_frame: Callable, folder, *, depth_fn: Callable | N
         result.written.sort()
         result.skipped.sort()
         result.by_others = sorted(set(result.by_others) - set(result.written) - set(result.skipped))
-    report(f"{len(result.written)} frames written, {len(result.skipped)} already done"
-           + (f", {len(result.by_others)} done by another process" if result.by_others else ""))
+    report(
+        f"{len(result.written)} frames written, {len(result.skipped)} already done"
+        + (f", {len(result.by_others)} done by another process" if result.by_others else "")
+    )
     return result
 
 
@@ -252,7 +297,7 @@ class _State:
         if index > 0 and self.frames[index - 1] == self.last:
             return
         history = []
-        for previous in reversed(self.frames[max(0, index - self.window):index]):
+        for previous in reversed(self.frames[max(0, index - self.window) : index]):
             if not self.claims.is_done(previous):
                 break
             try:
@@ -278,8 +323,9 @@ class _State:
             if self.range is None:
                 lo, hi = value_range(aligned, settings.normalization)
                 self.range = self.manifest.fix_range({"lo": lo, "hi": hi, "anchor": anchor_quantiles(low)})
-            depth, _ = normalize_in_range(aligned, settings.normalization, settings.invert,
-                                          self.range["lo"], self.range["hi"])
+            depth, _ = normalize_in_range(
+                aligned, settings.normalization, settings.invert, self.range["lo"], self.range["hi"]
+            )
         else:  # unaligned frames each have their own scale: each is mapped by its own range
             depth = alone
         if settings.normalization != "raw":
@@ -306,7 +352,8 @@ def _put(path, data, claims):
         if not ours:
             raise FathomError(
                 f"{path} exists and was not written by Fathom's sequence output: move it away, or choose "
-                f"another output folder; Fathom does not overwrite it.")
+                f"another output folder; Fathom does not overwrite it."
+            )
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "wb") as f:

@@ -9,6 +9,7 @@ which the server answers with the first job, uncharged. The record goes when the
 
 ``quote_sequence`` is the price of the frames still to do against the balance, before anything starts.
 """
+
 import uuid
 from dataclasses import replace
 
@@ -22,9 +23,14 @@ def quote_sequence(client, settings, frames):
     per_frame = client.cost(settings)
     account = client.me(ledger_limit=0)
     total = per_frame * frames
-    return {"cost": total, "per_frame": per_frame, "frames": frames, "balance": account["balance"],
-            "shortfall": max(0, total - account["balance"]),
-            "top_up_url": account.get("topUpUrl") or client.pricing().get("topUpUrl")}
+    return {
+        "cost": total,
+        "per_frame": per_frame,
+        "frames": frames,
+        "balance": account["balance"],
+        "shortfall": max(0, total - account["balance"]),
+        "top_up_url": account.get("topUpUrl") or client.pricing().get("topUpUrl"),
+    }
 
 
 def check_sequence_affordable(quote):
@@ -35,8 +41,11 @@ def check_sequence_affordable(quote):
     raise remote.InsufficientTokensError(
         f"Get tokens · {quote['shortfall']} more: these {quote['frames']} frames cost {quote['cost']} tokens "
         f"({quote['per_frame']} each) and your balance is {quote['balance']}. Nothing was sent or charged.{where}",
-        needed=quote["cost"], balance=quote["balance"], shortfall=quote["shortfall"],
-        top_up_url=quote.get("top_up_url"))
+        needed=quote["cost"],
+        balance=quote["balance"],
+        shortfall=quote["shortfall"],
+        top_up_url=quote.get("top_up_url"),
+    )
 
 
 class RemoteFrames:
@@ -66,8 +75,12 @@ class RemoteFrames:
                 record = {"idempotency_key": str(uuid.uuid4()), "server": self.client.base_url, "job": None}
                 self.claims.save_job_record(frame, record)  # before sending: a retry reuses the key
             rgb = picture.rgb if hasattr(picture, "rgb") else read_array(picture).rgb
-            job = self.client.submit(encode_picture_png(rgb), self.send, idempotency_key=record["idempotency_key"],
-                                     filename=f"{self.name}_{frame:04d}.png")
+            job = self.client.submit(
+                encode_picture_png(rgb),
+                self.send,
+                idempotency_key=record["idempotency_key"],
+                filename=f"{self.name}_{frame:04d}.png",
+            )
             record = {**record, "job": job["id"], "cost": job.get("cost")}
             self.claims.save_job_record(frame, record)
             self.submitted.append(frame)
@@ -77,5 +90,6 @@ class RemoteFrames:
         def look(status, job):
             if self.progress is not None:
                 self.progress(status, job)
+
         self.client.wait(record["job"], progress=look, cancel=self.cancel, timeout=self.timeout)
         return read_depth(self.client.download(record["job"], "exr"))

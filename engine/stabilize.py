@@ -14,6 +14,7 @@ pixels, and the work per frame stays small next to the network pass.
 ``FlickerMeter`` reports the mean frame-to-frame change of static pixels in percent of the 0..1
 depth range; static pixels are those whose depth in the stabilised maps fits the previous frame.
 """
+
 from collections import deque
 
 import numpy as np
@@ -162,7 +163,10 @@ class FlickerMeter:
         self.pairs = 0
 
     def add(self, before, after):
-        before, after = small(np.asarray(before, np.float32), self.size), small(np.asarray(after, np.float32), self.size)
+        before, after = (
+            small(np.asarray(before, np.float32), self.size),
+            small(np.asarray(after, np.float32), self.size),
+        )
         if self._last is not None and self._last[0].shape == before.shape:
             prev_before, prev_after = self._last
             _, _, static = fit_scale_shift(after, prev_after)

@@ -8,6 +8,7 @@ The picture carries everything (after the model undoes ImageNet normalisation):
 - blue: a constant whose value sets the shift (2 * mean).
 So a test picks each frame's scale and shift at random and knows the truth exactly.
 """
+
 from pathlib import Path
 
 import numpy as np
@@ -49,10 +50,12 @@ def build_oracle_model(path):
         n("Squeeze", ["out4", "channel"], ["predicted_depth"]),
     ]
     graph = helper.make_graph(
-        nodes, "oracle_depth",
+        nodes,
+        "oracle_depth",
         [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
         [helper.make_tensor_value_info("predicted_depth", TensorProto.FLOAT, ["batch", "height", "width"])],
-        initializer=init)
+        initializer=init,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
     onnx.checker.check_model(model)

@@ -114,8 +114,10 @@ class ImageSequenceFrames(FrameReader):
     def read(self, frame):
         path = self.files.get(frame)
         if path is None:
-            raise FrameSourceError(f"The image sequence has no file for frame {frame}: it has frames "
-                                   f"{min(self.files)} to {max(self.files)} ({len(self.files)} files).")
+            raise FrameSourceError(
+                f"The image sequence has no file for frame {frame}: it has frames "
+                f"{min(self.files)} to {max(self.files)} ({len(self.files)} files)."
+            )
         image = bpy.data.images.load(str(path), check_existing=False)
         try:
             if self.colorspace:
@@ -197,13 +199,20 @@ def image_frames(image):
     label, name = f"image '{image.name}'", Path(image.name).stem
     source = {"kind": "image", "image": image.name, "filepath": image.filepath}
     if image.source == "SEQUENCE":
-        return ImageSequenceFrames(bpy.path.abspath(image.filepath), colorspace=image.colorspace_settings.name,
-                                   label=label, name=name, source=source)
+        return ImageSequenceFrames(
+            bpy.path.abspath(image.filepath),
+            colorspace=image.colorspace_settings.name,
+            label=label,
+            name=name,
+            source=source,
+        )
     if image.source == "MOVIE":
         return MovieFrames(image.filepath, label=label, name=name, source=source)
-    raise FrameSourceError(f"Image '{image.name}' is a single picture, not an image sequence or a movie: pick "
-                           f"a sequence (Image Editor > Image > Open, several numbered files) or a movie, or "
-                           f"leave out the frames.")
+    raise FrameSourceError(
+        f"Image '{image.name}' is a single picture, not an image sequence or a movie: pick "
+        f"a sequence (Image Editor > Image > Open, several numbered files) or a movie, or "
+        f"leave out the frames."
+    )
 
 
 def clip_frames(clip):

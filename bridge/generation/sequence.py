@@ -77,12 +77,22 @@ class SequenceJob:
         started = time.perf_counter()
         try:
             self.result = run_sequence(
-                self.frames, self.reader.read, self.folder, depth_fn=depth_fn, settings=settings,
-                stem=self.stem, stabilize=self.stabilize and not exact, smoothing=self.smoothing,
+                self.frames,
+                self.reader.read,
+                self.folder,
+                depth_fn=depth_fn,
+                settings=settings,
+                stem=self.stem,
+                stabilize=self.stabilize and not exact,
+                smoothing=self.smoothing,
                 batch_size=self.batch_size,
-                one_range=True, redo=self.redo, progress=progress, cancel=cancel,
+                one_range=True,
+                redo=self.redo,
+                progress=progress,
+                cancel=cancel,
                 key_extra={"source": self.reader.source, "backend": self.backend},
-                metadata={"fathom.source": self.reader.source, "fathom.settings": asdict(self.settings)})
+                metadata={"fathom.source": self.reader.source, "fathom.settings": asdict(self.settings)},
+            )
         finally:
             self.reader.close()
         self.timings["total"] = time.perf_counter() - started
@@ -92,8 +102,10 @@ class SequenceJob:
         """Main thread: the sequence as one image in the source's Image node."""
         result = self.result
         if not result.done:
-            raise FathomError(f"No frame of {describe(self.frames)} is done yet: other processes hold "
-                              f"{describe(result.by_others)}; run again when they finish.")
+            raise FathomError(
+                f"No frame of {describe(self.frames)} is done yet: other processes hold "
+                f"{describe(result.by_others)}; run again when they finish."
+            )
         near_is_bright = result.near_is_bright
         if self.backend == "SCENE_Z" and self.settings.normalization == "raw":
             near_is_bright = self.settings.invert  # distances: larger = farther, as one Scene Z map in Raw
@@ -181,9 +193,24 @@ def sequence_folder(name, output=None) -> Path:
     return results.generated_folder() / f"{safe_stem(name)}_depth"
 
 
-def prepare_sequence(context, frames=None, *, source=None, image=None, filepath=None, clip=None, output=None,
-                     overrides=None, backend=None, stabilize=True, smoothing=0.0, redo=False, allow_download=False,
-                     allow_online=False, interactive=False) -> SequenceJob:
+def prepare_sequence(
+    context,
+    frames=None,
+    *,
+    source=None,
+    image=None,
+    filepath=None,
+    clip=None,
+    output=None,
+    overrides=None,
+    backend=None,
+    stabilize=True,
+    smoothing=0.0,
+    redo=False,
+    allow_download=False,
+    allow_online=False,
+    interactive=False,
+) -> SequenceJob:
     """A SequenceJob. ``frames``: anything engine.frames.as_frames takes (None: the scene's range for a
     render, every frame of a sequence or movie). Sources as for one picture, plus ``clip`` (a Movie
     Clip); an image or file source must be an image sequence or a movie. ``interactive``: the job runs
@@ -215,12 +242,24 @@ def prepare_sequence(context, frames=None, *, source=None, image=None, filepath=
             if missing:
                 raise frame_sources.FrameSourceError(
                     f"{reader.label[0].upper()}{reader.label[1:]} has no frames {describe(missing)}: "
-                    f"it has {describe(reader.frames)}.")
+                    f"it has {describe(reader.frames)}."
+                )
         folder = sequence_folder(reader.name, output)
         # A render takes far longer than a network pass: batching renders would only delay each frame's file.
         renders = isinstance(reader, (frame_sources.RenderFrames, frame_sources.ChildFrames))
-        job = SequenceJob(wanted, reader, settings, backend, folder, f"{safe_stem(reader.name)}_depth", scene.name,
-                          stabilize=stabilize, smoothing=float(smoothing), redo=redo, batch_size=1 if renders else 8)
+        job = SequenceJob(
+            wanted,
+            reader,
+            settings,
+            backend,
+            folder,
+            f"{safe_stem(reader.name)}_depth",
+            scene.name,
+            stabilize=stabilize,
+            smoothing=float(smoothing),
+            redo=redo,
+            batch_size=1 if renders else 8,
+        )
         if backend == "LOCAL":
             store = model_store(context)
             try:
@@ -254,7 +293,9 @@ def _reader(context, kind, image, filepath, clip, settings, progress=None):
         found = bpy.data.movieclips.get(clip) if isinstance(clip, str) else clip
         if found is None:
             names = ", ".join(sorted(c.name for c in bpy.data.movieclips)) or "(none)"
-            raise frame_sources.FrameSourceError(f"There is no movie clip named {clip!r} in this file: use one of {names}.")
+            raise frame_sources.FrameSourceError(
+                f"There is no movie clip named {clip!r} in this file: use one of {names}."
+            )
         return frame_sources.clip_frames(found)
     if kind == "IMAGE":
         from ..capture.sources import active_editor_image

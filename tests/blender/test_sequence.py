@@ -2,6 +2,7 @@
 frame range through the CLI (numbered files in one folder, the depth node an image sequence, a
 rerun skipping finished frames), two CLI processes sharing overlapping ranges, an image sequence
 and a movie read through Blender, and the Python API."""
+
 import json
 import re
 import subprocess
@@ -59,12 +60,23 @@ def frames_line(stderr, what):
 
 @pytest.mark.parametrize("backend,folder", [("local", "Scene_render_depth"), ("scene-z", "Scene_Z_depth")])
 def test_cli_render_frames_make_a_numbered_sequence_and_a_rerun_skips_them(
-        blender, fathom_cli, catalog_for, tiny_model_file, tmp_path, backend, folder):
+    blender, fathom_cli, catalog_for, tiny_model_file, tmp_path, backend, folder
+):
     catalog = catalog_for(da2_small=tiny_model_file)
     blender(ANIMATED)
     blend = tmp_path / "shot.blend"
-    run = fathom_cli("generate", "--source", "render", "--backend", backend, "--frames", "1-5", "--save",
-                     blend=blend, catalog=catalog)
+    run = fathom_cli(
+        "generate",
+        "--source",
+        "render",
+        "--backend",
+        backend,
+        "--frames",
+        "1-5",
+        "--save",
+        blend=blend,
+        catalog=catalog,
+    )
     assert run.returncode == 0, run.stderr
     out = tmp_path / "generated" / folder
     assert Path(run.stdout.strip().splitlines()[-1]) == out
@@ -73,11 +85,14 @@ def test_cli_render_frames_make_a_numbered_sequence_and_a_rerun_skips_them(
     assert frames_line(run.stderr, "written") == [1, 2, 3, 4, 5]
     assert "Frame 5 (5 of 5)" in run.stderr  # progress per frame
 
-    got = blender(READ_BACK, f"""
+    got = blender(
+        READ_BACK,
+        f"""
         nodes = depth_nodes()
         maps = [read_depth(tmp + "/generated/{folder}/{folder}_%04d.exr" % f).tolist() for f in (1, 5)]
         emit({{"nodes": nodes, "maps": maps, "frame": bpy.context.scene.frame_current}})
-    """)
+    """,
+    )
     (node,) = got["nodes"].values()
     assert node["source"] == "SEQUENCE" and node["colorspace"] == "Non-Color"
     assert node["filepath"] == f"//generated/{folder}/{folder}_0001.exr"
@@ -88,22 +103,45 @@ def test_cli_render_frames_make_a_numbered_sequence_and_a_rerun_skips_them(
     assert first.shape == (36, 64) and np.abs(first - last).max() > 0.05  # the sphere moved
 
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.exr")}
-    again = fathom_cli("generate", "--source", "render", "--backend", backend, "--frames", "1-6",
-                       blend=blend, catalog=catalog)
+    again = fathom_cli(
+        "generate", "--source", "render", "--backend", backend, "--frames", "1-6", blend=blend, catalog=catalog
+    )
     assert again.returncode == 0, again.stderr
     assert frames_line(again.stderr, "written") == [6] and frames_line(again.stderr, "already done") == [1, 2, 3, 4, 5]
     assert all(p.stat().st_mtime_ns == mtimes[p.name] for p in out.glob("*.exr") if p.name in mtimes)
-    redo = fathom_cli("generate", "--source", "render", "--backend", backend, "--frames", "1-2", "--redo",
-                      blend=blend, catalog=catalog)
+    redo = fathom_cli(
+        "generate",
+        "--source",
+        "render",
+        "--backend",
+        backend,
+        "--frames",
+        "1-2",
+        "--redo",
+        blend=blend,
+        catalog=catalog,
+    )
     assert redo.returncode == 0 and frames_line(redo.stderr, "written") == [1, 2]
 
 
 def test_scene_z_sequence_keeps_exact_distances(blender, fathom_cli, tmp_path):
     blender(ANIMATED)
-    run = fathom_cli("generate", "--source", "render", "--backend", "scene-z", "--normalization", "raw",
-                     "--frames", "2-3", blend=tmp_path / "shot.blend")
+    run = fathom_cli(
+        "generate",
+        "--source",
+        "render",
+        "--backend",
+        "scene-z",
+        "--normalization",
+        "raw",
+        "--frames",
+        "2-3",
+        blend=tmp_path / "shot.blend",
+    )
     assert run.returncode == 0, run.stderr
-    got = blender(READ_BACK, """
+    got = blender(
+        READ_BACK,
+        """
         from bl_ext.user_default.fathom.bridge.capture import scene_z as sz
         from bl_ext.user_default.fathom.engine.settings import DepthSettings
         scene = bpy.context.scene
@@ -111,18 +149,37 @@ def test_scene_z_sequence_keeps_exact_distances(blender, fathom_cli, tmp_path):
         single = sz.scene_depth(scene, DepthSettings(normalization="raw")).depth
         seq = read_depth(tmp + "/generated/Scene_Z_depth/Scene_Z_depth_0003.exr")
         emit(float(np.abs(single - seq).max()))
-    """)
+    """,
+    )
     assert got == 0.0
 
 
-def test_two_processes_with_overlapping_frames_write_each_frame_once(blender, tmp_path, catalog_for,
-                                                                     tiny_model_file, blender_home):
+def test_two_processes_with_overlapping_frames_write_each_frame_once(
+    blender, tmp_path, catalog_for, tiny_model_file, blender_home
+):
     catalog = catalog_for(da2_small=tiny_model_file)
     blender(ANIMATED)
-    cmd = [sys.executable, str(ROOT / "scripts" / "blender_cli.py"), "--blend", str(tmp_path / "shot.blend"), "--",
-           "generate", "--source", "render"]
-    nodes = [subprocess.Popen(cmd + ["--frames", frames], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=_env(blender_home, catalog), cwd=tmp_path) for frames in ("1-4", "3-6")]
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "blender_cli.py"),
+        "--blend",
+        str(tmp_path / "shot.blend"),
+        "--",
+        "generate",
+        "--source",
+        "render",
+    ]
+    nodes = [
+        subprocess.Popen(
+            cmd + ["--frames", frames],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(blender_home, catalog),
+            cwd=tmp_path,
+        )
+        for frames in ("1-4", "3-6")
+    ]
     outs = [node.communicate(timeout=300) for node in nodes]
     for node, (_, err) in zip(nodes, outs):
         assert node.returncode == 0, err
@@ -170,23 +227,30 @@ bpy.ops.wm.save_as_mainfile(filepath=tmp + "/media.blend")
 """
 
 
-def test_image_sequence_and_movie_frames_read_through_blender(blender, fathom_cli, catalog_for, tiny_model_file,
-                                                              tmp_path):
+def test_image_sequence_and_movie_frames_read_through_blender(
+    blender, fathom_cli, catalog_for, tiny_model_file, tmp_path
+):
     catalog = catalog_for(da2_small=tiny_model_file)
     blender("import numpy as np\n", MEDIA)
     movie = next(tmp_path.glob("movie_*.mkv"))
     blend = tmp_path / "media.blend"
-    seq = fathom_cli("generate", "--source", "image", "Plate", "--frames", "2-4", "--save", blend=blend,
-                     catalog=catalog)
+    seq = fathom_cli(
+        "generate", "--source", "image", "Plate", "--frames", "2-4", "--save", blend=blend, catalog=catalog
+    )
     assert seq.returncode == 0, seq.stderr
     assert sorted(p.name for p in (tmp_path / "generated" / "Plate_depth").glob("*.exr")) == [
-        "Plate_depth_0002.exr", "Plate_depth_0003.exr", "Plate_depth_0004.exr"]
-    clip = fathom_cli("generate", "--source", "file", str(movie), "--frames", "1-4", "--save", blend=blend,
-                      catalog=catalog)
+        "Plate_depth_0002.exr",
+        "Plate_depth_0003.exr",
+        "Plate_depth_0004.exr",
+    ]
+    clip = fathom_cli(
+        "generate", "--source", "file", str(movie), "--frames", "1-4", "--save", blend=blend, catalog=catalog
+    )
     assert clip.returncode == 0, clip.stderr
     out = tmp_path / "generated" / f"{movie.stem}_depth"
     assert len(list(out.glob("*.exr"))) == 4
-    got = blender("""
+    got = blender(
+        """
         import numpy as np
         bpy.ops.wm.open_mainfile(filepath=tmp + "/media.blend")
         from bl_ext.user_default.fathom.bridge.capture.frames import file_frames
@@ -204,7 +268,8 @@ def test_image_sequence_and_movie_frames_read_through_blender(blender, fathom_cl
                  if n.bl_idname == "CompositorNodeImage" and n.image is not None}
         emit({"pixels": pixels, "stills": stills, "frames": reader.frames, "nodes": nodes,
               "scenes": len(bpy.data.scenes)})
-    """.replace("MOVIE", repr(str(movie))))
+    """.replace("MOVIE", repr(str(movie)))
+    )
     assert got["frames"] == [1, 2, 3, 4] and got["scenes"] == 1  # the reader's scene is gone
     # The movie's own pixels: frames 1 and 4 as the scene that made it rendered them as stills.
     np.testing.assert_allclose(got["pixels"], got["stills"], atol=2 / 255)
@@ -217,7 +282,9 @@ def test_image_sequence_and_movie_frames_read_through_blender(blender, fathom_cl
 
 def test_python_api_returns_the_sequence(blender, catalog_for, tiny_model_file):
     catalog = catalog_for(da2_small=tiny_model_file)
-    got = blender(ANIMATED, """
+    got = blender(
+        ANIMATED,
+        """
         from bl_ext.user_default.fathom import api as fathom
         seen = []
         result = fathom.generate_depth(source="render", frames=(1, 3), resolution=256,
@@ -225,9 +292,12 @@ def test_python_api_returns_the_sequence(blender, catalog_for, tiny_model_file):
         again = fathom.generate_depth(source="render", frames=[1, 2, 3], resolution=256)
         emit({"frames": result.frames, "written": result.written, "paths": [p.name for p in result.paths.values()],
               "image": [result.image.source, result.image.name], "node": result.node.frame_duration,
-              "skipped": again.skipped, "flicker": [result.flicker_before is not None, result.flicker_after is not None],
+              "skipped": again.skipped,
+              "flicker": [result.flicker_before is not None, result.flicker_after is not None],
               "progress": any("Frame 2 (2 of 3)" in m for m in seen)})
-    """, catalog=catalog)
+    """,
+        catalog=catalog,
+    )
     assert got["frames"] == [1, 2, 3] and got["written"] == [1, 2, 3] and got["skipped"] == [1, 2, 3]
     assert got["paths"] == [f"Scene_render_depth_{f:04d}.exr" for f in (1, 2, 3)]
     assert got["image"] == ["SEQUENCE", "Scene_render_depth"] and got["node"] == 3
@@ -240,11 +310,14 @@ def test_bad_frame_specs_are_usage_errors(fathom_cli, blender, tmp_path):
     assert bad.returncode == 2 and "ends before it starts" in bad.stderr
 
 
-def test_interactive_sequence_renders_in_child_blenders_and_cancels_between_frames(blender, catalog_for,
-                                                                                   tiny_model_file):
+def test_interactive_sequence_renders_in_child_blenders_and_cancels_between_frames(
+    blender, catalog_for, tiny_model_file
+):
     """What the Generate button drives with Frames on: the worker thread, a child Blender per frame,
     the main thread free (the test drains what the worker posts, as the operator's timer does)."""
-    got = blender(ANIMATED, """
+    got = blender(
+        ANIMATED,
+        """
         import time
         from bl_ext.user_default.fathom.bridge.generation import worker as jobs
         from bl_ext.user_default.fathom.bridge.generation.sequence import prepare_sequence
@@ -275,7 +348,9 @@ def test_interactive_sequence_renders_in_child_blenders_and_cancels_between_fram
         files = sorted(os.listdir(tmp + "/generated/Scene_render_depth"))
         emit({"first": first, "messages": sorted(set(seen)), "ticks": ticks, "cancelled": cancelled.cancelled,
               "error": str(cancelled.error), "files": files})
-    """, catalog=catalog_for(da2_small=tiny_model_file))
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
     error, source, duration, written, frame = got["first"]
     assert error is None and source == "SEQUENCE" and duration == 3 and written == [1, 2, 3] and frame == 1
     assert any(m.startswith("Frame 3 (3 of 3)") for m in got["messages"]) and got["ticks"] > 10, got
@@ -299,7 +374,9 @@ def test_server_sequence_one_job_per_frame_priced_first(blender, depth_server):
     from tests.blender.test_remote import TOP_UP
 
     key = depth_server.user(tokens=4)
-    got = blender(ANIMATED, f"""
+    got = blender(
+        ANIMATED,
+        f"""
         prefs = bpy.context.preferences.addons["bl_ext.user_default.fathom"].preferences
         bpy.context.preferences.system.use_online_access = True
         prefs.backend, prefs.server_url, prefs.api_key = "SERVER", {depth_server.url!r}, {key!r}
@@ -313,7 +390,8 @@ def test_server_sequence_one_job_per_frame_priced_first(blender, depth_server):
         shot = fathom.generate_depth(source="render", frames=(1, 3))
         emit({{"short": short, "written": shot.written, "image": shot.image.source,
               "files": sorted(p.name for p in shot.paths.values())}})
-    """)
+    """,
+    )
     assert got["short"].startswith("Get tokens · 1 more: these 5 frames cost 5 tokens (1 each) and your balance is 4")
     assert TOP_UP in got["short"]
     assert got["written"] == [1, 2, 3] and got["image"] == "SEQUENCE"

@@ -1,4 +1,5 @@
 """Frame ranges, frame file names, per-frame claims and the sequence manifest, on a real file system."""
+
 import json
 import multiprocessing
 import os
@@ -11,27 +12,33 @@ from engine.errors import InvalidSettingsError
 from engine.frames import as_frames, describe, frame_name, parse_frames
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("1-5", [1, 2, 3, 4, 5]),
-    ("1-10:3", [1, 4, 7, 10]),
-    ("0-9:4", [0, 4, 8]),
-    ("7", [7]),
-    ("1-3, 2-4,10", [1, 2, 3, 4, 10]),
-    ("20-30:5,1", [1, 20, 25, 30]),
-])
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("1-5", [1, 2, 3, 4, 5]),
+        ("1-10:3", [1, 4, 7, 10]),
+        ("0-9:4", [0, 4, 8]),
+        ("7", [7]),
+        ("1-3, 2-4,10", [1, 2, 3, 4, 10]),
+        ("20-30:5,1", [1, 20, 25, 30]),
+    ],
+)
 def test_parse_frames(spec, expected):
     assert parse_frames(spec) == expected
 
 
-@pytest.mark.parametrize("spec,words", [
-    ("", "No frames"),
-    ("5-1", "ends before it starts"),
-    ("1-10:0", "step must be 1 or more"),
-    ("a-b", "not understood"),
-    ("-3", "not understood"),
-    ("1-2000000", "frames go from 0"),
-    ("1-5:", "not understood"),
-])
+@pytest.mark.parametrize(
+    "spec,words",
+    [
+        ("", "No frames"),
+        ("5-1", "ends before it starts"),
+        ("1-10:0", "step must be 1 or more"),
+        ("a-b", "not understood"),
+        ("-3", "not understood"),
+        ("1-2000000", "frames go from 0"),
+        ("1-5:", "not understood"),
+    ],
+)
 def test_parse_frames_errors_say_what_is_wrong(spec, words):
     with pytest.raises(InvalidSettingsError, match=words):
         parse_frames(spec)
@@ -115,12 +122,24 @@ def test_manifest_first_writer_wins_and_new_settings_reset_the_range(tmp_path):
 
 def test_numbered_files_of_an_image_sequence(tmp_path):
     from engine.frames import numbered_files
-    for name in ("shot_0001.png", "shot_0002.png", "shot_0010.png", "shot_0003.jpg", "other_0001.png",
-                 "shot_01.png", "shot_12345.png"):
+
+    for name in (
+        "shot_0001.png",
+        "shot_0002.png",
+        "shot_0010.png",
+        "shot_0003.jpg",
+        "other_0001.png",
+        "shot_01.png",
+        "shot_12345.png",
+    ):
         (tmp_path / name).write_bytes(b"")
     found = numbered_files(tmp_path / "shot_0002.png")
-    assert {f: p.name for f, p in found.items()} == {1: "shot_0001.png", 2: "shot_0002.png", 10: "shot_0010.png",
-                                                     12345: "shot_12345.png"}
+    assert {f: p.name for f, p in found.items()} == {
+        1: "shot_0001.png",
+        2: "shot_0002.png",
+        10: "shot_0010.png",
+        12345: "shot_12345.png",
+    }
     with pytest.raises(InvalidSettingsError, match="no frame number"):
         numbered_files(tmp_path / "plate.png")
     with pytest.raises(InvalidSettingsError, match="No files of the image sequence missing_####.png"):

@@ -1,6 +1,7 @@
 """Depth sequences on real onnxruntime: the oracle network (true inverse depth under a random
 per-frame scale and shift, plus noise) judges stabilisation; claims, resume and cancel run on
 real files, and two real processes share one folder."""
+
 import multiprocessing
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def fits_to_truth(result, truths, masks):
 
 def test_oracle_answers_scale_truth_plus_shift(oracle):
     from engine.depth import estimate
+
     pictures, truths, _, scales, shifts = shot(2)
     got = estimate(pictures[1], SETTINGS, oracle).depth
     residual = got - (scales[0] * truths[1] + shifts[0])
@@ -54,14 +56,22 @@ def test_oracle_answers_scale_truth_plus_shift(oracle):
 @pytest.mark.parametrize("smoothing", [0.0, 0.5])
 def test_stabilisation_brings_frames_back_to_one_scale(oracle, tmp_path, smoothing):
     pictures, truths, masks, scales, _ = shot(24, seed=1)
-    plain = run_sequence(list(pictures), pictures.get, tmp_path / "plain", settings=SETTINGS,
-                         model_path=oracle, stabilize=False)
+    plain = run_sequence(
+        list(pictures), pictures.get, tmp_path / "plain", settings=SETTINGS, model_path=oracle, stabilize=False
+    )
     fits = fits_to_truth(plain, truths, masks)
     ratios = np.array([fits[f][0] / fits[1][0] for f in plain.frames])
     assert np.abs(ratios - 1).max() > 0.2  # the network's own per-frame scales: the test can fail
 
-    stable = run_sequence(list(pictures), pictures.get, tmp_path / "stable", settings=SETTINGS,
-                          model_path=oracle, stabilize=True, smoothing=smoothing)
+    stable = run_sequence(
+        list(pictures),
+        pictures.get,
+        tmp_path / "stable",
+        settings=SETTINGS,
+        model_path=oracle,
+        stabilize=True,
+        smoothing=smoothing,
+    )
     assert stable.written == list(range(1, 25))
     fits = fits_to_truth(stable, truths, masks)
     a0, b0 = fits[1]
@@ -75,8 +85,9 @@ def test_stabilisation_brings_frames_back_to_one_scale(oracle, tmp_path, smoothi
 def test_flicker_falls_when_a_near_object_enters(oracle, tmp_path):
     pictures, *_ = shot(16, seed=2, enter=6)
     settings = DepthSettings(resolution=266)  # standard: each frame alone is min-max scaled
-    result = run_sequence(list(pictures), pictures.get, tmp_path / "s", settings=settings, model_path=oracle,
-                          smoothing=0.5)
+    result = run_sequence(
+        list(pictures), pictures.get, tmp_path / "s", settings=settings, model_path=oracle, smoothing=0.5
+    )
     assert result.flicker_before is not None and result.flicker_after is not None
     assert result.flicker_after < 0.5 * result.flicker_before
     depth = read_depth(result.path(16))
@@ -102,8 +113,9 @@ def test_resume_skips_done_frames_and_redo_does_them_again(oracle, tmp_path):
     whole = run_sequence(range(1, 7), pictures.get, tmp_path / "whole", settings=SETTINGS, model_path=oracle)
     np.testing.assert_allclose(read_depth(again.path(4)), read_depth(whole.path(4)), rtol=1e-4, atol=1e-4)
     calls.clear()
-    other = run_sequence([1, 2], read, tmp_path, settings=DepthSettings(resolution=266, normalization="standard"),
-                         model_path=oracle)
+    other = run_sequence(
+        [1, 2], read, tmp_path, settings=DepthSettings(resolution=266, normalization="standard"), model_path=oracle
+    )
     assert other.written == [1, 2] and calls == [1, 2]  # other settings: done again, in the same files
     calls.clear()
     redo = run_sequence([1, 2], read, tmp_path, settings=SETTINGS, model_path=oracle, redo=True)
@@ -114,8 +126,16 @@ def test_cancel_between_frames_keeps_finished_frames(oracle, tmp_path):
     pictures, *_ = shot(5, seed=4)
     seen = []
     with pytest.raises(CancelledError, match="frames 1-2 are in") as caught:
-        run_sequence(range(1, 6), pictures.get, tmp_path, settings=SETTINGS, model_path=oracle, batch_size=1,
-                     on_frame=lambda f, p: seen.append(f), cancel=lambda: len(seen) >= 2)
+        run_sequence(
+            range(1, 6),
+            pictures.get,
+            tmp_path,
+            settings=SETTINGS,
+            model_path=oracle,
+            batch_size=1,
+            on_frame=lambda f, p: seen.append(f),
+            cancel=lambda: len(seen) >= 2,
+        )
     assert caught.value.result.written == [1, 2]
     assert sorted(p.name for p in tmp_path.glob("*.exr")) == ["depth_0001.exr", "depth_0002.exr"]
     assert not list(tmp_path.glob(".fathom/*.claim")) and not list(tmp_path.glob(".*.tmp"))
@@ -126,8 +146,15 @@ def test_cancel_between_frames_keeps_finished_frames(oracle, tmp_path):
 def test_progress_says_frame_and_time_left(oracle, tmp_path):
     pictures, *_ = shot(4, seed=5)
     messages = []
-    run_sequence(range(1, 5), pictures.get, tmp_path, settings=SETTINGS, model_path=oracle, batch_size=1,
-                 progress=lambda f, m: messages.append((f, m)))
+    run_sequence(
+        range(1, 5),
+        pictures.get,
+        tmp_path,
+        settings=SETTINGS,
+        model_path=oracle,
+        batch_size=1,
+        progress=lambda f, m: messages.append((f, m)),
+    )
     fractions = [f for f, _ in messages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert any("Frame 3 (3 of 4)" in m and "left" in m for _, m in messages)
@@ -151,8 +178,10 @@ def _farm_node(model, folder, frames, seed, queue):
 def test_two_processes_with_overlapping_ranges_write_each_frame_once(oracle, tmp_path):
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    nodes = [ctx.Process(target=_farm_node, args=(str(oracle), str(tmp_path), frames, 7, queue))
-             for frames in (list(range(1, 10)), list(range(4, 13)))]
+    nodes = [
+        ctx.Process(target=_farm_node, args=(str(oracle), str(tmp_path), frames, 7, queue))
+        for frames in (list(range(1, 10)), list(range(4, 13)))
+    ]
     for node in nodes:
         node.start()
     answers = [queue.get(timeout=300) for _ in nodes]
