@@ -183,6 +183,24 @@ def scene_frames(scene):
     return frame_range(scene.frame_start, scene.frame_end, max(1, scene.frame_step))
 
 
+def frame_count(context):
+    """How many frames Generate Depth with Frames on would make (None when only reading the source
+    would tell), cheaply, for the Server backend's price on the button."""
+    from ..prefs import addon_preferences
+
+    props, scene = context.scene.fathom, context.scene
+    if props.frames.strip():
+        try:
+            return len(as_frames(props.frames))
+        except InvalidSettingsError:
+            return None
+    if addon_preferences(context).backend == "SCENE_Z" or props.source in ("RENDER", "COMPOSITOR"):
+        return len(scene_frames(scene))
+    if props.source == "IMAGE" and props.image is not None and props.image.source in ("SEQUENCE", "MOVIE"):
+        return props.image.frame_duration or None
+    return None
+
+
 def sequence_folder(name, output=None) -> Path:
     """``output`` (a folder), else //generated/<name>_depth/ next to the saved .blend."""
     if output:

@@ -382,18 +382,26 @@ def test_server_sequence_one_job_per_frame_priced_first(blender, depth_server):
         prefs.backend, prefs.server_url, prefs.api_key = "SERVER", {depth_server.url!r}, {key!r}
         bpy.context.scene.fathom.resolution = 256
         from bl_ext.user_default.fathom import api as fathom
+        from bl_ext.user_default.fathom.bridge.remote.account import generate_button
+        assert bpy.ops.fathom.test_connection() == {{"FINISHED"}}  # fills the cached balance and prices
+        props = bpy.context.scene.fathom
+        props.source, props.use_frames, props.frames = "RENDER", True, "1-5"
+        buttons = [generate_button(bpy.context)["text"]]
+        props.frames = "1-3"
+        buttons.append(generate_button(bpy.context)["text"])
         try:
             fathom.generate_depth(source="render", frames=(1, 5))
             short = None
         except fathom.FathomError as exc:
             short = str(exc)
         shot = fathom.generate_depth(source="render", frames=(1, 3))
-        emit({{"short": short, "written": shot.written, "image": shot.image.source,
+        emit({{"short": short, "written": shot.written, "image": shot.image.source, "buttons": buttons,
               "files": sorted(p.name for p in shot.paths.values())}})
     """,
     )
     assert got["short"].startswith("Get tokens · 1 more: these 5 frames cost 5 tokens (1 each) and your balance is 4")
     assert TOP_UP in got["short"]
+    assert got["buttons"] == ["Get tokens · 1 more", "Generate Depth · 3 tokens"]
     assert got["written"] == [1, 2, 3] and got["image"] == "SEQUENCE"
     assert got["files"] == [f"Scene_render_depth_{f:04d}.exr" for f in (1, 2, 3)]
     assert depth_server.balance(key) == 1 and len(depth_server.artworks(key)) == 3  # one job per frame
