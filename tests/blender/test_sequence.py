@@ -405,3 +405,40 @@ def test_server_sequence_one_job_per_frame_priced_first(blender, depth_server):
     assert got["written"] == [1, 2, 3] and got["image"] == "SEQUENCE"
     assert got["files"] == [f"Scene_render_depth_{f:04d}.exr" for f in (1, 2, 3)]
     assert depth_server.balance(key) == 1 and len(depth_server.artworks(key)) == 3  # one job per frame
+
+
+def test_displacement_of_a_depth_sequence_follows_the_frame(blender, fathom_cli, tmp_path):
+    blender(ANIMATED)
+    run = fathom_cli(
+        "generate",
+        "--source",
+        "render",
+        "--backend",
+        "scene-z",
+        "--frames",
+        "1-5",
+        "--save",
+        blend=tmp_path / "shot.blend",
+    )
+    assert run.returncode == 0, run.stderr
+    got = blender(
+        READ_BACK,
+        """
+        scene = bpy.context.scene
+        picture = bpy.data.images.new("pic", 64, 36)
+        assert bpy.ops.fathom.setup_displacement(depth="Scene_Z_depth", picture="pic", distance=10.0, strength=5.0,
+                                                 resolution=64) == {"FINISHED"}
+        plane = bpy.data.objects["Fathom Depth Plane"]
+        heights = []
+        for frame in (1, 5, 1):
+            scene.frame_set(frame)
+            ev = plane.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+            co = np.empty(len(ev.vertices) * 3, np.float32)
+            ev.vertices.foreach_get("co", co)
+            heights.append(co.reshape(-1, 3)[:, 2].tolist())
+        emit(heights)
+    """,
+    )
+    first, last, again = (np.array(h) for h in got)
+    assert np.abs(first - last).max() > 0.1  # the sphere moved: the relief follows the frame
+    np.testing.assert_allclose(first, again)
