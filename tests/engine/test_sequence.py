@@ -194,3 +194,24 @@ def test_two_processes_with_overlapping_ranges_write_each_frame_once(oracle, tmp
         assert set(w).isdisjoint(others)
     assert sorted(Path(p).name for p in tmp_path.glob("*.exr")) == [f"depth_{f:04d}.exr" for f in range(1, 13)]
     assert not list(tmp_path.glob(".fathom/*.claim"))
+
+
+def test_exact_depth_keeps_one_range_without_stabilising(tmp_path):
+    """Scene Z's way: inverse distances as they are, every frame mapped with the first frame's range."""
+    truths, _ = moving_scene(4, 40, 60, enter=2)
+    frames = {i + 1: t * 2.0 for i, t in enumerate(truths)}  # a depth_fn that returns them unchanged
+    result = run_sequence(
+        list(frames),
+        frames.get,
+        tmp_path,
+        depth_fn=lambda pictures, _: list(pictures),
+        settings=DepthSettings(),
+        stabilize=False,
+        one_range=True,
+    )
+    lo, hi = float(frames[1].min()), float(frames[1].max())
+    assert result.value_range == (lo, hi)
+    for frame, inverse in frames.items():
+        expected = np.clip((inverse - lo) / (hi - lo), 0, 1)
+        np.testing.assert_allclose(read_depth(result.path(frame)), expected, atol=1e-6)
+    assert read_depth(result.path(3)).max() == 1.0  # the disc that entered is clipped at the first frame's near end
