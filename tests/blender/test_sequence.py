@@ -442,3 +442,33 @@ def test_displacement_of_a_depth_sequence_follows_the_frame(blender, fathom_cli,
     first, last, again = (np.array(h) for h in got)
     assert np.abs(first - last).max() > 0.1  # the sphere moved: the relief follows the frame
     np.testing.assert_allclose(first, again)
+
+
+def test_generate_depth_operator_with_frames(blender, catalog_for, tiny_model_file):
+    got = blender(
+        ANIMATED,
+        """
+        props = bpy.context.scene.fathom
+        props.source, props.resolution, props.use_frames, props.frames = "RENDER", 256, True, "2-3"
+        ok = list(bpy.ops.fathom.generate_depth())
+        again = list(bpy.ops.fathom.generate_depth())
+        mtime = os.stat(tmp + "/generated/Scene_render_depth/Scene_render_depth_0002.exr").st_mtime_ns
+        redo = list(bpy.ops.fathom.generate_depth(redo=True))
+        redone = os.stat(tmp + "/generated/Scene_render_depth/Scene_render_depth_0002.exr").st_mtime_ns != mtime
+        image = bpy.data.images["Scene_render_depth"]
+        props.frames = "3-1"
+        try:
+            bad = list(bpy.ops.fathom.generate_depth())
+        except RuntimeError as exc:  # an operator's error report, as a script sees it
+            bad = str(exc)
+        emit({"ok": ok, "again": again, "redo": redo, "redone": redone, "source": image.source, "bad": bad,
+              "files": sorted(os.listdir(tmp + "/generated/Scene_render_depth"))})
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
+    assert got["ok"] == got["again"] == got["redo"] == ["FINISHED"] and got["redone"]
+    assert got["source"] == "SEQUENCE" and "Frames '3-1': the range ends before it starts" in got["bad"]
+    assert [f for f in got["files"] if f.endswith(".exr")] == [
+        "Scene_render_depth_0002.exr",
+        "Scene_render_depth_0003.exr",
+    ]
