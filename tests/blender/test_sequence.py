@@ -33,8 +33,9 @@ READ_BACK = """
 bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")
 import numpy as np
 from bl_ext.user_default.fathom.engine.encode import read_depth
+from bl_ext.user_default.fathom.bridge.generation.nodes import compositor_tree
 def depth_nodes():
-    tree = bpy.context.scene.compositing_node_group
+    tree = compositor_tree(bpy.context.scene, create=False)  # Blender 4.5 and 5.x
     out = {}
     for node in tree.nodes:
         if node.bl_idname == "CompositorNodeImage" and node.image is not None and "fathom" in node.image:
@@ -58,6 +59,7 @@ def frames_line(stderr, what):
     return out
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("backend,folder", [("local", "Scene_render_depth"), ("scene-z", "Scene_Z_depth")])
 def test_cli_render_frames_make_a_numbered_sequence_and_a_rerun_skips_them(
     blender, fathom_cli, catalog_for, tiny_model_file, tmp_path, backend, folder
