@@ -18,11 +18,12 @@ from typing import Optional
 
 import bpy
 
-from ...engine.errors import FathomError, InvalidSettingsError, ModelMissingError
+from ...engine.errors import FathomError, InvalidSettingsError
 from ...engine.frames import as_frames, describe, frame_range
 from ...engine.sequence import SequenceResult, local_depth_fn, run_sequence
 from ...engine.settings import DepthSettings
 from ..capture import frames as frame_sources
+from ..capture.sources import source_filepath, source_image
 from ..files import set_relative_path
 from . import nodes, results
 from .results import GENERATED, IMAGE_KEY, OutputError, safe_stem
@@ -233,7 +234,7 @@ def prepare_sequence(
     render, every frame of a sequence or movie). Sources as for one picture, plus ``clip`` (a Movie
     Clip); an image or file source must be an image sequence or a movie. ``interactive``: the job runs
     on the operator's worker thread, renders in a child Blender per frame, other reads on the main thread."""
-    from ..prefs import addon_preferences, model_store
+    from ..prefs import addon_preferences
 
     prefs = addon_preferences(context)
     backend = backend or prefs.backend
@@ -279,15 +280,9 @@ def prepare_sequence(
             batch_size=1 if renders else 8,
         )
         if backend == "LOCAL":
-            store = model_store(context)
-            try:
-                job.model_path = store.resolve(settings.model, allow_network=bpy.app.online_access)
-            except ModelMissingError:
-                from ...engine.catalog import get_model
+            from .backends import local_model
 
-                if not (allow_download and bpy.app.online_access and not get_model(settings.model).is_local):
-                    raise
-                job.download = store
+            job.model_path, job.download = local_model(context, settings, allow_download)
         elif backend == "SERVER":
             job.client = _server_client(context, settings, len(wanted), allow_online)
         return job
@@ -316,22 +311,9 @@ def _reader(context, kind, image, filepath, clip, settings, progress=None):
             )
         return frame_sources.clip_frames(found)
     if kind == "IMAGE":
-        from ..capture.sources import active_editor_image
-
-        img = image if image is not None else scene.fathom.image or active_editor_image(context)
-        if isinstance(img, str):
-            found = bpy.data.images.get(img)
-            if found is None:
-                raise frame_sources.FrameSourceError(f"There is no image named {img!r} in this file.")
-            img = found
-        if img is None:
-            raise frame_sources.FrameSourceError("No image sequence or movie to work on: pick one in the Depth panel.")
-        return frame_sources.image_frames(img)
+        return frame_sources.image_frames(source_image(context, image))
     if kind == "FILE":
-        path = filepath or scene.fathom.filepath
-        if not path:
-            raise frame_sources.FrameSourceError("No file chosen: pick a movie or one file of a numbered sequence.")
-        return frame_sources.file_frames(path)
+        return frame_sources.file_frames(source_filepath(context, filepath))
     raise frame_sources.FrameSourceError(f"Unknown source {kind!r} for frames.")
 
 

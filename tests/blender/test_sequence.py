@@ -48,6 +48,11 @@ def depth_nodes():
 """
 
 
+def render_frames(fathom_cli, tmp_path, *args, **kwargs):
+    """`fathom generate --source render ARGS` on the animated shot."""
+    return fathom_cli("generate", "--source", "render", *args, blend=tmp_path / "shot.blend", **kwargs)
+
+
 def frames_line(stderr, what):
     """The frames a CLI run reports as ``what`` ('written', 'already done', 'by another process')."""
     match = re.search(rf"frames {what}: ([0-9, -]*)", stderr)
@@ -66,19 +71,7 @@ def test_cli_render_frames_make_a_numbered_sequence_and_a_rerun_skips_them(
 ):
     catalog = catalog_for(da2_small=tiny_model_file)
     blender(ANIMATED)
-    blend = tmp_path / "shot.blend"
-    run = fathom_cli(
-        "generate",
-        "--source",
-        "render",
-        "--backend",
-        backend,
-        "--frames",
-        "1-5",
-        "--save",
-        blend=blend,
-        catalog=catalog,
-    )
+    run = render_frames(fathom_cli, tmp_path, "--backend", backend, "--frames", "1-5", "--save", catalog=catalog)
     assert run.returncode == 0, run.stderr
     out = tmp_path / "generated" / folder
     assert Path(run.stdout.strip().splitlines()[-1]) == out
@@ -105,41 +98,17 @@ def test_cli_render_frames_make_a_numbered_sequence_and_a_rerun_skips_them(
     assert first.shape == (36, 64) and np.abs(first - last).max() > 0.05  # the sphere moved
 
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.exr")}
-    again = fathom_cli(
-        "generate", "--source", "render", "--backend", backend, "--frames", "1-6", blend=blend, catalog=catalog
-    )
+    again = render_frames(fathom_cli, tmp_path, "--backend", backend, "--frames", "1-6", catalog=catalog)
     assert again.returncode == 0, again.stderr
     assert frames_line(again.stderr, "written") == [6] and frames_line(again.stderr, "already done") == [1, 2, 3, 4, 5]
     assert all(p.stat().st_mtime_ns == mtimes[p.name] for p in out.glob("*.exr") if p.name in mtimes)
-    redo = fathom_cli(
-        "generate",
-        "--source",
-        "render",
-        "--backend",
-        backend,
-        "--frames",
-        "1-2",
-        "--redo",
-        blend=blend,
-        catalog=catalog,
-    )
+    redo = render_frames(fathom_cli, tmp_path, "--backend", backend, "--frames", "1-2", "--redo", catalog=catalog)
     assert redo.returncode == 0 and frames_line(redo.stderr, "written") == [1, 2]
 
 
 def test_scene_z_sequence_keeps_exact_distances(blender, fathom_cli, tmp_path):
     blender(ANIMATED)
-    run = fathom_cli(
-        "generate",
-        "--source",
-        "render",
-        "--backend",
-        "scene-z",
-        "--normalization",
-        "raw",
-        "--frames",
-        "2-3",
-        blend=tmp_path / "shot.blend",
-    )
+    run = render_frames(fathom_cli, tmp_path, "--backend", "scene-z", "--normalization", "raw", "--frames", "2-3")
     assert run.returncode == 0, run.stderr
     got = blender(
         READ_BACK,
@@ -308,7 +277,7 @@ def test_python_api_returns_the_sequence(blender, catalog_for, tiny_model_file):
 
 def test_bad_frame_specs_are_usage_errors(fathom_cli, blender, tmp_path):
     blender(ANIMATED)
-    bad = fathom_cli("generate", "--source", "render", "--frames", "5-1", blend=tmp_path / "shot.blend")
+    bad = render_frames(fathom_cli, tmp_path, "--frames", "5-1")
     assert bad.returncode == 2 and "ends before it starts" in bad.stderr
 
 
@@ -411,17 +380,7 @@ def test_server_sequence_one_job_per_frame_priced_first(blender, depth_server):
 
 def test_displacement_of_a_depth_sequence_follows_the_frame(blender, fathom_cli, tmp_path):
     blender(ANIMATED)
-    run = fathom_cli(
-        "generate",
-        "--source",
-        "render",
-        "--backend",
-        "scene-z",
-        "--frames",
-        "1-5",
-        "--save",
-        blend=tmp_path / "shot.blend",
-    )
+    run = render_frames(fathom_cli, tmp_path, "--backend", "scene-z", "--frames", "1-5", "--save")
     assert run.returncode == 0, run.stderr
     got = blender(
         READ_BACK,
