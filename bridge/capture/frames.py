@@ -22,8 +22,8 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ...engine.errors import FathomError
-from ...engine.frames import numbered_files
+from ...engine.errors import FathomError, InvalidSettingsError
+from ...engine.frames import as_frames, frame_range, numbered_files
 from .picture import from_render, image_pixels
 from .render import RenderCaptureError, active_camera, read_rgb
 
@@ -309,3 +309,26 @@ def main_thread_call(fn, cancel=None, poll=0.05):
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def scene_frames(scene):
+    """The scene's frame range with its step."""
+    return frame_range(scene.frame_start, scene.frame_end, max(1, scene.frame_step))
+
+
+def frame_count(context):
+    """How many frames Generate Depth with Frames on would make (None when only reading the source
+    would tell), cheaply, for the Server backend's price on the button."""
+    from ..prefs import addon_preferences
+
+    props, scene = context.scene.fathom, context.scene
+    if props.frames.strip():
+        try:
+            return len(as_frames(props.frames))
+        except InvalidSettingsError:
+            return None
+    if addon_preferences(context).backend == "SCENE_Z" or props.source in ("RENDER", "COMPOSITOR"):
+        return len(scene_frames(scene))
+    if props.source == "IMAGE" and props.image is not None and props.image.source in ("SEQUENCE", "MOVIE"):
+        return props.image.frame_duration or None
+    return None

@@ -19,10 +19,11 @@ from typing import Optional
 import bpy
 
 from ...engine.errors import FathomError, InvalidSettingsError
-from ...engine.frames import as_frames, describe, frame_range
+from ...engine.frames import as_frames, describe
 from ...engine.sequence import SequenceResult, local_depth_fn, run_sequence
 from ...engine.settings import DepthSettings
 from ..capture import frames as frame_sources
+from ..capture.frames import scene_frames
 from ..capture.sources import source_filepath, source_image
 from ..files import set_relative_path
 from . import nodes, results
@@ -177,29 +178,6 @@ def show_sequence(user, frames):
     user.frame_duration = last - first + 1
     if hasattr(user, "use_auto_refresh"):
         user.use_auto_refresh = True
-
-
-def scene_frames(scene):
-    """The scene's frame range with its step."""
-    return frame_range(scene.frame_start, scene.frame_end, max(1, scene.frame_step))
-
-
-def frame_count(context):
-    """How many frames Generate Depth with Frames on would make (None when only reading the source
-    would tell), cheaply, for the Server backend's price on the button."""
-    from ..prefs import addon_preferences
-
-    props, scene = context.scene.fathom, context.scene
-    if props.frames.strip():
-        try:
-            return len(as_frames(props.frames))
-        except InvalidSettingsError:
-            return None
-    if addon_preferences(context).backend == "SCENE_Z" or props.source in ("RENDER", "COMPOSITOR"):
-        return len(scene_frames(scene))
-    if props.source == "IMAGE" and props.image is not None and props.image.source in ("SEQUENCE", "MOVIE"):
-        return props.image.frame_duration or None
-    return None
 
 
 def sequence_folder(name, output=None) -> Path:

@@ -216,7 +216,7 @@ def generate_button(context) -> dict:
         return {"kind": "unknown", "text": "Generate Depth", "note": str(exc)}
     frames_note = None
     if context.scene.fathom.use_frames:  # a shot: one job per frame
-        from ..generation.sequence import frame_count
+        from ..capture.frames import frame_count
 
         count = frame_count(context)
         if count is None:
