@@ -54,5 +54,13 @@ def normalize_in_range(disparity, mode, invert, lo, hi, *, clip=True):
 
 def normalize(disparity, mode="standard", invert=False):
     """Return (depth float32 HxW, near_is_bright), scaled by the picture's own range."""
+    depth, near_is_bright, _ = normalize_with_range(disparity, mode, invert)
+    return depth, near_is_bright
+
+
+def normalize_with_range(disparity, mode="standard", invert=False):
+    """Return (depth float32 HxW, near_is_bright, (lo, hi)): the input values that became 0 and 1
+    (for raw: the input's min and max), which engine.units needs to read values back."""
     lo, hi = value_range(disparity, mode)
-    return normalize_in_range(disparity, mode, invert, lo, hi, clip=False)
+    depth, near_is_bright = normalize_in_range(disparity, mode, invert, lo, hi, clip=False)
+    return depth, near_is_bright, (lo, hi if mode == "raw" else max(hi, lo + _EPS))

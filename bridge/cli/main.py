@@ -20,7 +20,15 @@ import sys
 import bpy
 
 from ...engine.errors import FathomError, ImageError, ModelError
-from ...engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS, SETTING_NAMES
+from ...engine.settings import (
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    NORMALIZATIONS,
+    OUTPUT_FORMATS,
+    QUALITIES,
+    SETTING_NAMES,
+    TILINGS,
+)
 from ..capture.render import RenderCaptureError
 from ..capture.sources import SourceError
 from ..generation import backends, results
@@ -93,6 +101,8 @@ def _parser():
     gen.add_argument("--invert", action="store_true", default=None, help="far = bright")
     gen.add_argument("--normalization", choices=NORMALIZATIONS)
     gen.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS)
+    gen.add_argument("--tiling", choices=TILINGS, help="past one network pass: detail (tiled, default) or whole")
+    gen.add_argument("--quality", choices=QUALITIES, help="best (exact, default), standard (int8) or draft")
 
     models = sub.add_parser("models", help="list, download or verify depth models")
     pend = sub.add_parser("pending", help="paid depth maps this file still waits for from the depth server")
@@ -195,6 +205,8 @@ def _generate(args) -> int:
             results.save_blend()
     except FathomError as exc:
         print(f"fathom: error: {exc}", file=sys.stderr)
+        if _is_still_pending(exc):
+            print(f"fathom: {_keep_pending(exc, args.save)}", file=sys.stderr)
         return _exit_code(exc)
     if job.reused:
         print(
@@ -203,6 +215,34 @@ def _generate(args) -> int:
         )
     print(job.path)
     return EXIT_OK
+
+
+def _is_still_pending(exc) -> bool:
+    from ..remote.job import StillPendingError
+
+    return isinstance(exc, StillPendingError)
+
+
+def _keep_pending(exc, save: bool) -> str:
+    """A paid job the server still owes: where it is kept. With --save the .blend is saved with its
+    record (the job is in the file); without, the journal next to it keeps it, or only its id."""
+    from ..remote import pending
+
+    blend = bpy.data.filepath
+    fetch = f"blender -b {blend or 'FILE.blend'} -c fathom pending fetch --online-mode --save"
+    if save and blend:
+        results.save_blend()
+        return f"saved {blend} with the pending depth map {exc.job_id}: get it later with `{fetch}`"
+    journal = pending.journal_path(exc.job_id)
+    if journal is not None:
+        return (
+            f"the .blend was not saved (no --save); the pending depth map {exc.job_id} is kept in {journal}, "
+            f"which this file reads when it is opened: get it later with `{fetch}`"
+        )
+    return (
+        f"the .blend was not saved (no --save) and nothing else keeps this job: the depth map {exc.job_id} is "
+        f"paid for; download it from {exc.server}/v2/artworks/{exc.job_id} with your API key"
+    )
 
 
 def _generate_sequence(args, kind, name, overrides) -> int:

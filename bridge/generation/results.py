@@ -67,6 +67,7 @@ def write_result(depth_map, name: str, target: Target, metadata=None) -> Path:
     it has none) or to the next free numbered name in its folder. No bpy: worker threads call it."""
     fmt = depth_map.settings.output_format
     depth = depth_map.depth
+    metadata = {**depth_map.describe(), **(metadata or {})}  # tiled or not, how many tiles
     if fmt in ("png16", "png8") and depth_map.settings.normalization == "raw":
         depth = encode.to_unit_range(depth)  # a PNG holds 0..1 only
     if target.file is not None:
@@ -101,7 +102,11 @@ def load_result(path: Path, depth_map, source: dict):
         "source": dict(source),
         "model": depth_map.model,
         "near_is_bright": bool(depth_map.near_is_bright),
+        "tiles": int(depth_map.tiles),
+        "runtime": dict(depth_map.runtime),
     }
+    if depth_map.units is not None:  # what the values mean: bridge.setups.units reads it
+        image[IMAGE_KEY]["units"] = depth_map.units.to_metadata()
     return image
 
 

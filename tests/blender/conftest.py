@@ -28,7 +28,9 @@ RESULT_MARK = "@@FATHOM-RESULT@@"
 _PRELUDE = f"""
 import json, os, sys
 import bpy, addon_utils
-bpy.ops.wm.read_userpref()  # the bpy module starts without the profile's add-ons
+sys.path.insert(0, {str(ROOT / "scripts")!r})
+from blender_cli import load_profile
+load_profile()  # the bpy module starts without the profile's add-ons (4.2: enables Fathom only)
 def emit(value):
     print({RESULT_MARK!r} + json.dumps(value), flush=True)
 """
@@ -85,9 +87,24 @@ def blender_home(tmp_path_factory, extension_zip):
 
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory):
-    """The tests' tiny DA-V2-contract model, built with .venv's onnx (this venv has none)."""
+    """The tests' tiny DA-V2-contract model, built with .venv's onnx (this venv has none), or the one
+    FATHOM_TINY_MODEL names (built beforehand, where .venv cannot run: in the Debian 13 root)."""
+    if os.environ.get("FATHOM_TINY_MODEL"):
+        return Path(os.environ["FATHOM_TINY_MODEL"])
     path = tmp_path_factory.mktemp("models") / "tiny.onnx"
     code = "import sys; from tests.tiny_model import build_tiny_model; build_tiny_model(sys.argv[1])"
+    _run([DEV_PYTHON, "-c", code, path], cwd=ROOT)
+    return path
+
+
+@pytest.fixture(scope="session")
+def oracle_model_file(tmp_path_factory):
+    """An oracle network (tests/tiny_model.py): its output is 3.7 x the picture's red channel (the true inverse
+    depth there) + 0.6 + 0.004 x noise from the green channel, built with .venv's onnx."""
+    path = tmp_path_factory.mktemp("models") / "oracle.onnx"
+    code = (
+        "import sys; from tests.tiny_model import build_oracle_model; build_oracle_model(sys.argv[1], 3.7, 0.6, 0.004)"
+    )
     _run([DEV_PYTHON, "-c", code, path], cwd=ROOT)
     return path
 

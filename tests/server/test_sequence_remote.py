@@ -1,6 +1,7 @@
 """Depth sequences on the real depth server (tests/server/conftest.py): one job per frame, the
 total price checked before anything is sent, and a sequence whose Blender crashed mid-way
 finished by the next run without paying any frame twice."""
+
 import json
 import multiprocessing
 import os
@@ -51,8 +52,9 @@ def _crash_after_second_job(url, key, folder):
 
 def test_a_crashed_sequence_is_finished_without_paying_twice(server, tmp_path):
     user = server.user(tokens=10)
-    child = multiprocessing.get_context("spawn").Process(target=_crash_after_second_job,
-                                                         args=(server.url, user.key, str(tmp_path)))
+    child = multiprocessing.get_context("spawn").Process(
+        target=_crash_after_second_job, args=(server.url, user.key, str(tmp_path))
+    )
     child.start()
     child.join(120)
     assert child.exitcode == 17

@@ -1,0 +1,257 @@
+"""What the real-window tests do in Blender, as a user would (driven by driver.py; see its docstring).
+
+Each scenario reads its arguments from $FATHOM_SCENARIO_ARGS (JSON) and reports in ``d.results``;
+the tests (test_*.py) judge the results.
+"""
+
+import json
+import os
+import time
+
+import bpy
+
+
+def _args():
+    return json.loads(os.environ.get("FATHOM_SCENARIO_ARGS", "{}"))
+
+
+def _choose_source(source):
+    """The Depth panel's source, as the user picks it: Image (the file's "Photo") or Render."""
+    props = bpy.context.scene.fathom
+    props.source = source
+    if source == "IMAGE":
+        props.image = bpy.data.images["Photo"]
+
+
+def _generated_files():
+    folder = bpy.path.abspath("//generated")
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def _describe_result(d, image_names_before):
+    """The new depth image(s): file, colour space, and the compositor nodes that show them."""
+    found = []
+    tree = d.compositor_tree(bpy.context.scene)
+    for image in bpy.data.images:
+        if image.name in image_names_before:
+            continue
+        path = bpy.path.abspath(image.filepath)
+        found.append(
+            {
+                "name": image.name,
+                "colorspace": image.colorspace_settings.name,
+                "file": path,
+                "file_exists": os.path.isfile(path),
+                "size": list(image.size),
+                "nodes": [n.name for n in (tree.nodes if tree else ()) if getattr(n, "image", None) == image],
+            }
+        )
+    return found
+
+
+def generate_from_sidebar(d):
+    """Depth tab clicked, Generate Depth pressed from the sidebar, the progress bar watched, the result
+    checked; then a second run cancelled with Esc. Screenshots before, during and after."""
+    _choose_source(_args().get("source", "IMAGE"))
+    view = d.area("VIEW_3D")
+    yield 1.0
+    yield from d.open_sidebar_tab(view, "Depth")
+    yield 0.5
+    d.screenshot("before")
+    before = set(bpy.data.images.keys())
+    d.results["poll_before"] = bpy.ops.fathom.generate_depth.poll()
+    d.results["invoke"] = sorted(d.invoke(view, bpy.ops.fathom.generate_depth))
+    samples, shot_during = [], False
+    while d.generating():
+        samples.append(d.progress())
+        if not shot_during and len(samples) >= 5:
+            d.screenshot("during")
+            shot_during = True
+        yield 0.1
+    d.results["progress"] = [s for i, s in enumerate(samples) if i == 0 or s != samples[i - 1]]
+    d.results["running_samples"] = len(samples)
+    yield 0.5
+    d.screenshot("after")
+    d.results["result"] = _describe_result(d, before)
+    d.results["generated"] = _generated_files()
+
+    # The same again, stopped with Esc over the viewport while it runs.
+    before = set(bpy.data.images.keys())
+    d.invoke(view, bpy.ops.fathom.generate_depth)
+    yield d.until(d.generating, 10, "the second generation to start")
+    yield 0.5
+    d.screenshot("cancelling")
+    d.key(d.region(view, "WINDOW"), "Escape")
+    asked = time.perf_counter()
+    yield d.until(lambda: not d.generating(), 300, "Esc to stop the generation")
+    d.results["cancel"] = {
+        "seconds": round(time.perf_counter() - asked, 2),
+        "new_images": [r["name"] for r in _describe_result(d, before)],
+        "generated": _generated_files(),
+        "poll_after": bpy.ops.fathom.generate_depth.poll(),
+    }
+    yield 0.3
+    d.screenshot("cancelled")
+
+
+def main_thread(d):
+    """The longest gap between 20 ms timer ticks: the window idle (redrawn as often as a running
+    generation redraws it) against the same window while a generation from the sidebar runs."""
+    from driver import Redrawer, TickMonitor
+
+    args = _args()
+    _choose_source(args["source"])
+    view = d.area("VIEW_3D")
+    yield 1.0
+    yield from d.open_sidebar_tab(view, "Depth")
+    yield 1.0
+    monitor, redrawer = TickMonitor(), Redrawer(0.1)
+    redrawer.start()
+    monitor.start()
+    yield args.get("idle_s", 5.0)
+    d.results["idle"] = monitor.stop()
+    redrawer.stop()
+    yield 0.5
+
+    before = set(bpy.data.images.keys())
+    monitor.start()
+    d.results["invoke"] = sorted(d.invoke(view, bpy.ops.fathom.generate_depth))
+    children, polls = [], 0
+    while d.generating():
+        polls += 1
+        if polls % 10 == 0:  # now and then: is a child Blender rendering?
+            children += [c for c in d.child_processes() if c not in children]
+        yield 0.05
+    d.results["during"] = monitor.stop()
+    d.results["children"] = children
+    d.results["result"] = _describe_result(d, before)
+
+
+# -- the depth server (issue 17): a real server on 127.0.0.1 (scripts/with_depth_server.py) --------
+
+
+def _fathom(name=""):
+    """A module of the installed extension (bl_ext.<repo>.fathom[.name])."""
+    import importlib
+    import sys
+
+    top = next(m for m in sys.modules if m.startswith("bl_ext.") and m.endswith(".fathom"))
+    return importlib.import_module(f"{top}.{name}" if name else top)
+
+
+def _use_server(url, key):
+    """The Server backend with this server and key, as the artist sets it in the preferences; what
+    to put back afterwards (the profile is shared by the tier's tests and saved on quit)."""
+    prefs = bpy.context.preferences.addons[_fathom().__name__].preferences
+    system = bpy.context.preferences.system
+    before = (prefs.backend, prefs.server_url, prefs.api_key, system.use_online_access)
+    system.use_online_access = True
+    prefs.backend, prefs.server_url, prefs.api_key = "SERVER", url, key
+
+    def restore():
+        prefs.backend, prefs.server_url, prefs.api_key, system.use_online_access = before
+
+    return restore
+
+
+def _info_log(d):
+    """The Info log's lines, newest last, as the artist reads them (an Info editor in the timeline's place)."""
+    area = min(d.window().screen.areas, key=lambda a: a.height * 1000 + a.y)  # the lowest, smallest: timeline
+    old = area.type
+    area.type = "INFO"
+    yield 0.5
+    region = d.region(area, "WINDOW")
+    with bpy.context.temp_override(window=d.window(), area=area, region=region):
+        bpy.ops.info.select_all(action="SELECT")
+        bpy.ops.info.report_copy()
+    d.screenshot("info-log")
+    lines = bpy.context.window_manager.clipboard.splitlines()
+    area.type = old
+    return lines
+
+
+def pending_popup_fetch(d):
+    """The file opened with a paid job still queued on the server: the "Fathom: pending results"
+    popup (shown by the load handler) is answered with the keyboard, Down then Return, as an
+    artist picks Fetch Pending Results in it. The main thread's longest stall is measured idle
+    (the popup open, same redraw rate), then while the fetch follows the queued job; Esc stops
+    following (the job stays pending). What the status bar and the Info log then say is kept."""
+    from driver import Redrawer, TickMonitor
+
+    args = _args()
+    restore = _use_server(args["server"], args["key"])
+    try:
+        pending = _fathom("bridge.remote.pending")
+        d.results["pending_before"] = len(pending.entries())
+        yield 0.5
+        d.screenshot("popup")
+        monitor, redrawer = TickMonitor(), Redrawer(0.1)
+        redrawer.start()
+        monitor.start()
+        yield args.get("idle_s", 5.0)
+        d.results["idle"] = monitor.stop()
+
+        monitor.start()
+        d.xdotool("key", "Down", "Return")  # the pointer stays on the popup, which has one button
+        asked = time.perf_counter()
+        while not d.generating() and time.perf_counter() - asked < 10:
+            yield 0.05
+        waited_for_worker = time.perf_counter() - asked
+        d.results["on_worker"] = d.generating()
+        d.results["seconds_to_worker"] = round(waited_for_worker, 2)
+        samples = []
+        while d.generating() and time.perf_counter() - asked < args.get("fetch_s", 6.0):
+            samples.append(d.progress())
+            yield 0.1
+        d.results["progress"] = [s for i, s in enumerate(samples) if i == 0 or s != samples[i - 1]]
+        d.results["during"] = monitor.stop()  # before the screenshot, which blocks this thread itself
+        redrawer.stop()
+        d.results["fetching"] = d.generating()
+        if d.generating():
+            d.screenshot("fetching")
+            d.key(d.region(d.area("VIEW_3D"), "WINDOW"), "Escape")
+            yield d.until(lambda: not d.generating(), 30, "Esc to stop following the job")
+        d.results["pending_after"] = len(pending.entries())
+        yield 0.5
+        d.screenshot("after")
+        d.results["info_log"] = yield from _info_log(d)
+    finally:
+        restore()
+
+
+def sidebar_server_note(d):
+    """The Depth tab with the Server backend and an empty balance, at the sidebar's default width: the
+    note under the button, as drawn (wrapped lines) and as one label would need it."""
+    import blf
+
+    args = _args()
+    restore = _use_server(args["server"], args["key"])
+    try:
+        _choose_source("IMAGE")
+        view = d.area("VIEW_3D")
+        yield 1.0
+        yield from d.open_sidebar_tab(view, "Depth")
+        account = _fathom("bridge.remote.account")
+        yield d.until(lambda: account.account.view(args["server"], args["key"]) is not None, 30, "the balance")
+        yield 1.0
+        d.screenshot("sidebar-note")
+        sidebar = _fathom("panels.sidebar")
+        region = d.region(view, "UI")
+        with bpy.context.temp_override(window=d.window(), area=view, region=region):
+            note = account.generate_button(bpy.context)["note"]
+            width, font = sidebar.label_room(bpy.context)
+            lines = sidebar.wrap_lines(note, width, font)
+        blf.size(0, font)
+        d.results.update(
+            {
+                "region_width": region.width,
+                "note": note,
+                "room_px": width,
+                "note_px": blf.dimensions(0, note)[0],
+                "lines": lines,
+                "lines_px": [blf.dimensions(0, line)[0] for line in lines],
+                "button": account.generate_button(bpy.context)["text"],
+            }
+        )
+    finally:
+        restore()
