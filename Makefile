@@ -18,7 +18,7 @@ BPY52 := /opt/fathom/bpy52/bin/python
 TINY_MODEL := out/tier/tiny.onnx
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: demo test lint test-engine test-server test-blender test-window trixie-root dist bench bench-server venvs clean
+.PHONY: demo test lint test-engine test-server test-blender test-window trixie-root dist bench bench-sequence bench-server venvs clean
 
 venvs: $(VENV)/.stamp $(BVENV)/.stamp $(BVENV45)/.stamp $(BVENV42)/.stamp
 
@@ -100,6 +100,9 @@ $(VENV)/.bench-stamp: $(VENV)/.stamp requirements/bench.txt
 bench: $(VENV)/.bench-stamp
 	$(PY) -m bench.engine_bench
 	$(PY) -m bench.tiling_bench
+
+bench-sequence: $(VENV)/.stamp
+	$(PY) -m bench.sequence_bench
 
 bench-server: $(VENV)/.stamp
 	$(PY) -m bench.server_bench

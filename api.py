@@ -17,6 +17,12 @@
     fathom.distances(metric)           # HxW distances in scene units (None for a relative map)
 
     fathom.fetch_pending(wait=30)      # paid server results this file still waits for (see its doc)
+    shot = fathom.generate_depth(source="render", frames=(1, 250))   # a shot: one numbered file per frame
+    shot = fathom.generate_depth(image="Plate", frames="1-100:2")      # an image sequence or a movie
+    shot.folder, shot.paths[12], shot.image, shot.node    # folder, {frame: file}, the SEQUENCE image, its node
+    shot.written, shot.skipped, shot.by_others            # this run's frames, those done before, another process's
+    shot.flicker_before, shot.flicker_after               # % of the depth range, each frame alone vs stabilised
+
     fathom.models()                    # catalogue entries with their status (installed, missing...)
     fathom.download_model("da2-small", progress=lambda done, total: ...)   # needs online access
     fathom.verify_model("da2-small")
@@ -38,6 +44,7 @@ from .engine.settings import SETTING_NAMES as _SETTINGS
 
 __all__ = (
     "Result",
+    "Sequence",
     "generate_depth",
     "fetch_pending",
     "align_depth",
@@ -58,6 +65,20 @@ class Result:
     reused: bool = False  # server backend: an identical earlier result, no tokens spent
 
 
+@dataclass
+class Sequence:
+    folder: object  # pathlib.Path of the folder holding one file per frame
+    paths: dict  # frame -> pathlib.Path, every frame done (by this run or before)
+    frames: list  # the frames asked for
+    written: list  # made by this run
+    skipped: list  # already done with the same settings
+    by_others: list  # being made by another process (a render farm node) sharing the folder
+    image: object  # bpy.types.Image, source SEQUENCE, Non-Color
+    node: object  # the compositor's Image node showing it frame by frame
+    flicker_before: object = None  # mean frame-to-frame change of static pixels, % of the range, frames alone
+    flicker_after: object = None  # the same, as written (stabilised)
+
+
 def generate_depth(
     *,
     image=None,
@@ -68,15 +89,29 @@ def generate_depth(
     output=None,
     context=None,
     force=False,
+    frames=None,
+    clip=None,
+    stabilize=True,
+    smoothing=0.0,
+    redo=False,
+    progress=None,
     **settings,
-) -> Result:
+):
     """Estimate a depth map and add it to the scene, like Generate Depth. ``image`` (a name or an
     Image) or ``filepath`` pick the source, else ``source`` ('image', 'file', 'render',
     'compositor', 'node' with ``node`` the Depth Map node's name, else the active one), else the
     scene's Depth settings. ``settings``: model, resolution, invert, post_resize, normalization,
     output_format, tiling (they override the scene's for this call). With the
     server backend an identical earlier result is reused (no tokens) unless ``force``: ``reused``
-    is then True, and the file, image and depth map are the earlier ones (read back from its file)."""
+    is then True, and the file, image and depth map are the earlier ones (read back from its file).
+
+    With ``frames`` ((start, end), (start, end, step), a list, or a string such as '1-50:5'; 'all':
+    the scene's range or every frame of a sequence or movie) it makes a depth sequence and returns a
+    Sequence: the render, the compositor or Scene Z at each frame, an image sequence or a movie
+    (``image``, ``filepath`` or a Movie Clip ``clip``). Frames done before with the same settings are
+    skipped unless ``redo``; ``stabilize`` aligns each frame's scale to the frames before it (AI
+    backends), ``smoothing`` (0 to below 1) also evens out noise over time; ``progress(fraction,
+    message)`` follows it frame by frame; ``output`` names the folder."""
     unknown = set(settings) - set(_SETTINGS)
     if unknown:
         raise InvalidSettingsError(f"Unknown setting(s) {', '.join(sorted(unknown))}: use {', '.join(_SETTINGS)}.")
@@ -95,6 +130,28 @@ def generate_depth(
             f"{', '.join(_SOURCES)}; backends are {', '.join(_BACKENDS)}."
         ) from None
     worker.check_idle()
+    if frames is not None or clip is not None:
+        from .bridge.generation.sequence import generate_sequence
+
+        job, img, node = generate_sequence(
+            context or bpy.context,
+            None if frames in (None, "all") else frames,
+            source=kind,
+            image=image,
+            filepath=filepath,
+            clip=clip,
+            output=output,
+            backend=engine,
+            overrides=settings or None,
+            stabilize=stabilize,
+            smoothing=smoothing,
+            redo=redo,
+            progress=progress,
+        )
+        r = job.result
+        return Sequence(
+            r.folder, r.paths, r.frames, r.written, r.skipped, r.by_others, img, node, r.flicker_before, r.flicker_after
+        )
     job, img, node = backends.generate(
         context or bpy.context,
         source=kind,

@@ -96,6 +96,30 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
     quality: EnumProperty(name="Quality", items=QUALITIES, default="best", description="Speed against exactness")
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
     tiling: EnumProperty(name="Detail", items=TILINGS, default="detail")
+    use_frames: BoolProperty(
+        name="Frames",
+        default=False,
+        description="Depth for a range of frames (a shot): the render or Scene Z at each frame, an image "
+        "sequence or a movie; one numbered file per frame, shown in the compositor as an image sequence",
+    )
+    frames: StringProperty(
+        name="Frames",
+        default="",
+        description="Which frames: START-END, START-END:STEP or a list (1-10,20); empty: the scene's range, "
+        "or every frame of the image sequence or movie",
+    )
+    stabilize: BoolProperty(
+        name="Stabilize",
+        default=True,
+        description="Align each frame's depth to the frames before it, so it does not flicker (AI backends)",
+    )
+    smoothing: FloatProperty(
+        name="Smoothing",
+        min=0.0,
+        max=0.9,
+        default=0.0,
+        description="Also even out the depth of still areas over time (0: off; 0.5: strong)",
+    )
 
     def depth_settings(self, threads: int = 0, device: str = "AUTO") -> DepthSettings:
         values = {name: getattr(self, name) for name in SETTING_NAMES}  # the properties are named as the settings

@@ -44,8 +44,17 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         "is in this file (spends tokens again)",
     )
 
+    redo: BoolProperty(
+        name="Redo All Frames",
+        default=False,
+        options={"SKIP_SAVE"},
+        description="With Frames: make every frame again, also those already done with the same settings",
+    )
+
     @classmethod
     def description(cls, context, properties):
+        if properties.redo:
+            return "Make the depth of every frame again, also those already done with the same settings"
         if properties.force:
             return (
                 "Generate the depth map on the depth server even if an identical one was made before "
@@ -76,6 +85,20 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
 
     def make_job(self, context, interactive):
         self._started = time.perf_counter()
+        props = context.scene.fathom
+        if props.use_frames:
+            from ..bridge.generation.sequence import prepare_sequence
+
+            return prepare_sequence(
+                context,
+                props.frames.strip() or None,
+                output=self.output or None,
+                stabilize=props.stabilize,
+                smoothing=props.smoothing,
+                redo=self.redo,
+                allow_download=interactive,
+                interactive=interactive,
+            )
         # Clicked, renders too happen in the worker's time, in a child Blender: the UI never waits.
         return backends.prepare(
             context,

@@ -54,6 +54,18 @@ def draw_depth(layout, context):
     col.prop(props, "invert")
     col.prop(props, "output_format")
 
+    col = layout.column()
+    col.prop(props, "use_frames")
+    if props.use_frames:
+        col.prop(props, "frames", text="Range")  # empty: the scene's range, every frame of a sequence
+        if prefs.backend != "SCENE_Z":
+            col.prop(props, "stabilize")
+            sub = col.column()
+            sub.active = props.stabilize
+            sub.prop(props, "smoothing", slider=True)
+        if worker.current() is None:
+            col.operator("fathom.generate_depth", text="Redo All Frames", icon="FILE_REFRESH").redo = True
+
     running = worker.current()
     if getattr(context.space_data, "tree_type", "") == "CompositorNodeTree" and running is None:
         from .node import draw_depth_map

@@ -77,12 +77,12 @@ def unsaved_images():
     )
 
 
-def child_render(scene, kind, settings=None, *, view_layer=None, node=None):
+def child_render(scene, kind, settings=None, *, view_layer=None, node=None, frame=None):
     """A ChildRender of ``scene``, or None when a copy of the file would not render the same
     picture (see :func:`unsaved_images`); the caller then renders in-process."""
     if unsaved_images():
         return None
-    return ChildRender(scene, kind, settings, view_layer=view_layer, node=node)
+    return ChildRender(scene, kind, settings, view_layer=view_layer, node=node, frame=frame)
 
 
 class ChildRender:
@@ -90,7 +90,7 @@ class ChildRender:
     (it needs the DepthSettings to convert the Z pass with) or 'node' (what is wired into the
     Depth Map node named ``node``: bridge.capture.node)."""
 
-    def __init__(self, scene, kind, settings=None, *, view_layer=None, node=None):
+    def __init__(self, scene, kind, settings=None, *, view_layer=None, node=None, frame=None):
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         # What fails cheaply fails here, on the main thread, before anything is written.
@@ -130,6 +130,7 @@ class ChildRender:
             "addon": ADDON,
             "settings": asdict(settings) if settings is not None else None,
             "scripts": not bpy.app.autoexec_fail,
+            "frame": frame,  # None: the file's current frame
         }  # run the file's scripts only where the user does
         self.command = blender_command(_child_code(spec))
 

@@ -34,6 +34,8 @@ def child_main(spec_text):
             addon_utils.disable(spec["addon"], default_set=False)
         bpy.ops.wm.open_mainfile(filepath=spec["blend"], load_ui=False, use_scripts=spec["scripts"])
         scene = bpy.data.scenes[spec["scene"]]
+        if spec.get("frame") is not None:
+            scene.frame_set(spec["frame"])
         if spec["kind"] == "scene-z":
             from ...engine.settings import DepthSettings
             from .scene_z import scene_depth

@@ -18,24 +18,34 @@ def resolve_source(context, source=None, image=None, filepath=None, progress=Non
     props = context.scene.fathom
     source = source or props.source
     if source == "IMAGE":
-        img = image if image is not None else props.image or active_editor_image(context)
-        if isinstance(img, str):
-            found = bpy.data.images.get(img)
-            if found is None:
-                names = ", ".join(sorted(i.name for i in bpy.data.images if i.type not in _NOT_PICTURES))
-                raise SourceError(f"There is no image named {img!r} in this file: use one of {names or '(none)'}.")
-            img = found
-        if img is None:
-            raise SourceError("No image to work on: open one in the Image Editor or pick one in the Depth panel.")
-        return picture.from_image(img)
+        return picture.from_image(source_image(context, image))
     if source == "FILE":
-        path = filepath or props.filepath
-        if not path:
-            raise SourceError("No image file chosen: pick one in the Depth panel.")
-        return picture.from_file(path)
+        return picture.from_file(source_filepath(context, filepath))
     if source in RENDERED:
         return picture.from_render(context.scene, compositor=source == "COMPOSITOR", progress=progress)
     raise SourceError(f"Unknown source {source!r}: use IMAGE, FILE, RENDER or COMPOSITOR.")
+
+
+def source_image(context, image=None):
+    """The image datablock to work on: ``image`` (one or its name), else the Depth panel's, else the Image Editor's."""
+    img = image if image is not None else context.scene.fathom.image or active_editor_image(context)
+    if isinstance(img, str):
+        found = bpy.data.images.get(img)
+        if found is None:
+            names = ", ".join(sorted(i.name for i in bpy.data.images if i.type not in _NOT_PICTURES))
+            raise SourceError(f"There is no image named {img!r} in this file: use one of {names or '(none)'}.")
+        img = found
+    if img is None:
+        raise SourceError("No image to work on: open one in the Image Editor or pick one in the Depth panel.")
+    return img
+
+
+def source_filepath(context, filepath=None):
+    """The file to work on: ``filepath``, else the Depth panel's."""
+    path = filepath or context.scene.fathom.filepath
+    if not path:
+        raise SourceError("No image file chosen: pick one in the Depth panel.")
+    return path
 
 
 def active_editor_image(context):

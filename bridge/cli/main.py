@@ -1,7 +1,8 @@
 """`blender -b shot.blend -c fathom ...`: Fathom from the command line, with exit codes.
 
-    fathom generate --source image NAME | file PATH | render | compositor | node NAME
+    fathom generate --source image NAME | file PATH | render | compositor | node NAME | clip NAME
                     [--backend local|server|scene-z] [--online-mode] [--force] [--output PATH] [--save]
+                    [--frames START-END[:STEP][,...]|all [--redo] [--no-stabilize] [--smoothing S]]
                     [settings]
     fathom pending list | fetch [--online-mode] [--wait SECONDS] [--save]
     fathom models list | download ID | verify ID
@@ -78,6 +79,24 @@ def _parser():
     )
     gen.add_argument("--output", metavar="PATH", help="write here instead of //generated/ (never overwrites)")
     gen.add_argument("--save", action="store_true", help="save the .blend afterwards (keeps the new image and node)")
+    gen.add_argument(
+        "--frames",
+        metavar="SPEC",
+        help="a depth sequence: START-END, START-END:STEP, frames and ranges joined by commas, or 'all' (the "
+        "scene's range; every frame of an image sequence or movie): one numbered file per frame in one folder; "
+        "frames done before with the same settings are skipped, and processes sharing the folder (a render "
+        "farm) each take different frames",
+    )
+    gen.add_argument("--redo", action="store_true", help="with --frames: make every frame again")
+    gen.add_argument(
+        "--no-stabilize",
+        dest="stabilize",
+        action="store_false",
+        help="with --frames: leave each frame's depth on its own scale (stabilised by default)",
+    )
+    gen.add_argument(
+        "--smoothing", type=float, default=0.0, help="with --frames: 0 (default) to below 1, evens out noise over time"
+    )
     gen.add_argument("--model", help="model id (see the catalogue)")
     gen.add_argument("--resolution", type=int, help=f"short side the network sees, {MIN_RESOLUTION}..{MAX_RESOLUTION}")
     gen.add_argument("--invert", action="store_true", default=None, help="far = bright")
@@ -165,20 +184,23 @@ class _ProgressLine:
 
 def _generate(args) -> int:
     kind, *rest = args.source
-    needs_name = kind in ("image", "file", "node")
-    if kind not in SOURCES or len(rest) != (1 if needs_name else 0):
+    needs_name = kind in ("image", "file", "node", "clip")
+    if (kind not in SOURCES and kind != "clip") or len(rest) != (1 if needs_name else 0):
         print(
-            f"fathom: error: --source takes 'image NAME', 'file PATH', 'render', 'compositor' or 'node NAME', "
+            f"fathom: error: --source takes 'image NAME', 'file PATH', 'render', 'compositor', 'node NAME' or "
+            f"'clip NAME', "
             f"not {' '.join(args.source)!r}",
             file=sys.stderr,
         )
         return EXIT_USAGE
+    overrides = {k: getattr(args, k) for k in SETTING_NAMES if getattr(args, k, None) is not None}
+    if args.frames is not None or kind == "clip":
+        return _generate_sequence(args, kind, rest[0] if rest else None, overrides)
     kwargs = {"source": SOURCES[kind], "output": args.output, "backend": BACKENDS[args.backend]}
     if args.backend == "server":
         kwargs.update(force=args.force, allow_online=args.online_mode)
     if needs_name:
         kwargs[{"image": "image", "file": "filepath", "node": "node"}[kind]] = rest[0]
-    overrides = {k: getattr(args, k) for k in SETTING_NAMES if getattr(args, k, None) is not None}
     try:
         job, image, node = backends.generate(bpy.context, overrides=overrides, **kwargs)
         if args.save:
@@ -223,6 +245,47 @@ def _keep_pending(exc, save: bool) -> str:
         f"the .blend was not saved (no --save) and nothing else keeps this job: the depth map {exc.job_id} is "
         f"paid for; download it from {exc.server}/v2/artworks/{exc.job_id} with your API key"
     )
+
+
+def _generate_sequence(args, kind, name, overrides) -> int:
+    from ...engine.frames import as_frames, describe
+    from ..generation.sequence import generate_sequence
+
+    try:
+        frames = None if args.frames in (None, "all") else as_frames(args.frames)
+    except FathomError as exc:
+        print(f"fathom: error: --frames: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    kwargs = {"source": SOURCES.get(kind), "output": args.output, "backend": BACKENDS[args.backend]}
+    if kind in ("image", "file", "clip"):
+        kwargs[{"image": "image", "file": "filepath", "clip": "clip"}[kind]] = name
+    try:
+        job, _, _ = generate_sequence(
+            bpy.context,
+            frames,
+            overrides=overrides,
+            stabilize=args.stabilize,
+            smoothing=args.smoothing,
+            redo=args.redo,
+            allow_online=args.online_mode,
+            progress=_StepLine(),
+            **kwargs,
+        )
+        if args.save:
+            results.save_blend()
+    except FathomError as exc:
+        print(f"fathom: error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+    r = job.result
+    print(f"fathom: frames written: {describe(r.written)}", file=sys.stderr)
+    print(f"fathom: frames already done: {describe(r.skipped)}", file=sys.stderr)
+    print(f"fathom: frames by another process: {describe(r.by_others)}", file=sys.stderr)
+    if r.flicker_before is not None and job.stabilize and args.backend != "scene-z":
+        print(f"fathom: flicker {r.flicker_before:.2f} % before, {r.flicker_after:.2f} % after", file=sys.stderr)
+    if r.written:
+        print(f"fathom: {r.frames_per_second:.2f} frames/s", file=sys.stderr)
+    print(r.folder)
+    return EXIT_OK
 
 
 def _pending(args) -> int:
@@ -272,7 +335,9 @@ def _exit_code(exc) -> int:
 
     if isinstance(exc, (RemoteError, OfflineError, StillPendingError)):
         return EXIT_SERVER
-    if isinstance(exc, (ImageError, SourceError, RenderCaptureError)):
+    from ..capture.frames import FrameSourceError
+
+    if isinstance(exc, (ImageError, SourceError, RenderCaptureError, FrameSourceError)):
         return EXIT_SOURCE
     if isinstance(exc, ModelError):
         return EXIT_MODEL

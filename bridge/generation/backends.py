@@ -101,14 +101,20 @@ def prepare(
 
 
 def _local_job(context, settings, target, allow_download) -> Job:
+    model_path, download = local_model(context, settings, allow_download)
+    return Job(None, settings, model_path, target, context.scene.name, download=download)
+
+
+def local_model(context, settings, allow_download):
+    """(model file, None), or (None, the ModelStore to download it from first) when it is missing and
+    ``allow_download`` and online access allow fetching it; else ModelMissingError."""
     store = model_store(context)
     try:
-        model_path = store.resolve(settings.model, allow_network=bpy.app.online_access)
+        return store.resolve(settings.model, allow_network=bpy.app.online_access), None
     except ModelMissingError:
         if not (allow_download and bpy.app.online_access and not get_model(settings.model).is_local):
             raise
-        model_path = None
-    return Job(None, settings, model_path, target, context.scene.name, download=store if model_path is None else None)
+        return None, store
 
 
 def _child_render(context, kind, settings):

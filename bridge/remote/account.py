@@ -214,6 +214,21 @@ def generate_button(context) -> dict:
         cost = view.pricing_client.cost(settings)
     except FathomError as exc:
         return {"kind": "unknown", "text": "Generate Depth", "note": str(exc)}
+    frames_note = None
+    if context.scene.fathom.use_frames:  # a shot: one job per frame
+        from ..capture.frames import frame_count
+
+        count = frame_count(context)
+        if count is None:
+            return {
+                "kind": "generate",
+                "text": f"Generate Depth · {cost} a frame",
+                "cost": cost,
+                "shortfall": 0,
+                "note": view.error,
+            }
+        frames_note = f"{count} frames at {cost} each"
+        cost *= count
     tokens = "token" if cost == 1 else "tokens"
     if view.balance is not None and view.balance < cost:
         short = cost - view.balance
@@ -222,12 +237,13 @@ def generate_button(context) -> dict:
             "text": f"Get tokens · {short} more",
             "cost": cost,
             "shortfall": short,
-            "note": f"This depth map costs {cost} {tokens}; your balance is {view.balance}",
+            "note": f"{'These frames cost' if frames_note else 'This depth map costs'} {cost} {tokens}"
+            f"{f' ({frames_note})' if frames_note else ''}; your balance is {view.balance}",
         }
     return {
         "kind": "generate",
         "text": f"Generate Depth · {cost} {tokens}",
         "cost": cost,
         "shortfall": 0,
-        "note": view.error,
+        "note": view.error or frames_note,
     }

@@ -30,7 +30,7 @@ from . import common, pictures, units
 
 KIND = "displacement"
 GROUP_NAME = "Fathom Depth Displace"
-GROUP_VERSION = 2
+GROUP_VERSION = 3  # 3: the depth image's frame follows the scene's (depth sequences)
 MODIFIER, SUBSURF = "Fathom Depth Displace", "Fathom Subdivision"
 TARGET_KEY = "fathom_displaced"  # on a user's object displaced by the setup
 PREVIOUS_CAMERA_KEY = "fathom_previous_camera"
@@ -145,6 +145,9 @@ def node_group():
     tex = node("GeometryNodeImageTexture", -1000, -200, interpolation="Linear", extension="EXTEND")
     links.new(inp["Depth"], tex.inputs["Image"])
     links.new(uv.outputs["Attribute"], tex.inputs["Vector"])
+    # A depth sequence (image sequence) shows the file of the scene's frame; a still image ignores Frame.
+    scene_time = node("GeometryNodeInputSceneTime", -1200, -400)
+    links.new(scene_time.outputs["Frame"], tex.inputs["Frame"])
     blur = node("GeometryNodeBlurAttribute", -800, -200, data_type="FLOAT")
     links.new(tex.outputs["Color"], blur.inputs["Value"])
     links.new(inp["Smooth"], blur.inputs["Iterations"])

@@ -227,7 +227,7 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
         forced = api.generate_depth(image="Photo", backend="server", force=True)
         again_op = list(bpy.ops.fathom.generate_depth(force=True))     # Generate Again: a new job
         gen = bpy.types.Operator.bl_rna_get_subclass_py("FATHOM_OT_generate_depth")
-        tips = [gen.description(bpy.context, type("P", (), {"force": f})) for f in (True, False)]
+        tips = [gen.description(bpy.context, type("P", (), {"force": f, "redo": False})) for f in (True, False)]
         images = sorted(i.name for i in bpy.data.images if "fathom" in i.keys())
         emit({"local_node": local_node, "button": button, "first": first, "diff": diff, "reused": reused,
               "done": done, "tips": tips, "forced_reused": forced.reused,
