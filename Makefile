@@ -5,14 +5,22 @@ PYTHON ?= python3
 VENV := .venv
 BVENV := .venv-blender
 BVENV45 := .venv-blender45
+BVENV42 := .venv-blender42
 PY := $(VENV)/bin/python
 BPY := $(BVENV)/bin/python
 BPY45 := $(BVENV45)/bin/python
+BPY42 := $(BVENV42)/bin/python
+# The real-Blender tier runs in a cached Debian 13 root (scripts/trixie_root.sh; FATHOM_TRIXIE_ROOT
+# moves it), which needs root: sudo when make itself is not run as root.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+ROOTFS := $(SUDO) bash scripts/trixie_root.sh
+BPY52 := /opt/fathom/bpy52/bin/python
+TINY_MODEL := out/tier/tiny.onnx
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: demo test lint test-engine test-server test-blender dist bench bench-server venvs clean
+.PHONY: demo test lint test-engine test-server test-blender test-window trixie-root dist bench bench-server venvs clean
 
-venvs: $(VENV)/.stamp $(BVENV)/.stamp $(BVENV45)/.stamp
+venvs: $(VENV)/.stamp $(BVENV)/.stamp $(BVENV45)/.stamp $(BVENV42)/.stamp
 
 # Engine, server, tests and benchmarks.
 $(VENV)/.stamp: requirements/dev.txt requirements/server.txt
@@ -32,6 +40,12 @@ $(BVENV45)/.stamp: requirements/blender45.txt
 	$(BVENV45)/bin/python -m pip install $(PIP_FLAGS) -r requirements/blender45.txt
 	touch $@
 
+# Blender 4.2 LTS, the oldest the manifest promises, for the smoke subset.
+$(BVENV42)/.stamp: requirements/blender42.txt
+	$(PYTHON) -m venv $(BVENV42)
+	$(BPY42) -m pip install $(PIP_FLAGS) -r requirements/blender42.txt
+	touch $@
+
 demo: venvs
 	$(PY) scripts/demo.py
 
@@ -39,6 +53,8 @@ test: venvs lint
 	$(PY) -m pytest tests/engine tests/server
 	$(BPY) -m pytest tests/blender
 	$(BPY45) -m pytest tests/blender -m smoke
+	$(BPY42) -m pytest tests/blender -m smoke
+	$(MAKE) test-window
 
 # ruff (pyproject.toml): lint, then formatting, before any test runs.
 lint: $(VENV)/.stamp
@@ -54,6 +70,21 @@ test-server: $(VENV)/.stamp
 test-blender: venvs
 	$(BPY) -m pytest tests/blender
 	$(BPY45) -m pytest tests/blender -m smoke
+	$(BPY42) -m pytest tests/blender -m smoke
+
+# The real-Blender tier, alone: Debian 13's windowed Blender 4.3 under Xvfb (tests/window), and
+# the smoke subset on bpy 5.2.3 (Python 3.13), both inside the cached Debian 13 root.
+test-window: trixie-root $(TINY_MODEL)
+	$(ROOTFS) run env FATHOM_TINY_MODEL=$(CURDIR)/$(TINY_MODEL) $(BPY52) -m pytest -p no:cacheprovider tests/window
+	$(ROOTFS) run env FATHOM_TINY_MODEL=$(CURDIR)/$(TINY_MODEL) $(BPY52) -m pytest -p no:cacheprovider tests/blender -m smoke
+
+trixie-root:
+	$(ROOTFS) build
+
+# The tests' tiny model, built here with .venv's onnx: inside the Debian 13 root .venv cannot run.
+$(TINY_MODEL): tests/tiny_model.py $(VENV)/.stamp
+	mkdir -p $(dir $@)
+	$(PY) -c "import sys; from tests.tiny_model import build_tiny_model; build_tiny_model(sys.argv[1])" $@
 
 # One extension zip per platform in dist/, wheels fetched by pinned version.
 dist: venvs

@@ -9,7 +9,9 @@ is what `blender -b FILE -c fathom FATHOM ARGS...` does in a Blender installatio
   --install ZIP  install and enable an extension zip into that profile and save the preferences.
   --blend FILE   open this .blend before running the command.
 Then it calls the handler the extension registered with `bpy.utils.register_cli_command("fathom",
-...)` and exits with its exit code. Run it with .venv-blender/bin/python (bpy 5.0.1).
+...)` and exits with its exit code. Run it with .venv-blender/bin/python (bpy 5.0.1); it also runs
+with bpy 4.2 (.venv-blender42), whose wm.read_userpref() crashes: there the profile's other
+preferences are not loaded, only the installed Fathom enabled.
 """
 
 import argparse
@@ -32,14 +34,10 @@ def main(argv=None):
 
     import bpy  # reads HOME now
 
-    bpy.ops.wm.read_userpref()  # the bpy module starts without the profile's add-ons enabled
     if args.install:
-        result = bpy.ops.extensions.package_install_files(
-            filepath=os.path.abspath(args.install), repo="user_default", enable_on_install=True
-        )
-        if result != {"FINISHED"}:
-            sys.exit(f"Installing {args.install} failed: {result}")
-        bpy.ops.wm.save_userpref()
+        install(os.path.abspath(args.install))
+    else:
+        load_profile()
     if args.blend:
         bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend))
     if not fathom_args:
@@ -53,6 +51,58 @@ def main(argv=None):
         )
         return 1
     return handler(fathom_args)
+
+
+def _userpref_segfaults():
+    """bpy 4.2's wm.read_userpref() crashes the process (exit 139), on a fresh profile or not."""
+    import bpy
+
+    return bpy.app.version[:2] == (4, 2)
+
+
+def install(zip_path):
+    """Install and enable the extension zip in the profile, and save the preferences."""
+    import addon_utils
+    import bpy
+
+    if not _userpref_segfaults():
+        bpy.ops.wm.read_userpref()
+    result = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=False)
+    if result != {"FINISHED"}:
+        sys.exit(f"Installing {zip_path} failed: {result}")
+    name = fathom_module_name()
+    if name is None or addon_utils.enable(name, default_set=True) is None:
+        sys.exit(f"Installing {zip_path} failed: the Fathom extension did not enable (see above)")
+    bpy.ops.wm.save_userpref()
+
+
+def load_profile():
+    """The bpy module starts with factory preferences: load the profile's (its enabled add-ons among
+    them). On 4.2, where that crashes, enable the installed Fathom instead (other preferences stay
+    factory ones there)."""
+    import addon_utils
+    import bpy
+
+    if not _userpref_segfaults():
+        bpy.ops.wm.read_userpref()
+        return
+    name = fathom_module_name()
+    if name is not None:
+        addon_utils.enable(name, default_set=True)
+
+
+def fathom_module_name():
+    """The module name of the installed Fathom extension (bl_ext.<repo>.fathom), or None."""
+    import addon_utils
+
+    return next(
+        (
+            m.__name__
+            for m in addon_utils.modules(refresh=True)
+            if m.__name__.startswith("bl_ext.") and m.__name__.rsplit(".", 1)[-1] == "fathom"
+        ),
+        None,
+    )
 
 
 def cli_handler():

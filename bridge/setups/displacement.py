@@ -181,13 +181,19 @@ def node_group():
 
 
 def set_inputs(modifier, **values):
+    """Set the modifier's inputs by socket name. Blender 5.2 exposes them as RNA,
+    ``modifier.properties.inputs.<identifier>.value``; 4.2 to 5.0 as ID properties, ``modifier[identifier]``."""
     ids = {
         item.name: item.identifier
         for item in modifier.node_group.interface.items_tree
         if getattr(item, "in_out", "") == "INPUT"
     }
+    inputs = getattr(getattr(modifier, "properties", None), "inputs", None)
     for name, value in values.items():
-        modifier[ids[name]] = value
+        if inputs is not None:
+            getattr(inputs, ids[name]).value = value
+        else:
+            modifier[ids[name]] = value
 
 
 def picture_material(picture):

@@ -28,7 +28,9 @@ RESULT_MARK = "@@FATHOM-RESULT@@"
 _PRELUDE = f"""
 import json, os, sys
 import bpy, addon_utils
-bpy.ops.wm.read_userpref()  # the bpy module starts without the profile's add-ons
+sys.path.insert(0, {str(ROOT / "scripts")!r})
+from blender_cli import load_profile
+load_profile()  # the bpy module starts without the profile's add-ons (4.2: enables Fathom only)
 def emit(value):
     print({RESULT_MARK!r} + json.dumps(value), flush=True)
 """
@@ -85,7 +87,10 @@ def blender_home(tmp_path_factory, extension_zip):
 
 @pytest.fixture(scope="session")
 def tiny_model_file(tmp_path_factory):
-    """The tests' tiny DA-V2-contract model, built with .venv's onnx (this venv has none)."""
+    """The tests' tiny DA-V2-contract model, built with .venv's onnx (this venv has none), or the one
+    FATHOM_TINY_MODEL names (built beforehand, where .venv cannot run: in the Debian 13 root)."""
+    if os.environ.get("FATHOM_TINY_MODEL"):
+        return Path(os.environ["FATHOM_TINY_MODEL"])
     path = tmp_path_factory.mktemp("models") / "tiny.onnx"
     code = "import sys; from tests.tiny_model import build_tiny_model; build_tiny_model(sys.argv[1])"
     _run([DEV_PYTHON, "-c", code, path], cwd=ROOT)

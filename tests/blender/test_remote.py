@@ -278,7 +278,7 @@ import threading, time
 sys.path.insert(0, {str(ROOT)!r})
 from scripts.sample_scene import build_scene
 build_scene(320, 180, 256)
-bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which disables the extension
+load_profile()  # build_scene starts from factory settings, which disables the extension
 renders_here = []
 bpy.app.handlers.render_pre.append(lambda *_: renders_here.append(threading.get_ident()))
 """

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, {str(ROOT)!r})
 from scripts.sample_scene import build_scene
 scene = build_scene({WIDTH}, {HEIGHT}, 4)
-bpy.ops.wm.read_userpref()
+load_profile()
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
 from bl_ext.user_default.fathom.bridge.capture import render as rc
 

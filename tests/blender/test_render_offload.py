@@ -23,7 +23,7 @@ from scripts.sample_scene import build_scene
 
 def sample_scene(width, height, samples):
     scene = build_scene(width, height, samples)
-    bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which disables the extension
+    load_profile()  # build_scene starts from factory settings, which disables the extension
     assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
     return scene
 

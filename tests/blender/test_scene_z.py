@@ -24,7 +24,7 @@ from scripts.sample_scene import build_scene
 scene = build_scene({WIDTH}, {HEIGHT}, 4)
 scene.cycles.filter_width = 0.01
 scene.cycles.use_denoising = True
-bpy.ops.wm.read_userpref()
+load_profile()
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
 from bl_ext.user_default.fathom.bridge.capture import scene_z as sz
 from bl_ext.user_default.fathom.engine.exr import read_exr

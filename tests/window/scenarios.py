@@ -1,0 +1,116 @@
+"""What the real-window tests do in Blender, as a user would (driven by driver.py; see its docstring).
+
+Each scenario reads its arguments from $FATHOM_SCENARIO_ARGS (JSON) and reports in ``d.results``;
+the tests (test_*.py) judge the results.
+"""
+import json
+import os
+import time
+
+import bpy
+
+
+def _args():
+    return json.loads(os.environ.get("FATHOM_SCENARIO_ARGS", "{}"))
+
+
+def _choose_source(source):
+    """The Depth panel's source, as the user picks it: Image (the file's "Photo") or Render."""
+    props = bpy.context.scene.fathom
+    props.source = source
+    if source == "IMAGE":
+        props.image = bpy.data.images["Photo"]
+
+
+def _generated_files():
+    folder = bpy.path.abspath("//generated")
+    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+
+def _describe_result(d, image_names_before):
+    """The new depth image(s): file, colour space, and the compositor nodes that show them."""
+    found = []
+    tree = d.compositor_tree(bpy.context.scene)
+    for image in bpy.data.images:
+        if image.name in image_names_before:
+            continue
+        path = bpy.path.abspath(image.filepath)
+        found.append({"name": image.name, "colorspace": image.colorspace_settings.name,
+                      "file": path, "file_exists": os.path.isfile(path), "size": list(image.size),
+                      "nodes": [n.name for n in (tree.nodes if tree else ()) if getattr(n, "image", None) == image]})
+    return found
+
+
+def generate_from_sidebar(d):
+    """Depth tab clicked, Generate Depth pressed from the sidebar, the progress bar watched, the result
+    checked; then a second run cancelled with Esc. Screenshots before, during and after."""
+    _choose_source(_args().get("source", "IMAGE"))
+    view = d.area("VIEW_3D")
+    yield 1.0
+    yield from d.open_sidebar_tab(view, "Depth")
+    yield 0.5
+    d.screenshot("before")
+    before = set(bpy.data.images.keys())
+    d.results["poll_before"] = bpy.ops.fathom.generate_depth.poll()
+    d.results["invoke"] = sorted(d.invoke(view, bpy.ops.fathom.generate_depth))
+    samples, shot_during = [], False
+    while d.generating():
+        samples.append(d.progress())
+        if not shot_during and len(samples) >= 5:
+            d.screenshot("during")
+            shot_during = True
+        yield 0.1
+    d.results["progress"] = [s for i, s in enumerate(samples) if i == 0 or s != samples[i - 1]]
+    d.results["running_samples"] = len(samples)
+    yield 0.5
+    d.screenshot("after")
+    d.results["result"] = _describe_result(d, before)
+    d.results["generated"] = _generated_files()
+
+    # The same again, stopped with Esc over the viewport while it runs.
+    before = set(bpy.data.images.keys())
+    d.invoke(view, bpy.ops.fathom.generate_depth)
+    yield d.until(d.generating, 10, "the second generation to start")
+    yield 0.5
+    d.screenshot("cancelling")
+    d.key(d.region(view, "WINDOW"), "Escape")
+    asked = time.perf_counter()
+    yield d.until(lambda: not d.generating(), 300, "Esc to stop the generation")
+    d.results["cancel"] = {"seconds": round(time.perf_counter() - asked, 2),
+                           "new_images": [r["name"] for r in _describe_result(d, before)],
+                           "generated": _generated_files(),
+                           "poll_after": bpy.ops.fathom.generate_depth.poll()}
+    yield 0.3
+    d.screenshot("cancelled")
+
+
+def main_thread(d):
+    """The longest gap between 20 ms timer ticks: the window idle (redrawn as often as a running
+    generation redraws it) against the same window while a generation from the sidebar runs."""
+    from driver import Redrawer, TickMonitor
+    args = _args()
+    _choose_source(args["source"])
+    view = d.area("VIEW_3D")
+    yield 1.0
+    yield from d.open_sidebar_tab(view, "Depth")
+    yield 1.0
+    monitor, redrawer = TickMonitor(), Redrawer(0.1)
+    redrawer.start()
+    monitor.start()
+    yield args.get("idle_s", 5.0)
+    d.results["idle"] = monitor.stop()
+    redrawer.stop()
+    yield 0.5
+
+    before = set(bpy.data.images.keys())
+    monitor.start()
+    d.results["invoke"] = sorted(d.invoke(view, bpy.ops.fathom.generate_depth))
+    children, polls = [], 0
+    while d.generating():
+        polls += 1
+        if polls % 10 == 0:  # now and then: is a child Blender rendering?
+            children += [c for c in d.child_processes() if c not in children]
+        yield 0.05
+    d.results["during"] = monitor.stop()
+    d.results["children"] = children
+    d.results["result"] = _describe_result(d, before)
