@@ -83,6 +83,7 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
             force=self.force,
             allow_download=interactive,
             offload_render=interactive,
+            in_process=interactive,
         )
 
     def worker_done(self, context, job):

@@ -7,6 +7,7 @@ linear pixels go through the sRGB transfer curve before they are handed over.
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import bpy
 import numpy as np
@@ -21,6 +22,7 @@ class Capture:
     label: str  # what the user would call the source: "image 'Photo'", a file name
     name: str  # a short name for result files
     source: dict = field(default_factory=dict)  # stored on the result image, to trace or re-generate it
+    file: Optional[Path] = None  # an image file not decoded yet (rgb None): the worker process reads it
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -67,11 +69,17 @@ def from_image(image: "bpy.types.Image") -> Capture:
     return Capture(image_pixels(image), f"image '{image.name}'", Path(image.name).stem, source)
 
 
-def from_file(path) -> Capture:
-    """An image file on disk, read by the engine (any format Pillow reads, EXIF orientation applied)."""
+def from_file(path, *, decode=True) -> Capture:
+    """An image file on disk, read by the engine (any format Pillow reads, EXIF orientation applied).
+    ``decode=False``: only checked to be a file here; the inference worker process decodes it."""
     abspath = Path(bpy.path.abspath(str(path)))
+    source = {"kind": "file", "filepath": str(path)}
+    if not decode:
+        if not abspath.is_file():
+            raise ImageDecodeError(f"{abspath} is not an image file Fathom can read: it does not exist.")
+        return Capture(None, abspath.name, abspath.stem, source, file=abspath)
     picture = read_image(abspath)
-    return Capture(picture.rgb, abspath.name, abspath.stem, {"kind": "file", "filepath": str(path)})
+    return Capture(picture.rgb, abspath.name, abspath.stem, source)
 
 
 def from_render(scene, *, compositor=False, progress=None) -> Capture:

@@ -13,8 +13,9 @@ class SourceError(FathomError):
     """The chosen source has no picture to give."""
 
 
-def resolve_source(context, source=None, image=None, filepath=None, progress=None) -> picture.Capture:
-    """The picture to work on: explicit arguments first, else the scene's Depth settings."""
+def resolve_source(context, source=None, image=None, filepath=None, progress=None, decode=True) -> picture.Capture:
+    """The picture to work on: explicit arguments first, else the scene's Depth settings.
+    ``decode=False``: an image file is left for the inference worker process to decode."""
     props = context.scene.fathom
     source = source or props.source
     if source == "IMAGE":
@@ -32,7 +33,7 @@ def resolve_source(context, source=None, image=None, filepath=None, progress=Non
         path = filepath or props.filepath
         if not path:
             raise SourceError("No image file chosen: pick one in the Depth panel.")
-        return picture.from_file(path)
+        return picture.from_file(path, decode=decode)
     if source in RENDERED:
         return picture.from_render(context.scene, compositor=source == "COMPOSITOR", progress=progress)
     raise SourceError(f"Unknown source {source!r}: use IMAGE, FILE, RENDER or COMPOSITOR.")

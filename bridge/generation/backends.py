@@ -38,13 +38,16 @@ def prepare(
     force=False,
     allow_online=False,
     offload_render=False,
+    in_process=False,
 ) -> Job:
     """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options);
     ``backend``: LOCAL, SERVER or SCENE_Z instead of the preferences' choice; ``allow_download``: a
     missing model is downloaded by ``Job.run`` when Blender may go online. Renders happen here,
     on the main thread, as Blender requires, unless ``offload_render`` (the interactive operator,
     every backend): then ``Job.run`` renders in a child Blender (bridge.capture.child), so the
-    UI never waits for a render. Server only: ``force`` generates again instead of
+    UI never waits for a render. ``in_process`` (the interactive operator): the Local backend
+    estimates in the inference worker process (bridge.generation.inference), which also decodes
+    image files, so the UI never waits for the model either. Server only: ``force`` generates again instead of
     reusing an identical earlier result; ``allow_online`` is the headless --online-mode."""
     prefs = addon_preferences(context)
     backend = backend or prefs.backend
@@ -72,13 +75,15 @@ def prepare(
         return Job(picture, settings, None, target, scene.name, depth_map=depth_map, render=render)
     kind = source or context.scene.fathom.source
     deferred = offload_render and kind in RENDERED
-    picture = None if deferred else resolve_source(context, source, image, filepath, progress)
+    in_process = in_process and backend == "LOCAL"
+    picture = None if deferred else resolve_source(context, source, image, filepath, progress, decode=not in_process)
     if backend == "SERVER":
         from ..remote import job as remote_job
 
         job = remote_job.prepare(context, settings, target, force=force, allow_online=allow_online)
     else:
         job = _local_job(context, settings, target, allow_download)
+        job.in_process = in_process
     if deferred:
         # Last, once nothing cheap can fail: a child render copies the file (None: render here).
         job.render = _child_render(context, kind.lower(), settings)

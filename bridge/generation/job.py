@@ -32,6 +32,7 @@ class Job:
     path: Optional[Path] = None
     download: Optional[ModelStore] = None  # fetch the model first (interactive, online, not installed)
     render: Optional[object] = None  # a capture.child.ChildRender: render first, in a child Blender
+    in_process: bool = False  # estimate in the inference worker process (interactive: the UI never waits)
 
     @property
     def reused(self) -> bool:
@@ -47,8 +48,12 @@ class Job:
                 self.settings.model, progress=_download_progress(progress), cancel=cancel
             )
         if self.depth_map is None:
-            self.depth_map = depth.estimate(
-                self.capture.rgb,
+            estimate = depth.estimate
+            if self.in_process:
+                from .inference import estimate
+            image = self.capture.file if self.capture.rgb is None else self.capture.rgb
+            self.depth_map = estimate(
+                image,
                 self.settings,
                 self.model_path,
                 progress=progress,

@@ -97,11 +97,15 @@ def stop(timeout: float = 10.0) -> bool:
     """Cancel the running generation and wait up to ``timeout`` seconds for its thread to end (the
     add-on is being disabled); whether it ended. Main thread: what it posted (a paid job's record
     in the file) is applied before the add-on's code goes away."""
+    from . import inference
+
     running = _current
     if running is None:
+        inference.shutdown()  # the idle worker process, and the model it holds
         return True
     running.cancel()
     ended = running.wait(timeout)
+    inference.shutdown()
     collect(running)
     drain()
     return ended
