@@ -68,6 +68,9 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
     )
     normalization: EnumProperty(name="Normalization", items=NORMALIZATIONS, default="standard")
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
+    result: PointerProperty(
+        name="Last Result", type=bpy.types.Image, description="The newest depth map made in this scene"
+    )
 
     def depth_settings(self, threads: int = 0) -> DepthSettings:
         values = {name: getattr(self, name) for name in SETTING_NAMES}  # the properties are named as the settings

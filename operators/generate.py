@@ -15,6 +15,7 @@ from bpy.props import BoolProperty, StringProperty
 from ..bridge.capture.sources import active_editor_image
 from ..bridge.generation import backends
 from ..bridge.generation import worker as jobs
+from ..bridge.generation.show import show_result
 from ..bridge.prefs import addon_preferences
 from ._worker import WorkerModal, poll_idle
 
@@ -87,8 +88,10 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         )
 
     def worker_done(self, context, job):
-        job.finish(context)
-        self.report({"INFO"}, job.done_message(time.perf_counter() - self._started))
+        image, _node = job.finish(context)
+        seconds = time.perf_counter() - self._started
+        show_result(context, image, job.capture.source, seconds, addon_preferences(context).open_result)
+        self.report({"INFO"}, job.done_message(seconds))
         return {"FINISHED"}
 
 

@@ -3,6 +3,7 @@
 import bpy
 
 from ..bridge.generation import worker
+from ..bridge.generation.show import describe
 from ..bridge.prefs import addon_preferences
 from ..bridge.remote import pending
 from ..bridge.remote.account import account, auto_refresh, generate_button
@@ -52,8 +53,11 @@ def draw_depth(layout, context):
         layout.operator("fathom.generate_depth", icon="IMAGE_ZDEPTH")
     if running is not None:
         row = layout.row(align=True)
-        row.progress(factor=running.fraction, type="BAR", text=running.message)
+        fraction, text = running.shown  # the status bar's text, taken at the same tick
+        row.progress(factor=fraction, type="BAR", text=text)
         row.operator("fathom.cancel_generation", text="", icon="CANCEL")
+    elif props.result is not None:
+        draw_result(layout, props.result)
 
     header, body = layout.panel("fathom_results", default_closed=True)
     header.label(text="Results")
@@ -63,6 +67,16 @@ def draw_depth(layout, context):
         row.operator("fathom.regenerate_result", icon="FILE_REFRESH")
         row.operator("fathom.mark_asset", icon="ASSET_MANAGER")
         row.operator("fathom.delete_result", text="Delete", icon="TRASH")
+
+
+def draw_result(layout, image):
+    """The newest result: its thumbnail, with size, model and the time it took."""
+    box = layout.box()
+    preview = image.preview
+    if preview is not None and preview.icon_id:
+        box.template_icon(icon_value=preview.icon_id, scale=6.0)
+    box.label(text=image.name, icon="IMAGE_ZDEPTH")
+    box.label(text=describe(image))
 
 
 def draw_server(layout, context, idle=True):
