@@ -93,6 +93,7 @@ dist: venvs
 
 bench: $(VENV)/.stamp
 	$(PY) -m bench.engine_bench
+	$(PY) -m bench.main_thread_bench
 
 bench-server: $(VENV)/.stamp
 	$(PY) -m bench.server_bench
