@@ -58,7 +58,7 @@ def prepare(
     settings = context.scene.fathom.depth_settings(prefs.threads)
     if overrides:
         settings = replace(settings, **overrides).validated()
-    target = results.output_target(output)
+    target = results.output_target(output, settings.output_format)
     if backend == "SCENE_Z":
         from ..capture import scene_z
 
@@ -76,7 +76,6 @@ def prepare(
     kind = source or context.scene.fathom.source
     deferred = offload_render and kind in RENDERED
     in_process = in_process and backend == "LOCAL"
-    picture = None if deferred else resolve_source(context, source, image, filepath, progress, decode=not in_process)
     if backend == "SERVER":
         from ..remote import job as remote_job
 
@@ -84,11 +83,12 @@ def prepare(
     else:
         job = _local_job(context, settings, target, allow_download)
         job.in_process = in_process
-    if deferred:
-        # Last, once nothing cheap can fail: a child render copies the file (None: render here).
+    # Last, once nothing cheap can fail (the model, the key, the output): a render is slow.
+    picture = None
+    if deferred:  # a child render copies the file (None: render here)
         job.render = _child_render(context, kind.lower(), settings)
-        if job.render is None:
-            picture = resolve_source(context, source, image, filepath, progress)
+    if job.render is None:
+        picture = resolve_source(context, source, image, filepath, progress, decode=not in_process)
     if picture is not None:
         job.set_capture(picture)
     return job

@@ -67,9 +67,11 @@ class Job:
 
     def file_metadata(self) -> dict:
         """What the result file records about how it was made."""
+        # What made it: Scene Z's map names "scene-z", not the model setting it never used.
+        model = self.depth_map.model if self.depth_map is not None else self.settings.model
         return {
-            "fathom.model": self.settings.model,
-            "fathom.settings": asdict(self.settings),
+            "fathom.model": model,
+            "fathom.settings": {**asdict(self.settings), "model": model},
             "fathom.source": self.capture.source,
         }
 

@@ -49,6 +49,11 @@ def generate_from_sidebar(d):
     yield 1.0
     yield from d.open_sidebar_tab(view, "Depth")
     yield 0.5
+    # An Image Editor showing the source, as a user looking at the photo has: it must switch to the result.
+    editor = next(a for a in d.window().screen.areas if a.type not in ("VIEW_3D", "PROPERTIES", "OUTLINER"))
+    editor.type = "IMAGE_EDITOR"
+    editor.spaces.active.image = bpy.data.images["Photo"]
+    yield 0.5
     d.screenshot("before")
     before = set(bpy.data.images.keys())
     d.results["poll_before"] = bpy.ops.fathom.generate_depth.poll()
@@ -66,6 +71,10 @@ def generate_from_sidebar(d):
     d.screenshot("after")
     d.results["result"] = _describe_result(d, before)
     d.results["generated"] = _generated_files()
+    shown = bpy.context.scene.fathom.result
+    d.results["shown"] = {"editor": editor.spaces.active.image.name if editor.spaces.active.image else None,
+                          "panel": shown.name if shown else None,
+                          "thumbnail": bool(shown and shown.preview and shown.preview.icon_id)}
 
     # The same again, stopped with Esc over the viewport while it runs.
     before = set(bpy.data.images.keys())

@@ -22,6 +22,8 @@ def test_generate_from_the_sidebar_then_cancel_with_esc(window, scene_blend, cat
     assert result["file_exists"] and result["file"] == str(scene_blend.parent / "generated" / result["name"])
     assert result["size"] == [640, 360] and result["nodes"], result
     assert got["generated"] == ["Photo_depth_001.exr"]
+    # Visible where the user looks: the Image Editor that showed the photo, the panel's thumbnail.
+    assert got["shown"] == {"editor": "Photo_depth_001.exr", "panel": "Photo_depth_001.exr", "thumbnail": True}, got
     # Esc stopped the second run: nothing new kept, Generate available again.
     cancel = got["cancel"]
     assert cancel["new_images"] == [] and cancel["generated"] == ["Photo_depth_001.exr"], cancel
