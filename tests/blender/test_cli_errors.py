@@ -123,7 +123,8 @@ def test_bad_settings_are_usage_errors(fathom_cli, catalog_for, tiny_model_file,
 
 def test_render_source_checks_the_model_before_rendering(blender, fathom_cli, catalog_for, tmp_path):
     blender(SAMPLE_SCENE, 'bpy.ops.wm.save_as_mainfile(filepath=tmp + "/scene.blend")')
-    # A render would take seconds and write Blender's "Fra:" lines; a missing model must stop it first.
+    # A render would take seconds and print where it saved its picture (Fathom's temporary
+    # fathom-render-* folder); a missing model must stop it first.
     run = fathom_cli(
         "generate",
         "--source",
@@ -132,7 +133,7 @@ def test_render_source_checks_the_model_before_rendering(blender, fathom_cli, ca
         catalog=catalog_for(da2_small=tmp_path / "absent.onnx"),
     )
     assert run.returncode == 4 and "absent.onnx" in run.stderr, run.stderr
-    assert "Fra:" not in run.stdout + run.stderr
+    assert "fathom-render-" not in run.stdout + run.stderr
 
 
 def test_missing_blend_file_in_blender_cli(blender_home, tmp_path):
