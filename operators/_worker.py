@@ -98,7 +98,7 @@ class WorkerModal:
             context.workspace.status_text_set(None)
         jobs.collect(self._running)
         jobs.drain()  # the job's last posts, whatever its outcome
-        redraw(context.window_manager)
+        redraw(context.window_manager, full=True)
 
 
 def stop():

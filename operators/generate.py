@@ -2,7 +2,11 @@
 
 Clicked in the UI (invoke), the slow part runs on a worker thread polled by a modal timer: a
 progress bar in the Depth panel and the status bar, Esc or Cancel stops it, Blender stays usable.
-Render sources and Scene Z render in a child Blender driven by that worker (bridge.capture.child).
+Render sources and Scene Z render in a child Blender driven by that worker (bridge.capture.child);
+the Local backend's model runs in the inference worker process (bridge.generation.inference), which
+also decodes image files, so nothing slow holds Blender's main thread or its GIL. When it is done,
+the result shows where the user looks (bridge.generation.show): the panel's thumbnail and the Image
+Editors that showed the source.
 Called from a script or in background mode (execute), it runs synchronously, since timers and
 modal operators do not run while a script does.
 """

@@ -118,7 +118,7 @@ class InferenceProcess:
             creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
         )
         self.starts += 1
-        hello = {"path": [p for p in sys.path if p], "root": _ROOT, "nice": 5}
+        hello = {"path": [p for p in sys.path if p], "root": _ROOT, "nice": 10}
         pickle.dump(hello, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         self.process.stdin.flush()
         self._answers = queue.SimpleQueue()

@@ -65,9 +65,8 @@ class TickMonitor:
 
 
 class Redrawer:
-    """Tags the editors for redraw every ``interval`` seconds: what the generate operator's modal
-    timer does while it runs, so that an idle window can be measured with the same redraw rate."""
-    AREAS = {"VIEW_3D", "IMAGE_EDITOR", "NODE_EDITOR", "PREFERENCES", "STATUSBAR"}
+    """Redraws what the generate operator's modal timer redraws, every ``interval`` seconds (its
+    own function), so that an idle window can be measured with the same redraws."""
 
     def __init__(self, interval=0.1):
         self.interval, self._on = interval, False
@@ -79,10 +78,9 @@ class Redrawer:
     def _tick(self):
         if not self._on:
             return None
-        for window in bpy.context.window_manager.windows:
-            for area in window.screen.areas:
-                if area.type in self.AREAS:
-                    area.tag_redraw()
+        from bl_ext.user_default.fathom.bridge.redraw import redraw  # exactly what the modal timer calls
+
+        redraw(bpy.context.window_manager)
         return self.interval
 
     def stop(self):
