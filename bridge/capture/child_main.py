@@ -34,6 +34,11 @@ def child_main(spec_text):
             addon_utils.disable(spec["addon"], default_set=False)
         bpy.ops.wm.open_mainfile(filepath=spec["blend"], load_ui=False, use_scripts=spec["scripts"])
         scene = bpy.data.scenes[spec["scene"]]
+        # Beside an interactive Blender: one core left to its UI, which also comes first.
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = max(1, (os.cpu_count() or 2) - 1)
+        if hasattr(os, "nice"):
+            os.nice(10)
         if spec["kind"] == "scene-z":
             from ...engine.settings import DepthSettings
             from .scene_z import scene_depth
