@@ -210,12 +210,12 @@ class Driver:
 
     @staticmethod
     def progress():
-        """(fraction, message) of the running job, as the progress bar shows them, or None."""
+        """(fraction, text) of the running job, as the progress bar and the status bar show them, or None."""
         name = next((m for m in sys.modules if m.startswith("bl_ext.") and m.endswith("." + EXTENSION)), "")
         module = sys.modules.get(name)
-        jobs = getattr(getattr(module, "bridge", None), "jobs", None)
-        running = jobs.current() if jobs is not None else None
-        return None if running is None else (round(running.fraction, 3), running.message)
+        worker = sys.modules.get(name + ".bridge.generation.worker") if module is not None else None
+        running = worker.current() if worker is not None else None
+        return None if running is None else (round(running.shown[0], 3), running.shown[1])
 
     @staticmethod
     def child_processes():

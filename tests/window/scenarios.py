@@ -74,7 +74,8 @@ def generate_from_sidebar(d):
     shown = bpy.context.scene.fathom.result
     d.results["shown"] = {"editor": editor.spaces.active.image.name if editor.spaces.active.image else None,
                           "panel": shown.name if shown else None,
-                          "thumbnail": bool(shown and shown.preview and shown.preview.icon_id)}
+                          "thumbnail": bool(shown and shown.preview and shown.preview.icon_id),
+                          "thumbnail_size": list(shown.preview.image_size) if shown and shown.preview else None}
 
     # The same again, stopped with Esc over the viewport while it runs.
     before = set(bpy.data.images.keys())
