@@ -114,7 +114,9 @@ def main_thread(d):
 
     before = set(bpy.data.images.keys())
     monitor.start()
+    clicked = time.perf_counter()
     d.results["invoke"] = sorted(d.invoke(view, bpy.ops.fathom.generate_depth))
+    d.results["invoke_ms"] = round((time.perf_counter() - clicked) * 1000, 1)  # recorded, not asserted
     children, polls = [], 0
     while d.generating():
         polls += 1

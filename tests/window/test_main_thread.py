@@ -20,6 +20,7 @@ def test_main_thread_while_generating(window, scene_blend, catalogs, source):
     got = window("main_thread", scene_blend, catalog=catalogs["standin"], source=source, idle_s=5.0)
     idle, during = got["idle"], got["during"]
     record(f"main-thread-{source.lower()}", {"source": source, "idle": idle, "during": during,
+                                              "invoke_ms": got["invoke_ms"],
                                               "children": got["children"], "blender": got["blender"]})
     assert got["invoke"] == ["RUNNING_MODAL"], got
     (result,) = got["result"]
