@@ -92,9 +92,15 @@ dist: venvs
 	$(PY) scripts/fetch_wheels.py --all
 	$(BPY) scripts/build_extension.py --split-platforms
 
-bench: $(VENV)/.stamp
+# The benchmark's PyTorch baseline (torch, CPU build), kept out of the test environment's requirements.
+$(VENV)/.bench-stamp: $(VENV)/.stamp requirements/bench.txt
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements/bench.txt
+	touch $@
+
+bench: $(VENV)/.bench-stamp
 	$(PY) -m bench.engine_bench
 	$(PY) -m bench.main_thread_bench
+	$(PY) -m bench.tiling_bench
 
 bench-server: $(VENV)/.stamp
 	$(PY) -m bench.server_bench

@@ -47,7 +47,7 @@ def generate_depth(
     """Estimate a depth map and add it to the scene, like Generate Depth. ``image`` (a name or an
     Image) or ``filepath`` pick the source, else ``source`` ('image', 'file', 'render',
     'compositor'), else the scene's Depth settings. ``settings``: model, resolution, invert,
-    post_resize, normalization, output_format (they override the scene's for this call). With the
+    post_resize, normalization, output_format, tiling (they override the scene's for this call). With the
     server backend an identical earlier result is reused (no tokens) unless ``force``: ``reused``
     is then True, and the file, image and depth map are the earlier ones (read back from its file)."""
     unknown = set(settings) - set(_SETTINGS)

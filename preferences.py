@@ -5,6 +5,16 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from .bridge.prefs import ONLINE_ACCESS_OFF, default_models_folder, model_store
 
+DEVICES = (
+    (
+        "AUTO",
+        "Automatic",
+        "A GPU when the bundled onnxruntime can use one (DirectML on Windows, CoreML on macOS, "
+        "CUDA with onnxruntime-gpu on Linux), else the CPU",
+    ),
+    ("CPU", "CPU", "Always the CPU"),
+    ("GPU", "GPU", "The GPU; when it cannot run, the CPU, and the panel says why"),
+)
 BACKENDS = (
     ("LOCAL", "Local", "Run the depth model on this computer with onnxruntime"),
     ("SERVER", "Server", "Send the picture to a Fathom depth server (uses tokens)"),
@@ -27,8 +37,9 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
         min=0,
         max=256,
         default=0,
-        description="CPU threads for local inference; 0 lets onnxruntime choose",
+        description="CPU threads for local inference; 0: automatic (all cores but one while the interface is open)",
     )
+    device: EnumProperty(name="Device", items=DEVICES, default="AUTO", description="Where local inference runs")
     open_result: BoolProperty(
         name="Open Results in a Window",
         default=False,
@@ -56,6 +67,7 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
         if not self.models_dir.strip():
             col.label(text=f"Default: {default_models_folder()}", icon="FILE_FOLDER")
         col.prop(self, "threads")
+        col.prop(self, "device")
         self._draw_models(layout.box(), context)
         col = layout.column(heading="Server")
         col.prop(self, "server_url")

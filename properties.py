@@ -5,6 +5,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, 
 
 from .engine import catalog
 from .engine.errors import FathomError
+from .engine.providers import thread_count
 from .engine.settings import (
     DEFAULT_MODEL,
     DEFAULT_RESOLUTION,
@@ -24,6 +25,23 @@ NORMALIZATIONS = (
     ("standard", "Standard", "Min-max to 0..1 with near = bright"),
     ("v2-style", "V2-Style", "Depth Anything V2's own scaling of its disparity"),
     ("raw", "Raw", "The network's relative disparity, unscaled"),
+)
+TILINGS = (
+    (
+        "detail",
+        "Sharp Detail (Tiled)",
+        "Past what one network pass holds: the whole picture's shape from one pass, fine detail from tiles (slower)",
+    ),
+    (
+        "whole",
+        "Whole Picture Only",
+        "Past what one network pass holds: one pass at the largest resolution that fits (faster, softer)",
+    ),
+)
+QUALITIES = (
+    ("best", "Best", "The exact network (fp32)"),
+    ("standard", "Standard", "int8 weights on the CPU: faster, within about 1 % of Best"),
+    ("draft", "Draft", "int8 weights and at most 364 pixels a side: fastest, for previews"),
 )
 OUTPUT_FORMATS = (
     ("exr32", "EXR 32-bit", "Float EXR, exact: best for displacement"),
@@ -67,15 +85,19 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
         name="Source Size", default=True, description="Bring the depth map back to the source's size"
     )
     normalization: EnumProperty(name="Normalization", items=NORMALIZATIONS, default="standard")
+    quality: EnumProperty(name="Quality", items=QUALITIES, default="best", description="Speed against exactness")
     output_format: EnumProperty(name="Format", items=OUTPUT_FORMATS, default="exr32")
+    tiling: EnumProperty(name="Detail", items=TILINGS, default="detail")
     result: PointerProperty(
         name="Last Result", type=bpy.types.Image, description="The newest depth map made in this scene"
     )
 
-    def depth_settings(self, threads: int = 0) -> DepthSettings:
+    def depth_settings(self, threads: int = 0, device: str = "AUTO") -> DepthSettings:
         values = {name: getattr(self, name) for name in SETTING_NAMES}  # the properties are named as the settings
         values["model"] = values["model"] or DEFAULT_MODEL
-        return DepthSettings(**values, threads=threads).validated()
+        # An interactive Blender keeps a core for its interface; a background one uses them all.
+        threads = thread_count(threads, interactive=not bpy.app.background)
+        return DepthSettings(**values, threads=threads, device=device.lower()).validated()
 
 
 class FathomSetupSettings(bpy.types.PropertyGroup):

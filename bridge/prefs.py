@@ -4,6 +4,7 @@ from pathlib import Path
 
 import bpy
 
+from ..engine.session import set_cache_folder
 from ..engine.store import ModelStore
 
 ADDON = __package__.rpartition(".")[0]  # the extension's module name, e.g. bl_ext.user_default.fathom
@@ -23,4 +24,6 @@ def default_models_folder() -> Path:
 
 def model_store(context=None) -> ModelStore:
     folder = addon_preferences(context).models_dir.strip()
-    return ModelStore(bpy.path.abspath(folder) if folder else default_models_folder())
+    store = ModelStore(bpy.path.abspath(folder) if folder else default_models_folder())
+    set_cache_folder(store.folder / "optimized")  # the optimised graphs live with the models
+    return store

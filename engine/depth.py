@@ -5,8 +5,10 @@
 
 The flow is prepare (preprocess.py) -> session.run (session.py, cached) -> back to the source
 size (``post_resize``) -> normalize.py. Past ``max_tokens`` per pass the picture goes through
-tiling.py instead of one pass, which keeps memory bounded at any resolution.
+tiling.py (or one pass at the largest resolution that fits, if the settings ask for the whole
+picture only), which keeps memory bounded at any resolution.
 """
+
 import time
 from dataclasses import dataclass, field
 
@@ -17,8 +19,8 @@ from .errors import CancelledError
 from .imageio import Picture, read_array
 from .normalize import normalize
 from .session import get_session
-from .settings import DEFAULT_RESOLUTION, DepthSettings
-from .tiling import merge_tiles, tile_side
+from .settings import DepthSettings
+from .tiling import merge_detail, one_pass_resolution, tile_overlap, tile_side, tokens
 
 # Tokens in one network pass. 55 x 55 patches (a 770-pixel square) peak at about 1.9 GiB on the
 # CPU with DA-V2 Small (measured); beyond it the picture is tiled. Attention memory grows with
@@ -28,13 +30,22 @@ DEFAULT_MAX_TOKENS = 55 * 55
 
 @dataclass
 class DepthMap:
-    depth: np.ndarray               # float32 HxW
+    depth: np.ndarray  # float32 HxW
     near_is_bright: bool
     model: str
     settings: DepthSettings
-    network_size: tuple             # (h, w) the network saw (per tile when tiled)
-    tiles: int = 1
+    network_size: tuple  # (h, w) the network saw (per tile when tiled)
+    tiles: int = 1  # network passes over tiles; 1: one pass over the whole picture
     timings: dict = field(default_factory=dict)
+    runtime: dict = field(default_factory=dict)  # session.info: provider, graph form, fallback reason
+
+    def describe(self):
+        """What a result file records about how the map was made: tiled or not, and how many tiles."""
+        return {
+            "fathom.tiled": self.tiles > 1,
+            "fathom.tiles": int(self.tiles),
+            "fathom.network_size": [int(s) for s in self.network_size],
+        }
 
 
 def as_rgb(image):
@@ -69,82 +80,100 @@ def _finish(disparity, source_hw, settings, model_name, network_hw, tiles, timin
     return DepthMap(depth, near_is_bright, model_name, settings, network_hw, tiles, timings)
 
 
-def estimate(image, settings=None, model_path=None, *, progress=None, cancel=None,
-             max_tokens=DEFAULT_MAX_TOKENS, model_name=None):
-    """Depth of one picture. ``model_path`` is an ONNX file with the DA-V2 contract."""
+def estimate(
+    image, settings=None, model_path=None, *, progress=None, cancel=None, max_tokens=DEFAULT_MAX_TOKENS, model_name=None
+):
+    """Depth of one picture. ``model_path`` is an ONNX file with the DA-V2 contract.
+
+    Past ``max_tokens`` per pass, ``settings.tiling`` decides: "detail" runs a whole-picture pass
+    and tiles (tiling.py); "whole" runs one pass at the largest resolution that fits.
+    ``DepthMap.tiles`` and ``network_size`` say which happened."""
     settings = (settings or DepthSettings()).validated()
     steps = _Steps(progress, cancel)
     started = time.perf_counter()
     rgb = as_rgb(image)
-    session = get_session(model_path, settings.threads)
+    session = get_session(model_path, settings.threads, settings.device, settings.quality)
     name = model_name or settings.model
     h, w = rgb.shape[:2]
     net_h, net_w = preprocess.network_size(h, w, settings.resolution)
     timings = {}
     steps.check()
     steps.report(0.0, "Preparing the picture")
-    if (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH) <= max_tokens:
-        t = time.perf_counter()
-        tensor, _ = preprocess.prepare(rgb, settings.resolution)
-        timings["preprocess"] = time.perf_counter() - t
-        steps.report(0.1, "Estimating depth")
-        t = time.perf_counter()
-        disparity = session.run(tensor)[0]
-        timings["inference"] = time.perf_counter() - t
-        steps.check()
-        result = _finish(disparity, (h, w), settings, name, (net_h, net_w), 1, timings, started)
-    else:
-        result = _estimate_tiled(rgb, session, settings, name, (net_h, net_w), max_tokens, steps, timings, started)
+    resolution = settings.resolution
+    if tokens((net_h, net_w)) > max_tokens:
+        resolution = one_pass_resolution(h, w, settings.resolution, max_tokens)
+        if settings.tiling == "detail":
+            result = _estimate_tiled(
+                rgb, session, settings, name, (net_h, net_w), resolution, max_tokens, steps, timings, started
+            )
+            steps.report(1.0, "Depth ready")
+            return result
+    t = time.perf_counter()
+    tensor, size = preprocess.prepare(rgb, resolution)
+    timings["preprocess"] = time.perf_counter() - t
+    steps.report(0.1, "Estimating depth")
+    t = time.perf_counter()
+    disparity = session.run(tensor)[0]
+    timings["inference"] = time.perf_counter() - t
+    steps.check()
+    result = _finish(disparity, (h, w), settings, name, size, 1, timings, started)
     steps.report(1.0, "Depth ready")
+    result.runtime = dict(session.info)
     return result
 
 
-def _estimate_tiled(rgb, session, settings, name, net_hw, max_tokens, steps, timings, started):
+def _estimate_tiled(rgb, session, settings, name, net_hw, guide_resolution, max_tokens, steps, timings, started):
     h, w = rgb.shape[:2]
     net_h, net_w = net_hw
     t = time.perf_counter()
-    # Global pass at the largest resolution that fits one pass, for consistency across tiles.
-    base = min(DEFAULT_RESOLUTION, settings.resolution)
-    while True:
-        gh, gw = preprocess.network_size(h, w, base)
-        if (gh // preprocess.PATCH) * (gw // preprocess.PATCH) <= max_tokens or base <= preprocess.PATCH:
-            break
-        base -= preprocess.PATCH
-    global_tensor, _ = preprocess.prepare(rgb, base)
-    steps.report(0.05, "Global pass")
+    # The guide: the whole picture in one pass, at the largest resolution that fits one.
+    global_tensor, _ = preprocess.prepare(rgb, guide_resolution)
+    steps.report(0.05, "Whole-picture pass")
     guide = session.run(global_tensor)[0]
     del global_tensor
-    guide = preprocess.resize_plane(guide, (net_h, net_w))
     picture = preprocess.resize_rgb(rgb, (net_h, net_w))  # the pixels a single pass would see
     timings["preprocess"] = time.perf_counter() - t
     steps.check()
 
     tile = tile_side(max_tokens)
-    overlap = max(preprocess.PATCH, (tile // 4) // preprocess.PATCH * preprocess.PATCH)
-    count = [0]
 
     def run_tile(y, x, th, tw):
-        count[0] += 1
-        return session.run(preprocess.to_tensor(picture[y:y + th, x:x + tw]))[0]
+        return session.run(preprocess.to_tensor(picture[y : y + th, x : x + tw]))[0]
 
     t = time.perf_counter()
-    disparity = merge_tiles(net_h, net_w, tile, overlap, run_tile, guide, net_h / gh, cancel=steps.cancel,
-                            progress=lambda f, msg: steps.report(0.1 + 0.85 * f, msg))
+    disparity, count = merge_detail(
+        net_h,
+        net_w,
+        tile,
+        tile_overlap(tile),
+        run_tile,
+        guide,
+        cancel=steps.cancel,
+        progress=lambda f, msg: steps.report(0.1 + 0.85 * f, msg),
+    )
     timings["inference"] = time.perf_counter() - t
-    del picture, guide
-    return _finish(disparity, (h, w), settings, name, (min(tile, net_h), min(tile, net_w)), count[0],
-                   timings, started)
+    picture = guide = None  # free them before the resize back (the tile closure holds the name only)
+    return _finish(disparity, (h, w), settings, name, (min(tile, net_h), min(tile, net_w)), count, timings, started)
 
 
-def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, progress=None, cancel=None,
-                   max_tokens=DEFAULT_MAX_TOKENS, model_name=None):
+def estimate_batch(
+    frames,
+    settings=None,
+    model_path=None,
+    *,
+    batch_size=8,
+    progress=None,
+    cancel=None,
+    max_tokens=DEFAULT_MAX_TOKENS,
+    model_name=None,
+):
     """Depth of several pictures. Consecutive frames of one size run as one batched network pass,
     up to ``batch_size`` frames and no more attention memory than one pass of ``max_tokens``.
     Small frames gain a lot from batching; frames that fill a pass alone gain nothing on a CPU
     and would multiply memory (measured in bench/engine_bench.py), so they go one at a time."""
     settings = (settings or DepthSettings()).validated()
     steps = _Steps(progress, cancel)
-    session = get_session(model_path, settings.threads)
+    session = get_session(model_path, settings.threads, settings.device, settings.quality)
     name = model_name or settings.model
     frames = [as_rgb(f) for f in frames]
     results = []
@@ -153,17 +182,19 @@ def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, prog
         steps.check()
         h, w = frames[i].shape[:2]
         net_h, net_w = preprocess.network_size(h, w, settings.resolution)
-        if (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH) > max_tokens:
-            results.append(estimate(frames[i], settings, model_path, cancel=cancel, max_tokens=max_tokens,
-                                    model_name=name))
+        if tokens((net_h, net_w)) > max_tokens:
+            results.append(
+                estimate(frames[i], settings, model_path, cancel=cancel, max_tokens=max_tokens, model_name=name)
+            )
             i += 1
         else:
-            per_frame = (net_h // preprocess.PATCH) * (net_w // preprocess.PATCH)
+            per_frame = tokens((net_h, net_w))
             # Attention memory grows with frames x tokens squared: keep a batch within one full pass.
             limit = max(1, min(batch_size, (max_tokens * max_tokens) // (per_frame * per_frame)))
             group = [frames[i]]
-            while (len(group) < limit and i + len(group) < len(frames)
-                   and frames[i + len(group)].shape == frames[i].shape):
+            while (
+                len(group) < limit and i + len(group) < len(frames) and frames[i + len(group)].shape == frames[i].shape
+            ):
                 group.append(frames[i + len(group)])
             started = time.perf_counter()
             t = time.perf_counter()
@@ -175,6 +206,7 @@ def estimate_batch(frames, settings=None, model_path=None, *, batch_size=8, prog
             for disparity in out:
                 timings = {"preprocess": prep, "inference": infer}
                 results.append(_finish(disparity, (h, w), settings, name, (net_h, net_w), 1, timings, started))
+                results[-1].runtime = dict(session.info)
             i += len(group)
         steps.report(i / len(frames), f"Frame {i} of {len(frames)}")
     return results

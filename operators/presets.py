@@ -22,6 +22,8 @@ class FATHOM_OT_add_depth_preset(AddPresetBase, bpy.types.Operator):
         "props.post_resize",
         "props.normalization",
         "props.output_format",
+        "props.tiling",
+        "props.quality",
     ]
 
 

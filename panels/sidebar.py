@@ -2,11 +2,12 @@
 
 import bpy
 
-from ..bridge.generation import worker
+from ..bridge.generation import results, worker
 from ..bridge.generation.show import describe
 from ..bridge.prefs import addon_preferences
 from ..bridge.remote import pending
 from ..bridge.remote.account import account, auto_refresh, generate_button
+from ..bridge.setups import common as setups_common
 
 
 class FATHOM_MT_depth_presets(bpy.types.Menu):
@@ -39,7 +40,13 @@ def draw_depth(layout, context):
             col.prop(props, "filepath")
         col.prop(props, "model")
         col.prop(props, "resolution")
+        col.prop(props, "tiling")
         col.prop(props, "post_resize")
+        if prefs.backend == "LOCAL":
+            from ..engine.session import runtime_summary
+
+            col.prop(props, "quality")
+            col.label(text=f"Runs on: {runtime_summary(prefs.device.lower())}", icon="MEMORY")
 
     col = layout.column()
     col.prop(props, "normalization")
@@ -67,6 +74,10 @@ def draw_depth(layout, context):
         row.operator("fathom.regenerate_result", icon="FILE_REFRESH")
         row.operator("fathom.mark_asset", icon="ASSET_MANAGER")
         row.operator("fathom.delete_result", text="Delete", icon="TRASH")
+        shown = setups_common.default_depth_image(context)  # how the newest (or shown) result was made
+        tiles = shown[results.IMAGE_KEY].get("tiles") if shown is not None else None
+        if tiles:
+            body.label(text=f"{shown.name}: {'one pass' if tiles == 1 else f'{tiles} tiles'}", icon="INFO")
 
 
 def draw_result(layout, image):

@@ -66,7 +66,7 @@ def stage_narrowed(stage: Path, platform: str, pythons) -> Path:
     chosen = [
         n
         for n in fetch_wheels.manifest_wheels(text)
-        if platform in (w := fetch_wheels.parse_wheel(n))["platforms"] and w["python"] in pythons
+        if any(fetch_wheels.fits(fetch_wheels.parse_wheel(n), platform, py) for py in pythons)
     ]
     (stage / "wheels").mkdir()
     for name in chosen:

@@ -9,7 +9,9 @@ The pins below are the one place the bundled versions are named: `--all` writes 
 ``check_manifest`` (run by the Blender tests) fails when the manifest and the pins disagree.
 
 What is bundled, and why only that:
-- onnxruntime: declares coloredlogs, flatbuffers, numpy, packaging, protobuf and sympy as
+- onnxruntime (Linux, macOS: the CPU build, with CoreML on macOS) or onnxruntime-directml
+  (Windows: DirectML runs on any DirectX 12 GPU, and the CPU in the same wheel): declares
+  coloredlogs, flatbuffers, numpy, packaging, protobuf and sympy as
   requirements, but creating and running an ``InferenceSession`` imports none of them
   (checked with ``python -X importtime`` and ``sys.modules`` after ``InferenceSession(...).run``):
   they serve ORT's quantisation and transformer-optimiser tools (sympy, protobuf, flatbuffers,
@@ -17,6 +19,13 @@ What is bundled, and why only that:
   (sympy alone is 6 MB) for code the extension never runs.
 - numpy and requests: Blender ships them; a second copy would shadow Blender's.
 - Pillow: reads the image files the user picks (engine/imageio.py).
+- onnx, with what it imports (protobuf, ml_dtypes, typing_extensions): edits the model graph once
+  per model file (engine/graph_rewrite.py: mask guards out, attention and GELU fused, int8 weights
+  for the fast qualities), which makes inference 1.3-1.6x faster on the CPU. onnxruntime alone
+  can save its own optimised graph but not remove the exporter's mask guards nor fuse this
+  attention; its Python optimiser and quantiser need onnx too, and sympy on top (6 MB) for what
+  graph_rewrite.py does in a few lines. About 14 MB of wheels per Python and platform (onnx 8.9,
+  ml_dtypes 5.0, protobuf 0.3, typing_extensions 0.05), against 17 MB for onnxruntime itself.
 
 Wheels come from PyPI through pip's own client, by pinned version, binary only. pip's cache makes
 re-runs cheap.
@@ -34,12 +43,36 @@ ROOT = Path(__file__).resolve().parent.parent
 WHEELS = ROOT / "wheels"
 MANIFEST = ROOT / "blender_manifest.toml"
 
-PINS = {"onnxruntime": "1.23.2", "pillow": "12.0.0"}
+PINS = {
+    "onnxruntime": "1.23.2",
+    "pillow": "12.0.0",
+    "onnx": "1.23.2",
+    "protobuf": "7.36.2",
+    "ml-dtypes": "0.5.4",
+    "typing-extensions": "4.16.0",
+}
+# Where a platform gets another build of a pinned package: dist -> (replacement, version).
+# onnxruntime-directml has no 1.23.2; 1.23.0 is the nearest release.
+PLATFORM_PINS = {"windows-x64": {"onnxruntime": ("onnxruntime-directml", "1.23.0")}}
+
+
+def pins(platform: str) -> dict:
+    """dist -> version bundled for one Blender platform."""
+    chosen = dict(PINS)
+    for dist, (replacement, version) in PLATFORM_PINS.get(platform, {}).items():
+        del chosen[dist]
+        chosen[replacement] = version
+    return chosen
+
+
+def all_pins() -> set:
+    return {(d, v) for platform in PLATFORMS for d, v in pins(platform).items()}
+
 
 # Blender's platform names -> what pip should accept. Blender 4.2+ needs glibc 2.28 on Linux;
 # onnxruntime 1.23 publishes macOS wheels for macOS 13 and later only.
 PLATFORMS = {
-    "linux-x64": ["manylinux_2_28_x86_64"],
+    "linux-x64": ["manylinux_2_28_x86_64", "manylinux2014_x86_64"],  # 2014 (glibc 2.17): protobuf's binary wheel
     "windows-x64": ["win_amd64"],
     "macos-arm64": ["macosx_13_0_arm64"],
     "macos-x64": ["macosx_13_0_x86_64"],
@@ -67,14 +100,27 @@ def parse_wheel(name: str) -> dict:
             platforms.add("windows-x64")
         elif tag.startswith("macosx_") and tag.endswith(("arm64", "universal2")):
             platforms.add("macos-arm64")
+        elif tag == "any":
+            platforms.update(PLATFORMS)
         if tag.startswith("macosx_") and tag.endswith(("x86_64", "universal2")):
             platforms.add("macos-x64")
     return {
         "dist": m["dist"].lower().replace("_", "-"),
         "version": m["version"],
         "python": python,
+        "abi": m["abi"],
         "platforms": platforms,
     }
+
+
+def fits(wheel: dict, platform: str, python: str) -> bool:
+    """Whether a parsed wheel installs on a Blender platform and Python ('3.11')."""
+    if platform not in wheel["platforms"]:
+        return False
+    if wheel["python"] == python or wheel["python"] in ("py3", "py2.py3"):
+        return True
+    as_tuple = lambda v: tuple(int(x) for x in v.split("."))  # noqa: E731
+    return wheel["abi"] == "abi3" and wheel["python"][0].isdigit() and as_tuple(wheel["python"]) <= as_tuple(python)
 
 
 def fetch(platform: str, python: str, dest: Path = WHEELS, pip=(sys.executable, "-m", "pip")) -> list:
@@ -96,7 +142,7 @@ def fetch(platform: str, python: str, dest: Path = WHEELS, pip=(sys.executable, 
         ]
         for tag in PLATFORMS[platform]:
             cmd += ["--platform", tag]
-        cmd += [f"{dist}=={version}" for dist, version in PINS.items()]
+        cmd += [f"{dist}=={version}" for dist, version in pins(platform).items()]
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             sys.exit(
@@ -115,18 +161,25 @@ def _check_set(names, combos):
     """Exactly one wheel per pin and (platform, python); raises ValueError otherwise."""
     problems = []
     for platform, python in combos:
-        for dist, version in PINS.items():
+        for dist, version in pins(platform).items():
             found = [
                 n
-                for n in names
-                if (w := parse_wheel(n))["dist"] == dist
-                and w["version"] == version
-                and w["python"] == python
-                and platform in w["platforms"]
+                for n in set(names)
+                if (w := parse_wheel(n))["dist"] == dist and w["version"] == version and fits(w, platform, python)
             ]
             if len(found) != 1:
                 problems.append(f"{dist}=={version} for {platform} / Python {python}: {found or 'none'}")
-    pinned = {(d, v) for d, v in PINS.items()}
+        for n in set(names):  # e.g. the CPU onnxruntime in a Windows zip next to the DirectML one
+            w = parse_wheel(n)
+            if fits(w, platform, python) and pins(platform).get(w["dist"]) not in (None, w["version"]):
+                problems.append(f"{n} would be installed on {platform} / Python {python} against its pin")
+            elif (
+                fits(w, platform, python)
+                and w["dist"] not in pins(platform)
+                and (w["dist"], w["version"]) in all_pins()
+            ):
+                problems.append(f"{n} is not meant for {platform}")
+    pinned = all_pins()
     for n in names:
         w = parse_wheel(n)
         if (w["dist"], w["version"]) not in pinned:

@@ -1,5 +1,6 @@
 """Users, API keys and tokens. Every balance change goes through :func:`apply` so that it is a
 ledger row and a balance update in the caller's transaction, never one without the other."""
+
 import hashlib
 import secrets
 import time
@@ -37,8 +38,10 @@ def create_user(tx, name: str, tokens: int = 0) -> int:
     if tx.one("SELECT id FROM users WHERE name = ?", (name,)):
         raise AccountError(f"A user named {name!r} exists already.")
     secret = "whsec_" + b64encode(secrets.token_bytes(32)).decode("ascii")
-    row = tx.one("INSERT INTO users (name, webhook_secret, created_at) VALUES (?, ?, ?) RETURNING id",
-                 (name, secret, time.time()))
+    row = tx.one(
+        "INSERT INTO users (name, webhook_secret, created_at) VALUES (?, ?, {ts}) RETURNING id",
+        (name, secret, time.time()),
+    )
     tx.execute("INSERT INTO balances (user_id, tokens) VALUES (?, 0)", (row["id"],))
     if tokens:
         apply(tx, row["id"], tokens, "grant", note="initial grant")
@@ -55,20 +58,25 @@ def user_id(tx, name: str) -> int:
 def create_key(tx, uid: int) -> str:
     """A new API key for the user. Only its hash is stored: the key is shown this once."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    tx.execute("INSERT INTO api_keys (user_id, prefix, key_hash, created_at) VALUES (?, ?, ?, ?)",
-               (uid, key[:SHOWN_PREFIX], hash_key(key), time.time()))
+    tx.execute(
+        "INSERT INTO api_keys (user_id, prefix, key_hash, created_at) VALUES (?, ?, ?, {ts})",
+        (uid, key[:SHOWN_PREFIX], hash_key(key), time.time()),
+    )
     return key
 
 
 def revoke_key(tx, prefix: str) -> int:
-    return tx.execute("UPDATE api_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
-                      (time.time(), prefix))
+    return tx.execute(
+        "UPDATE api_keys SET revoked_at = {ts} WHERE prefix = ? AND revoked_at IS NULL", (time.time(), prefix)
+    )
 
 
 def caller_for_key(tx, key: str):
     row = tx.one(
         "SELECT u.id, u.name, u.webhook_secret, k.prefix FROM api_keys k JOIN users u ON u.id = k.user_id "
-        "WHERE k.key_hash = ? AND k.revoked_at IS NULL", (hash_key(key),))
+        "WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+        (hash_key(key),),
+    )
     return None if row is None else Caller(row["id"], row["name"], row["prefix"], row["webhook_secret"])
 
 
@@ -82,26 +90,34 @@ def apply(tx, uid: int, delta: int, kind: str, artwork_id=None, note: str = ""):
     this (artwork, kind) row exists already (a refund applied twice is a no-op). A debit the
     balance cannot cover raises InsufficientTokens and changes nothing."""
     if delta < 0:
-        row = tx.one("UPDATE balances SET tokens = tokens + ? WHERE user_id = ? AND tokens >= ? RETURNING tokens",
-                     (delta, uid, -delta))
+        row = tx.one(
+            "UPDATE balances SET tokens = tokens + ? WHERE user_id = ? AND tokens >= ? RETURNING tokens",
+            (delta, uid, -delta),
+        )
         if row is None:
             raise InsufficientTokens(-delta, balance(tx, uid))
     if artwork_id is not None:
         # The unique (artwork_id, kind) row goes first: if it exists, nothing else happens.
         inserted = tx.one(
             "INSERT INTO ledger (user_id, delta, kind, artwork_id, note, balance_after, created_at) "
-            "VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT (artwork_id, kind) DO NOTHING RETURNING id",
-            (uid, delta, kind, artwork_id, note, time.time()))
+            "VALUES (?, ?, ?, ?, ?, 0, {ts}) ON CONFLICT (artwork_id, kind) DO NOTHING RETURNING id",
+            (uid, delta, kind, artwork_id, note, time.time()),
+        )
         if inserted is None:
             if delta < 0:
                 raise RuntimeError(f"artwork {artwork_id} already has a {kind} row")  # rolls the debit back
             return None
         entry = inserted["id"]
     else:
-        entry = tx.one("INSERT INTO ledger (user_id, delta, kind, note, balance_after, created_at) "
-                       "VALUES (?, ?, ?, ?, 0, ?) RETURNING id", (uid, delta, kind, note, time.time()))["id"]
+        entry = tx.one(
+            "INSERT INTO ledger (user_id, delta, kind, note, balance_after, created_at) "
+            "VALUES (?, ?, ?, ?, 0, {ts}) RETURNING id",
+            (uid, delta, kind, note, time.time()),
+        )["id"]
     if delta >= 0:
-        new = tx.one("UPDATE balances SET tokens = tokens + ? WHERE user_id = ? RETURNING tokens", (delta, uid))["tokens"]
+        new = tx.one("UPDATE balances SET tokens = tokens + ? WHERE user_id = ? RETURNING tokens", (delta, uid))[
+            "tokens"
+        ]
     else:
         new = row["tokens"]
     tx.execute("UPDATE ledger SET balance_after = ? WHERE id = ?", (new, entry))
@@ -118,12 +134,15 @@ def ledger(tx, uid=None, limit: int = 50) -> list:
     where, params = ("WHERE l.user_id = ?", (uid,)) if uid is not None else ("", ())
     return tx.all(
         f"SELECT l.id, u.name AS user_name, l.delta, l.kind, l.artwork_id, l.note, l.balance_after, l.created_at "
-        f"FROM ledger l JOIN users u ON u.id = l.user_id {where} ORDER BY l.id DESC LIMIT ?", (*params, limit))
+        f"FROM ledger l JOIN users u ON u.id = l.user_id {where} ORDER BY l.id DESC LIMIT ?",
+        (*params, limit),
+    )
 
 
 def reconcile(tx) -> list:
     """Users whose balance differs from the sum of their ledger rows: [(name, balance, ledger_sum)]."""
     rows = tx.all(
         "SELECT u.name, b.tokens, COALESCE((SELECT SUM(l.delta) FROM ledger l WHERE l.user_id = u.id), 0) AS total "
-        "FROM users u LEFT JOIN balances b ON b.user_id = u.id ORDER BY u.id")
+        "FROM users u LEFT JOIN balances b ON b.user_id = u.id ORDER BY u.id"
+    )
     return [(r["name"], r["tokens"], int(r["total"])) for r in rows if r["tokens"] is None or r["tokens"] != r["total"]]

@@ -9,16 +9,19 @@
     python -m server.admin reconcile                 # exit 1 when a balance differs from its ledger
     python -m server.admin models                    # the models offered and whether they are installed
     python -m server.admin download-model small      # fetch and verify one (needs the network)
+    python -m server.admin webhooks [--status failed] # the webhook outbox: events and their state
+    python -m server.admin redeliver msg_<id>... | --failed   # queue events again, full attempt budget
 
 The database comes from the same settings as the server (DATABASE_URL, FATHOM_SERVER_*, --config).
 """
+
 import argparse
 import sys
 
 from engine.errors import FathomError
 
-from . import accounts
-from .config import load_settings
+from . import accounts, outbox
+from .config import settings_or_exit
 from .db import open_database
 from .jobs import iso
 
@@ -45,6 +48,12 @@ def _parser():
     c.add_argument("--limit", type=int, default=50)
     sub.add_parser("reconcile", help="check that every balance equals the sum of its ledger entries")
     sub.add_parser("models", help="the API's models, their catalogue ids and whether each is installed")
+    c = sub.add_parser("webhooks", help="webhook events, newest first, with their delivery state")
+    c.add_argument("--status", choices=("pending", "delivered", "failed"))
+    c.add_argument("--limit", type=int, default=50)
+    c = sub.add_parser("redeliver", help="queue webhook events again (by id, or every failed one)")
+    c.add_argument("ids", nargs="*")
+    c.add_argument("--failed", action="store_true", help="every failed event")
     c = sub.add_parser("download-model", help="download (and verify) a model the server offers")
     c.add_argument("name", help="the API model name, e.g. small")
     return p
@@ -61,8 +70,12 @@ def _models(settings, args, out) -> int:
         return 0
     if args.name not in offered:
         raise accounts.AccountError(f"This server offers no model {args.name!r}; it offers {', '.join(offered)}.")
-    path = store.download(offered[args.name], progress=lambda done, total: print(
-        f"\r{done * 100 // max(total or 1, 1)}%", end="", file=sys.stderr, flush=True))
+    path = store.download(
+        offered[args.name],
+        progress=lambda done, total: print(
+            f"\r{done * 100 // max(total or 1, 1)}%", end="", file=sys.stderr, flush=True
+        ),
+    )
     print(f"\n{args.name}: {path}", file=out)
     return 0
 
@@ -83,7 +96,19 @@ def run(args, db, out=sys.stdout, settings=None) -> int:
         print(f"OK: {users} user(s), every balance equals its ledger ({int(total)} tokens in all).", file=out)
         return 0
     with db.transaction() as tx:
-        if cmd == "create-user":
+        if cmd == "webhooks":
+            for e in outbox.listing(tx, args.status, args.limit):
+                print(
+                    f"{e['id']:<42} {e['status']:<9} attempts {e['attempts']:<2} {e['event_type']:<18} "
+                    f"{e['url']}  {e['last_error'] or ''}",
+                    file=out,
+                )
+        elif cmd == "redeliver":
+            if not args.ids and not args.failed:
+                raise accounts.AccountError("Name the events to redeliver (msg_...), or give --failed.")
+            count = outbox.redeliver(tx, args.ids, all_failed=args.failed)
+            print(f"Queued {count} event(s) for delivery.", file=out)
+        elif cmd == "create-user":
             accounts.create_user(tx, args.name, args.tokens)
             print(f"Created user {args.name} with {args.tokens} tokens.", file=out)
         elif cmd == "create-key":
@@ -102,14 +127,17 @@ def run(args, db, out=sys.stdout, settings=None) -> int:
         elif cmd == "ledger":
             uid = accounts.user_id(tx, args.name) if args.name else None
             for e in accounts.ledger(tx, uid, args.limit):
-                print(f"{e['id']:>6} {iso(e['created_at'])} {e['user_name']:<16} {e['kind']:<7} {e['delta']:>+7} "
-                      f"-> {e['balance_after']:>7}  {e['artwork_id'] or ''} {e['note']}", file=out)
+                print(
+                    f"{e['id']:>6} {iso(e['created_at'])} {e['user_name']:<16} {e['kind']:<7} {e['delta']:>+7} "
+                    f"-> {e['balance_after']:>7}  {e['artwork_id'] or ''} {e['note']}",
+                    file=out,
+                )
     return 0
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    settings = load_settings(args.config)
+    settings = settings_or_exit(args.config)
     db = open_database(settings.database)
     try:
         return run(args, db, settings=settings)

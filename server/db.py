@@ -6,28 +6,45 @@ dialects differ are named fragments of :class:`Dialect` (``{lock}``, ``{pk}``, .
     with db.transaction() as tx:                  # writes: serialised on SQLite, row locks on PostgreSQL
         row = tx.one("SELECT tokens FROM balances WHERE user_id = ?", (uid,))
 """
+
+import logging
 import re
 import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-
-from .schema import SCHEMA
 
 
 @dataclass(frozen=True)
 class Dialect:
     name: str
-    pk: str            # an auto-numbered primary key column
+    pk: str  # an auto-numbered primary key column
     blob: str
     real: str
-    lock: str          # appended to a SELECT that picks rows to claim
+    lock: str  # {lock}: appended to a SELECT that picks rows to claim (others skip them)
+    for_update: str  # {for_update}: appended to a SELECT whose row is changed next (others wait)
+    ts: str  # {ts}: a timestamp parameter, given as Unix seconds (a float)
 
 
-SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "")
-POSTGRES = Dialect("postgresql", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA",
-                   "DOUBLE PRECISION", "FOR UPDATE SKIP LOCKED")
+# Timestamps: TIMESTAMPTZ on PostgreSQL; Unix seconds (REAL) on SQLite, which has no time type.
+# The code always sees Unix seconds: {ts} converts parameters, Tx converts what comes back.
+SQLITE = Dialect("sqlite", "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL", "", "", "?")
+POSTGRES = Dialect(
+    "postgresql",
+    "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    "BYTEA",
+    "DOUBLE PRECISION",
+    "FOR UPDATE SKIP LOCKED",
+    "FOR UPDATE",
+    "to_timestamp(?)",
+)
+
+
+def _row(row) -> dict:
+    """A row as a dict, timestamps as Unix seconds whichever the dialect."""
+    return {k: v.timestamp() if isinstance(v, datetime) else v for k, v in dict(row).items()}
 
 
 class Tx:
@@ -37,7 +54,8 @@ class Tx:
         self._cur, self.dialect = cursor, dialect
 
     def _sql(self, sql):
-        sql = sql.format(lock=self.dialect.lock) if "{lock}" in sql else sql
+        if "{" in sql:
+            sql = sql.format(lock=self.dialect.lock, for_update=self.dialect.for_update, ts=self.dialect.ts)
         if self.dialect is POSTGRES:
             sql = sql.replace("%", "%%").replace("?", "%s")
         return sql
@@ -49,26 +67,40 @@ class Tx:
 
     def all(self, sql, params=()) -> list:
         self._cur.execute(self._sql(sql), tuple(params))
-        return [dict(r) for r in self._cur.fetchall()]
+        return [_row(r) for r in self._cur.fetchall()]
+
+    def notify(self, channel: str):
+        """Wake the processes listening on ``channel`` when this transaction commits (PostgreSQL
+        NOTIFY; on SQLite every process is on this machine and polls)."""
+        if self.dialect is POSTGRES:
+            self.execute("SELECT pg_notify(?, '')", (channel,))
 
     def one(self, sql, params=()):
         self._cur.execute(self._sql(sql), tuple(params))
         row = self._cur.fetchone()
-        return None if row is None else dict(row)
+        return None if row is None else _row(row)
+
+
+log = logging.getLogger("fathom.server.db")
+
+# Advisory lock numbers (PostgreSQL): one holder at a time across every process.
+LOCKS = {"migrate": 4711, "reaper": 4712}
 
 
 class Database:
     dialect: Dialect
     url: str
 
-    def create_schema(self):
-        with self.transaction() as tx:
-            self._schema_lock(tx)
-            for statement in SCHEMA:
-                tx.execute(statement.format(pk=self.dialect.pk, blob=self.dialect.blob, real=self.dialect.real))
+    def lock(self, tx, name: str):
+        """Wait for the named lock until the transaction ends (SQLite: BEGIN IMMEDIATE already is one)."""
 
-    def _schema_lock(self, tx):
-        pass
+    def try_lock(self, tx, name: str) -> bool:
+        """Take the named lock for the transaction if nobody holds it; False otherwise."""
+        return True
+
+    def listen(self, handlers: dict, stop: threading.Event):
+        """Call ``handlers[channel]()`` whenever a transaction notifies ``channel``, until ``stop``
+        (PostgreSQL LISTEN in a thread of its own; nothing on SQLite, where polling does)."""
 
     @contextmanager
     def transaction(self):
@@ -139,13 +171,38 @@ class PostgresDatabase(Database):
         from psycopg_pool import ConnectionPool
 
         self.url = url
-        self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=True,
-                                    kwargs={"row_factory": dict_row}, timeout=60)
+        self._pool = ConnectionPool(
+            url, min_size=1, max_size=max_connections, open=True, kwargs={"row_factory": dict_row}, timeout=60
+        )
         self._pool.wait(timeout=30)
 
-    def _schema_lock(self, tx):
-        # Several processes may start at once; CREATE TABLE IF NOT EXISTS is not safe concurrently.
-        tx.execute("SELECT pg_advisory_xact_lock(4711)")
+    def lock(self, tx, name: str):
+        tx.execute("SELECT pg_advisory_xact_lock(?)", (LOCKS[name],))
+
+    def try_lock(self, tx, name: str) -> bool:
+        return tx.one("SELECT pg_try_advisory_xact_lock(?) AS ok", (LOCKS[name],))["ok"]
+
+    def listen(self, handlers: dict, stop: threading.Event):
+        thread = threading.Thread(target=self._listen, args=(handlers, stop), daemon=True, name="fathom-listen")
+        thread.start()
+        return thread
+
+    def _listen(self, handlers, stop):
+        import psycopg
+
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    for channel in handlers:
+                        conn.execute(f"LISTEN {channel}")
+                    for handler in handlers.values():  # whatever was notified while we were not listening
+                        handler()
+                    while not stop.is_set():
+                        for note in conn.notifies(timeout=1.0):
+                            handlers[note.channel]()
+            except Exception:  # the database restarted or the network dropped: polling covers the gap
+                log.warning("LISTEN connection lost; reconnecting", exc_info=True)
+                stop.wait(1.0)
 
     @contextmanager
     def transaction(self, readonly=False):
@@ -158,14 +215,13 @@ class PostgresDatabase(Database):
         self._pool.close()
 
 
-def open_database(url: str, *, create=True, max_connections: int = 20) -> Database:
-    """A Database for ``sqlite:///path`` (or a bare path) or ``postgresql://...``."""
+def open_database(url: str, *, max_connections: int = 20) -> Database:
+    """A Database for ``sqlite:///path`` (or a bare path) or ``postgresql://...``; its schema is
+    server.migrate's business."""
     if url.startswith(("postgresql://", "postgres://")):
         db = PostgresDatabase(url, max_connections=max_connections)
     else:
         # sqlite:///relative/path, sqlite:////absolute/path (SQLAlchemy's convention), or a bare path
         path = re.sub(r"^sqlite:///", "", url) if url.startswith("sqlite:") else url
         db = SQLiteDatabase(path)
-    if create:
-        db.create_schema()
     return db

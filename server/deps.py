@@ -1,8 +1,10 @@
 """What every request handler needs: the app's state and the authenticated caller."""
+
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from . import accounts
 from .config import Settings
@@ -15,6 +17,7 @@ class AppState:
     db: object
     limiter: object = None
     pool: object = None
+    fetches: object = None
 
 
 def state(request: Request) -> AppState:
@@ -31,14 +34,25 @@ def _lookup(db, key):
         return accounts.caller_for_key(tx, key)
 
 
-async def caller(request: Request) -> accounts.Caller:
+# Declared for OpenAPI (the "Authorize" button); the 401s are ours, with a code and a way out.
+bearer = HTTPBearer(auto_error=False, description="Your API key: `Authorization: Bearer fth_...`.")
+
+
+async def caller(request: Request, credentials: HTTPAuthorizationCredentials = Security(bearer)) -> accounts.Caller:
     """The user behind ``Authorization: Bearer <key>``, or 401 saying what to send."""
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise RequestError(401, "Send your API key as 'Authorization: Bearer <key>' "
-                                "(an operator creates keys with `python -m server.admin create-key USER`).")
+    key = credentials.credentials if credentials is not None else ""
+    if not key.strip():
+        raise RequestError(
+            401,
+            "Send your API key as 'Authorization: Bearer <key>' "
+            "(an operator creates keys with `python -m server.admin create-key USER`).",
+            code="missing_api_key",
+        )
     found = await run_in_threadpool(_lookup, state(request).db, key.strip())
     if found is None:
-        raise RequestError(401, "This API key is not valid (unknown or revoked): check it, or ask for a new one.")
+        raise RequestError(
+            401,
+            "This API key is not valid (unknown or revoked): check it, or ask for a new one.",
+            code="invalid_api_key",
+        )
     return found

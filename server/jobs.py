@@ -5,6 +5,7 @@ starting -> processing -> succeeded | failed | canceled
    |  \\_______________________________________/^   (cancel; refunded only before processing)
    '-> (lease expired while processing: back to starting, or failed + refunded after max attempts)
 """
+
 import json
 import time
 import uuid
@@ -13,19 +14,29 @@ from datetime import datetime, timezone
 from . import accounts
 
 FINAL = ("succeeded", "failed", "canceled")
+JOBS_CHANNEL = "fathom_jobs"  # NOTIFY channel: a job is waiting
 RESULT_FILES = {"png": "depth.png", "exr": "depth.exr"}
 
 
 class Conflict(Exception):
     """The request clashes with the artwork's state or an earlier request (HTTP 409/422)."""
 
-    def __init__(self, status: int, message: str):
-        self.status = status
+    def __init__(self, status: int, message: str, code: str = "conflict"):
+        self.status, self.code = status, code
         super().__init__(message)
 
 
-def submit(tx, caller, parameters: dict, model_id: str, cost: int, image: bytes,
-           idempotency_key=None, request_hash=None, key_ttl: float = 24 * 3600):
+def submit(
+    tx,
+    caller,
+    parameters: dict,
+    model_id: str,
+    cost: int,
+    image: bytes,
+    idempotency_key=None,
+    request_hash=None,
+    key_ttl: float = 24 * 3600,
+):
     """Charge and create the artwork. Returns (row, replayed). With an Idempotency-Key seen in the
     last ``key_ttl`` seconds for the same request, the first artwork comes back and nothing is
     charged; for a different request the key is refused (Conflict 422). InsufficientTokens rolls
@@ -34,36 +45,48 @@ def submit(tx, caller, parameters: dict, model_id: str, cost: int, image: bytes,
     now = time.time()
     if idempotency_key is not None:
         # An expired key is a new key, whether or not the periodic clean-up has removed it yet.
-        tx.execute("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < ?",
-                   (caller.user_id, idempotency_key, now - key_ttl))
+        tx.execute(
+            "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < {ts}",
+            (caller.user_id, idempotency_key, now - key_ttl),
+        )
         # Claim the key first. A concurrent twin on PostgreSQL waits here for the first to commit,
         # then finds the key taken and replays its artwork; on SQLite transactions are serial.
-        claimed = tx.one("INSERT INTO idempotency_keys (user_id, key, request_hash, artwork_id, created_at) "
-                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, key) DO NOTHING RETURNING key",
-                         (caller.user_id, idempotency_key, request_hash, artwork_id, now))
+        claimed = tx.one(
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, artwork_id, created_at) "
+            "VALUES (?, ?, ?, ?, {ts}) ON CONFLICT (user_id, key) DO NOTHING RETURNING key",
+            (caller.user_id, idempotency_key, request_hash, artwork_id, now),
+        )
         if claimed is None:
             return replay(tx, caller.user_id, idempotency_key, request_hash, key_ttl), True
-    tx.execute("INSERT INTO artworks (id, user_id, status, parameters, model_id, cost, webhook, created_at) "
-               "VALUES (?, ?, 'starting', ?, ?, ?, ?, ?)",
-               (artwork_id, caller.user_id, json.dumps(parameters), model_id, cost, parameters.get("webhook"), now))
+    tx.execute(
+        "INSERT INTO artworks (id, user_id, status, parameters, model_id, cost, webhook, created_at) "
+        "VALUES (?, ?, 'starting', ?, ?, ?, ?, {ts})",
+        (artwork_id, caller.user_id, json.dumps(parameters), model_id, cost, parameters.get("webhook"), now),
+    )
     accounts.apply(tx, caller.user_id, -cost, "charge", artwork_id, note=f"depth map ({parameters['model']})")
     tx.execute("INSERT INTO artwork_inputs (artwork_id, data) VALUES (?, ?)", (artwork_id, image))
+    tx.notify(JOBS_CHANNEL)
     return get(tx, caller.user_id, artwork_id), False
 
 
 def forget_keys(tx, older_than: float) -> int:
     """Drop Idempotency-Keys created before ``older_than`` (a time.time()); how many went."""
-    return tx.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (older_than,))
+    return tx.execute("DELETE FROM idempotency_keys WHERE created_at < {ts}", (older_than,))
 
 
 def replay(tx, uid, key, request_hash, key_ttl: float = 24 * 3600):
-    row = tx.one("SELECT request_hash, artwork_id FROM idempotency_keys WHERE user_id = ? AND key = ? "
-                 "AND created_at >= ?", (uid, key, time.time() - key_ttl))
+    row = tx.one(
+        "SELECT request_hash, artwork_id FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at >= {ts}",
+        (uid, key, time.time() - key_ttl),
+    )
     if row is None:
         return None
     if row["request_hash"] != request_hash:
-        raise Conflict(422, "This Idempotency-Key was used for a different request: use a new key for a new "
-                            "request, or repeat the first request exactly.")
+        raise Conflict(
+            422,
+            "This Idempotency-Key was used for a different request: use a new key for a new "
+            "request, or repeat the first request exactly.",
+        )
     return get(tx, uid, row["artwork_id"])
 
 
@@ -72,34 +95,84 @@ def get(tx, uid, artwork_id):
 
 
 def listing(tx, uid, offset: int, limit: int):
-    rows = tx.all("SELECT * FROM artworks WHERE user_id = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
-                  (uid, limit, offset))
+    rows = tx.all(
+        "SELECT * FROM artworks WHERE user_id = ? ORDER BY created_at DESC, id LIMIT ? OFFSET ?", (uid, limit, offset)
+    )
     total = tx.one("SELECT COUNT(*) AS n FROM artworks WHERE user_id = ?", (uid,))["n"]
     return rows, total
 
 
-def _finalise(tx, row, status, error=None, results=None, refund=False, note=""):
-    now = time.time()
-    tx.execute("UPDATE artworks SET status = ?, error = ?, results = ?, finished_at = ?, lease_owner = NULL, "
-               "lease_expires = NULL WHERE id = ?",
-               (status, error, json.dumps(results or []), now, row["id"]))
-    tx.execute("DELETE FROM artwork_inputs WHERE artwork_id = ?", (row["id"],))
-    if refund:
-        accounts.apply(tx, row["user_id"], row["cost"], "refund", row["id"], note=note)
-    return tx.one("SELECT * FROM artworks WHERE id = ?", (row["id"],))
+# Stable codes of a failed artwork, with the client's message (the details go to the server log).
+FAILURES = {
+    "image_unreadable": "the server could not read this picture (send a PNG, JPEG, WebP, TIFF or BMP file)",
+    "model_unavailable": "the server's depth model is not available right now (try again later)",
+    "inference_failed": "the server could not compute this depth map",
+    "timeout": "computing this depth map took longer than the server allows",
+    "worker_lost": "the server's worker stopped while computing this depth map",
+}
 
 
-def cancel(tx, uid, artwork_id):
-    """Cancel an artwork that has not finished; refunded when it had not started. Returns the row."""
-    row = tx.one("SELECT * FROM artworks WHERE id = ? AND user_id = ?", (artwork_id, uid))
+def failure_message(code: str) -> str:
+    return f"Refunded: {FAILURES[code]}. Your tokens were refunded; you can submit it again."
+
+
+def _finish(
+    tx,
+    artwork_id,
+    guard: str,
+    guard_params: tuple,
+    status: str,
+    *,
+    code=None,
+    results=None,
+    refund_note=None,
+    on_final=None,
+):
+    """Move an artwork to a final state in ONE guarded statement; None when the guard does not hold
+    (someone else finished, canceled or reaped it first: then nothing else happens). In the same
+    transaction: the input is dropped, the refund written, the webhook event queued."""
+    row = tx.one(
+        f"UPDATE artworks SET status = ?, error = ?, error_code = ?, results = ?, finished_at = {{ts}}, "
+        f"lease_owner = NULL, lease_expires = NULL WHERE id = ? AND {guard} RETURNING *",
+        (
+            status,
+            failure_message(code) if code else None,
+            code,
+            json.dumps(results or []),
+            time.time(),
+            artwork_id,
+            *guard_params,
+        ),
+    )
     if row is None:
         return None
-    if row["status"] in FINAL:
-        raise Conflict(409, f"This artwork has already {row['status']}; only starting or processing artworks "
-                            "can be canceled.")
-    # A processing job's worker notices at its next heartbeat and stops; its result is discarded.
-    return _finalise(tx, row, "canceled", refund=row["status"] == "starting",
-                     note="canceled before it started")
+    tx.execute("DELETE FROM artwork_inputs WHERE artwork_id = ?", (artwork_id,))
+    if refund_note:
+        accounts.apply(tx, row["user_id"], row["cost"], "refund", artwork_id, note=refund_note)
+    if on_final is not None:
+        on_final(tx, row)
+    return row
+
+
+def cancel(tx, uid, artwork_id, on_final=None):
+    """Cancel an artwork that has not finished; refunded when it had not started. Returns the row,
+    None when there is no such artwork of this user; Conflict when it had already finished."""
+    mine = "user_id = ? AND status = ?"
+    row = _finish(
+        tx, artwork_id, mine, (uid, "starting"), "canceled", refund_note="canceled before it started", on_final=on_final
+    )
+    if row is None:  # a processing job's worker notices at its next heartbeat; its result is discarded
+        row = _finish(tx, artwork_id, mine, (uid, "processing"), "canceled", on_final=on_final)
+    if row is not None:
+        return row
+    row = get(tx, uid, artwork_id)
+    if row is None:
+        return None
+    raise Conflict(
+        409,
+        f"This artwork has already {row['status']}; only starting or processing artworks can be canceled.",
+        code="already_final",
+    )
 
 
 def claim(tx, owner: str, lease_seconds: float):
@@ -107,17 +180,23 @@ def claim(tx, owner: str, lease_seconds: float):
     BEGIN IMMEDIATE already serialises claimers)."""
     now = time.time()
     return tx.one(
-        "UPDATE artworks SET status = 'processing', lease_owner = ?, lease_expires = ?, "
-        "attempts = attempts + 1, started_at = COALESCE(started_at, ?) "
+        "UPDATE artworks SET status = 'processing', lease_owner = ?, lease_expires = {ts}, claimed_at = {ts}, "
+        "attempts = attempts + 1, started_at = COALESCE(started_at, {ts}) "
         "WHERE id = (SELECT id FROM artworks WHERE status = 'starting' ORDER BY created_at LIMIT 1 {lock}) "
         "AND status = 'starting' RETURNING *",
-        (owner, now + lease_seconds, now))
+        (owner, now + lease_seconds, now, now),
+    )
 
 
 def heartbeat(tx, artwork_id, owner, lease_seconds) -> bool:
-    """Extend the lease; False when the job is no longer this worker's (canceled or reaped)."""
-    return tx.execute("UPDATE artworks SET lease_expires = ? WHERE id = ? AND lease_owner = ? "
-                      "AND status = 'processing'", (time.time() + lease_seconds, artwork_id, owner)) == 1
+    """Extend the lease; False when the job is no longer this worker's (canceled, reaped, timed out)."""
+    return (
+        tx.execute(
+            "UPDATE artworks SET lease_expires = {ts} WHERE id = ? AND lease_owner = ? AND status = 'processing'",
+            (time.time() + lease_seconds, artwork_id, owner),
+        )
+        == 1
+    )
 
 
 def input_image(tx, artwork_id):
@@ -125,39 +204,97 @@ def input_image(tx, artwork_id):
     return None if row is None else bytes(row["data"])
 
 
-def _owned(tx, artwork_id, owner):
-    return tx.one("SELECT * FROM artworks WHERE id = ? AND lease_owner = ? AND status = 'processing' {lock}",
-                  (artwork_id, owner))
+def drop_input(tx, artwork_id):
+    tx.execute("DELETE FROM artwork_inputs WHERE artwork_id = ?", (artwork_id,))
 
 
-def succeed(tx, artwork_id, owner, results: list):
-    row = _owned(tx, artwork_id, owner)
-    return None if row is None else _finalise(tx, row, "succeeded", results=results)
+def results_to_expire(tx, finished_before: float, limit: int) -> list:
+    return [
+        r["id"]
+        for r in tx.all(
+            "SELECT id FROM artworks WHERE status = 'succeeded' AND results_expired_at IS NULL "
+            "AND finished_at < {ts} ORDER BY finished_at LIMIT ?",
+            (finished_before, limit),
+        )
+    ]
 
 
-def fail(tx, artwork_id, owner, error: str):
-    """Fail the worker's job and refund it (exactly once: the refund row is unique)."""
-    row = _owned(tx, artwork_id, owner)
-    return None if row is None else _finalise(tx, row, "failed", error=error, refund=True,
-                                               note="refund: the depth map failed")
+def mark_results_expired(tx, artwork_id):
+    tx.execute("UPDATE artworks SET results_expired_at = {ts} WHERE id = ?", (time.time(), artwork_id))
 
 
-def reap(tx, max_attempts: int) -> list:
-    """Jobs whose worker stopped heartbeating: back in the queue, or failed and refunded once they
-    have had ``max_attempts`` claims. Returns the rows that reached a final state."""
-    expired = tx.all("SELECT * FROM artworks WHERE status = 'processing' AND lease_expires < ? {lock}",
-                     (time.time(),))
+_OWNED = "status = 'processing' AND lease_owner = ?"
+
+
+def succeed(tx, artwork_id, owner, results: list, on_final=None):
+    return _finish(tx, artwork_id, _OWNED, (owner,), "succeeded", results=results, on_final=on_final)
+
+
+def fail(tx, artwork_id, owner, code: str, on_final=None):
+    """Fail the worker's job and refund it, only while it is still this worker's."""
+    return _finish(
+        tx,
+        artwork_id,
+        _OWNED,
+        (owner,),
+        "failed",
+        code=code,
+        refund_note="refund: the depth map failed",
+        on_final=on_final,
+    )
+
+
+def release(tx, owner: str) -> int:
+    """Expire the leases of ``owner`` (a worker known to be dead) so the next reap handles its jobs
+    now instead of a lease later."""
+    return tx.execute(
+        "UPDATE artworks SET lease_expires = {ts} WHERE status = 'processing' AND lease_owner LIKE ?", (0, owner)
+    )
+
+
+def reap(tx, max_attempts: int, max_job_seconds: float, on_final=None) -> list:
+    """Jobs whose worker stopped heartbeating go back in the queue, or fail and are refunded once
+    they have had ``max_attempts`` claims; jobs processing for longer than ``max_job_seconds`` fail
+    and are refunded (a hung engine keeps heartbeating). Every change is guarded, so a worker
+    finishing at the same moment wins or loses cleanly. Returns the rows that became final."""
+    now = time.time()
+    if tx.execute(
+        "UPDATE artworks SET status = 'starting', lease_owner = NULL, lease_expires = NULL "
+        "WHERE status = 'processing' AND lease_expires < {ts} AND attempts < ?",
+        (now, max_attempts),
+    ):
+        tx.notify(JOBS_CHANNEL)
     finished = []
-    for row in expired:
-        if row["attempts"] < max_attempts:
-            tx.execute("UPDATE artworks SET status = 'starting', lease_owner = NULL, lease_expires = NULL "
-                       "WHERE id = ?", (row["id"],))
-        else:
-            finished.append(_finalise(
-                tx, row, "failed", refund=True, note="refund: the worker stopped",
-                error=f"The worker processing this depth map stopped {row['attempts']} time(s); "
-                      "your tokens were refunded. Submit it again."))
-    return finished
+    stale = tx.all("SELECT id FROM artworks WHERE status = 'processing' AND lease_expires < {ts} {lock}", (now,))
+    for r in stale:
+        row = _finish(
+            tx,
+            r["id"],
+            "status = 'processing' AND lease_expires < {ts}",
+            (now,),
+            "failed",
+            code="worker_lost",
+            refund_note="refund: the worker stopped",
+            on_final=on_final,
+        )
+        finished.append(row)
+    overdue = tx.all(
+        "SELECT id FROM artworks WHERE status = 'processing' AND claimed_at < {ts} {lock}", (now - max_job_seconds,)
+    )
+    for r in overdue:
+        finished.append(
+            _finish(
+                tx,
+                r["id"],
+                "status = 'processing' AND claimed_at < {ts}",
+                (now - max_job_seconds,),
+                "failed",
+                code="timeout",
+                refund_note="refund: the depth map took too long",
+                on_final=on_final,
+            )
+        )
+    return [r for r in finished if r is not None]
 
 
 def iso(ts):
@@ -181,4 +318,6 @@ def to_api(row, base_url: str) -> dict:
     }
     if row["error"]:
         body["error"] = row["error"]
+        if row.get("error_code"):
+            body["errorCode"] = row["error_code"]
     return body

@@ -20,10 +20,21 @@ def cost(settings, model: str, resolution: int) -> int:
 
 def price_list(settings) -> dict:
     def family(models):
-        return [{"model": name, "catalogueId": cid,
-                 "tokens": [{"resolutionUpTo": limit, "tokens": cost(settings, name, limit)}
-                            for limit, _ in _tiers(settings)]}
-                for name, cid in models.items()]
+        return [
+            {
+                "model": name,
+                "catalogueId": cid,
+                "tokens": [
+                    {"resolutionUpTo": limit, "tokens": cost(settings, name, limit)} for limit, _ in _tiers(settings)
+                ],
+            }
+            for name, cid in models.items()
+        ]
 
-    return {"currency": "tokens", "models": family(settings.models), "modelsVersion3": family(settings.models_v3),
-            "defaultModel": settings.default_model, "topUpUrl": settings.top_up_url or None}
+    return {
+        "currency": "tokens",
+        "models": family(settings.models),
+        "modelsVersion3": family(settings.models_v3),
+        "defaultModel": settings.default_model,
+        "topUpUrl": settings.top_up_url or None,
+    }

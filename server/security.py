@@ -31,28 +31,39 @@ Public API (the server core codes against these):
 Every error is a ``FetchError`` (a ``ValueError``) with a message for the API caller and a short
 machine-readable ``code``; ``UnsafeURLError`` is the ``FetchError`` for refused destinations.
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
-from urllib.parse import unquote_to_bytes, urljoin, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urljoin, urlsplit
 
 MAX_URL_LENGTH = 2048
 MAX_REDIRECTS = 3
 USER_AGENT = "fathom-depth-server/1"
 
 # Content types accepted for an image; generic binary types are accepted too, then the bytes decide.
-IMAGE_CONTENT_TYPES = frozenset({
-    "image/png", "image/jpeg", "image/jpg", "image/pjpeg", "image/webp", "image/tiff", "image/bmp",
-    "image/x-ms-bmp",
-})
+IMAGE_CONTENT_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/jpg",
+        "image/pjpeg",
+        "image/webp",
+        "image/tiff",
+        "image/bmp",
+        "image/x-ms-bmp",
+    }
+)
 GENERIC_CONTENT_TYPES = frozenset({"application/octet-stream", "binary/octet-stream", ""})
 ALLOWED_FORMATS = ("png", "jpeg", "webp", "tiff", "bmp")
 
@@ -65,8 +76,7 @@ _BROADCAST = ipaddress.ip_address("255.255.255.255")
 # IANA special-purpose blocks that older Pythons still call global.
 _SPECIAL_V4 = tuple(ipaddress.ip_network(n) for n in ("192.0.0.0/24", "198.18.0.0/15"))
 # IPv6 prefixes that embed or translate to an IPv4 address: 6to4, Teredo, NAT64 (well-known, local).
-_TRANSLATED_V6 = tuple(ipaddress.ip_network(n) for n in
-                       ("2002::/16", "2001::/32", "64:ff9b::/96", "64:ff9b:1::/48"))
+_TRANSLATED_V6 = tuple(ipaddress.ip_network(n) for n in ("2002::/16", "2001::/32", "64:ff9b::/96", "64:ff9b:1::/48"))
 
 
 class FetchError(ValueError):
@@ -88,12 +98,13 @@ class UnsafeURLError(FetchError):
 @dataclass(frozen=True)
 class PinnedTarget:
     """A checked URL: connect to ``ip`` but speak to ``host`` (Host header, SNI, certificate)."""
+
     url: str
     scheme: str
-    host: str          # as in the URL, lower case, IPv6 without brackets
+    host: str  # as in the URL, lower case, IPv6 without brackets
     port: int
-    ip: str            # the checked address the connection must use
-    path: str          # path + query, never empty
+    ip: str  # the checked address the connection must use
+    path: str  # path + query, never empty
 
     @property
     def host_header(self) -> str:
@@ -105,12 +116,13 @@ class PinnedTarget:
 @dataclass
 class HTTPResult:
     status: int
-    headers: Mapping[str, str]       # lower-case names
+    headers: Mapping[str, str]  # lower-case names
     body: bytes
     target: PinnedTarget = field(repr=False)
 
 
 # ---------------------------------------------------------------- address policy
+
 
 def _blocked_reason(ip: Address) -> str | None:
     """Why ``ip`` is not a public destination, or None if it is."""
@@ -165,8 +177,7 @@ def _resolve(host: str, port: int) -> list[Address]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError, OSError) as exc:
-        raise FetchError(f"The host {host!r} could not be resolved ({exc}). Check the URL.",
-                         "dns_failed") from None
+        raise FetchError(f"The host {host!r} could not be resolved ({exc}). Check the URL.", "dns_failed") from None
     addrs = []
     for family, _type, _proto, _canon, sockaddr in infos:
         if family not in (socket.AF_INET, socket.AF_INET6):
@@ -200,15 +211,21 @@ def resolve_target(url: str, allowlist: Iterable[str] = ()) -> PinnedTarget:
         shown = f"{scheme}:" if scheme else "a URL without a scheme"
         raise UnsafeURLError(f"Only http:// and https:// URLs are accepted, not {shown}.")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise UnsafeURLError("URLs with credentials (user:password@) are not accepted; "
-                             "use a URL that needs no login, or upload the image.")
+        raise UnsafeURLError(
+            "URLs with credentials (user:password@) are not accepted; "
+            "use a URL that needs no login, or upload the image."
+        )
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UnsafeURLError("The URL has no host name.")
+    try:  # an internationalised name goes on the wire (DNS, Host, SNI) in its ASCII form
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError:
+        raise UnsafeURLError(f"The URL's host name {host!r} is not a valid internationalised name.") from None
     port = port or (443 if scheme == "https" else 80)
-    path = parts.path or "/"
+    path = _ascii_path(parts.path or "/")
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + _ascii_path(parts.query)
 
     names, nets = _parse_allowlist(allowlist)
     addrs = _resolve(host, port)
@@ -222,8 +239,15 @@ def resolve_target(url: str, allowlist: Iterable[str] = ()) -> PinnedTarget:
                 raise UnsafeURLError(
                     f"The URL's host {shown} is {reason}; the server only fetches from and "
                     f"delivers to public internet addresses. Use a public URL, upload the image "
-                    f"instead, or ask the operator to allowlist this host.")
+                    f"instead, or ask the operator to allowlist this host."
+                )
     return PinnedTarget(url=url, scheme=scheme, host=host, port=port, ip=str(addrs[0]), path=path)
+
+
+def _ascii_path(text: str) -> str:
+    """``text`` with every non-ASCII character percent-encoded as UTF-8 (what browsers send);
+    http.client refuses anything else in a request line."""
+    return re.sub(r"[^\x00-\x7f]+", lambda m: quote(m.group(0), safe=""), text)
 
 
 def check_url(url: str, allowlist: Iterable[str] = ()) -> None:
@@ -236,15 +260,19 @@ def check_url(url: str, allowlist: Iterable[str] = ()) -> None:
 
 # ---------------------------------------------------------------- pinned HTTP
 
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     def __init__(self, target: PinnedTarget, timeout: float):
         super().__init__(target.host, target.port, timeout=timeout)
         self._ip = target.ip
+        self.on_socket = None  # told the raw socket as soon as it exists (the whole-request deadline)
 
     def connect(self):
         # Connect to the checked address only; http.client would resolve the name again.
         family = socket.AF_INET6 if ":" in self._ip else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
+        if self.on_socket is not None:
+            self.on_socket(sock)
         try:
             sock.settimeout(self.timeout)
             sock.connect((self._ip, self.port))  # a literal address: no second lookup
@@ -266,8 +294,7 @@ class _PinnedHTTPSConnection(_PinnedHTTPConnection):
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self.host)
 
 
-def _read_capped(resp: http.client.HTTPResponse, sock: socket.socket, limit: int, deadline: float,
-                 what: str) -> bytes:
+def _read_capped(resp: http.client.HTTPResponse, sock: socket.socket, limit: int, deadline: float, what: str) -> bytes:
     """The body, refused as soon as it is announced or turns out to be larger than ``limit``;
     every read waits at most until ``deadline`` so a trickling server cannot hold us."""
     length = resp.getheader("content-length")
@@ -293,10 +320,56 @@ def _read_capped(resp: http.client.HTTPResponse, sock: socket.socket, limit: int
         chunks.append(chunk)
 
 
-def pinned_request(method: str, url: str, *, allowlist: Iterable[str] = (), body: bytes | None = None,
-                   headers: Mapping[str, str] | None = None, timeout: float = 10.0,
-                   max_response_bytes: int = 65536, ssl_context: ssl.SSLContext | None = None,
-                   what: str = "The answer") -> HTTPResult:
+class _Deadline:
+    """Shuts the connection's socket down when the whole request's time is up, however slowly the
+    other side trickles its status line, headers, chunk sizes or body: socket timeouts alone only
+    bound the wait for each single byte."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sock = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+
+    def watch(self, sock):
+        with self._lock:
+            self._sock = sock
+            if self.expired:
+                self._shutdown()
+
+    def _expire(self):
+        with self._lock:
+            self.expired = True
+            self._shutdown()
+
+    def _shutdown(self):
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self):
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._timer.cancel()
+
+
+def pinned_request(
+    method: str,
+    url: str,
+    *,
+    allowlist: Iterable[str] = (),
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+    max_response_bytes: int = 65536,
+    ssl_context: ssl.SSLContext | None = None,
+    what: str = "The answer",
+) -> HTTPResult:
     """One HTTP request to a checked, pinned address. Redirects are NOT followed (a 3xx comes
     back as the result). ``timeout`` bounds the whole request, connect to last byte.
     Raises ``UnsafeURLError``/``FetchError`` (codes ``timeout``, ``connection``, ``too_large``)."""
@@ -306,35 +379,45 @@ def pinned_request(method: str, url: str, *, allowlist: Iterable[str] = (), body
         conn = _PinnedHTTPSConnection(target, timeout, ssl_context or ssl.create_default_context())
     else:
         conn = _PinnedHTTPConnection(target, timeout)
-    sent = {"Host": target.host_header, "User-Agent": USER_AGENT, "Accept-Encoding": "identity",
-            "Connection": "close"}
+    sent = {"Host": target.host_header, "User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Connection": "close"}
     if body is not None or method in ("POST", "PUT", "PATCH"):
         sent["Content-Length"] = str(len(body or b""))  # putrequest() does not add it, request() would
     sent.update(headers or {})
+    watchdog = _Deadline(timeout)
+    conn.on_socket = watchdog.watch
     try:
-        conn.putrequest(method, target.path, skip_host=True, skip_accept_encoding=True)
-        for name, value in sent.items():
-            conn.putheader(name, value)
-        conn.endheaders(body)
-        sock = conn.sock  # getresponse() may drop conn.sock while the response still reads from it
-        sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        resp = conn.getresponse()
-        data = _read_capped(resp, sock, max_response_bytes, deadline, what)
-        return HTTPResult(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, target)
+        with watchdog:
+            conn.putrequest(method, target.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in sent.items():
+                conn.putheader(name, value)
+            conn.endheaders(body)
+            sock = conn.sock  # getresponse() may drop conn.sock while the response still reads from it
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            resp = conn.getresponse()
+            data = _read_capped(resp, sock, max_response_bytes, deadline, what)
+            if watchdog.expired:  # the shutdown can look like a clean end of the body
+                raise socket.timeout()
+            return HTTPResult(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data, target)
     except FetchError:
+        if watchdog.expired:
+            raise FetchError(f"{target.host_header} did not answer within {timeout:g} s.", "timeout") from None
         raise
     except (socket.timeout, TimeoutError):
         raise FetchError(f"{target.host_header} did not answer within {timeout:g} s.", "timeout") from None
     except ssl.SSLError as exc:
         raise FetchError(f"TLS with {target.host_header} failed: {exc.reason or exc}.", "tls") from None
     except (OSError, http.client.HTTPException) as exc:
-        raise FetchError(f"Could not talk to {target.host_header}: {exc or type(exc).__name__}.",
-                         "connection") from None
+        if watchdog.expired:
+            raise FetchError(f"{target.host_header} did not answer within {timeout:g} s.", "timeout") from None
+        raise FetchError(
+            f"Could not talk to {target.host_header}: {exc or type(exc).__name__}.", "connection"
+        ) from None
     finally:
         conn.close()
 
 
 # ---------------------------------------------------------------- images
+
 
 def sniff_image_format(data: bytes) -> str | None:
     """The allowed image format ``data`` starts with, or None."""
@@ -363,8 +446,14 @@ def _media_type(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
 
-def fetch_image(url: str, *, max_bytes: int, allowlist: Iterable[str] = (), timeout: float = 10.0,
-                ssl_context: ssl.SSLContext | None = None) -> bytes:
+def fetch_image(
+    url: str,
+    *,
+    max_bytes: int,
+    allowlist: Iterable[str] = (),
+    timeout: float = 10.0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> bytes:
     """Download an image from a caller's URL, safely. Follows up to ``MAX_REDIRECTS`` redirects,
     each one checked and pinned again; ``timeout`` bounds the whole download. Returns the bytes of
     a PNG/JPEG/WebP/TIFF/BMP file of at most ``max_bytes``. Raises ``FetchError``."""
@@ -374,11 +463,16 @@ def fetch_image(url: str, *, max_bytes: int, allowlist: Iterable[str] = (), time
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError(f"The image at {url} took longer than {timeout:g} s.", "timeout")
-        result = pinned_request("GET", current, allowlist=allowlist, timeout=remaining,
-                                max_response_bytes=max_bytes, ssl_context=ssl_context,
-                                headers={"Accept": "image/png, image/jpeg, image/webp, image/tiff, "
-                                                   "image/bmp;q=0.9, */*;q=0.1"},
-                                what="The image")
+        result = pinned_request(
+            "GET",
+            current,
+            allowlist=allowlist,
+            timeout=remaining,
+            max_response_bytes=max_bytes,
+            ssl_context=ssl_context,
+            headers={"Accept": "image/png, image/jpeg, image/webp, image/tiff, image/bmp;q=0.9, */*;q=0.1"},
+            what="The image",
+        )
         if result.status in (301, 302, 303, 307, 308):
             location = result.headers.get("location")
             if not location:
@@ -388,15 +482,20 @@ def fetch_image(url: str, *, max_bytes: int, allowlist: Iterable[str] = (), time
             current = urljoin(current, location)
             continue
         if result.status != 200:
-            raise FetchError(f"The image URL answered HTTP {result.status}; it must answer 200 "
-                             f"with the image.", "http_status")
+            raise FetchError(
+                f"The image URL answered HTTP {result.status}; it must answer 200 with the image.", "http_status"
+            )
         ctype = _media_type(result.headers.get("content-type"))
         if ctype not in IMAGE_CONTENT_TYPES and ctype not in GENERIC_CONTENT_TYPES:
-            raise FetchError(f"The image URL returned {ctype!r}, not an image "
-                             f"(accepted: PNG, JPEG, WebP, TIFF, BMP).", "bad_content_type")
+            raise FetchError(
+                f"The image URL returned {ctype!r}, not an image (accepted: PNG, JPEG, WebP, TIFF, BMP).",
+                "bad_content_type",
+            )
         if result.headers.get("content-encoding", "identity").lower() not in ("identity", ""):
-            raise FetchError("The image URL sent a compressed (Content-Encoding) answer; "
-                             "serve the image file as it is.", "bad_response")
+            raise FetchError(
+                "The image URL sent a compressed (Content-Encoding) answer; serve the image file as it is.",
+                "bad_response",
+            )
         return _require_image(result.body, "The downloaded file")
     raise AssertionError("unreachable")
 
@@ -412,14 +511,15 @@ def decode_data_uri(uri: str, *, max_bytes: int) -> bytes:
     params = [p.strip().lower() for p in header.split(";")]
     media, is_b64 = params[0], "base64" in params[1:]
     if media and media not in IMAGE_CONTENT_TYPES and media not in GENERIC_CONTENT_TYPES:
-        raise FetchError(f"The data URI holds {media!r}; send image/png, image/jpeg, image/webp, "
-                         f"image/tiff or image/bmp.", "bad_content_type")
+        raise FetchError(
+            f"The data URI holds {media!r}; send image/png, image/jpeg, image/webp, image/tiff or image/bmp.",
+            "bad_content_type",
+        )
     if is_b64:
         compact = "".join(payload.split())
         # Refuse on the encoded size before decoding anything: base64 grows data by 4/3.
         if len(compact) > 4 * -(-max_bytes // 3):
-            raise FetchError(f"The data URI's image is larger than the limit of {max_bytes} bytes.",
-                             "too_large")
+            raise FetchError(f"The data URI's image is larger than the limit of {max_bytes} bytes.", "too_large")
         try:
             data = binascii.a2b_base64(compact.encode("ascii"), strict_mode=True)
         except (binascii.Error, UnicodeEncodeError, ValueError):
@@ -430,6 +530,5 @@ def decode_data_uri(uri: str, *, max_bytes: int) -> bytes:
     else:
         data = unquote_to_bytes(payload)
     if len(data) > max_bytes:
-        raise FetchError(f"The data URI's image is {len(data)} bytes; the limit is {max_bytes}.",
-                         "too_large")
+        raise FetchError(f"The data URI's image is {len(data)} bytes; the limit is {max_bytes}.", "too_large")
     return _require_image(data, "The data URI's image")

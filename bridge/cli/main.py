@@ -20,7 +20,15 @@ from pathlib import Path
 import bpy
 
 from ...engine.errors import FathomError, ImageError, InvalidSettingsError, ModelError
-from ...engine.settings import MAX_RESOLUTION, MIN_RESOLUTION, NORMALIZATIONS, OUTPUT_FORMATS, SETTING_NAMES
+from ...engine.settings import (
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    NORMALIZATIONS,
+    OUTPUT_FORMATS,
+    QUALITIES,
+    SETTING_NAMES,
+    TILINGS,
+)
 from ..capture.render import RenderCaptureError
 from ..capture.sources import SourceError
 from ..generation import backends, results
@@ -75,6 +83,8 @@ def _parser():
     gen.add_argument("--invert", action="store_true", default=None, help="far = bright")
     gen.add_argument("--normalization", choices=NORMALIZATIONS)
     gen.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS)
+    gen.add_argument("--tiling", choices=TILINGS, help="past one network pass: detail (tiled, default) or whole")
+    gen.add_argument("--quality", choices=QUALITIES, help="best (exact, default), standard (int8) or draft")
 
     models = sub.add_parser("models", help="list, download or verify depth models")
     pend = sub.add_parser("pending", help="paid depth maps this file still waits for from the depth server")

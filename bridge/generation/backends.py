@@ -55,7 +55,7 @@ def prepare(
         raise FathomError(
             f"Unknown backend {backend!r}: choose Local, Server or Scene Z in Preferences > Add-ons > Fathom."
         )
-    settings = context.scene.fathom.depth_settings(prefs.threads)
+    settings = context.scene.fathom.depth_settings(prefs.threads, prefs.device)
     if overrides:
         settings = replace(settings, **overrides).validated()
     target = results.output_target(output, settings.output_format)

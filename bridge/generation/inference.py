@@ -27,6 +27,7 @@ from dataclasses import asdict, replace
 from ...engine import errors
 from ...engine.depth import DepthMap
 from ...engine.errors import CancelledError, InferenceError
+from ...engine.providers import thread_count
 
 _MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inference_main.py")
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the extension
@@ -36,7 +37,7 @@ _POLL_S = 0.05  # how often a waiting generation looks at its cancel flag
 def ui_threads(threads: int) -> int:
     """The thread count for inference beside an interactive Blender: ``threads`` (0: automatic)
     capped at one less than the machine's cores, so the UI keeps one."""
-    spare = max(1, (os.cpu_count() or 2) - 1)
+    spare = thread_count(0, interactive=True)
     return min(threads, spare) if threads > 0 else spare
 
 

@@ -73,6 +73,7 @@ class Job:
             "fathom.model": model,
             "fathom.settings": {**asdict(self.settings), "model": model},
             "fathom.source": self.capture.source,
+            "fathom.runtime": self.depth_map.runtime,
         }
 
     def render_first(self, progress=None, cancel=None):

@@ -100,6 +100,7 @@ def write_result(depth_map, name: str, target: Target, metadata=None) -> Path:
     it has none) or to the next free numbered name in its folder. No bpy: worker threads call it."""
     fmt = depth_map.settings.output_format
     depth = depth_map.depth
+    metadata = {**depth_map.describe(), **(metadata or {})}  # tiled or not, how many tiles
     if fmt in ("png16", "png8") and depth_map.settings.normalization == "raw":
         depth = encode.to_unit_range(depth)  # a PNG holds 0..1 only
     try:
@@ -141,6 +142,8 @@ def load_result(path: Path, depth_map, source: dict):
         "source": dict(source),
         "model": depth_map.model,
         "near_is_bright": bool(depth_map.near_is_bright),
+        "tiles": int(depth_map.tiles),
+        "runtime": dict(depth_map.runtime),
     }
     return image
 

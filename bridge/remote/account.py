@@ -209,7 +209,7 @@ def generate_button(context) -> dict:
         return {"kind": "generate", "text": "Generate Depth", "note": ONLINE_ACCESS_OFF}
     if view is None or view.pricing_client is None:
         return {"kind": "generate", "text": "Generate Depth", "note": view.error if view else "Checking the balance..."}
-    settings = context.scene.fathom.depth_settings(prefs.threads)
+    settings = context.scene.fathom.depth_settings(prefs.threads, prefs.device)
     try:
         cost = view.pricing_client.cost(settings)
     except FathomError as exc:

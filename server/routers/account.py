@@ -1,16 +1,27 @@
 """The caller's account (balance, recent ledger, webhook secret) and the public price list."""
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from .. import accounts, jobs, pricing
+from ..api_models import Account, PriceList, errors
 from ..deps import caller, state
 
 router = APIRouter(prefix="/v2", tags=["account"])
 
 
-@router.get("/me", summary="Your balance, your recent ledger entries and your webhook signing secret")
-async def me(request: Request, who: accounts.Caller = Depends(caller),
-             ledger_limit: int = Query(20, ge=0, le=500, alias="ledgerLimit")):
+@router.get(
+    "/me",
+    summary="Your balance, your recent ledger entries and your webhook signing secret",
+    operation_id="getAccount",
+    response_model=Account,
+    responses=errors(401, 422),
+)
+async def me(
+    request: Request,
+    who: accounts.Caller = Depends(caller),
+    ledger_limit: int = Query(20, ge=0, le=500, alias="ledgerLimit"),
+):
     settings = state(request).settings
 
     def read():
@@ -24,12 +35,26 @@ async def me(request: Request, who: accounts.Caller = Depends(caller),
         "balance": balance,
         "topUpUrl": settings.top_up_url or None,
         "webhookSecret": who.webhook_secret,
-        "ledger": [{"id": e["id"], "delta": e["delta"], "kind": e["kind"], "artworkId": e["artwork_id"],
-                    "note": e["note"], "balanceAfter": e["balance_after"], "createdAt": jobs.iso(e["created_at"])}
-                   for e in entries],
+        "ledger": [
+            {
+                "id": e["id"],
+                "delta": e["delta"],
+                "kind": e["kind"],
+                "artworkId": e["artwork_id"],
+                "note": e["note"],
+                "balanceAfter": e["balance_after"],
+                "createdAt": jobs.iso(e["created_at"]),
+            }
+            for e in entries
+        ],
     }
 
 
-@router.get("/pricing", summary="Tokens per depth map, per model and resolution; where to top up")
+@router.get(
+    "/pricing",
+    summary="Tokens per depth map, per model and resolution; where to top up",
+    operation_id="getPricing",
+    response_model=PriceList,
+)
 async def price_list(request: Request):
     return pricing.price_list(state(request).settings)

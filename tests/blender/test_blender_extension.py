@@ -2,6 +2,7 @@
 
 import json
 import re
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -55,7 +56,9 @@ def render_output_linked():
 def test_manifest_lists_exactly_the_pinned_wheels():
     fetch_wheels.check_manifest()
     names = fetch_wheels.manifest_wheels((ROOT / "blender_manifest.toml").read_text())
-    assert {fetch_wheels.parse_wheel(n)["dist"] for n in names} == set(fetch_wheels.PINS)
+    assert {fetch_wheels.parse_wheel(n)["dist"] for n in names} == {
+        dist for platform in fetch_wheels.PLATFORMS for dist in fetch_wheels.pins(platform)
+    }
 
 
 def test_zip_ships_the_extension_and_its_wheels_only(extension_zip):
@@ -66,18 +69,38 @@ def test_zip_ships_the_extension_and_its_wheels_only(extension_zip):
         assert not any(n.startswith(dev) for n in names), dev
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
     wheels = sorted(n for n in names if n.endswith(".whl"))
-    assert [fetch_wheels.parse_wheel(Path(n).name)["dist"] for n in wheels] == ["onnxruntime", "pillow"]
-    assert all("cp311" in n and "manylinux" in n for n in wheels)
+    dists = sorted(fetch_wheels.parse_wheel(Path(n).name)["dist"] for n in wheels)
+    assert dists == sorted(fetch_wheels.pins("linux-x64"))
+    assert all(fetch_wheels.fits(fetch_wheels.parse_wheel(Path(n).name), "linux-x64", "3.11") for n in wheels)
+
+
+def test_windows_zip_carries_directml(tmp_path):
+    """The Windows build bundles onnxruntime-directml (GPU through DirectX 12, and the CPU) instead of
+    the CPU-only onnxruntime; the other platforms keep the standard wheel (CoreML on macOS)."""
+    for cmd in (
+        ["fetch_wheels.py", "--platform", "windows-x64", "--python", "3.11"],
+        ["build_extension.py", "--platform", "windows-x64", "--python", "3.11", "--output-dir", tmp_path],
+    ):
+        done = subprocess.run(
+            [sys.executable, ROOT / "scripts" / cmd[0], *map(str, cmd[1:])], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    (zip_path,) = tmp_path.glob("fathom-*windows*.zip")
+    wheels = sorted(Path(n).name for n in zipfile.ZipFile(zip_path).namelist() if n.endswith(".whl"))
+    dists = {fetch_wheels.parse_wheel(n)["dist"] for n in wheels}
+    assert "onnxruntime-directml" in dists and "onnxruntime" not in dists and "onnx" in dists
+    assert all(fetch_wheels.fits(fetch_wheels.parse_wheel(n), "windows-x64", "3.11") for n in wheels)
+    assert fetch_wheels.pins("macos-arm64")["onnxruntime"] == fetch_wheels.PINS["onnxruntime"]
 
 
 @pytest.mark.smoke
 def test_installs_enabled_with_its_own_wheels(blender, blender_home):
     got = blender("""
-        import onnxruntime, PIL
+        import onnxruntime, PIL, onnx
         mod = sys.modules["bl_ext.user_default.fathom"]
         emit({"check": addon_utils.check("bl_ext.user_default.fathom"),
               "ops": dir(bpy.ops.fathom),
-              "ort": onnxruntime.__file__, "pil": PIL.__file__,
+              "ort": onnxruntime.__file__, "pil": PIL.__file__, "onnx": onnx.__file__,
               "extensions": bpy.utils.user_resource("EXTENSIONS"),
               "engine": mod.engine.__name__,
               "panels": [(c.bl_space_type, c.bl_category) for c in mod.panels.sidebar.classes
@@ -88,7 +111,7 @@ def test_installs_enabled_with_its_own_wheels(blender, blender_home):
     assert "generate_depth" in got["ops"]
     assert got["extensions"].startswith(str(blender_home))
     site = f"{got['extensions']}/.local/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/"
-    assert got["ort"].startswith(site) and got["pil"].startswith(site)
+    assert got["ort"].startswith(site) and got["pil"].startswith(site) and got["onnx"].startswith(site)
     assert got["engine"] == "bl_ext.user_default.fathom.engine"
     assert sorted(got["panels"]) == [["IMAGE_EDITOR", "Depth"], ["NODE_EDITOR", "Depth"], ["VIEW_3D", "Depth"]]
     assert got["prefs"] == "FATHOM_AP_preferences"
@@ -130,6 +153,9 @@ def test_generate_from_image_datablock(blender, catalog_for, tiny_model_file, tm
     assert got["top_left"] < got["top_right"] - 0.2
     assert got["meta"]["source"] == {"kind": "image", "image": "Photo"}
     assert got["meta"]["settings"]["resolution"] == 256 and got["meta"]["model"] == "da2-small"
+    # Where it ran, recorded with the result: the CPU here (no GPU runtime), the tiny graph as it is.
+    assert got["meta"]["settings"]["quality"] == "best" and got["meta"]["settings"]["device"] == "auto"
+    assert got["meta"]["runtime"]["provider"] == "CPU" and got["meta"]["runtime"]["graph"] == "original"
     # A new compositor tree that still passes the render through, and one Depth node, reused on re-generation.
     assert got["render_linked"]
     assert got["first"] == ["Photo_depth_001.exr"] and got["second"] == ["Photo_depth_002.exr"]
@@ -148,11 +174,13 @@ def test_generate_with_the_standin_model(blender, catalog_for, standin_model, tm
         ok = bpy.ops.fathom.generate_depth()
         result = bpy.data.images["Street_depth_001.png"]
         emit({"ok": list(ok), "size": list(result.size), "colorspace": result.colorspace_settings.name,
-              "nodes": comp_nodes()})
+              "nodes": comp_nodes(), "runtime": result["fathom"]["runtime"].to_dict()})
     """,
         catalog=catalog_for(da2_small=standin_model),
     )
     assert got["ok"] == ["FINISHED"]
+    # Inside Blender, with the zip's own onnx: the graph rewritten, verified and used.
+    assert got["runtime"]["graph"] == "optimised", got["runtime"]
     assert got["size"] == [200, 113] and got["colorspace"] == "Non-Color"
     assert ["CompositorNodeImage", "Street_depth_001.png"] in got["nodes"]
     assert (tmp_path / "generated" / "Street_depth_001.png").is_file()

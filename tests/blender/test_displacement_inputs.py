@@ -1,6 +1,7 @@
 """The displacement setup's geometry-nodes inputs reach the geometry on every Blender the manifest
 promises: Blender 5.2 sets a modifier's inputs through RNA (``modifier.properties.inputs``), where 4.2
 to 5.0 take ID properties (``modifier[identifier]``); 5.2 raised a TypeError on every scene."""
+
 import pytest
 
 
@@ -29,7 +30,7 @@ def test_displacement_strength_reaches_the_displaced_plane(blender):
         emit({"version": bpy.app.version_string, "two": span(2.0), "four": span(4.0), "zero": span(0.0)})
     """)
     (two, far2), (four, far4), (zero, far0) = got["two"], got["four"], got["zero"]
-    assert zero < 1e-4 and abs(far0 - 10.0) < 1e-3, got   # no strength: the flat plane at the distance
-    assert 1.6 < two < 2.05, got                            # the ramp's 0..1 moves near parts ~strength closer
-    assert abs(four - 2 * two) < 0.05 * four, got           # and the input follows a second run
+    assert zero < 1e-4 and abs(far0 - 10.0) < 1e-3, got  # no strength: the flat plane at the distance
+    assert 1.6 < two < 2.05, got  # the ramp's 0..1 moves near parts ~strength closer
+    assert abs(four - 2 * two) < 0.05 * four, got  # and the input follows a second run
     assert abs(far2 - 10.0) < 0.1 and abs(far4 - 10.0) < 0.1, got  # depth 0 stays at the distance

@@ -4,6 +4,7 @@ FATHOM_TEST_DATABASE_URL names one (.ci/run starts it with scripts/ci_postgres.s
 Each server gets a fresh database (a temporary SQLite file, or a new PostgreSQL database) and a
 model catalogue override pointing "da2-small" at the tiny test model.
 """
+
 import json
 import os
 import signal
@@ -12,8 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
-from urllib.parse import urlsplit
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -49,8 +50,14 @@ class Proc:
     def __init__(self, args, env, log: Path):
         self.log = log
         self._fh = open(log, "ab")
-        self.p = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=self._fh,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        self.p = subprocess.Popen(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def kill(self):
         """SIGKILL: no cleanup, no lease release — a crashed machine."""
@@ -78,17 +85,19 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FATHOM_SERVER_")}
-        env.update({
-            "DATABASE_URL": database_url,
-            "FATHOM_CATALOG": str(catalog),
-            "FATHOM_MODELS_DIR": str(tmp / "models"),
-            "FATHOM_SERVER_DATA_DIR": str(tmp / "data"),
-            "FATHOM_SERVER_PORT": str(self.port),
-            "FATHOM_SERVER_LOG_LEVEL": "warning",
-            "FATHOM_SERVER_THREADS": "1",
-            "FATHOM_SERVER_POLL_SECONDS": "0.1",
-            "OMP_NUM_THREADS": "1",
-        })
+        env.update(
+            {
+                "DATABASE_URL": database_url,
+                "FATHOM_CATALOG": str(catalog),
+                "FATHOM_MODELS_DIR": str(tmp / "models"),
+                "FATHOM_SERVER_DATA_DIR": str(tmp / "data"),
+                "FATHOM_SERVER_PORT": str(self.port),
+                "FATHOM_SERVER_LOG_LEVEL": "warning",
+                "FATHOM_SERVER_THREADS": "1",
+                "FATHOM_SERVER_POLL_SECONDS": "0.1",
+                "OMP_NUM_THREADS": "1",
+            }
+        )
         for key, value in settings.items():
             env["FATHOM_SERVER_" + key.upper()] = value if isinstance(value, str) else json.dumps(value)
         self.env = env
@@ -96,6 +105,7 @@ class Server:
         self.proc = self.spawn(["-m", "server"], "server.log")
         self._wait_up()
         from server.db import open_database
+
         self.db = open_database(database_url)
 
     def spawn(self, args, log):
@@ -144,18 +154,20 @@ class Server:
             return accounts.ledger(tx, client.user_id, 1000)
 
     def admin(self, *args):
-        return subprocess.run([sys.executable, "-m", "server.admin", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "server.admin", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def close(self):
         for proc in reversed(self.procs):
             proc.stop()
         self.db.close()
-        if self.database_url.startswith("postgresql"):
-            import psycopg
-
-            with psycopg.connect(os.environ[PG_ENV], autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(self.database_url).path[1:]}" WITH (FORCE)')
+        drop_database(self.database_url)
 
 
 @pytest.fixture(scope="session")
@@ -196,10 +208,34 @@ def start_server(tmp_path_factory, request):
 def server(request, tiny_catalog, tmp_path_factory):
     """A shared server with one in-process worker and the tiny model, per backend."""
     tmp = tmp_path_factory.mktemp(f"server-{request.param}")
-    srv = Server(tmp, fresh_database_url(request.param, tmp), tiny_catalog, url_allowlist=["127.0.0.1/32"],
-                 rate_per_second="0")
+    srv = Server(
+        tmp, fresh_database_url(request.param, tmp), tiny_catalog, url_allowlist=["127.0.0.1/32"], rate_per_second="0"
+    )
     yield srv
     srv.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def database(request, tmp_path):
+    """A fresh database at the current schema, per backend, for tests of the storage functions."""
+    from server import migrate
+    from server.db import open_database
+
+    url = fresh_database_url(request.param, tmp_path)
+    db = open_database(url)
+    migrate.migrate(db)
+    yield db
+    db.close()
+    drop_database(url)
+
+
+def drop_database(url: str):
+    """Drop a database made by fresh_database_url (SQLite files go with the test's folder)."""
+    if url.startswith("postgresql"):
+        import psycopg
+
+        with psycopg.connect(os.environ[PG_ENV], autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -1,4 +1,5 @@
 """The depth server end to end over HTTP: submit, watch, download, list, validate, auth."""
+
 import base64
 import io
 import json
@@ -25,8 +26,12 @@ def submit(client, image=None, wait=None, key=None, **params):
     if key:
         headers["Idempotency-Key"] = key
     data = {k: (json.dumps(v) if isinstance(v, bool) else str(v)) for k, v in params.items()}
-    return client.post("/v2/artworks/depth-map", files={"image": ("in.png", image or png_bytes(), "image/png")},
-                       data=data, headers=headers)
+    return client.post(
+        "/v2/artworks/depth-map",
+        files={"image": ("in.png", image or png_bytes(), "image/png")},
+        data=data,
+        headers=headers,
+    )
 
 
 def test_lifecycle_upload_to_download(server):
@@ -69,10 +74,17 @@ def test_lifecycle_upload_to_download(server):
 def test_prefer_wait_on_submit_and_data_uri(server):
     client = server.user(tokens=10)
     uri = "data:image/png;base64," + base64.b64encode(png_bytes(40, 50, seed=2)).decode()
-    r = client.post("/v2/artworks/depth-map", json={"imageUrl": uri, "resolutionLowerLimit": 512,
-                                                    "invertDepth": True, "usePostResize": False,
-                                                    "normalizationMode": "Raw"},
-                    headers={"Prefer": "wait=30"})
+    r = client.post(
+        "/v2/artworks/depth-map",
+        json={
+            "imageUrl": uri,
+            "resolutionLowerLimit": 512,
+            "invertDepth": True,
+            "usePostResize": False,
+            "normalizationMode": "Raw",
+        },
+        headers={"Prefer": "wait=30"},
+    )
     assert r.status_code == 200, r.text  # finished within the wait: the final artwork
     art = r.json()
     assert art["status"] == "succeeded" and r.headers["preference-applied"] == "wait=30"
@@ -105,37 +117,51 @@ def test_image_url_fetched_from_allowlisted_host(server, tmp_path):
     try:
         client = server.user(tokens=5)
         url = f"http://127.0.0.1:{httpd.server_address[1]}/picture.png"
-        r = client.post("/v2/artworks/depth-map", json={"imageUrl": url, "resolutionLowerLimit": 256},
-                        headers={"Prefer": "wait=30"})
+        r = client.post(
+            "/v2/artworks/depth-map", json={"imageUrl": url, "resolutionLowerLimit": 256}, headers={"Prefer": "wait=30"}
+        )
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "succeeded" and r.json()["parameters"]["imageUrl"] == url
     finally:
         httpd.shutdown()
 
 
-@pytest.mark.parametrize("url", ["http://10.1.2.3/x.png", "http://169.254.169.254/latest/meta-data",
-                                 "http://[::1]/x.png", "file:///etc/passwd", "http://192.168.0.1/x.png"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.1.2.3/x.png",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/x.png",
+        "file:///etc/passwd",
+        "http://192.168.0.1/x.png",
+    ],
+)
 def test_ssrf_urls_refused_and_nothing_charged(server, url):
     client = server.user(tokens=5)
     r = client.post("/v2/artworks/depth-map", json={"imageUrl": url})
     assert r.status_code == 422, r.text
     assert r.json()["code"] == "unsafe_url"
-    r = client.post("/v2/artworks/depth-map", json={"imageUrl": "data:image/png;base64,"
-                                                    + base64.b64encode(png_bytes()).decode(), "webhook": url})
+    r = client.post(
+        "/v2/artworks/depth-map",
+        json={"imageUrl": "data:image/png;base64," + base64.b64encode(png_bytes()).decode(), "webhook": url},
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "webhook"
     assert server.balance(client) == 5
 
 
-@pytest.mark.parametrize("params, field, words", [
-    ({"resolutionLowerLimit": 1000}, "resolutionLowerLimit", "multiple of 64"),
-    ({"resolutionLowerLimit": 4096}, "resolutionLowerLimit", "less than or equal to 2048"),
-    ({"resolutionLowerLimit": 128}, "resolutionLowerLimit", "greater than or equal to 256"),
-    ({"model": "giant"}, "model", "not available on this server; available: small"),
-    ({"useVersion3": True}, "model", "Depth Anything V3 model None is not available"),
-    ({"normalizationMode": "Fancy"}, "normalizationMode", "'Standard', 'V2-Style' or 'Raw'"),
-    ({"invertDepth": "maybe"}, "invertDepth", "boolean"),
-    ({"colour": "red"}, "colour", "unknown parameter"),
-])
+@pytest.mark.parametrize(
+    "params, field, words",
+    [
+        ({"resolutionLowerLimit": 1000}, "resolutionLowerLimit", "multiple of 64"),
+        ({"resolutionLowerLimit": 4096}, "resolutionLowerLimit", "less than or equal to 2048"),
+        ({"resolutionLowerLimit": 128}, "resolutionLowerLimit", "greater than or equal to 256"),
+        ({"model": "giant"}, "model", "not available on this server; available: small"),
+        ({"useVersion3": True}, "model", "Depth Anything V3 model None is not available"),
+        ({"normalizationMode": "Fancy"}, "normalizationMode", "'Standard', 'V2-Style' or 'Raw'"),
+        ({"invertDepth": "maybe"}, "invertDepth", "boolean"),
+        ({"colour": "red"}, "colour", "unknown parameter"),
+    ],
+)
 def test_precise_422s(server, params, field, words):
     client = server.user(tokens=5)
     r = submit(client, **params)
@@ -161,6 +187,7 @@ def test_bad_bodies_get_clear_4xx(server):
     data = bytearray(bomb.getvalue())
     import struct
     import zlib
+
     data[16:24] = struct.pack(">II", 100_000, 100_000)
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
     r = submit(client, image=bytes(data))
@@ -189,7 +216,62 @@ def test_pricing_and_openapi(server):
     assert small["model"] == "small" and {t["resolutionUpTo"]: t["tokens"] for t in small["tokens"]}[1024] == 2
     assert "topUpUrl" in prices
     spec = httpx.get(server.url + "/openapi.json").json()
-    assert {"/v2/artworks/depth-map", "/v2/artworks/{artwork_id}", "/v2/artworks", "/v2/me", "/v2/pricing",
-            "/v2/artworks/{artwork_id}/cancel"} <= set(spec["paths"])
+    assert {
+        "/v2/artworks/depth-map",
+        "/v2/artworks/{artwork_id}",
+        "/v2/artworks",
+        "/v2/me",
+        "/v2/pricing",
+        "/v2/artworks/{artwork_id}/cancel",
+    } <= set(spec["paths"])
     body = spec["paths"]["/v2/artworks/depth-map"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(body)
+
+
+def test_openapi_contract(server):
+    import httpx
+
+    spec = httpx.get(server.url + "/openapi.json").json()
+    operations = {
+        op["operationId"]: (path, method, op) for path, item in spec["paths"].items() for method, op in item.items()
+    }
+    assert {
+        "createDepthMap",
+        "getArtwork",
+        "listArtworks",
+        "cancelArtwork",
+        "downloadResult",
+        "getAccount",
+        "getPricing",
+        "healthz",
+        "metrics",
+    } <= set(operations)
+    assert spec["components"]["securitySchemes"]["HTTPBearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "Your API key: `Authorization: Bearer fth_...`.",
+    }
+    error = spec["components"]["schemas"]["ErrorBody"]
+    assert {"statusCode", "error", "message", "code"} <= set(error["required"])
+    for name, (path, method, op) in operations.items():
+        if name in ("healthz", "metrics", "getPricing"):
+            continue
+        assert op["security"] == [{"HTTPBearer": []}], name
+        assert op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+        ok = op["responses"].get("200") or op["responses"]["202"]
+        assert name == "downloadResult" or "$ref" in str(ok), (name, ok)
+    art = spec["components"]["schemas"]["Artwork"]
+    assert {"id", "status", "results", "cost", "errorCode"} <= set(art["properties"])
+
+
+def test_metrics_in_prometheus_format(server):
+    import httpx
+
+    client = server.user(tokens=5)
+    submit(client, resolutionLowerLimit=256, wait=30)
+    text = httpx.get(server.url + "/metrics").text
+    assert "# TYPE fathom_artworks gauge" in text and 'fathom_artworks{status="succeeded"}' in text
+    assert 'fathom_job_duration_seconds_bucket{le="+Inf"}' in text and "fathom_job_duration_seconds_count" in text
+    assert 'fathom_webhook_events{status="pending"}' in text and 'fathom_ledger_entries_total{kind="charge"}' in text
+    for line in text.splitlines():
+        assert line.startswith("#") or len(line.rsplit(" ", 1)) == 2 and float(line.rsplit(" ", 1)[1]) >= -1e12

@@ -1,5 +1,6 @@
 """Tokens: charged with the job, 402 without a charge, refunds exactly once, idempotent retries,
 cancel, and the ledger always equal to the balances."""
+
 import concurrent.futures as cf
 import time
 import uuid
@@ -53,11 +54,14 @@ def test_failed_job_is_refunded_exactly_once(server):
     r = submit(client, png_bytes(64, 64)[:80], resolutionLowerLimit=256)  # header fine, pixels missing
     assert r.status_code == 202, r.text
     art = wait_status(client, r.json()["id"], ("failed",))
-    assert "truncated" in art["error"] and "refunded" in art["error"], art["error"]
+    # A stable code and a client message; the decoder's details stay in the server log.
+    assert art["errorCode"] == "image_unreadable" and "refunded" in art["error"], art
+    assert "truncated" not in art["error"] and "/" not in art["error"].replace("PNG, JPEG, WebP, TIFF", "")
     assert server.balance(client) == 3
     assert kinds(server, client) == ["charge", "grant", "refund"]
     # The refund row is unique per artwork: applying it again is a no-op.
     from server import accounts
+
     with server.db.transaction() as tx:
         assert accounts.apply(tx, client.user_id, 1, "refund", art["id"]) is None
     assert server.balance(client) == 3 and kinds(server, client).count("refund") == 1
@@ -119,6 +123,7 @@ def test_admin_cli_and_reconcile_detects_tampering(start_server, tiny_catalog):
     key = made.stdout.strip()
     assert made.returncode == 0 and key.startswith("fth_") and "not shown again" in made.stderr
     import httpx
+
     me = httpx.get(srv.url + "/v2/me", headers={"Authorization": f"Bearer {key}"}).json()
     assert me["user"] == "carol" and me["balance"] == 7 and me["webhookSecret"].startswith("whsec_")
     assert "carol" in srv.admin("ledger", "carol").stdout
@@ -155,3 +160,20 @@ def test_idempotency_keys_expire(start_server, tiny_catalog, backend):
             break
         time.sleep(0.2)
     assert left == 0
+
+
+def test_missing_server_model_is_a_code_without_internals(start_server, tmp_path):
+    """The server's own model is missing: the job fails and is refunded with errorCode
+    model_unavailable and a message that names no server path and gives no local-model advice."""
+    import json
+
+    catalog = tmp_path / "catalog.json"
+    missing = tmp_path / "nowhere" / "model.onnx"
+    catalog.write_text(json.dumps({"models": {"da2-small": {"path": str(missing)}}}))
+    srv = start_server("sqlite", catalog)
+    client = srv.user(tokens=3)
+    art = submit(client, png_bytes(32, 32), resolutionLowerLimit=256, wait=30).json()
+    art = wait_status(client, art["id"], ("failed",))
+    assert art["errorCode"] == "model_unavailable" and art["error"].startswith("Refunded:"), art
+    assert str(tmp_path) not in art["error"] and "verify" not in art["error"] and ".onnx" not in art["error"]
+    assert srv.balance(client) == 3

@@ -1,10 +1,18 @@
-"""server.ratelimit: token buckets per key, on a stepped clock and on the real one, across threads."""
+"""server.ratelimit: token buckets per key held in the database (SQLite and PostgreSQL), on a stepped
+clock and on the real one, across threads and across two limiters (two API processes)."""
+
 import threading
 import time
 
 import pytest
 
 from server.ratelimit import RateLimiter
+
+
+@pytest.fixture
+def make(database):
+    """make(rate_per_s, burst, clock=...) -> a RateLimiter on a fresh database."""
+    return lambda rate_per_s, burst, **kw: RateLimiter(database, rate_per_s, burst, **kw)
 
 
 class SteppedClock:
@@ -15,12 +23,12 @@ class SteppedClock:
         return self.now
 
 
-def test_burst_then_refusal_with_a_sane_retry_after():
+def test_burst_then_refusal_with_a_sane_retry_after(make):
     clock = SteppedClock()
-    limiter = RateLimiter(rate_per_s=2.0, burst=5, clock=clock)
+    limiter = make(rate_per_s=2.0, burst=5, clock=clock)
     assert [limiter.allow("key-a")[0] for _ in range(5)] == [True] * 5
     allowed, retry_after = limiter.allow("key-a")
-    assert not allowed and retry_after == pytest.approx(0.5)   # one token at 2/s
+    assert not allowed and retry_after == pytest.approx(0.5)  # one token at 2/s
     clock.now += 0.25
     allowed, retry_after = limiter.allow("key-a")
     assert not allowed and retry_after == pytest.approx(0.25)  # refusals spend nothing
@@ -29,9 +37,9 @@ def test_burst_then_refusal_with_a_sane_retry_after():
     assert not limiter.allow("key-a")[0]
 
 
-def test_keys_are_independent_and_refill_caps_at_burst():
+def test_keys_are_independent_and_refill_caps_at_burst(make):
     clock = SteppedClock()
-    limiter = RateLimiter(rate_per_s=1.0, burst=3, clock=clock)
+    limiter = make(rate_per_s=1.0, burst=3, clock=clock)
     for _ in range(3):
         assert limiter.allow("a")[0]
     assert not limiter.allow("a")[0]
@@ -40,32 +48,35 @@ def test_keys_are_independent_and_refill_caps_at_burst():
     assert [limiter.allow("a")[0] for _ in range(4)] == [True, True, True, False]
 
 
-def test_cost_and_disabled_limiter():
+def test_cost_and_disabled_limiter(make):
     clock = SteppedClock()
-    limiter = RateLimiter(rate_per_s=1.0, burst=4, clock=clock)
+    limiter = make(rate_per_s=1.0, burst=4, clock=clock)
     assert limiter.allow("k", cost=3)[0]
     allowed, retry = limiter.allow("k", cost=3)
     assert not allowed and retry == pytest.approx(2.0)
     assert limiter.allow("k", cost=5) == (False, float("inf"))
-    off = RateLimiter(rate_per_s=0, burst=0)
+    off = make(rate_per_s=0, burst=0)
     assert not off.enabled and all(off.allow("k")[0] for _ in range(1000))
     with pytest.raises(ValueError, match="burst"):
-        RateLimiter(rate_per_s=1, burst=0)
+        make(rate_per_s=1, burst=0)
 
 
-def test_idle_buckets_are_pruned():
+def test_full_buckets_are_purged_and_limiters_share_buckets(make):
     clock = SteppedClock()
-    limiter = RateLimiter(rate_per_s=10.0, burst=2, clock=clock, max_keys=100)
-    for i in range(100):
-        limiter.allow(f"k{i}")
+    api_a = make(rate_per_s=10.0, burst=2, clock=clock)
+    api_b = make(rate_per_s=10.0, burst=2, clock=clock)  # another process, the same table
+    assert api_a.allow("k")[0] and api_b.allow("k")[0]
+    assert not api_a.allow("k")[0] and not api_b.allow("k")[0]
+    for i in range(20):
+        api_a.allow(f"k{i}")
+    assert api_a.purge() == 0  # nothing has refilled yet
     clock.now += 1.0  # every bucket is full again
-    limiter.allow("new")
-    limiter.allow("new2")
-    assert len(limiter._buckets) <= 2
+    assert api_b.purge() == 21
+    assert api_a.allow("k")[0] and api_b.allow("k")[0]
 
 
-def test_threads_cannot_overspend_a_bucket():
-    limiter = RateLimiter(rate_per_s=0.001, burst=50)  # real clock; no meaningful refill here
+def test_threads_cannot_overspend_a_bucket(make):
+    limiter = make(rate_per_s=0.001, burst=50)  # real clock; no meaningful refill here
     granted = []
     barrier = threading.Barrier(8)
 
@@ -81,10 +92,10 @@ def test_threads_cannot_overspend_a_bucket():
     assert sum(granted) == 50
 
 
-def test_real_clock_refill():
-    limiter = RateLimiter(rate_per_s=20.0, burst=1)
+def test_real_clock_refill(make):
+    limiter = make(rate_per_s=2.0, burst=1)
     assert limiter.allow("k")[0]
     allowed, retry = limiter.allow("k")
-    assert not allowed and 0 < retry <= 0.05
+    assert not allowed and 0 < retry <= 0.5
     time.sleep(retry + 0.01)
     assert limiter.allow("k")[0]

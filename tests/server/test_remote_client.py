@@ -1,5 +1,6 @@
 """engine.remote.RemoteClient against the real depth server on 127.0.0.1 (tests/server/conftest.py),
 plus raw sockets on 127.0.0.1 for what a healthy server never does (drop the connection, 503)."""
+
 import socket
 import ssl
 import subprocess
@@ -32,21 +33,36 @@ def idle_server(tiny_catalog, tmp_path_factory):
     from tests.server.conftest import Server
 
     tmp = tmp_path_factory.mktemp("server-idle")
-    srv = Server(tmp, f"sqlite:///{tmp / 'fathom.db'}", tiny_catalog, workers="0", top_up_url=TOP_UP,
-                 rate_per_second="0")
+    srv = Server(
+        tmp, f"sqlite:///{tmp / 'fathom.db'}", tiny_catalog, workers="0", top_up_url=TOP_UP, rate_per_second="0"
+    )
     yield srv
     srv.close()
 
 
 # ------------------------------------------------------------------ pure helpers
 
+
 def test_resolution_maps_to_nearest_multiple_of_64():
-    assert [remote.api_resolution(r) for r in (256, 518, 544, 575, 1000, 2047, 2048)] == \
-        [256, 512, 576, 576, 1024, 2048, 2048]
-    params = remote.api_parameters(DepthSettings(resolution=518, invert=True, post_resize=False,
-                                                 normalization="V2_Style"), "small")
-    assert params == {"model": "small", "resolutionLowerLimit": 512, "invertDepth": True, "usePostResize": False,
-                      "normalizationMode": "V2-Style"}
+    assert [remote.api_resolution(r) for r in (256, 518, 544, 575, 1000, 2047, 2048)] == [
+        256,
+        512,
+        576,
+        576,
+        1024,
+        2048,
+        2048,
+    ]
+    params = remote.api_parameters(
+        DepthSettings(resolution=518, invert=True, post_resize=False, normalization="V2_Style"), "small"
+    )
+    assert params == {
+        "model": "small",
+        "resolutionLowerLimit": 512,
+        "invertDepth": True,
+        "usePostResize": False,
+        "normalizationMode": "V2-Style",
+    }
 
 
 def test_result_cache_key():
@@ -54,12 +70,15 @@ def test_result_cache_key():
     key = remote.result_cache_key(pic, s, "http://h")
     assert len(key) == 64 and key == remote.result_cache_key(pic, DepthSettings(), "http://h/")
     # What does not change the server's result shares the key: format, threads, 518 vs 512.
-    assert key == remote.result_cache_key(pic, DepthSettings(output_format="png8", threads=3, resolution=512),
-                                          "http://h")
-    for other in (remote.result_cache_key(png_bytes(seed=2), s, "http://h"),
-                  remote.result_cache_key(pic, DepthSettings(invert=True), "http://h"),
-                  remote.result_cache_key(pic, DepthSettings(resolution=1024), "http://h"),
-                  remote.result_cache_key(pic, s, "http://other")):
+    assert key == remote.result_cache_key(
+        pic, DepthSettings(output_format="png8", threads=3, resolution=512), "http://h"
+    )
+    for other in (
+        remote.result_cache_key(png_bytes(seed=2), s, "http://h"),
+        remote.result_cache_key(pic, DepthSettings(invert=True), "http://h"),
+        remote.result_cache_key(pic, DepthSettings(resolution=1024), "http://h"),
+        remote.result_cache_key(pic, s, "http://other"),
+    ):
         assert other != key
 
 
@@ -77,13 +96,13 @@ def test_server_url_is_normalised():
 
 # ------------------------------------------------------------------ the real server
 
+
 def test_pricing_and_cost_match_the_charge(server):
     user = server.user(tokens=10)
     client = client_for(server, user)
     prices = client.pricing()
     assert [(m["model"], m["catalogueId"]) for m in prices["models"]] == [("small", "da2-small")]
-    assert [client.cost(DepthSettings(resolution=r)) for r in (256, 518, 600, 1024, 1500, 2048)] == \
-        [1, 1, 2, 2, 3, 4]
+    assert [client.cost(DepthSettings(resolution=r)) for r in (256, 518, 600, 1024, 1500, 2048)] == [1, 1, 2, 2, 3, 4]
     assert client.cost(DepthSettings(model="small")) == 1  # the server's own name works too
     with pytest.raises(InvalidSettingsError, match=r"no model 'da2-large'; it has: small \(da2-small\)"):
         client.cost(DepthSettings(model="da2-large"))
@@ -127,8 +146,7 @@ def test_wait_by_polling_when_long_polls_are_off(server):
     client = client_for(server, user, long_poll=0)
     seen = []
     job = client.submit(png_bytes(seed=3), LOW)
-    assert client.wait(job["id"], progress=lambda s, _: seen.append(s), poll=0.05, timeout=60)["status"] == \
-        "succeeded"
+    assert client.wait(job["id"], progress=lambda s, _: seen.append(s), poll=0.05, timeout=60)["status"] == "succeeded"
     assert seen[-1] == "succeeded"
 
 
@@ -166,8 +184,12 @@ def test_invalid_parameters_are_named(server):
     user = server.user(tokens=5)
     client = client_for(server, user)
     with pytest.raises(remote.InvalidParameterError) as err:  # what an older client could send
-        client._json("POST", "/v2/artworks/depth-map", data={"resolutionLowerLimit": "500"},
-                     files={"image": ("p.png", png_bytes())})
+        client._json(
+            "POST",
+            "/v2/artworks/depth-map",
+            data={"resolutionLowerLimit": "500"},
+            files={"image": ("p.png", png_bytes())},
+        )
     assert err.value.parameter == "resolutionLowerLimit"
     assert "refused the resolution setting (parameter 'resolutionLowerLimit')" in str(err.value)
     assert "multiple of 64, for example 448 or 512" in str(err.value)
@@ -190,6 +212,7 @@ def test_failed_job_shows_its_refund(server):
 
 
 # ------------------------------------------------------------------ a server without workers
+
 
 def test_insufficient_tokens_charges_nothing(idle_server):
     user = idle_server.user(tokens=1)
@@ -247,8 +270,10 @@ def test_rate_limit_is_waited_out_or_reported(tiny_catalog, start_server):
 
 # ------------------------------------------------------------------ network failures
 
+
 class LoopbackServer:
     """A socket server on 127.0.0.1 that hands each connection to ``handle``, one at a time."""
+
     scheme = "http"
 
     def __init__(self):
@@ -309,8 +334,7 @@ def raw_server(request):
 
 def test_dropped_connection_is_retried_then_reported(raw_server):
     client = remote.RemoteClient(raw_server.url, "k", retries=2, backoff=0.01)
-    with pytest.raises(remote.UnreachableError, match="closed the connection before answering \\(3 attempts\\)") \
-            as err:
+    with pytest.raises(remote.UnreachableError, match="closed the connection before answering \\(3 attempts\\)") as err:
         client.me()
     assert err.value.reason == "dropped" and raw_server.count == 3
     assert isinstance(err.value, FathomError)
@@ -320,9 +344,16 @@ def http_reply(head: str, body: bytes = b"") -> bytes:
     return f"{head}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
 
 
-@pytest.mark.parametrize("raw_server", [http_reply("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\n"
-                                                   "Content-Type: application/json",
-                                                   b'{"message": "down for upgrade"}')], indirect=True)
+@pytest.mark.parametrize(
+    "raw_server",
+    [
+        http_reply(
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Type: application/json",
+            b'{"message": "down for upgrade"}',
+        )
+    ],
+    indirect=True,
+)
 def test_server_errors_are_retried_then_reported(raw_server):
     client = remote.RemoteClient(raw_server.url, "k", retries=2, backoff=5)  # Retry-After: 0 beats backoff
     started = time.monotonic()
@@ -331,9 +362,16 @@ def test_server_errors_are_retried_then_reported(raw_server):
     assert raw_server.count == 3 and time.monotonic() - started < 4
 
 
-@pytest.mark.parametrize("raw_server", [http_reply("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 120\r\n"
-                                                   "Content-Type: application/json", b'{"message": "later"}')],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "raw_server",
+    [
+        http_reply(
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 120\r\nContent-Type: application/json",
+            b'{"message": "later"}',
+        )
+    ],
+    indirect=True,
+)
 def test_a_retry_after_beyond_the_limit_is_reported_at_once(raw_server):
     client = remote.RemoteClient(raw_server.url, "k", retries=3, max_retry_after=60)
     started = time.monotonic()
@@ -364,8 +402,9 @@ class KeepAliveServer(LoopbackServer):
                     data += chunk
                 _, data = data.split(b"\r\n\r\n", 1)
                 self.requests += 1
-                conn.sendall(http_reply("HTTP/1.1 200 OK\r\nContent-Type: application/json",
-                                        b'{"user": "a", "balance": 3}'))
+                conn.sendall(
+                    http_reply("HTTP/1.1 200 OK\r\nContent-Type: application/json", b'{"user": "a", "balance": 3}')
+                )
 
 
 def test_calls_reuse_one_connection():
@@ -378,15 +417,17 @@ def test_calls_reuse_one_connection():
     assert (srv.requests, srv.connections) == (3, 1)  # urllib opened one connection per request
 
 
-@pytest.mark.parametrize("raw_server", [http_reply("HTTP/1.1 200 OK\r\nContent-Type: text/html", b"<html>")],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "raw_server", [http_reply("HTTP/1.1 200 OK\r\nContent-Type: text/html", b"<html>")], indirect=True
+)
 def test_a_server_that_is_not_the_depth_api(raw_server):
     with pytest.raises(remote.ServerError, match=r"not the depth API \(text/html\): check the server URL"):
         remote.RemoteClient(raw_server.url, "k").me()
 
 
-@pytest.mark.parametrize("raw_server", [http_reply("HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.example/")],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "raw_server", [http_reply("HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.example/")], indirect=True
+)
 def test_redirects_are_reported_not_followed(raw_server):
     with pytest.raises(remote.ServerURLError, match="redirects to https://elsewhere.example/"):
         remote.RemoteClient(raw_server.url, "k").me()
@@ -425,8 +466,9 @@ class LosingProxy(LoopbackServer):
         while b"\r\n\r\n" not in data:
             data += conn.recv(65536)
         head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
-        length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
-                       if line.startswith("content-length:")), 0)
+        length = next(
+            (int(line.split(":", 1)[1]) for line in head.split("\r\n") if line.startswith("content-length:")), 0
+        )
         while len(data) - len(head) - 4 < length:
             data += conn.recv(65536)
         return data
@@ -452,9 +494,29 @@ def self_signed(tmp_path_factory):
     """A certificate for 127.0.0.1 that no system trusts, made with the openssl command."""
     tmp = tmp_path_factory.mktemp("tls")
     cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return cert, key
 
 
@@ -479,7 +541,8 @@ def test_dns_failure_message():
     error = client._transport_error(socket.gaierror(socket.EAI_NONAME, "Name or service not known"), 1)
     assert error.reason == "dns" and str(error) == (
         "Cannot find the depth server's host 'depth.example.invalid' (DNS lookup failed: Name or service not "
-        "known): check the server URL and your network.")
+        "known): check the server URL and your network."
+    )
 
 
 def test_connection_refused():
@@ -487,8 +550,10 @@ def test_connection_refused():
     client = remote.RemoteClient(url, "k", retries=1, backoff=0.01)
     with pytest.raises(remote.UnreachableError) as err:
         client.me()
-    assert str(err.value) == (f"Cannot reach the depth server at {url}: connection refused (2 attempts) — "
-                              "is it running, and is the port right?")
+    assert str(err.value) == (
+        f"Cannot reach the depth server at {url}: connection refused (2 attempts) — "
+        "is it running, and is the port right?"
+    )
     assert err.value.reason == "refused"
 
 

@@ -2,6 +2,7 @@
 
 Host names are given addresses by replacing socket.getaddrinfo (the resolver the module uses), so
 "a public name that points at 127.0.0.1" is tested without any DNS or any other address."""
+
 import base64
 import http.server
 import ipaddress
@@ -14,18 +15,29 @@ import time
 import pytest
 
 from server import security
-from server.security import (FetchError, UnsafeURLError, check_url, decode_data_uri, fetch_image,
-                             pinned_request, resolve_target, sniff_image_format)
+from server.security import (
+    FetchError,
+    UnsafeURLError,
+    check_url,
+    decode_data_uri,
+    fetch_image,
+    pinned_request,
+    resolve_target,
+    sniff_image_format,
+)
 
-PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
-       b"\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00"
-       b"\x00IEND\xaeB`\x82")
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS"
+    b"\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xcf\xc0\x00\x00\x03\x01\x01\x00\xc9\xfe\x92\xef\x00\x00\x00"
+    b"\x00IEND\xaeB`\x82"
+)
 LOCAL = ("127.0.0.1",)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     seen = []  # (path, Host header) of every request, shared with the tests
+    trickled = {}  # path -> how far a trickling answer got before the client hung up
 
     def log_message(self, *args):
         pass
@@ -51,14 +63,33 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "/big-announced": lambda: self._send(200, PNG + b"\0" * 5000),
             "/to-img": lambda: self._send(302, extra=[("Location", "/img.png")]),
             "/to-private": lambda: self._send(302, extra=[("Location", "http://10.0.0.1/img.png")]),
-            "/to-localhost-name": lambda: self._send(
-                301, extra=[("Location", f"http://localhost:{port}/img.png")]),
-            "/to-internal-name": lambda: self._send(
-                302, extra=[("Location", "http://internal.example/img.png")]),
+            "/to-localhost-name": lambda: self._send(301, extra=[("Location", f"http://localhost:{port}/img.png")]),
+            "/to-internal-name": lambda: self._send(302, extra=[("Location", "http://internal.example/img.png")]),
             "/loop": lambda: self._send(307, extra=[("Location", "/loop")]),
         }
         if self.path in routes:
             return routes[self.path]()
+        if self.path in ("/img-%C3%BC.png", "/img-%C3%BC.png?q=%C3%A9"):  # non-ASCII, percent-encoded
+            return self._send(200, PNG)
+        if self.path == "/trickle-everything":  # a whole valid answer, status line included, byte by byte
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n"
+                f"X-Padding: {'p' * 200}\r\n\r\n"
+            ).encode()
+            answer = head + b"%x\r\n" % len(PNG) + PNG + b"\r\n0\r\n\r\n"
+            self.close_connection = True
+            trickled = self.trickled[self.path] = {"sent": 0, "total": len(answer), "done": threading.Event()}
+            try:
+                for byte in answer:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    trickled["sent"] += 1
+                    time.sleep(0.02)
+            except OSError:
+                pass
+            finally:
+                trickled["done"].set()
+            return
         if self.path == "/big-unannounced":  # no Content-Length: the cap must hold on actual bytes
             self.send_response(200)
             self.send_header("Content-Type", "image/png")
@@ -129,18 +160,35 @@ class _Names:
 
 # ---------------------------------------------------------------- check_url
 
-@pytest.mark.parametrize("address, reason", [
-    ("127.0.0.1", "loopback"), ("127.8.9.10", "loopback"), ("[::1]", "loopback"),
-    ("10.0.0.1", "private"), ("172.16.5.4", "private"), ("192.168.1.1", "private"), ("[fc00::1]", "private"),
-    ("169.254.1.1", "link-local"), ("[fe80::1]", "link-local"),
-    ("169.254.169.254", "metadata"), ("[fd00:ec2::254]", "metadata"),
-    ("224.0.0.1", "multicast"), ("[ff02::1]", "multicast"),
-    ("240.0.0.1", "reserved"), ("255.255.255.255", "reserved"),
-    ("0.0.0.0", "unspecified"), ("[::]", "unspecified"),
-    ("100.64.0.1", "carrier-grade NAT"), ("100.127.255.254", "carrier-grade NAT"),
-    ("[::ffff:127.0.0.1]", "IPv4-mapped"), ("[::ffff:8.8.8.8]", "IPv4-mapped"),
-    ("[64:ff9b::a00:1]", "translates to IPv4"), ("[2002:a00:1::]", "translates to IPv4"),
-])
+
+@pytest.mark.parametrize(
+    "address, reason",
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("[::1]", "loopback"),
+        ("10.0.0.1", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.1.1", "private"),
+        ("[fc00::1]", "private"),
+        ("169.254.1.1", "link-local"),
+        ("[fe80::1]", "link-local"),
+        ("169.254.169.254", "metadata"),
+        ("[fd00:ec2::254]", "metadata"),
+        ("224.0.0.1", "multicast"),
+        ("[ff02::1]", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("255.255.255.255", "reserved"),
+        ("0.0.0.0", "unspecified"),
+        ("[::]", "unspecified"),
+        ("100.64.0.1", "carrier-grade NAT"),
+        ("100.127.255.254", "carrier-grade NAT"),
+        ("[::ffff:127.0.0.1]", "IPv4-mapped"),
+        ("[::ffff:8.8.8.8]", "IPv4-mapped"),
+        ("[64:ff9b::a00:1]", "translates to IPv4"),
+        ("[2002:a00:1::]", "translates to IPv4"),
+    ],
+)
 def test_every_non_public_address_class_is_refused(address, reason):
     with pytest.raises(UnsafeURLError, match=reason):
         check_url(f"http://{address}/image.png")
@@ -157,13 +205,21 @@ def test_public_literal_addresses_pass():
     check_url("http://[2606:4700:4700::1111]:8080/x.png")
 
 
-@pytest.mark.parametrize("url, words", [
-    ("ftp://example.com/x.png", "not ftp:"), ("file:///etc/passwd", "not file:"),
-    ("gopher://example.com/", "not gopher:"), ("//example.com/x.png", "without a scheme"),
-    ("http://user:pw@example.com/x.png", "credentials"), ("http://user@example.com/x.png", "credentials"),
-    ("http:///x.png", "no host"), ("http://exa mple.com/", "spaces"),
-    ("http://example.com:99999/", "malformed"), ("http://example.com/" + "a" * 2100, "limit is 2048"),
-])
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("ftp://example.com/x.png", "not ftp:"),
+        ("file:///etc/passwd", "not file:"),
+        ("gopher://example.com/", "not gopher:"),
+        ("//example.com/x.png", "without a scheme"),
+        ("http://user:pw@example.com/x.png", "credentials"),
+        ("http://user@example.com/x.png", "credentials"),
+        ("http:///x.png", "no host"),
+        ("http://exa mple.com/", "spaces"),
+        ("http://example.com:99999/", "malformed"),
+        ("http://example.com/" + "a" * 2100, "limit is 2048"),
+    ],
+)
 def test_malformed_or_unsafe_urls_get_precise_errors(url, words):
     with pytest.raises(UnsafeURLError, match=words):
         check_url(url)
@@ -201,6 +257,7 @@ def test_allowlist_takes_cidrs_ips_and_names(names):
 
 
 # ---------------------------------------------------------------- fetch_image
+
 
 def test_fetch_allowlisted_local_image(image_server):
     assert fetch_image(f"{image_server}/img.png", max_bytes=10_000, allowlist=LOCAL) == PNG
@@ -259,13 +316,16 @@ def test_pinned_request_does_not_follow_redirects(image_server):
     assert [p for p, _ in _Handler.seen] == ["/to-img"]
 
 
-@pytest.mark.parametrize("path, code, words", [
-    ("/big-announced", "too_large", "limit is 1000"),
-    ("/big-unannounced", "too_large", "larger than the limit of 1000"),
-    ("/page", "bad_content_type", "text/html"),
-    ("/octet-junk", "bad_format", "not a PNG"),
-    ("/missing", "http_status", "HTTP 404"),
-])
+@pytest.mark.parametrize(
+    "path, code, words",
+    [
+        ("/big-announced", "too_large", "limit is 1000"),
+        ("/big-unannounced", "too_large", "larger than the limit of 1000"),
+        ("/page", "bad_content_type", "text/html"),
+        ("/octet-junk", "bad_format", "not a PNG"),
+        ("/missing", "http_status", "HTTP 404"),
+    ],
+)
 def test_fetch_refusals(image_server, path, code, words):
     with pytest.raises(FetchError, match=words) as info:
         fetch_image(f"{image_server}{path}", max_bytes=1000, allowlist=LOCAL)
@@ -284,6 +344,30 @@ def test_whole_download_has_a_deadline(image_server):
     assert time.monotonic() - start < 3.0
 
 
+def test_deadline_covers_status_line_headers_and_chunk_sizes(image_server):
+    """A host trickling its whole answer (status line, headers, chunk sizes) a byte at a time is
+    hung up on at the deadline, not read to its end (a per-read timeout never fires for it)."""
+    with pytest.raises(FetchError) as info:
+        fetch_image(f"{image_server}/trickle-everything", max_bytes=1000, allowlist=LOCAL, timeout=0.5)
+    assert info.value.code == "timeout"
+    trickled = _Handler.trickled["/trickle-everything"]
+    assert trickled["done"].wait(30)
+    assert trickled["sent"] < trickled["total"] // 2, trickled
+
+
+@pytest.mark.parametrize("path", ["/img-ü.png", "/img-ü.png?q=é"])
+def test_non_ascii_paths_are_percent_encoded(image_server, path):
+    _Handler.seen.clear()
+    assert fetch_image(f"{image_server}{path}", max_bytes=10_000, allowlist=LOCAL) == PNG
+    assert _Handler.seen[0][0].startswith("/img-%C3%BC.png")
+
+
+def test_internationalised_host_names_go_out_in_ascii(names):
+    names["xn--bcher-kva.example"] = ["127.0.0.1"]
+    target = resolve_target("http://bücher.example:8080/a", allowlist=LOCAL)
+    assert target.host == "xn--bcher-kva.example" and target.host_header == "xn--bcher-kva.example:8080"
+
+
 def test_nothing_listening_is_a_connection_error():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -296,9 +380,28 @@ def test_nothing_listening_is_a_connection_error():
 def test_https_keeps_sni_and_certificate_name_while_pinned(tmp_path, names):
     """TLS to the pinned 127.0.0.1 still sends SNI and verifies the certificate for the name."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=images.example", "-addext", "subjectAltName=DNS:images.example",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=images.example",
+            "-addext",
+            "subjectAltName=DNS:images.example",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(cert, key)
     sni_seen = []
@@ -312,12 +415,14 @@ def test_https_keeps_sni_and_certificate_name_while_pinned(tmp_path, names):
         names["images.example"] = ["127.0.0.1"]
         names["other.example"] = ["127.0.0.1"]
         client_ctx = ssl.create_default_context(cafile=str(cert))
-        got = fetch_image(f"https://images.example:{port}/img.png", max_bytes=10_000, allowlist=LOCAL,
-                          ssl_context=client_ctx)
+        got = fetch_image(
+            f"https://images.example:{port}/img.png", max_bytes=10_000, allowlist=LOCAL, ssl_context=client_ctx
+        )
         assert got == PNG and sni_seen == ["images.example"]
         with pytest.raises(FetchError, match="TLS") as info:  # certificate is not for this name
-            fetch_image(f"https://other.example:{port}/img.png", max_bytes=10_000, allowlist=LOCAL,
-                        ssl_context=client_ctx)
+            fetch_image(
+                f"https://other.example:{port}/img.png", max_bytes=10_000, allowlist=LOCAL, ssl_context=client_ctx
+            )
         assert info.value.code == "tls"
     finally:
         server.shutdown()
@@ -326,11 +431,12 @@ def test_https_keeps_sni_and_certificate_name_while_pinned(tmp_path, names):
 
 # ---------------------------------------------------------------- data URIs
 
+
 def test_data_uri_round_trip_and_sniffing():
     uri = "data:image/png;base64," + base64.b64encode(PNG).decode()
     assert decode_data_uri(uri, max_bytes=1000) == PNG
     encoded = base64.b64encode(PNG).decode()
-    wrapped = "data:image/png;base64," + "\n".join(encoded[i:i + 20] for i in range(0, len(encoded), 20))
+    wrapped = "data:image/png;base64," + "\n".join(encoded[i : i + 20] for i in range(0, len(encoded), 20))
     assert decode_data_uri(wrapped, max_bytes=1000) == PNG
     assert sniff_image_format(PNG) == "png"
     assert sniff_image_format(b"\xff\xd8\xff\xe0rest") == "jpeg"
@@ -338,15 +444,18 @@ def test_data_uri_round_trip_and_sniffing():
     assert sniff_image_format(b"SIMPLE  =                    T") is None  # FITS is not accepted
 
 
-@pytest.mark.parametrize("uri, code", [
-    ("data:image/png;base64,!!!notbase64!!!", "bad_data_uri"),
-    ("data:image/png;base64", "bad_data_uri"),
-    ("image/png;base64,AAAA", "bad_data_uri"),
-    ("data:text/html;base64," + base64.b64encode(b"<html>").decode(), "bad_content_type"),
-    ("data:image/png;base64," + base64.b64encode(b"GIF89a....").decode(), "bad_format"),
-    ("data:image/png;base64,", "bad_image"),
-    ("data:image/png;base64," + base64.b64encode(PNG + b"\0" * 2000).decode(), "too_large"),
-])
+@pytest.mark.parametrize(
+    "uri, code",
+    [
+        ("data:image/png;base64,!!!notbase64!!!", "bad_data_uri"),
+        ("data:image/png;base64", "bad_data_uri"),
+        ("image/png;base64,AAAA", "bad_data_uri"),
+        ("data:text/html;base64," + base64.b64encode(b"<html>").decode(), "bad_content_type"),
+        ("data:image/png;base64," + base64.b64encode(b"GIF89a....").decode(), "bad_format"),
+        ("data:image/png;base64,", "bad_image"),
+        ("data:image/png;base64," + base64.b64encode(PNG + b"\0" * 2000).decode(), "too_large"),
+    ],
+)
 def test_bad_data_uris(uri, code):
     with pytest.raises(FetchError) as info:
         decode_data_uri(uri, max_bytes=1000)
@@ -355,6 +464,10 @@ def test_bad_data_uris(uri, code):
 
 def test_resolve_target_reports_host_header_and_path():
     target = resolve_target("https://8.8.8.8:8443/a/b.png?x=1")
-    assert (target.ip, target.port, target.path, target.host_header) == ("8.8.8.8", 8443, "/a/b.png?x=1",
-                                                                        "8.8.8.8:8443")
+    assert (target.ip, target.port, target.path, target.host_header) == (
+        "8.8.8.8",
+        8443,
+        "/a/b.png?x=1",
+        "8.8.8.8:8443",
+    )
     assert resolve_target("http://[2606:4700::1]/").host_header == "[2606:4700::1]"

@@ -6,6 +6,7 @@ Run it with `make test-window`: it runs these tests inside the cached Debian 13 
 (scripts/trixie_root.sh), which has blender, Xvfb, xdotool and ImageMagick. Screenshots, Blender's
 logs and the measured figures are kept under out/test-artifacts/ (FATHOM_TEST_ARTIFACTS).
 """
+
 import json
 import os
 import shutil
@@ -29,8 +30,9 @@ def run(cmd, timeout=300, **kwargs):
 def checked(cmd, **kwargs):
     result = run(cmd, **kwargs)
     if result.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
-                    f"{result.stderr[-4000:]}")
+        pytest.fail(
+            f"{' '.join(map(str, cmd))} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -39,8 +41,10 @@ def blender_exe():
     """Debian's `blender` (and the X tools the driver uses), and the Python it embeds."""
     missing = [tool for tool in ("blender", "Xvfb", "xdotool", "import") if shutil.which(tool) is None]
     if missing:
-        pytest.fail(f"{', '.join(missing)} not found: the real-window tests run inside the Debian 13 root; "
-                    "run them with `make test-window` (scripts/trixie_root.sh).")
+        pytest.fail(
+            f"{', '.join(missing)} not found: the real-window tests run inside the Debian 13 root; "
+            "run them with `make test-window` (scripts/trixie_root.sh)."
+        )
     code = "import sys, bpy; print('@@', bpy.app.version_string, '%d.%d' % sys.version_info[:2])"
     out = checked(["blender", "-b", "--factory-startup", "--python-expr", code]).stdout
     version, python = next(line.split()[1:] for line in out.splitlines() if line.startswith("@@ "))
@@ -51,8 +55,11 @@ def blender_exe():
 def display():
     """A private X server (Xvfb) at the size the driver expects."""
     number = next(n for n in range(99, 200) if not os.path.exists(f"/tmp/.X11-unix/X{n}"))
-    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["Xvfb", f":{number}", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
         if server.poll() is not None or time.monotonic() > deadline:
@@ -69,8 +76,18 @@ def extension_zip(tmp_path_factory, blender_exe):
     out = tmp_path_factory.mktemp("dist")
     py = blender_exe["python"]
     checked([sys.executable, ROOT / "scripts" / "fetch_wheels.py", "--platform", "linux-x64", "--python", py])
-    checked([sys.executable, ROOT / "scripts" / "build_extension.py", "--platform", "linux-x64", "--python", py,
-             "--output-dir", out])
+    checked(
+        [
+            sys.executable,
+            ROOT / "scripts" / "build_extension.py",
+            "--platform",
+            "linux-x64",
+            "--python",
+            py,
+            "--output-dir",
+            out,
+        ]
+    )
     (zip_path,) = out.glob("fathom-*.zip")
     return zip_path
 
@@ -128,23 +145,44 @@ def window(display, blender_home, request):
     """window(scenario, blend, catalog=None, **args) -> the scenario's results: Blender opens ``blend``
     in a window on the private X server and runs ``scenario`` (scenarios.py). Screenshots and the
     log go to out/test-artifacts/<test name>/."""
+
     def open_window(scenario, blend, catalog=None, timeout=400, **args):
         artifacts = ARTIFACTS / request.node.name.replace("/", "_")
         shutil.rmtree(artifacts, ignore_errors=True)
         artifacts.mkdir(parents=True)
         out = artifacts / "results.json"
-        cmd = ["blender", blend, "--window-geometry", "0", "0", *map(str, SCREEN),
-               "--python", HERE / "run_scenario.py", "--", scenario]
-        env = blender_env(blender_home, catalog, DISPLAY=display, FATHOM_DRIVER_OUT=out,
-                          FATHOM_DRIVER_ARTIFACTS=artifacts, FATHOM_SCENARIO_ARGS=json.dumps(args))
+        cmd = [
+            "blender",
+            blend,
+            "--window-geometry",
+            "0",
+            "0",
+            *map(str, SCREEN),
+            "--python",
+            HERE / "run_scenario.py",
+            "--",
+            scenario,
+        ]
+        env = blender_env(
+            blender_home,
+            catalog,
+            DISPLAY=display,
+            FATHOM_DRIVER_OUT=out,
+            FATHOM_DRIVER_ARTIFACTS=artifacts,
+            FATHOM_SCENARIO_ARGS=json.dumps(args),
+        )
         result = run(cmd, timeout=timeout, env=env, cwd=blend.parent)
-        (artifacts / "blender.log").write_text(f"$ {' '.join(map(str, cmd))}\nexit {result.returncode}\n"
-                                               f"{result.stdout}\n--- stderr ---\n{result.stderr}")
+        (artifacts / "blender.log").write_text(
+            f"$ {' '.join(map(str, cmd))}\nexit {result.returncode}\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+        )
         if not out.is_file():
-            pytest.fail(f"Blender ended ({result.returncode}) without results:\n{result.stdout[-3000:]}\n"
-                        f"{result.stderr[-3000:]}")
+            pytest.fail(
+                f"Blender ended ({result.returncode}) without results:\n{result.stdout[-3000:]}\n"
+                f"{result.stderr[-3000:]}"
+            )
         got = json.loads(out.read_text())
         if got["error"]:
             pytest.fail(f"scenario {scenario} failed:\n{got['error']}\n(log: {artifacts / 'blender.log'})")
         return got
+
     return open_window

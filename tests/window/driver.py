@@ -12,6 +12,7 @@ What the scenario puts in ``d.results`` is written as JSON to $FATHOM_DRIVER_OUT
 (``error`` holds the traceback if it failed), then Blender quits. Screenshots go to
 $FATHOM_DRIVER_ARTIFACTS. Input goes through the X server (xdotool), as a user's would.
 """
+
 import json
 import os
 import subprocess
@@ -36,6 +37,7 @@ class Until:
 class TickMonitor:
     """The longest gap between the ticks of a 20 ms timer: how long the main thread (Blender's UI)
     could not answer. The time since the last tick when it stops counts as a gap too."""
+
     INTERVAL = 0.02
 
     def __init__(self):
@@ -60,8 +62,12 @@ class TickMonitor:
         self.gaps.append(now - self._last)
         gaps = sorted(self.gaps)
         p95 = gaps[int(0.95 * (len(gaps) - 1))]
-        return {"longest_gap_ms": round(gaps[-1] * 1000, 1), "p95_gap_ms": round(p95 * 1000, 1),
-                "ticks": len(gaps), "seconds": round(now - self._started, 2)}
+        return {
+            "longest_gap_ms": round(gaps[-1] * 1000, 1),
+            "p95_gap_ms": round(p95 * 1000, 1),
+            "ticks": len(gaps),
+            "seconds": round(now - self._started, 2),
+        }
 
 
 class Redrawer:
@@ -90,8 +96,12 @@ class Redrawer:
 class Driver:
     def __init__(self, out_path, artifacts):
         self.out_path, self.artifacts = out_path, artifacts
-        self.results = {"blender": bpy.app.version_string, "python": sys.version.split()[0],
-                        "binary_path": bpy.app.binary_path, "screenshots": []}
+        self.results = {
+            "blender": bpy.app.version_string,
+            "python": sys.version.split()[0],
+            "binary_path": bpy.app.binary_path,
+            "screenshots": [],
+        }
         self._gen, self._waiting = None, None
         os.makedirs(artifacts, exist_ok=True)
 
@@ -212,8 +222,7 @@ class Driver:
     def progress():
         """(fraction, text) of the running job, as the progress bar and the status bar show them, or None."""
         name = next((m for m in sys.modules if m.startswith("bl_ext.") and m.endswith("." + EXTENSION)), "")
-        module = sys.modules.get(name)
-        worker = sys.modules.get(name + ".bridge.generation.worker") if module is not None else None
+        worker = sys.modules.get(name + ".bridge.generation.worker") if name else None
         running = worker.current() if worker is not None else None
         return None if running is None else (round(running.shown[0], 3), running.shown[1])
 

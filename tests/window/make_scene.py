@@ -5,6 +5,7 @@
 The sample scene (scripts/sample_scene.py: objects near to far, a camera, Cycles without
 denoising, which Debian's Blender lacks) plus "Photo", a packed 640x360 picture for image sources.
 """
+
 import os
 import sys
 

@@ -1,5 +1,6 @@
 """Entry point a windowed Blender runs: ``blender FILE --python tests/window/run_scenario.py -- NAME``
 runs the scenario ``NAME`` of scenarios.py with the driver (driver.py), then quits."""
+
 import os
 import sys
 

@@ -3,6 +3,7 @@
 Each scenario reads its arguments from $FATHOM_SCENARIO_ARGS (JSON) and reports in ``d.results``;
 the tests (test_*.py) judge the results.
 """
+
 import json
 import os
 import time
@@ -35,9 +36,16 @@ def _describe_result(d, image_names_before):
         if image.name in image_names_before:
             continue
         path = bpy.path.abspath(image.filepath)
-        found.append({"name": image.name, "colorspace": image.colorspace_settings.name,
-                      "file": path, "file_exists": os.path.isfile(path), "size": list(image.size),
-                      "nodes": [n.name for n in (tree.nodes if tree else ()) if getattr(n, "image", None) == image]})
+        found.append(
+            {
+                "name": image.name,
+                "colorspace": image.colorspace_settings.name,
+                "file": path,
+                "file_exists": os.path.isfile(path),
+                "size": list(image.size),
+                "nodes": [n.name for n in (tree.nodes if tree else ()) if getattr(n, "image", None) == image],
+            }
+        )
     return found
 
 
@@ -72,10 +80,12 @@ def generate_from_sidebar(d):
     d.results["result"] = _describe_result(d, before)
     d.results["generated"] = _generated_files()
     shown = bpy.context.scene.fathom.result
-    d.results["shown"] = {"editor": editor.spaces.active.image.name if editor.spaces.active.image else None,
-                          "panel": shown.name if shown else None,
-                          "thumbnail": bool(shown and shown.preview and shown.preview.icon_id),
-                          "thumbnail_size": list(shown.preview.image_size) if shown and shown.preview else None}
+    d.results["shown"] = {
+        "editor": editor.spaces.active.image.name if editor.spaces.active.image else None,
+        "panel": shown.name if shown else None,
+        "thumbnail": bool(shown and shown.preview and shown.preview.icon_id),
+        "thumbnail_size": list(shown.preview.image_size) if shown and shown.preview else None,
+    }
 
     # The same again, stopped with Esc over the viewport while it runs.
     before = set(bpy.data.images.keys())
@@ -86,10 +96,12 @@ def generate_from_sidebar(d):
     d.key(d.region(view, "WINDOW"), "Escape")
     asked = time.perf_counter()
     yield d.until(lambda: not d.generating(), 300, "Esc to stop the generation")
-    d.results["cancel"] = {"seconds": round(time.perf_counter() - asked, 2),
-                           "new_images": [r["name"] for r in _describe_result(d, before)],
-                           "generated": _generated_files(),
-                           "poll_after": bpy.ops.fathom.generate_depth.poll()}
+    d.results["cancel"] = {
+        "seconds": round(time.perf_counter() - asked, 2),
+        "new_images": [r["name"] for r in _describe_result(d, before)],
+        "generated": _generated_files(),
+        "poll_after": bpy.ops.fathom.generate_depth.poll(),
+    }
     yield 0.3
     d.screenshot("cancelled")
 
@@ -98,6 +110,7 @@ def main_thread(d):
     """The longest gap between 20 ms timer ticks: the window idle (redrawn as often as a running
     generation redraws it) against the same window while a generation from the sidebar runs."""
     from driver import Redrawer, TickMonitor
+
     args = _args()
     _choose_source(args["source"])
     view = d.area("VIEW_3D")

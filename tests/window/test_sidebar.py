@@ -1,5 +1,6 @@
 """The artist's path in a real Blender window: the Depth tab clicked, Generate Depth pressed, the
 progress bar, Esc, and the result in the file, the image and the compositor; screenshots kept."""
+
 import os
 
 import pytest
@@ -12,7 +13,7 @@ def test_generate_from_the_sidebar_then_cancel_with_esc(window, scene_blend, cat
     got = window("generate_from_sidebar", scene_blend, catalog=catalogs["standin"], source="IMAGE")
     record("sidebar-generate", {k: got[k] for k in ("blender", "tab_clicks", "progress", "result", "cancel")})
     assert got["blender"] == blender_exe["version"] and got["python"].startswith(blender_exe["python"])
-    assert got["tab_clicks"]["Depth"], got            # the tab was found by clicking it
+    assert got["tab_clicks"]["Depth"], got  # the tab was found by clicking it
     assert got["poll_before"] and got["invoke"] == ["RUNNING_MODAL"], got
     # The progress bar ran: several samples while running, with words and a fraction that grew.
     assert got["running_samples"] >= 5, got
@@ -33,6 +34,11 @@ def test_generate_from_the_sidebar_then_cancel_with_esc(window, scene_blend, cat
     assert cancel["new_images"] == [] and cancel["generated"] == ["Photo_depth_001.exr"], cancel
     assert cancel["poll_after"], cancel
     names = [os.path.basename(p) for p in got["screenshots"]]
-    assert [n.split("-", 1)[1] for n in names] == ["before.png", "during.png", "after.png", "cancelling.png",
-                                                   "cancelled.png"], names
+    assert [n.split("-", 1)[1] for n in names] == [
+        "before.png",
+        "during.png",
+        "after.png",
+        "cancelling.png",
+        "cancelled.png",
+    ], names
     assert all(os.path.getsize(p) > 10_000 for p in got["screenshots"])

@@ -1,0 +1,2 @@
+-- SQLite has no date-time type: its timestamps stay Unix seconds (REAL), its usual representation.
+-- (This version exists for both dialects so that the numbering stays the same.)
