@@ -28,6 +28,7 @@ from ...engine import errors
 from ...engine.depth import DepthMap
 from ...engine.errors import CancelledError, InferenceError
 from ...engine.providers import thread_count
+from ...engine.session import cache_folder
 
 _MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inference_main.py")
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the extension
@@ -62,6 +63,7 @@ class InferenceProcess:
                 "settings": asdict(replace(settings, threads=ui_threads(settings.threads))),
                 "model_path": str(model_path),
                 "model_name": model_name or settings.model,
+                "cache_folder": str(cache_folder()),  # optimised graphs, where the add-on keeps them
             }
             try:
                 pickle.dump(request, self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
@@ -77,6 +79,7 @@ class InferenceProcess:
             tuple(made["network_size"]),
             made["tiles"],
             made["timings"],
+            made["runtime"],
         )
 
     def _wait(self, report, cancel):

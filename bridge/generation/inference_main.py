@@ -42,6 +42,7 @@ def main():
     errors = importlib.import_module(PACKAGE + ".engine.errors")
     settings_module = importlib.import_module(PACKAGE + ".engine.settings")
     imageio = importlib.import_module(PACKAGE + ".engine.imageio")
+    session = importlib.import_module(PACKAGE + ".engine.session")
     send("ready", os.getpid())
     while True:
         try:
@@ -49,7 +50,7 @@ def main():
         except EOFError:
             return
         try:
-            send("done", _estimate(request, engine, settings_module, imageio, send))
+            send("done", _estimate(request, engine, settings_module, imageio, session, send))
         except errors.FathomError as exc:
             send("error", type(exc).__name__, str(exc))
         except MemoryError:
@@ -58,11 +59,12 @@ def main():
             send("error", "InferenceError", traceback.format_exc())
 
 
-def _estimate(request, engine, settings_module, imageio, send):
+def _estimate(request, engine, settings_module, imageio, session, send):
     image = request["image"]
     if isinstance(image, str):  # a file: decoded here, not on Blender's main thread
         send("progress", 0.0, "Reading the image file")
         image = imageio.read_image(image)
+    session.set_cache_folder(request["cache_folder"])
     settings = settings_module.DepthSettings(**request["settings"])
     made = engine.estimate(
         image,
@@ -78,6 +80,7 @@ def _estimate(request, engine, settings_module, imageio, send):
         "network_size": tuple(made.network_size),
         "tiles": made.tiles,
         "timings": dict(made.timings),
+        "runtime": dict(made.runtime),
     }
 
 
