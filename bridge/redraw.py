@@ -2,8 +2,8 @@
 
 Progress redraws only the sidebars (where the Depth panel is) and the preferences, not the
 editors' main regions: with software OpenGL a full 3D Viewport redraw costs 100-170 ms, and the
-operator's progress ticks ten times a second. ``full`` also redraws the editors themselves (a
-result just added to an Image Editor or the compositor)."""
+operator's progress ticks ten times a second. ``full`` also redraws the Image and Node Editors
+themselves (a result just shown there or added to the compositor); the 3D Viewport shows no result."""
 
 import bpy
 
@@ -16,7 +16,7 @@ def redraw(window_manager=None, full=False):
         for area in window.screen.areas:
             if area.type not in AREAS:
                 continue
-            if full or area.type == "PREFERENCES":
+            if (full and area.type != "VIEW_3D") or area.type == "PREFERENCES":
                 area.tag_redraw()
                 continue
             for region in area.regions:

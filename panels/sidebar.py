@@ -64,7 +64,7 @@ def draw_depth(layout, context):
         row.progress(factor=fraction, type="BAR", text=text)
         row.operator("fathom.cancel_generation", text="", icon="CANCEL")
     elif props.result is not None:
-        draw_result(layout, props.result)
+        draw_result(layout, props)
 
     header, body = layout.panel("fathom_results", default_closed=True)
     header.label(text="Results")
@@ -80,14 +80,13 @@ def draw_depth(layout, context):
             body.label(text=f"{shown.name}: {'one pass' if tiles == 1 else f'{tiles} tiles'}", icon="INFO")
 
 
-def draw_result(layout, image):
-    """The newest result: its thumbnail, with size, model and the time it took."""
+def draw_result(layout, props):
+    """The newest result: its thumbnail (Blender's ID preview widget, which lays its height out
+    properly), with size, model and the time it took."""
     box = layout.box()
-    preview = image.preview
-    if preview is not None and preview.icon_id:
-        box.template_icon(icon_value=preview.icon_id, scale=6.0)
-    box.label(text=image.name, icon="IMAGE_ZDEPTH")
-    box.label(text=describe(image))
+    box.use_property_split = False
+    box.template_ID_preview(props, "result", hide_buttons=True, rows=3, cols=4)
+    box.label(text=describe(props.result), icon="IMAGE_ZDEPTH")
 
 
 def draw_server(layout, context, idle=True):

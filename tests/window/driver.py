@@ -67,6 +67,8 @@ class TickMonitor:
             "p95_gap_ms": round(p95 * 1000, 1),
             "ticks": len(gaps),
             "seconds": round(now - self._started, 2),
+            # where in the run the longest gap ended, seconds from the start
+            "longest_ended_at_s": round(sum(self.gaps[: self.gaps.index(gaps[-1]) + 1]), 2),
         }
 
 

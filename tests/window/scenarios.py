@@ -137,5 +137,6 @@ def main_thread(d):
             children += [c for c in d.child_processes() if c not in children]
         yield 0.05
     d.results["during"] = monitor.stop()
+    d.results["done_at_s"] = round(time.perf_counter() - clicked, 2)  # when the operator had finished
     d.results["children"] = children
     d.results["result"] = _describe_result(d, before)

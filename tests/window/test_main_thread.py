@@ -27,6 +27,7 @@ def test_main_thread_while_generating(window, scene_blend, catalogs, source):
             "idle": idle,
             "during": during,
             "invoke_ms": got["invoke_ms"],
+            "done_at_s": got["done_at_s"],
             "children": got["children"],
             "blender": got["blender"],
         },
