@@ -76,7 +76,8 @@ test-blender: venvs
 # The real-Blender tier, alone: Debian 13's windowed Blender 4.3 under Xvfb (tests/window), and
 # the smoke subset on bpy 5.2.3 (Python 3.13), both inside the cached Debian 13 root.
 test-window: trixie-root $(TINY_MODEL)
-	$(ROOTFS) run env FATHOM_TINY_MODEL=$(CURDIR)/$(TINY_MODEL) $(BPY52) -m pytest -p no:cacheprovider tests/window
+	$(PY) scripts/with_depth_server.py --tiny-model $(TINY_MODEL) -- \
+	  $(ROOTFS) run env FATHOM_TINY_MODEL=$(CURDIR)/$(TINY_MODEL) $(BPY52) -m pytest -p no:cacheprovider tests/window
 	$(ROOTFS) run env FATHOM_TINY_MODEL=$(CURDIR)/$(TINY_MODEL) $(BPY52) -m pytest -p no:cacheprovider tests/blender -m smoke
 
 trixie-root:

@@ -10,6 +10,12 @@
     result.path, result.image, result.node, result.depth_map.depth        # file, datablock, node, array
     result.reused                      # server: an identical earlier result was shown again, no tokens spent
 
+    metric, fit = fathom.align_depth(result.image)                        # relative -> scene distances (Scene Z)
+    metric, fit = fathom.align_depth(result.image, points=[(0.3, 0.4, 2.0), (0.7, 0.5, 9.5)])  # u, v, distance
+    fit.residual, fit.describe()       # median relative error of the fit, and a sentence
+    fathom.distances(metric)           # HxW distances in scene units (None for a relative map)
+
+    fathom.fetch_pending(wait=30)      # paid server results this file still waits for (see its doc)
     fathom.models()                    # catalogue entries with their status (installed, missing...)
     fathom.download_model("da2-small", progress=lambda done, total: ...)   # needs online access
     fathom.verify_model("da2-small")
@@ -29,7 +35,17 @@ from .engine.depth import DepthMap
 from .engine.errors import FathomError, InvalidSettingsError
 from .engine.settings import SETTING_NAMES as _SETTINGS
 
-__all__ = ("Result", "generate_depth", "models", "download_model", "verify_model", "FathomError")
+__all__ = (
+    "Result",
+    "generate_depth",
+    "fetch_pending",
+    "align_depth",
+    "distances",
+    "models",
+    "download_model",
+    "verify_model",
+    "FathomError",
+)
 
 
 @dataclass
@@ -77,6 +93,48 @@ def generate_depth(
         force=force,
     )
     return Result(job.path, img, node, job.depth_map, job.reused)
+
+
+def align_depth(depth, *, to="scene-z", points=None, scene=None):
+    """Turn a network's relative depth image (an Image or its name) into scene distances, like Metric Depth
+    in the sidebar: fitted (scale and shift of inverse depth, robustly) to the Scene Z of ``scene``'s render
+    (``to='scene-z'``, the default), or to ``points`` picked in the picture, [(u, v, distance), ...] with u, v
+    in 0..1 from the left and from the bottom. Returns (the aligned image, engine.metric.MetricFit); the
+    image is ``<depth> metric``, updated in place when aligned again."""
+    from .bridge.setups import metric
+
+    if points is not None:
+        return metric.align_to_points(depth, points)
+    if to != "scene-z":
+        raise InvalidSettingsError(f"Unknown alignment target {to!r}: use 'scene-z' or give points.")
+    return metric.align_to_scene_z(scene or bpy.context.scene, depth)
+
+
+def distances(depth):
+    """A depth image's distances in scene units (numpy HxW, top row first, inf where infinitely far), or None
+    when its values are relative (a network's map before align_depth) or say nothing."""
+    from .bridge.setups import common, units
+
+    return units.image_distances(common.find_image(depth, "depth image"))
+
+
+def fetch_pending(*, wait: float = 30.0, context=None):
+    """Fetch the paid depth maps this file still waits for from the depth server into their nodes.
+    Headless (blender -b): synchronously, the messages (one per job) are returned. With a window, it
+    never makes Blender wait for the server: it starts Fetch Pending Results on the worker thread (the
+    progress bar, Esc cancels) and returns None at once; the results land when it is done."""
+    from .bridge.remote import fetch
+
+    context = context or bpy.context
+    if bpy.app.background:
+        worker.check_idle()
+        job = fetch.fetch_job(context, follow_seconds=wait)
+        job.run()
+        return job.apply(context)
+    window = context.window or context.window_manager.windows[0]
+    with context.temp_override(window=window):
+        bpy.ops.fathom.fetch_pending("INVOKE_DEFAULT", follow_seconds=wait)
+    return None
 
 
 def models(context=None) -> list:

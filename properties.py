@@ -1,7 +1,15 @@
 """Per-scene depth settings (``scene.fathom``), shown in the sidebar and used by the operators."""
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from .engine import catalog
 from .engine.errors import FathomError
@@ -100,6 +108,16 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
         return DepthSettings(**values, threads=threads, device=device.lower()).validated()
 
 
+class FathomMetricPoint(bpy.types.PropertyGroup):
+    """A point of the picture with its known distance, for Metric Depth."""
+
+    x: FloatProperty(name="X", min=0.0, max=1.0, default=0.5, description="From the picture's left edge, 0..1")
+    y: FloatProperty(name="Y", min=0.0, max=1.0, default=0.5, description="From the picture's bottom edge, 0..1")
+    distance: FloatProperty(
+        name="Distance", min=0.0, default=1.0, unit="LENGTH", description="How far this point is from the camera"
+    )
+
+
 class FathomSetupSettings(bpy.types.PropertyGroup):
     """Which depth image and picture the Setups panel's workflows use (``scene.fathom_setups``)."""
 
@@ -111,9 +129,14 @@ class FathomSetupSettings(bpy.types.PropertyGroup):
         type=bpy.types.Image,
         description="Picture the depth belongs to (default: the depth map's source)",
     )
+    metric_points: CollectionProperty(
+        type=FathomMetricPoint,
+        name="Known Distances",
+        description="Points of the picture with their distances, for Metric Depth",
+    )
 
 
-classes = (FathomSceneSettings, FathomSetupSettings)
+classes = (FathomSceneSettings, FathomMetricPoint, FathomSetupSettings)
 
 
 def register():

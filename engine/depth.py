@@ -17,10 +17,11 @@ import numpy as np
 from . import preprocess
 from .errors import CancelledError
 from .imageio import Picture, read_array
-from .normalize import normalize
+from .normalize import normalize_with_range
 from .session import get_session
 from .settings import DepthSettings
 from .tiling import merge_detail, one_pass_resolution, tile_overlap, tile_side, tokens
+from .units import DepthUnits, from_normalization
 
 # Tokens in one network pass. 55 x 55 patches (a 770-pixel square) peak at about 1.9 GiB on the
 # CPU with DA-V2 Small (measured); beyond it the picture is tiled. Attention memory grows with
@@ -38,6 +39,7 @@ class DepthMap:
     tiles: int = 1  # network passes over tiles; 1: one pass over the whole picture
     timings: dict = field(default_factory=dict)
     runtime: dict = field(default_factory=dict)  # session.info: provider, graph form, fallback reason
+    units: DepthUnits | None = None  # what the values mean (engine.units); None: unknown
 
     def describe(self):
         """What a result file records about how the map was made: tiled or not, and how many tiles."""
@@ -74,10 +76,13 @@ def _finish(disparity, source_hw, settings, model_name, network_hw, tiles, timin
     t = time.perf_counter()
     if settings.post_resize:
         disparity = preprocess.resize_plane(disparity, source_hw)
-    depth, near_is_bright = normalize(disparity, settings.normalization, settings.invert)
+    depth, near_is_bright, value_range = normalize_with_range(disparity, settings.normalization, settings.invert)
+    units = from_normalization(
+        settings.normalization, settings.invert, value_range, quantity="relative", source=model_name
+    )
     timings["postprocess"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
-    return DepthMap(depth, near_is_bright, model_name, settings, network_hw, tiles, timings)
+    return DepthMap(depth, near_is_bright, model_name, settings, network_hw, tiles, timings, units=units)
 
 
 def estimate(

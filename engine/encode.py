@@ -156,7 +156,7 @@ def write_file(path, data: bytes, *, overwrite: bool = False) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; results are ordinary files
+        os.chmod(tmp, ordinary_file_mode())  # mkstemp makes it private; results are ordinary files
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -182,6 +182,11 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+
+def ordinary_file_mode() -> int:
+    """The permissions of an ordinary new file here (0644 under the usual umask 022)."""
+    return 0o666 & ~_UMASK
 
 
 def _exists(path):

@@ -17,10 +17,17 @@ _EPS = 1e-8
 
 def normalize(disparity, mode="standard", invert=False):
     """Return (depth float32 HxW, near_is_bright)."""
+    depth, near_is_bright, _ = normalize_with_range(disparity, mode, invert)
+    return depth, near_is_bright
+
+
+def normalize_with_range(disparity, mode="standard", invert=False):
+    """Return (depth float32 HxW, near_is_bright, (lo, hi)): the input values that became 0 and 1
+    (for raw: the input's min and max), which engine.units needs to read values back."""
     d = np.nan_to_num(disparity.astype(np.float32, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
     if mode == "raw":
         out = (d.max() - d) if invert else d.copy()
-        return out.astype(np.float32, copy=False), not invert
+        return out.astype(np.float32, copy=False), not invert, (float(d.min()), float(d.max()))
     if mode == "standard":
         lo, hi = float(d.min()), float(d.max())
         out = (d - lo) / max(hi - lo, _EPS)
@@ -34,4 +41,4 @@ def normalize(disparity, mode="standard", invert=False):
         raise InvalidSettingsError(f"Unknown normalization {mode!r}: use standard, v2-style or raw.")
     if invert:
         out = 1.0 - out
-    return out.astype(np.float32, copy=False), not invert
+    return out.astype(np.float32, copy=False), not invert, (lo, max(hi, lo + _EPS))

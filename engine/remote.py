@@ -67,9 +67,10 @@ NO_API_KEY = (
 class RemoteError(FathomError):
     """Base of every depth-server problem. ``status`` is the HTTP status when there was one."""
 
-    def __init__(self, message, *, status=None, server_message=None):
+    def __init__(self, message, *, status=None, server_message=None, code=None):
         super().__init__(message)
         self.status, self.server_message = status, server_message
+        self.code = code  # the error body's stable code (insufficient_tokens, rate_limited, ...), when given
 
 
 class ServerURLError(RemoteError, InvalidSettingsError):
@@ -182,6 +183,20 @@ def result_cache_key(picture_bytes: bytes, settings: DepthSettings, server: str 
 
 def _form_value(value) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _body_code(raw) -> str:
+    """The stable ``code`` of an error body, or None."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
+
+
+def _tokens(count) -> str:
+    return f"{count} token" if count == 1 else f"{count} tokens"
 
 
 def _retry_after(headers, body=None):
@@ -506,7 +521,7 @@ class RemoteClient:
     def _failed(self, job) -> JobFailedError:
         refunded, error = self._refund_of(job), job.get("error") or "no reason given"
         if refunded and "refunded" not in error.lower():
-            error += f" {refunded} token(s) were refunded."
+            error += f" {_tokens(refunded)} {'was' if refunded == 1 else 'were'} refunded."
         elif refunded == 0:
             error += " No refund is recorded for it: check your balance (GET /v2/me) or ask the server's operator."
         return JobFailedError(
@@ -524,7 +539,7 @@ class RemoteClient:
             )
         who = "You canceled" if by_caller else "The server canceled"
         if refunded:
-            what = f"{refunded} token(s) were refunded."
+            what = f"{_tokens(refunded)} {'was' if refunded == 1 else 'were'} refunded."
         elif job.get("status") == "canceled":
             what = "It had already started, so its tokens are not refunded."
         else:
@@ -593,7 +608,9 @@ class RemoteClient:
             return resp.status_code, resp.headers, raw
         retries = getattr(resp.raw, "retries", None)
         attempts = len(retries.history) + 1 if retries is not None else 1
-        raise self._http_error(resp.status_code, resp.headers, raw, method, path, attempts) from None
+        error = self._http_error(resp.status_code, resp.headers, raw, method, path, attempts)
+        error.code = _body_code(raw)
+        raise error from None
 
     def _transport_error(self, exc, attempts) -> UnreachableError:
         reason = _reason(exc)
@@ -678,7 +695,7 @@ class RemoteClient:
             top_up = body.get("topUpUrl") or (self._pricing or {}).get("topUpUrl")
             where = f" Get tokens at {top_up}." if top_up else " Ask the server's operator for tokens."
             return InsufficientTokensError(
-                f"Short by {shortfall} token(s): this depth map costs {needed} and your balance is {balance}."
+                f"Short by {_tokens(shortfall)}: this depth map costs {needed} and your balance is {balance}."
                 f"{where} Nothing was charged.",
                 needed=needed,
                 balance=balance,
@@ -707,7 +724,7 @@ class RemoteClient:
         if status >= 500:
             return ServerError(
                 f"The depth server at {host} failed (HTTP {status}) after {attempts} attempt(s): "
-                f"{said}. Try again in a minute; if it goes on, tell the server's operator.",
+                f"{said.rstrip('.')}. Try again in a minute; if it goes on, tell the server's operator.",
                 status=status,
                 server_message=said,
             )

@@ -1,6 +1,6 @@
 """One module per user action; ``classes`` is what __init__.py registers."""
 
-from . import generate, models, presets, remote, results, setups
+from . import generate, metric, models, presets, remote, results, setups
 
 classes = (
     *generate.classes,
@@ -8,5 +8,6 @@ classes = (
     *models.classes,
     *presets.classes,
     *setups.classes,
+    *metric.classes,
     *remote.classes,
 )

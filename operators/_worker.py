@@ -9,6 +9,7 @@ import bpy
 
 from ..bridge.generation import worker as jobs
 from ..bridge.redraw import redraw
+from ..bridge.remote.messages import report  # the headline in the status bar, details in the Info log
 from ..engine.errors import FathomError
 
 _timers = []  # (window manager, event timer) of the modal operators running now
@@ -37,7 +38,7 @@ class WorkerModal:
             job.run()
             return self.worker_done(context, job)
         except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
+            report(self, "ERROR", exc)
             return {"CANCELLED"}
 
     def invoke(self, context, event):
@@ -47,7 +48,7 @@ class WorkerModal:
             jobs.check_idle()
             return self.start_worker(context, self.make_job(context, interactive=True))
         except FathomError as exc:  # refused: a job's file copy (child render) goes with it
-            self.report({"ERROR"}, str(exc))
+            report(self, "ERROR", exc)
             return {"CANCELLED"}
 
     def start_worker(self, context, job):
@@ -75,17 +76,17 @@ class WorkerModal:
             return {"PASS_THROUGH"}
         self._end(context)
         if running.cancelled:
-            self.report({"WARNING"}, str(running.error))
+            report(self, "WARNING", running.error)
             return {"CANCELLED"}
         if running.error is not None:
             if not isinstance(running.error, FathomError):
                 raise running.error
-            self.report({"ERROR"}, str(running.error))
+            report(self, "ERROR", running.error)
             return {"CANCELLED"}
         try:
             return self.worker_done(context, running.job)
         except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
+            report(self, "ERROR", exc)
             return {"CANCELLED"}
 
     def _end(self, context):

@@ -7,7 +7,7 @@ from bpy.props import FloatProperty
 
 from ..bridge.prefs import addon_preferences
 from ..bridge.redraw import redraw
-from ..bridge.remote import fetch, pending
+from ..bridge.remote import fetch, messages, pending
 from ..bridge.remote.account import account, describe
 from ..bridge.remote.online import check_online, client_for
 from ..engine.errors import FathomError
@@ -98,19 +98,29 @@ class FATHOM_OT_fetch_pending(WorkerModal, bpy.types.Operator):
             return False
         return poll_idle(cls)
 
+    def execute(self, context):
+        if not bpy.app.background and context.window is not None:
+            # A popup, a menu or a script in the UI calls execute: the server wait still runs on the
+            # worker, with the progress bar and Esc, and Blender never waits for the server.
+            return self.invoke(context, None)
+        return super().execute(context)
+
     def make_job(self, context, interactive):
         return fetch.fetch_job(context, follow_seconds=self.follow_seconds)
 
     def worker_done(self, context, job):
-        messages = job.apply(context)
+        said = job.apply(context)
         left = len(pending.entries())
         fetched = sum(1 for o in job.outcomes if o.job is not None)
-        for message in messages:
+        for message in said:
             print(f"Fathom: {message}")
-        summary = f"Fetched {fetched} of {len(job.outcomes)} pending depth map(s)"
-        summary += f"; {left} still pending" if left else ""
-        details = "; ".join(m for o, m in zip(job.outcomes, messages) if o.job is None)
-        self.report({"WARNING" if left or details else "INFO"}, summary + (f". {details}" if details else ""))
+        problems = [messages.split(m) for o, m in zip(job.outcomes, said) if o.job is None]
+        if len(job.outcomes) == 1 and problems:  # one job: its own outcome leads
+            summary = problems[0]
+        else:
+            headline = messages.fetch_summary(fetched, len(job.outcomes), left)
+            summary = messages.Message(headline, " ".join(str(p) for p in problems))
+        messages.report(self, "WARNING" if left or problems else "INFO", summary)
         redraw(context.window_manager)
         return {"FINISHED"}
 

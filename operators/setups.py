@@ -4,8 +4,9 @@ mesh export and removal. Each operator is a thin shell over a plain function of 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, StringProperty
 
-from ..bridge.setups import common, displacement, dof, export, fog, stereo
+from ..bridge.setups import common, displacement, dof, export, fog, pictures, stereo
 from ..engine.errors import FathomError
+from ._pick import PickInImage
 
 NO_DEPTH = "Generate a depth map first, or pick a depth image under Depth > Setups"
 
@@ -64,6 +65,7 @@ class _Setup:
             cls.needs_picture
             and depth is not None
             and picture_image(context, depth) is None
+            and pictures.depth_source(depth).get("kind") not in pictures.RENDERED_SOURCES
             and len(bpy.data.images) < 2
         ):
             cls.poll_message_set("Pick the picture the depth map belongs to under Depth > Setups")
@@ -152,6 +154,12 @@ class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
         max=1.0,
         description="Dolly: part of the distance; orbit: part of 90 degrees each way",
     )
+    real_distances: BoolProperty(
+        name="Real Distances",
+        default=True,
+        description="Put each point at its own distance when the depth map has distances (Scene Z, metric "
+        "depth); off, or for a relative map: move points by Strength",
+    )
 
     def build(self, context, depth, picture):
         target = None
@@ -173,8 +181,11 @@ class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
             stretch=self.stretch,
             parallax=self.parallax,
             amplitude=self.amplitude,
+            real_distances=self.real_distances,
         )
-        return f"Displaced {obj.name} by {depth.name}"
+        values = obj[common.PARAMS_KEY]
+        how = "at real distances" if values["metric"] else "by relative depth"
+        return f"Displaced {obj.name} {how}; picture: {values['colour'] or 'none'}"
 
 
 class FATHOM_OT_setup_dof(_Setup, bpy.types.Operator):
@@ -195,9 +206,21 @@ class FATHOM_OT_setup_dof(_Setup, bpy.types.Operator):
         unit="LENGTH",
         description="0: the distance at the picture's centre",
     )
-    near: FloatProperty(name="Near", default=1.0, min=0.001, unit="LENGTH", description="Distance of depth 1 (white)")
+    real_distances: BoolProperty(
+        name="Real Distances",
+        default=True,
+        description="Read the depth map in its own distances when it has them (Scene Z, metric depth); "
+        "off, or for a relative map: between Near and Far",
+    )
+    near: FloatProperty(
+        name="Near", default=1.0, min=0.001, unit="LENGTH", description="Relative map: distance of depth 1 (white)"
+    )
     far: FloatProperty(
-        name="Far", default=0.0, min=0.0, unit="LENGTH", description="Distance of depth 0 (black); 0: infinitely far"
+        name="Far",
+        default=0.0,
+        min=0.0,
+        unit="LENGTH",
+        description="Relative map: distance of depth 0 (black); 0: infinitely far",
     )
     focal_length: FloatProperty(name="Focal Length", default=0.0, min=0.0, description="mm; 0: the scene camera's")
     sensor_width: FloatProperty(name="Sensor Width", default=0.0, min=0.0, description="mm; 0: the scene camera's")
@@ -211,11 +234,12 @@ class FATHOM_OT_setup_dof(_Setup, bpy.types.Operator):
             blur_max=self.blur_max,
             focus_distance=self.focus_distance,
             near=self.near,
-            far=self.far,
+            far=self.far or None,
+            real_distances=self.real_distances,
             focal_length=self.focal_length,
             sensor_width=self.sensor_width,
         )
-        return f"Depth of field from {depth.name}, focus at {node[common.PARAMS_KEY]['focus_distance']:.3g}"
+        return f"Depth of field from {depth.name}, {dof.describe_focus(node)}"
 
 
 class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
@@ -228,8 +252,20 @@ class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
         name="Use Picture", default=False, description="Fog the picture instead of what feeds the compositor's output"
     )
     color: FloatVectorProperty(name="Color", subtype="COLOR", size=3, min=0.0, max=1.0, default=(0.75, 0.8, 0.85))
-    near: FloatProperty(name="Near", default=1.0, min=0.0, max=1.0, description="Depth value where the fog starts")
-    far: FloatProperty(name="Far", default=0.0, min=0.0, max=1.0, description="Depth value where the fog is full")
+    near: FloatProperty(
+        name="Near",
+        default=-1.0,
+        min=-1.0,
+        description="Where the fog starts: a distance for a map in real distances, else a depth value (0..1); "
+        "-1: the nearest surface (depth 1)",
+    )
+    far: FloatProperty(
+        name="Far",
+        default=-1.0,
+        min=-1.0,
+        description="Where the fog is full: a distance for a map in real distances, else a depth value (0..1); "
+        "-1: the farthest surface (depth 0)",
+    )
     density: FloatProperty(name="Density", default=1.0, min=0.0, max=1.0, subtype="FACTOR")
 
     def build(self, context, depth, picture):
@@ -238,27 +274,86 @@ class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
             depth,
             picture if (self.use_picture or self.picture) else None,
             color=tuple(self.color),
-            near=self.near,
-            far=self.far,
+            near=None if self.near < 0 else self.near,
+            far=None if self.far < 0 else self.far,
             density=self.density,
         )
         return f"Fog from {depth.name}"
 
 
 class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
-    """A stereo pair from the picture and its depth, written under //generated/ and loaded"""
+    """A stereo pair from the picture and its depth, as a stereo camera makes it, written under //generated/"""
 
     bl_idname = "fathom.setup_stereo"
     bl_label = "Stereo Pair"
     needs_picture = True
 
+    mode: EnumProperty(
+        name="Mode",
+        default="AUTO",
+        items=(
+            ("AUTO", "Auto", "A camera rig when the depth has distances (Scene Z, metric depth), else divergence"),
+            (
+                "RIG",
+                "Camera Rig",
+                "Interaxial and convergence distances in scene units with the camera's focal length: "
+                "the pair Blender's stereoscopy renders",
+            ),
+            (
+                "DIVERGENCE",
+                "Divergence",
+                "For relative depth: the largest shift between the eyes, in percent of the width",
+            ),
+        ),
+    )
+    eye: EnumProperty(
+        name="Picture Is",
+        default="LEFT",
+        items=(
+            ("LEFT", "Left Eye", "The picture is the left eye; the right eye is made"),
+            ("RIGHT", "Right Eye", "The picture is the right eye; the left eye is made"),
+            ("CENTER", "Centre", "The picture sits between the eyes; both are made, each with half the shift"),
+        ),
+    )
+    use_camera: BoolProperty(
+        name="From Camera",
+        default=True,
+        description="Take interaxial, convergence and which eye the picture is from the "
+        "camera's Stereoscopy settings (Camera properties > Stereoscopy)",
+    )
+    interaxial: FloatProperty(
+        name="Interaxial",
+        default=0.065,
+        min=1e-6,
+        soft_max=1.0,
+        unit="LENGTH",
+        precision=3,
+        description="Distance between the two cameras",
+    )
+    convergence_mode: EnumProperty(
+        name="Convergence",
+        default="OFFAXIS",
+        items=(
+            ("OFFAXIS", "Off-Axis", "Shifted sensors: what is at the convergence distance sits on the screen"),
+            ("PARALLEL", "Parallel", "No convergence: everything is in front of the screen"),
+        ),
+    )
+    convergence: FloatProperty(
+        name="Convergence Distance",
+        default=1.95,
+        min=1e-4,
+        unit="LENGTH",
+        description="What is this far away sits on the screen; nearer comes out of it",
+    )
     divergence: FloatProperty(
         name="Divergence",
         default=2.5,
         min=0.0,
-        max=20.0,
+        max=30.0,
+        soft_max=10.0,
         subtype="PERCENTAGE",
-        description="Largest shift between the eyes, in percent of the width",
+        description="Largest shift between the eyes, in percent of the width: the nearest "
+        "point gets all of it, the farthest none (it sits on the screen)",
     )
     layout: EnumProperty(
         name="Layout",
@@ -269,13 +364,55 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
             ("ANAGLYPH", "Anaglyph", "Red-cyan glasses"),
         ),
     )
-    fill: BoolProperty(name="Fill Gaps", default=True, description="Fill disoccluded pixels from the background")
+    fill: BoolProperty(
+        name="Fill Gaps",
+        default=True,
+        description="Fill what the picture never saw (behind near objects, the border strip) from the "
+        "background side, with its texture",
+    )
+
+    def draw(self, context):
+        col = self.layout.column()
+        col.use_property_split = True
+        col.use_property_decorate = False
+        col.prop(self, "mode")
+        col.prop(self, "use_camera")
+        sub = col.column()
+        sub.active = not self.use_camera
+        sub.prop(self, "eye")
+        if self.mode != "DIVERGENCE":
+            sub.prop(self, "interaxial")
+            sub.prop(self, "convergence_mode")
+            row = sub.row()
+            row.active = self.convergence_mode == "OFFAXIS"
+            row.prop(self, "convergence")
+        if self.mode != "RIG":
+            col.prop(self, "divergence")
+            col.label(text="Relative depth: the farthest point sits on the screen", icon="INFO")
+        col.prop(self, "layout")
+        col.prop(self, "fill")
 
     def build(self, context, depth, picture):
+        picture = picture or pictures.picture_for(context.scene, depth)  # render depth: the render
         if picture is None:
             raise common.SetupError("Pick the picture the depth map belongs to under Depth > Setups.")
-        image = stereo.setup(picture, depth, divergence=self.divergence, layout=self.layout, fill=self.fill)
-        return f"Stereo pair {image.filepath}"
+        _, report, warnings = stereo.setup(
+            picture,
+            depth,
+            mode=self.mode,
+            eye=None if self.use_camera else self.eye,  # the camera's pivot
+            divergence=self.divergence,
+            interaxial=self.interaxial,
+            convergence=self.convergence,
+            convergence_mode=self.convergence_mode,
+            use_camera=self.use_camera,
+            layout=self.layout,
+            fill=self.fill,
+            scene=context.scene,
+        )
+        for warning in warnings:
+            self.report({"WARNING"}, warning)
+        return report
 
 
 class FATHOM_OT_normal_map(_Setup, bpy.types.Operator):
@@ -357,10 +494,11 @@ class FATHOM_OT_remove_setup(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FATHOM_OT_pick_focus(bpy.types.Operator):
+class FATHOM_OT_pick_focus(PickInImage, bpy.types.Operator):
     """Focus the depth of field on a point of the picture (click it in the Image Editor)"""
 
     bl_idname = "fathom.pick_focus"
+    pick_prompt = "Click the point to focus on; Esc or right-click cancels"
     bl_label = "Pick Focus"
     bl_options = {"REGISTER", "UNDO"}
 
@@ -399,35 +537,12 @@ class FATHOM_OT_pick_focus(bpy.types.Operator):
         except FathomError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Focus at {focus:.3g}")
+        node = dof.defocus_node(context.scene)
+        self.report(
+            {"INFO"},
+            f"Depth of field {dof.describe_focus(node)}" if node is not None else f"Camera focus at {focus:.4g}",
+        )
         return {"FINISHED"}
-
-    def invoke(self, context, event):
-        if context.area is None or context.area.type != "IMAGE_EDITOR":
-            return self.execute(context)
-        context.window.cursor_modal_set("EYEDROPPER")
-        context.window_manager.modal_handler_add(self)
-        context.workspace.status_text_set("Click the point to focus on; Esc or right-click cancels")
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type in {"ESC", "RIGHTMOUSE"}:
-            self._done(context)
-            return {"CANCELLED"}
-        if event.type == "LEFTMOUSE" and event.value == "PRESS":
-            self._done(context)
-            # The Image Editor's view space is the image's UV space: 0..1 over the picture.
-            u, v = context.region.view2d.region_to_view(event.mouse_region_x, event.mouse_region_y)
-            if not (0.0 <= u <= 1.0 and 0.0 <= v <= 1.0):
-                self.report({"WARNING"}, "Click inside the picture")
-                return {"CANCELLED"}
-            self.x, self.y = u, v
-            return self.execute(context)
-        return {"RUNNING_MODAL"}
-
-    def _done(self, context):
-        context.window.cursor_modal_restore()
-        context.workspace.status_text_set(None)
 
 
 classes = (

@@ -26,6 +26,26 @@ def draw_setups(layout, context):
     row.operator("fathom.export_mesh", text="Export OBJ", icon="EXPORT").format = "OBJ"
     row.operator("fathom.export_mesh", text="Export PLY", icon="EXPORT").format = "PLY"
     layout.operator_menu_enum("fathom.remove_setup", "kind", text="Remove Setup", icon="TRASH")
+    draw_metric(layout, settings)
+
+
+def draw_metric(layout, settings):
+    """Metric Depth: fit a relative map to the Scene Z, or to picked points with their distances."""
+    box = layout.box()
+    box.label(text="Metric Depth", icon="DRIVER_DISTANCE")
+    box.operator("fathom.metric_depth", text="Fit to Scene Z").mode = "SCENE_Z"
+    if settings is None:
+        return
+    for i, point in enumerate(settings.metric_points):
+        row = box.row(align=True)
+        row.label(text=f"{point.x:.2f}, {point.y:.2f}")
+        row.prop(point, "distance", text="")
+        row.operator("fathom.metric_point_remove", text="", icon="X").index = i
+    row = box.row(align=True)
+    row.operator("fathom.metric_point_add", text="Pick Point", icon="EYEDROPPER")
+    sub = row.row(align=True)
+    sub.enabled = len(settings.metric_points) >= 2
+    sub.operator("fathom.metric_depth", text="Fit to Points").mode = "POINTS"
 
 
 class _SetupsPanel:

@@ -1,5 +1,6 @@
 """The "Depth" sidebar tab in the 3D Viewport, the Image Editor and the Compositor: one draw function."""
 
+import blf
 import bpy
 
 from ..bridge.generation import results, worker
@@ -7,6 +8,7 @@ from ..bridge.generation.show import describe
 from ..bridge.prefs import addon_preferences
 from ..bridge.remote import pending
 from ..bridge.remote.account import account, auto_refresh, generate_button
+from ..bridge.remote.messages import plural
 from ..bridge.setups import common as setups_common
 
 
@@ -97,14 +99,14 @@ def draw_server(layout, context, idle=True):
     view = account.view(prefs.server_url, prefs.api_key)
     row = layout.row(align=True)
     if view is not None and view.balance is not None:
-        row.label(text=f"Balance: {view.balance} tokens", icon="FUND")
+        row.label(text=f"Balance: {plural(view.balance, 'token')}", icon="FUND")
     else:
         row.label(text="Balance: unknown", icon="FUND")
     row.operator("fathom.refresh_balance", text="", icon="FILE_REFRESH")
     count = len(pending.entries())
     if count:
         box = layout.box()
-        box.label(text=f"{count} paid depth map(s) pending on the server", icon="INFO")
+        wrapped_label(box, context, f"{plural(count, 'paid depth map')} pending on the server", icon="INFO")
         box.operator("fathom.fetch_pending", icon="IMPORT")
     if not idle:
         return
@@ -116,7 +118,42 @@ def draw_server(layout, context, idle=True):
         row.operator("fathom.generate_depth", text=state["text"], icon="IMAGE_ZDEPTH")
         row.operator("fathom.generate_depth", text="", icon="FILE_REFRESH").force = True  # Generate Again
     if state.get("note"):
-        layout.label(text=state["note"], icon="INFO")
+        wrapped_label(layout, context, state["note"], icon="INFO")
+
+
+# Room a label loses in the sidebar: the panel's margins, a box's, and the icon (at 1x scale).
+LABEL_MARGIN_PX = 60
+
+
+def wrap_lines(text, width_px, font_px) -> list:
+    """``text`` in lines no wider than ``width_px`` in the UI font at ``font_px`` (a word longer
+    than a line keeps a line of its own): Blender cuts a long label in its middle instead."""
+    blf.size(0, font_px)
+    lines, line = [], ""
+    for word in text.split():
+        longer = f"{line} {word}".strip()
+        if line and blf.dimensions(0, longer)[0] > width_px:
+            lines.append(line)
+            line = word
+        else:
+            line = longer
+    return lines + [line] if line else lines
+
+
+def label_room(context):
+    """(width, font size) in pixels that a label of the sidebar has."""
+    scale = context.preferences.system.ui_scale
+    font = context.preferences.ui_styles[0].widget.points * scale
+    region = getattr(context, "region", None)
+    width = (region.width if region is not None else 300 * scale) - LABEL_MARGIN_PX * scale
+    return max(width, 40 * scale), font
+
+
+def wrapped_label(layout, context, text, icon="NONE"):
+    """A note on as many lines as the sidebar's width needs, so nothing of it is cut off."""
+    column = layout.column(align=True)
+    for number, line in enumerate(wrap_lines(text, *label_room(context))):
+        column.label(text=line, icon=icon if number == 0 else "BLANK1")
 
 
 class _DepthPanel:

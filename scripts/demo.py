@@ -7,9 +7,13 @@
    into a throwaway Blender profile (build/demo-home), as a user would install it.
 3. Builds the sample scene and saves it as out/scene.blend.
 4. In Blender, through the extension's command line: renders the scene, generates its depth,
-   loads it as a Non-Color image in a compositor Image node, builds the displacement and depth
-   of field setups on it, and saves the .blend.
-5. Writes previews next to it: the render and its depth side by side.
+   loads it as a Non-Color image in a compositor Image node; takes the render's exact depth (Scene Z)
+   too, fits the network's map to it (metric depth), builds the displacement (the render as its
+   picture, every point at its real distance) and depth of field (focused on the centre, in scene
+   units) setups on the exact depth, and saves the .blend.
+5. Writes previews next to it: the render and its depth side by side, the displaced plane from the
+   scene's camera and from one moved sideways (displacement_original.png, displacement_moved.png:
+   the 2.5D effect) and the depth of field result (dof.png).
 """
 
 import json
@@ -153,8 +157,37 @@ def main():
     )
     depth_file = Path(out.strip().splitlines()[-1])
     print(f"   {depth_file}")
-    for setup in ("displacement", "dof"):
-        run(f"Setting up {setup}", fathom("setup", setup, "--save", blend=blend))
+    out = run(
+        "The render's exact depth (Scene Z), in scene units",
+        fathom("generate", "--source", "render", "--backend", "scene-z", "--save", blend=blend),
+        capture=True,
+    )
+    scene_z_file = Path(out.strip().splitlines()[-1])
+    print(f"   {scene_z_file}")
+    print("== Metric depth: the network's map fitted to the Scene Z")
+    fit = subprocess.run(
+        [str(c) for c in fathom("setup", "metric", "--depth", depth_file.name, "--save", blend=blend)],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+    )
+    if fit.returncode != 0 and not standin:
+        sys.exit(f"demo: metric depth failed: {fit.stderr.strip()}")
+    said = (fit.stdout if fit.returncode == 0 else fit.stderr).strip().splitlines()
+    print(f"   {said[-1] if said else ''}" + ("  (the stand-in's depth is random)" if standin else ""))
+    # On the exact depth: every point at its real distance, the render as the picture; depth of field focused
+    # on the near sphere, wide open so the blur shows on this small scene.
+    for setup, options in (("displacement", ()), ("dof", ("--f-stop", "0.5", "--focus-at", "0.33", "0.3"))):
+        out = run(
+            f"Setting up {setup}",
+            fathom("setup", setup, "--depth", scene_z_file.name, *options, "--save", blend=blend),
+            capture=True,
+        )
+        print(f"   {out.strip().splitlines()[-1]}")
+    run(
+        "Rendering previews of the setups",
+        [BLENDER_PY, ROOT / "scripts" / "demo_previews.py", "--home", HOME, "--blend", blend, "--out", OUT],
+    )
 
     depth = encode.read_depth(depth_file)
     picture = read_image(render)
@@ -164,7 +197,17 @@ def main():
     ):
         encode.write_file(OUT / name, encode.encode_png(pixels), overwrite=True)
     print("== Written:")
-    for path in (blend, render, depth_file, OUT / "depth_preview.png", OUT / "side_by_side.png"):
+    for path in (
+        blend,
+        render,
+        depth_file,
+        scene_z_file,
+        OUT / "depth_preview.png",
+        OUT / "side_by_side.png",
+        OUT / "displacement_moved.png",
+        OUT / "displacement_original.png",
+        OUT / "dof.png",
+    ):
         print(f"   {path.relative_to(ROOT)}")
     if standin:
         print("   (made with the stand-in model: the depth is not meaningful)")

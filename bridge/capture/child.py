@@ -45,6 +45,7 @@ import numpy as np
 
 from ...engine.depth import DepthMap
 from ...engine.errors import CancelledError
+from ...engine.units import DepthUnits
 from ..prefs import ADDON
 from . import render as render_capture
 from .child_main import DONE_MARK, ERROR_MARK, PROGRESS_MARK, TEMP_MARK
@@ -233,6 +234,7 @@ class ChildRender:
                     tuple(meta["network_size"]),
                     meta["tiles"],
                     meta["timings"],
+                    units=DepthUnits.from_metadata(meta.get("units")),
                 )
             return Capture(data["rgb"], meta["label"], meta["name"], meta["source"])
 

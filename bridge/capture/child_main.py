@@ -53,6 +53,7 @@ def child_main(spec_text):
                 "network_size": list(made.network_size),
                 "tiles": made.tiles,
                 "timings": made.timings,
+                "units": made.units.to_metadata() if made.units is not None else None,
             }
         else:
             from .picture import from_render

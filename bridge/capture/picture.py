@@ -30,8 +30,9 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
 
 
-def image_pixels(image: "bpy.types.Image") -> np.ndarray:
-    """An image datablock's RGB as float32 HxWx3, top row first (display-referred)."""
+def image_pixels(image: "bpy.types.Image", linear: bool = False) -> np.ndarray:
+    """An image datablock's RGB as float32 HxWx3, top row first (display-referred; ``linear``: a float
+    image's own scene-linear values, unclipped)."""
     if not _load(image):
         where = f" from {image.filepath}" if image.filepath else ""
         raise ImageDecodeError(
@@ -47,7 +48,7 @@ def image_pixels(image: "bpy.types.Image") -> np.ndarray:
         rgb = pixels[:, :, :3]
     else:  # grey (or grey + alpha)
         rgb = np.repeat(pixels[:, :, :1], 3, axis=2)
-    if image.is_float and not image.colorspace_settings.is_data:
+    if image.is_float and not image.colorspace_settings.is_data and not linear:
         rgb = linear_to_srgb(rgb)
     return np.ascontiguousarray(rgb, dtype=np.float32)
 

@@ -27,14 +27,16 @@ Cycles renders it with 1 sample and no denoising: the same Z, many times faster.
 """
 
 import time
+from dataclasses import replace
 
 import bpy
 import numpy as np
 
 from ...engine.depth import DepthMap
 from ...engine.exr import read_exr
-from ...engine.normalize import normalize
+from ...engine.normalize import normalize_with_range
 from ...engine.settings import DepthSettings
+from ...engine.units import from_normalization
 from .render import RenderCaptureError, active_camera, rendered_file
 
 MODEL_NAME = "scene-z"
@@ -104,6 +106,13 @@ def z_to_depth(z, background, settings=None, *, far=None):
     """Planar Z (scene units) -> (depth float32 HxW, near_is_bright) in Fathom's convention (see the
     module's notes). ``background`` marks pixels where nothing was hit; ``far`` is the distance
     'raw' gives them (the camera's clip end; by default the farthest surface)."""
+    depth, near_is_bright, _ = z_to_depth_units(z, background, settings, far=far)
+    return depth, near_is_bright
+
+
+def z_to_depth_units(z, background, settings=None, *, far=None):
+    """z_to_depth, and the map's engine.units.DepthUnits: how to read its values back as distances
+    (exactly: 1/Z from 'standard', Z from 'raw'), with the nearest and farthest surface seen."""
     settings = (settings or DepthSettings()).validated()
     hit = ~background
     if not hit.any():
@@ -113,12 +122,18 @@ def z_to_depth(z, background, settings=None, *, far=None):
         )
     if settings.normalization == "raw":
         far = float(z[hit].max()) if far is None else far
-        distance = np.where(hit, z, np.float32(far)).astype(np.float32)
-        values, _ = normalize(distance, "raw", settings.invert)
-        return values, settings.invert  # distance: larger = farther; inverted: larger = nearer
-    inverse = np.zeros(z.shape, np.float32)
-    np.divide(1.0, z, out=inverse, where=hit)  # background stays 0: infinitely far
-    return normalize(inverse, settings.normalization, settings.invert)
+        source, quantity = np.where(hit, z, np.float32(far)).astype(np.float32), "distance"
+    else:
+        source, quantity = np.zeros(z.shape, np.float32), "inverse-distance"
+        np.divide(1.0, z, out=source, where=hit)  # background stays 0: infinitely far
+    values, near_is_bright, value_range = normalize_with_range(source, settings.normalization, settings.invert)
+    units = from_normalization(
+        settings.normalization, settings.invert, value_range, quantity=quantity, source=MODEL_NAME
+    )
+    units = replace(units, near=float(z[hit].min()), far=float(z[hit].max()))
+    if settings.normalization == "raw":
+        near_is_bright = settings.invert  # distance: larger = farther; inverted: larger = nearer
+    return values, near_is_bright, units
 
 
 def scene_depth(scene, settings=None, *, camera=None, view_layer=None, progress=None):
@@ -128,9 +143,9 @@ def scene_depth(scene, settings=None, *, camera=None, view_layer=None, progress=
     settings = (settings or DepthSettings()).validated()
     z, background, info = render_z(scene, camera=camera, view_layer=view_layer, progress=progress)
     t = time.perf_counter()
-    depth, near_is_bright = z_to_depth(z, background, settings, far=info["clip_end"])
+    depth, near_is_bright, units = z_to_depth_units(z, background, settings, far=info["clip_end"])
     timings = {"render": info["seconds"], "postprocess": time.perf_counter() - t}
     timings["total"] = timings["render"] + timings["postprocess"]
     if progress is not None:
         progress(1.0, "Scene depth ready")
-    return DepthMap(depth, near_is_bright, MODEL_NAME, settings, z.shape, 1, timings)
+    return DepthMap(depth, near_is_bright, MODEL_NAME, settings, z.shape, 1, timings, units=units)

@@ -192,6 +192,8 @@ def _generate(args) -> int:
     except FathomError as exc:
         written = f" (the depth map was written to {job.path})" if job is not None and job.path else ""
         print(f"fathom: error: {exc}{written}", file=sys.stderr)
+        if _is_still_pending(exc):
+            print(f"fathom: {_keep_pending(exc, args.save)}", file=sys.stderr)
         return _exit_code(exc)
     if job.reused:
         print(
@@ -200,6 +202,34 @@ def _generate(args) -> int:
         )
     print(job.path)
     return EXIT_OK
+
+
+def _is_still_pending(exc) -> bool:
+    from ..remote.job import StillPendingError
+
+    return isinstance(exc, StillPendingError)
+
+
+def _keep_pending(exc, save: bool) -> str:
+    """A paid job the server still owes: where it is kept. With --save the .blend is saved with its
+    record (the job is in the file); without, the journal next to it keeps it, or only its id."""
+    from ..remote import pending
+
+    blend = bpy.data.filepath
+    fetch = f"blender -b {blend or 'FILE.blend'} -c fathom pending fetch --online-mode --save"
+    if save and blend:
+        results.save_blend()
+        return f"saved {blend} with the pending depth map {exc.job_id}: get it later with `{fetch}`"
+    journal = pending.journal_path(exc.job_id)
+    if journal is not None:
+        return (
+            f"the .blend was not saved (no --save); the pending depth map {exc.job_id} is kept in {journal}, "
+            f"which this file reads when it is opened: get it later with `{fetch}`"
+        )
+    return (
+        f"the .blend was not saved (no --save) and nothing else keeps this job: the depth map {exc.job_id} is "
+        f"paid for; download it from {exc.server}/v2/artworks/{exc.job_id} with your API key"
+    )
 
 
 def _pending(args) -> int:

@@ -29,6 +29,7 @@ from ...engine.depth import DepthMap
 from ...engine.errors import CancelledError, InferenceError
 from ...engine.providers import thread_count
 from ...engine.session import cache_folder
+from ...engine.units import DepthUnits
 
 _MAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "inference_main.py")
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the extension
@@ -80,6 +81,7 @@ class InferenceProcess:
             made["tiles"],
             made["timings"],
             made["runtime"],
+            DepthUnits.from_metadata(made["units"]) if made["units"] is not None else None,
         )
 
     def _wait(self, report, cancel):

@@ -81,6 +81,7 @@ def _estimate(request, engine, settings_module, imageio, session, send):
         "tiles": made.tiles,
         "timings": dict(made.timings),
         "runtime": dict(made.runtime),
+        "units": made.units.to_metadata() if made.units is not None else None,
     }
 
 

@@ -17,6 +17,7 @@ from ...engine import depth
 from ...engine.errors import CancelledError
 from ...engine.settings import DepthSettings
 from ...engine.store import ModelStore
+from ...engine.units import METADATA_KEY as UNITS_KEY
 from ..capture.picture import Capture
 from . import nodes, results
 
@@ -67,14 +68,17 @@ class Job:
 
     def file_metadata(self) -> dict:
         """What the result file records about how it was made."""
-        # What made it: Scene Z's map names "scene-z", not the model setting it never used.
-        model = self.depth_map.model if self.depth_map is not None else self.settings.model
-        return {
+        made = self.depth_map
+        model = made.model if made is not None else self.settings.model  # 'scene-z' for Scene Z
+        metadata = {
             "fathom.model": model,
             "fathom.settings": {**asdict(self.settings), "model": model},
             "fathom.source": self.capture.source,
             "fathom.runtime": self.depth_map.runtime,
         }
+        if made is not None and made.units is not None:
+            metadata[UNITS_KEY] = made.units.to_metadata()
+        return metadata
 
     def render_first(self, progress=None, cancel=None):
         """Run the render deferred from prepare (in a child Blender), if any: its picture, or the

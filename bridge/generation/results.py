@@ -145,6 +145,8 @@ def load_result(path: Path, depth_map, source: dict):
         "tiles": int(depth_map.tiles),
         "runtime": dict(depth_map.runtime),
     }
+    if depth_map.units is not None:  # what the values mean: bridge.setups.units reads it
+        image[IMAGE_KEY]["units"] = depth_map.units.to_metadata()
     return image
 
 

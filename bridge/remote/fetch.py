@@ -12,7 +12,7 @@ from ...engine.settings import DepthSettings
 from ..capture.picture import Capture
 from ..generation import worker
 from ..generation.results import Target, output_target
-from . import pending
+from . import messages, pending
 from .job import RemoteJob
 from .online import check_online, client_for
 
@@ -55,7 +55,8 @@ class FetchJob:
                 outcome.done, outcome.refunded, outcome.message = True, exc.refunded, str(exc)
             except remote.JobError as exc:
                 outcome.done = exc.status == 410
-                outcome.message = f"Depth map {entry['job']}: {exc}"
+                head = messages.error_headline(exc.code) or "The depth server would not give this depth map."
+                outcome.message = str(messages.Message(head, f"Depth map {entry['job']}: {exc}"))
             except FathomError as exc:  # still running, unreachable...: it stays pending
                 outcome.message = str(exc)
             self.outcomes.append(outcome)

@@ -25,9 +25,10 @@ import bpy
 from ...engine import encode, remote
 from ...engine.depth import DepthMap
 from ...engine.errors import CancelledError, FathomError
+from ...engine.units import relative_units
 from ..generation import results, worker
 from ..generation.job import Job
-from . import pending
+from . import messages, pending
 from .account import account
 from .online import check_online, client_for
 from .pending import REMOTE_KEY
@@ -40,13 +41,20 @@ _STATUS_PROGRESS = {
 
 
 class StillPendingError(FathomError):
-    """The server has the job but its result could not be fetched now; it stays pending in the file."""
+    """The server has the job but its result could not be fetched now; it stays pending in the file.
+    ``message``: the headline and details (bridge.remote.messages)."""
+
+    def __init__(self, message, *, job_id=None, server=""):
+        super().__init__(str(message))
+        self.message, self.job_id, self.server = message, job_id, server
 
 
 def read_depth(source, settings, model: str, near_is_bright: bool) -> DepthMap:
     """A depth map file (path) or the server's EXR (bytes) as the DepthMap local generation would give."""
     depth = encode.read_depth(source)
-    return DepthMap(depth, near_is_bright, model, settings, tuple(depth.shape))
+    # The server's file does not carry the value range; the settings are enough to align it later.
+    units = relative_units(settings.normalization, settings.invert, source=model)
+    return DepthMap(depth, near_is_bright, model, settings, tuple(depth.shape), units=units)
 
 
 # Idempotency keys of submissions whose answer never came (cache key -> key): submitting the same
@@ -136,34 +144,61 @@ class RemoteJob(Job):
         account.charged(self.server, self.client.api_key, self.cost)
 
     def _follow(self, report, cancel):
+        seen = {}  # the last answer about the job: its status and the server's notice
+
         def look(status, job):
+            seen.update(job)
             report(*_STATUS_PROGRESS.get(status, (0.85, f"The depth map is {status}")))
 
+        started = time.monotonic()
         try:
             if self.cancel_on_server:
                 self.client.wait(self.job_id, progress=look, cancel=cancel, timeout=self.follow_seconds)
                 return
-            deadline = time.monotonic() + self.follow_seconds
+            deadline = started + self.follow_seconds
             while True:  # fetching: Esc stops following, the job goes on and stays pending
                 try:
-                    self.client.wait(self.job_id, progress=look, timeout=min(2.0, self.follow_seconds))
+                    left = max(0.1, deadline - time.monotonic())  # the Wait asked for, not a poll more
+                    self.client.wait(self.job_id, progress=look, timeout=min(2.0, left))
                     return
                 except remote.WaitTimeoutError:
                     if (cancel is not None and cancel()) or time.monotonic() >= deadline:
                         raise
-        except (remote.JobFailedError, remote.JobCancelledError):
-            worker.post(pending.remove, self.scene_name, self.job_id)
-            account.refresh_quietly(self.client)
-            raise
-        except (remote.UnreachableError, remote.ServerError, remote.WaitTimeoutError, remote.RateLimitedError) as exc:
+        except remote.JobFailedError as exc:
+            self._final()
+            raise remote.JobFailedError(
+                str(messages.job_failed(exc.job, exc.refunded)), job=exc.job, refunded=exc.refunded
+            ) from None
+        except remote.JobCancelledError as exc:
+            self._final()
+            by_caller = cancel is not None and cancel()
+            raise remote.JobCancelledError(
+                str(messages.job_cancelled(exc.job, exc.refunded, by_caller)), job=exc.job, refunded=exc.refunded
+            ) from None
+        except remote.WaitTimeoutError as exc:
+            waited = time.monotonic() - started  # not the inner poll's timeout
+            raise self._still_pending(
+                exc, waited=waited, status=seen.get("status", exc.status), notice=seen.get("notice", "")
+            ) from None
+        except (remote.UnreachableError, remote.ServerError, remote.RateLimitedError) as exc:
             raise self._still_pending(exc) from None
 
-    def _still_pending(self, exc) -> StillPendingError:
-        return StillPendingError(
-            f"{exc} The depth map {self.job_id} is paid for and stays pending in this file: "
-            "save the file, and use Fetch Pending Results (Depth panel) later; no tokens are "
-            "lost."
+    def _final(self):
+        """The job failed or was canceled: it is no longer owed; the balance shows the refund."""
+        worker.post(pending.remove, self.scene_name, self.job_id)
+        account.refresh_quietly(self.client)
+
+    def _still_pending(self, exc, waited=None, status="", notice="") -> "StillPendingError":
+        said = messages.still_pending(
+            self.job_id,
+            waited=waited,
+            status=status,
+            notice=notice,
+            reason=str(exc),
+            retry_after=getattr(exc, "retry_after", None),
+            reachable=not isinstance(exc, remote.UnreachableError),
         )
+        return StillPendingError(said, job_id=self.job_id, server=self.server)
 
     def pending_entry(self) -> dict:
         target = {"folder": str(self.target.folder)} if self.target.folder else {"file": str(self.target.file)}
@@ -237,8 +272,8 @@ def check_affordable(client, settings):
         return
     if cost > view.balance:
         raise remote.InsufficientTokensError(
-            f"Short by {cost - view.balance} token(s): this depth map costs {cost} and your balance is "
-            f"{view.balance}. "
+            f"Short by {messages.plural(cost - view.balance, 'token')}: this depth map costs {cost} and your "
+            f"balance is {view.balance}. "
             + (f"Get tokens at {view.top_up_url}." if view.top_up_url else "Ask the server's operator for tokens.")
             + " Nothing was sent.",
             needed=cost,

@@ -3,6 +3,7 @@ Fetch Pending Results (the Depth panel keeps a notice)."""
 
 import bpy
 
+from .messages import pending_count
 from .pending import entries, merge_journal
 
 
@@ -14,8 +15,8 @@ def on_load(_filepath=None):
     if not found:
         return
     print(
-        f"Fathom: this file has {len(found)} paid depth map(s) pending on the depth server; fetch them with "
-        "Fetch Pending Results in the Depth panel (or bpy.ops.fathom.fetch_pending())."
+        f"Fathom: {pending_count(len(found))}; fetch {'it' if len(found) == 1 else 'them'} with Fetch Pending "
+        "Results in the Depth panel (headless: `fathom pending fetch`)."
     )
     if not bpy.app.background:
         bpy.app.timers.register(_offer, first_interval=0.5)
@@ -27,7 +28,9 @@ def _offer():
         return None
 
     def draw(menu, _context):
-        menu.layout.label(text=f"{count} paid depth map(s) from the depth server are not in this file yet.")
+        menu.layout.label(text=pending_count(count)[:1].upper() + pending_count(count)[1:] + ".")
+        # A popup's buttons execute by default: invoke, so the fetch runs on the worker (progress, Esc).
+        menu.layout.operator_context = "INVOKE_DEFAULT"
         menu.layout.operator("fathom.fetch_pending", icon="IMPORT")
 
     wm = bpy.context.window_manager

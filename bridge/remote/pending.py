@@ -91,6 +91,14 @@ def journal_add(entry: dict):
         _write_journal(folder, data)
 
 
+def journal_path(job_id: str):
+    """The journal of this file's generated/ folder when it keeps ``job_id``, else None."""
+    folder = _generated()
+    if folder is None or job_id not in _journal(folder):
+        return None
+    return Path(folder) / JOURNAL
+
+
 def journal_remove(folder, job_id: str):
     with _journal_lock:
         data = _journal(folder)

@@ -6,6 +6,8 @@ Group Output, 4.x: the Composite node) and whatever fed it. The user's own links
 otherwise; removing a setup links its downstream sockets back to what fed the chain.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import bpy
@@ -66,8 +68,14 @@ def depth_array(image) -> np.ndarray:
     return capture.image_pixels(image)[:, :, 0].copy()
 
 
-def picture_array(image) -> np.ndarray:
-    """The picture's RGB as float32 HxWx3 in 0..1, display-referred, top row first."""
+def picture_array(image, scene=None) -> np.ndarray:
+    """The picture's RGB as float32 HxWx3 in 0..1, display-referred, top row first: a scene-referred
+    picture (the render's float pixels) as the scene's colour management shows it."""
+    if scene is not None:
+        from . import colour
+
+        if colour.is_scene_referred(image):
+            return colour.scene_linear_to_display(capture.image_pixels(image, linear=True), scene)
     return np.clip(capture.image_pixels(image), 0.0, 1.0)
 
 
@@ -113,6 +121,64 @@ def reload_generated(image, path: Path):
     set_relative_path(image, path)
     image.reload()
     return image
+
+
+def kept_image(kind, key):
+    """The image setup ``kind`` made for ``key`` (a depth image's or picture's name), or None."""
+    return next((i for i in bpy.data.images if tagged(i, kind) and i.get("fathom_for") == key), None)
+
+
+def keep_generated(kind, key, stem, suffix, data: bytes, *, non_color: bool, name: str, folder=None):
+    """Show ``data`` in setup ``kind``'s image for ``key``, kept with the .blend (fake user): the first
+    time written to a free ``stem_NNN.suffix`` under //generated/ (or ``folder``), afterwards over that
+    same file (Fathom's own, in that folder), so re-running updates in place instead of adding files.
+    In a .blend never saved (no //generated/ yet) the data is packed into the .blend instead."""
+    image = kept_image(kind, key)
+    if folder is None and not bpy.data.filepath:
+        return _keep_packed(image, kind, key, suffix, data, non_color=non_color, name=name)
+    packed = None
+    if image is not None and image.packed_file is not None:  # packed while the .blend was unsaved
+        packed, image = image, None
+    folder = Path(bpy.path.abspath(str(folder))) if folder else results.generated_folder()
+    path = Path(bpy.path.abspath(image.filepath)) if image is not None and image.filepath else None
+    if path is not None and path.suffix == suffix and path.parent.resolve() == folder.resolve():
+        write_file(path, data, overwrite=True)
+        image.reload()
+    else:
+        path = write_generated(stem, suffix, data, folder)
+        if image is None:
+            image = load_generated(path, non_color=non_color, kind=kind)
+            image["fathom_for"] = key
+            image.name = name
+        else:
+            reload_generated(image, path)
+    if packed is not None:
+        packed.user_remap(image)
+        bpy.data.images.remove(packed)
+        image.name = name
+    image.use_fake_user = True
+    return image
+
+
+def _keep_packed(image, kind, key, suffix, data, *, non_color, name):
+    """The image for ``key`` holding ``data`` packed into the .blend (its bytes as they are)."""
+    fd, tmp = tempfile.mkstemp(prefix="fathom-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        made = tag(bpy.data.images.load(tmp, check_existing=False), kind)
+        made.pack()
+    finally:
+        os.unlink(tmp)
+    if non_color:
+        made.colorspace_settings.name = "Non-Color"
+    if image is not None:
+        image.user_remap(made)  # materials and nodes that showed the old one show the new one
+        bpy.data.images.remove(image)
+    made["fathom_for"] = key
+    made.name = name
+    made.use_fake_user = True
+    return made
 
 
 # -- compositor --------------------------------------------------------------------------
@@ -291,3 +357,30 @@ def depth_image_node(tree, kind, image, location):
 
 def image_output(node):
     return socket(node.outputs, "Image")
+
+
+def distance_nodes(tree, kind, value, read, location, *, inverse=True):
+    """Math nodes reading depth values (socket ``value``) through engine.units ``read``: their last output
+    is 1 / distance (``inverse``) or the distance itself. Steps, each a node only when it changes anything
+    (an earlier run's node for a step no longer needed is removed): u = flip - value, u ** power,
+    x = offset + span * u, then 1 / x when the quantity is the other one."""
+    x0, y0 = location
+    steps = (
+        ("flip", "MULTIPLY_ADD", (-1.0, float(read.flip or 0.0)), read.flip is not None),
+        ("power", "POWER", (float(read.power),), read.power != 1.0),
+        ("scale", "MULTIPLY_ADD", (float(read.span), float(read.offset)), (read.span, read.offset) != (1, 0)),
+        ("reciprocal", "POWER", (-1.0,), (read.quantity == "distance") == inverse),
+    )
+    for i, (role, operation, constants, needed) in enumerate(steps):
+        if not needed:
+            for node in [n for n in tree.nodes if tagged(n, kind) and n.get("fathom_role") == role]:
+                tree.nodes.remove(node)
+            continue
+        node, _ = setup_node(tree, kind, role, math_idname(), (x0 + 120 * i, y0 - 40 * i))
+        node.operation = operation
+        set_clamp(node, False)
+        tree.links.new(value, node.inputs[0])
+        for socket, constant in zip(node.inputs[1:], constants):
+            socket.default_value = constant
+        value = node.outputs[0]
+    return value

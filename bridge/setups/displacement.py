@@ -26,11 +26,11 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from . import common
+from . import common, pictures, units
 
 KIND = "displacement"
 GROUP_NAME = "Fathom Depth Displace"
-GROUP_VERSION = 1
+GROUP_VERSION = 2
 MODIFIER, SUBSURF = "Fathom Depth Displace", "Fathom Subdivision"
 TARGET_KEY = "fathom_displaced"  # on a user's object displaced by the setup
 PREVIOUS_CAMERA_KEY = "fathom_previous_camera"
@@ -44,6 +44,17 @@ INPUTS = (  # name, socket type, default
     ("Orthographic", "NodeSocketFloat", 0.0),
     ("Smooth", "NodeSocketInt", 0),
     ("Stretch", "NodeSocketFloat", 0.0),
+    # Real distances (1: each point goes to its distance from the camera, read through the map's units;
+    # engine.units: u = Flip Scale * d + Flip Offset, x = Offset + Span * u ** Power, distance = x ** Inverse).
+    ("Real Distances", "NodeSocketFloat", 0.0),
+    ("Flip Scale", "NodeSocketFloat", 1.0),
+    ("Flip Offset", "NodeSocketFloat", 0.0),
+    ("Power", "NodeSocketFloat", 1.0),
+    ("Span", "NodeSocketFloat", 1.0),
+    ("Offset", "NodeSocketFloat", 0.0),
+    ("Inverse", "NodeSocketFloat", -1.0),
+    ("Plane Distance", "NodeSocketFloat", 10.0),
+    ("Max Distance", "NodeSocketFloat", 1000.0),
 )
 
 
@@ -160,10 +171,39 @@ def node_group():
     links.new(geometry, delete.inputs["Geometry"])
     links.new(selection, delete.inputs["Selection"])
     # Offset along the line of sight: towards Center (perspective) or along Direction (orthographic).
-    amount = math("MULTIPLY", math("SUBTRACT", d, inp["Midlevel"], 200, -250), inp["Strength"], 400, -250)
+    relative = math("MULTIPLY", math("SUBTRACT", d, inp["Midlevel"], 200, -250), inp["Strength"], 400, -250)
+    # Real distances: a point at planar distance P (the plane's) goes to planar distance D on its own line of
+    # sight: |Center - position| * (1 - D / P) towards the camera, or P - D along the view axis (orthographic).
+    u = math("MULTIPLY_ADD", d, inp["Flip Scale"], -200, -900)
+    links.new(inp["Flip Offset"], u.node.inputs[2])
+    x = math("MULTIPLY_ADD", math("POWER", u, inp["Power"], 0, -900), inp["Span"], 200, -900)
+    links.new(inp["Offset"], x.node.inputs[2])
+    far = math("MINIMUM", math("POWER", x, inp["Inverse"], 400, -900), inp["Max Distance"], 600, -900)
+    along = math("SUBTRACT", inp["Plane Distance"], far, 800, -1000)
+    position = node("GeometryNodeInputPosition", 0, -150).outputs[0]
+    reach = node("ShaderNodeVectorMath", 600, -1100, operation="DISTANCE")
+    links.new(inp["Center"], reach.inputs[0])
+    links.new(position, reach.inputs[1])
+    ray = math(
+        "MULTIPLY", reach.outputs["Value"], math("DIVIDE", along, inp["Plane Distance"], 800, -1200), 1000, -1100
+    )
+    real = math(
+        "ADD",
+        math("MULTIPLY", ray, math("SUBTRACT", 1.0, inp["Orthographic"], 1000, -1300), 1200, -1100),
+        math("MULTIPLY", along, inp["Orthographic"], 1200, -1300),
+        1400,
+        -1100,
+    )
+    amount = math(
+        "ADD",
+        math("MULTIPLY", relative, math("SUBTRACT", 1.0, inp["Real Distances"], 400, -500), 600, -300),
+        math("MULTIPLY", real, inp["Real Distances"], 1500, -900),
+        700,
+        -250,
+    )
     toward = node("ShaderNodeVectorMath", 200, -100, operation="SUBTRACT")
     links.new(inp["Center"], toward.inputs[0])
-    links.new(node("GeometryNodeInputPosition", 0, -150).outputs[0], toward.inputs[1])
+    links.new(position, toward.inputs[1])
     unit = node("ShaderNodeVectorMath", 400, -100, operation="NORMALIZE")
     links.new(toward.outputs[0], unit.inputs[0])
     mix = node("ShaderNodeMix", 600, -100, data_type="VECTOR")
@@ -196,13 +236,19 @@ def set_inputs(modifier, **values):
             modifier[ids[name]] = value
 
 
-def picture_material(picture):
-    """An Emission material showing the picture by UV: what a camera sees is the picture itself."""
+def picture_material(picture, texture=None):
+    """An Emission material showing the picture by UV: what a camera sees is the picture itself. ``texture``
+    is the image it samples: the picture as scene light (bridge.setups.pictures), by default the picture."""
+    texture = texture or picture
     material = next(
         (m for m in bpy.data.materials if common.tagged(m, KIND) and m.get("fathom_picture") == picture.name), None
     )
     if material is not None:
-        return material
+        tex = next((n for n in material.node_tree.nodes if n.bl_idname == "ShaderNodeTexImage"), None)
+        if tex is not None:
+            tex.image = texture
+            return material
+        bpy.data.materials.remove(material)
     material = common.tag(bpy.data.materials.new(f"Fathom {picture.name}"), KIND)
     material["fathom_picture"] = picture.name
     if material.node_tree is None:  # 4.x; 5.0 materials always have nodes
@@ -210,7 +256,7 @@ def picture_material(picture):
     nodes = material.node_tree.nodes
     nodes.clear()
     tex = nodes.new("ShaderNodeTexImage")
-    tex.image, tex.location, tex.extension = picture, (-400, 0), "EXTEND"
+    tex.image, tex.location, tex.extension = texture, (-400, 0), "EXTEND"
     emission = nodes.new("ShaderNodeEmission")
     emission.location = (-100, 0)
     out = nodes.new("ShaderNodeOutputMaterial")
@@ -262,23 +308,42 @@ def setup(
     stretch=0.0,
     parallax="NONE",
     amplitude=0.1,
+    real_distances=True,
 ):
     """Build or update the displacement setup; returns the displaced object.
 
+    A depth map that knows its distances (Scene Z, a metric alignment) puts every point of the plane at its
+    own distance from the camera (``real_distances``; ``strength`` and ``midlevel`` then do not apply);
+    a relative map moves points by ``strength`` (default half the distance) times (depth - ``midlevel``).
+    ``picture``: the image shown (default: the depth map's source; for render, compositor and Scene Z
+    depth the render itself), shown so that it renders back as itself under the scene's colour management.
     ``target``: displace this mesh object (by its UV map) instead of a camera-filling plane.
-    ``strength`` defaults to half the distance. ``parallax``: 'NONE', 'DOLLY' (forward by
-    ``amplitude`` times the distance) or 'ORBIT' (``amplitude`` x 90 degrees either side)."""
+    ``parallax``: 'NONE', 'DOLLY' (forward by ``amplitude`` times the distance) or 'ORBIT'
+    (``amplitude`` x 90 degrees either side). The object's parameters say what was done (``colour``)."""
     depth = common.find_image(depth, "depth image")
-    picture = common.find_image(picture, "picture") if picture else common.source_picture(depth)
     if distance <= 0:
         raise common.SetupError(f"The plane's distance ({distance:g}) must be positive.")
     if resolution < 2:
         raise common.SetupError(f"Resolution {resolution} is too low: use at least 2 vertices per side.")
+    picture = (
+        pictures.picture_for(scene, depth, picture)
+        if target is None
+        else (common.find_image(picture, "picture") if picture else None)
+    )
+    if target is None and picture is None:
+        raise common.SetupError(
+            f"No picture to show on the plane: '{depth.name}' was not made from an image that "
+            "is still in this file or from the render. Name the picture (--picture NAME, or "
+            "Picture under Depth > Setups)."
+        )
+    read = units.image_units(depth)
+    metric = bool(real_distances and read is not None and read.has_distances)
     strength = distance * 0.5 if strength is None else strength
     size = tuple((picture or depth).size)
     camera = _camera(scene, size)
     cam_matrix = camera_matrix(camera)
     ortho = camera.data.type == "ORTHO"
+    note = ""
     if target is None:
         frame = camera_frame(scene, camera, distance)
         aspect = (frame[1] - frame[0]) / (frame[3] - frame[2])
@@ -299,11 +364,17 @@ def setup(
             if old.users == 0:
                 bpy.data.meshes.remove(old)
         obj.matrix_world = cam_matrix
-        if picture is not None:
-            obj.data.materials.clear()
-            obj.data.materials.append(picture_material(picture))
+        # A card seen by the camera only: it neither shadows, lights nor shows in reflections of the scene
+        # it stands in (it may sit exactly on the surfaces it shows).
+        for ray in ("diffuse", "glossy", "transmission", "volume_scatter", "shadow"):
+            if hasattr(obj, f"visible_{ray}"):
+                setattr(obj, f"visible_{ray}", False)
+        texture, note = pictures.texture_for(scene, picture)
+        obj.data.materials.clear()
+        obj.data.materials.append(picture_material(picture, texture))
         center, direction = Vector((0, 0, 0)), Vector((0, 0, 1))
     else:
+        metric = False  # a user's object has no camera-filling frame to put at distances
         obj = target if isinstance(target, bpy.types.Object) else bpy.data.objects.get(target)
         if obj is None or obj.type != "MESH":
             raise common.SetupError(
@@ -315,6 +386,7 @@ def setup(
         to_local = obj.matrix_world.inverted()
         center = to_local @ cam_matrix.translation
         direction = (to_local.to_3x3() @ (cam_matrix.to_3x3() @ Vector((0, 0, 1)))).normalized()
+    reading = read if metric else None
     _modifiers(
         obj,
         depth,
@@ -328,6 +400,7 @@ def setup(
             Smooth=int(smooth),
             Stretch=float(stretch),
             **{"UV Map": obj.data.uv_layers.active.name},
+            **_distance_inputs(reading, distance, camera),
         ),
     )
     obj[common.PARAMS_KEY] = {
@@ -337,10 +410,30 @@ def setup(
         "strength": strength,
         "midlevel": midlevel,
         "camera": camera.name,
+        "metric": metric,
+        "units": read.describe() if read is not None else "unknown",
+        "colour": note,
     }
     if target is None or parallax != "NONE":  # displacing a user's object leaves the plane's camera move alone
         _parallax(scene, camera, distance, parallax, amplitude)
     return obj
+
+
+def _distance_inputs(read, distance, camera):
+    """The group's real-distance inputs for units ``read`` (None: relative displacement)."""
+    if read is None:
+        return {"Real Distances": 0.0}
+    return {
+        "Real Distances": 1.0,
+        "Flip Scale": -1.0 if read.flip is not None else 1.0,
+        "Flip Offset": float(read.flip or 0.0),
+        "Power": float(read.power),
+        "Span": float(read.span),
+        "Offset": float(read.offset),
+        "Inverse": 1.0 if read.quantity == "distance" else -1.0,
+        "Plane Distance": float(distance),
+        "Max Distance": float(camera.data.clip_end) * 0.99,
+    }  # empty background: just inside the clip end
 
 
 def _modifiers(obj, depth, subdivisions, values):

@@ -1,17 +1,17 @@
 """Depth of field in the compositor: a Defocus node whose Z input is a blur radius made from the depth.
 
-From depth to distance. A Fathom depth map (near = bright, 0..1) is relative inverse depth, so it is
-read as linear in 1/distance between two chosen distances:
+From depth to distance. A map that knows its distances (Scene Z, a metric alignment: engine.units) is
+read in them, exactly. A relative map (a network's, near = bright, 0..1) is read as linear in 1/distance
+between two chosen distances:
 
     1/D(d) = d / near + (1 - d) / far          (far = 0 means infinitely far: 1/far = 0)
 
-d = 1 is ``near`` away, d = 0 is ``far`` away. For a Scene Z map with 'standard' normalisation and
-background in view this is exact with near = the nearest surface and far = infinity.
+d = 1 is ``near`` away, d = 0 is ``far`` away (by default 1 and infinity: distances in no real unit).
 
 From distance to blur. A thin lens of focal length f at f-number N focused at S gives a circle of
-confusion of diameter  c = f^2 / (N (S - f)) * |1 - S / D|  on the sensor. With the distance above,
-|1 - S / D| = |1 - S (d / near + (1 - d) / far)| is linear in d, so the whole chain is two nodes:
-a Map Range from d to 1 - S / D, an Absolute, and Defocus with Use Z-Buffer off, whose Z input is then
+confusion of diameter  c = f^2 / (N (S - f)) * |1 - S / D|  on the sensor. The chain computes
+1/D from the depth value with Math nodes (common.distance_nodes, following the map's units),
+then |1 - S / D| (Multiply Add, Absolute), into Defocus with Use Z-Buffer off, whose Z input is then
 a radius in pixels times Z Scale: Z Scale = c's factor / 2 in pixels (the picture's width over the
 sensor width). Max Blur caps the radius. The scene camera is not used or changed (Defocus with Use
 Z-Buffer on would take focus and lens from it), so this works for plain pictures too.
@@ -21,17 +21,42 @@ import math
 
 import numpy as np
 
-from . import common
+from ...engine.metric import sample as sample_values
+from ...engine.units import DepthUnits, distances
+from . import common, units
 
 KIND = "dof"
 DEFAULT_FOCAL_MM, DEFAULT_SENSOR_MM = 50.0, 36.0
 
 
 def distance(d, near, far):
-    """Depth value(s) d (near = bright) -> distance in scene units (see the module's notes)."""
+    """Depth value(s) d (near = bright) -> distance with the near/far reading (see the module's notes)."""
+    return distances(d, near_far_units(near, far))
+
+
+def near_far_units(near, far, relative=None):
+    """The near/far reading of a relative map as engine.units: 1/D = offset + span * u."""
     inv_far = 1.0 / far if far > 0 else 0.0
-    inverse = np.asarray(d, np.float64) / near + (1.0 - np.asarray(d, np.float64)) * inv_far
-    return np.where(inverse > 0, 1.0 / np.maximum(inverse, 1e-12), np.inf)
+    return DepthUnits(
+        "inverse-distance",
+        "near/far",
+        inv_far,
+        1.0 / near - inv_far,
+        power=relative.power if relative is not None else 1.0,
+        flip=relative.flip if relative is not None else None,
+        near=near,
+        far=far or None,
+    )
+
+
+def reading(depth, near=None, far=None, real_distances=True):
+    """(units, real): the map's own distances when it has them and ``real_distances``; else the near/far
+    reading (near 1, far infinite by default), real False."""
+    own = units.image_units(depth)
+    if real_distances and own is not None and own.has_distances:
+        return own, True
+    check(1.0 if near is None else near, far or 0.0, 1.0, 1.0)
+    return near_far_units(1.0 if near is None else near, far or 0.0, own), False
 
 
 def blur_scale(f_stop, focal_mm, sensor_mm, focus, width_px):
@@ -73,43 +98,42 @@ def setup(
     f_stop=2.8,
     blur_max=16.0,
     focus_distance=0.0,
-    near=1.0,
-    far=0.0,
+    near=None,
+    far=None,
+    real_distances=True,
     focal_length=0.0,
     sensor_width=0.0,
 ):
     """Build or update the depth of field setup; returns the Defocus node.
 
     ``depth``, ``picture``: images (or names). Without ``picture`` the setup blurs what fed the
-    compositor's output. ``focus_distance`` 0: where the picture's centre is. ``focal_length`` and
-    ``sensor_width`` 0: the scene camera's (or 50 mm on 36 mm)."""
+    compositor's output. ``focus_distance`` 0: the distance at the picture's centre. ``near``/``far``:
+    read a relative map (or any, without ``real_distances``) between these distances (see ``reading``).
+    ``focal_length`` and ``sensor_width`` 0: the scene camera's (or 50 mm on 36 mm). The Defocus node's parameters say
+    the focus distance and whether it is in real scene units (``real``)."""
     depth = common.find_image(depth, "depth image")
     picture = common.find_image(picture, "picture") if picture else None
-    check(near, far, f_stop, blur_max)
+    read, real = reading(depth, near, far, real_distances)
+    check(1.0, 0.0, f_stop, blur_max)
     lens_mm, sensor_mm = lens_of(scene)
     focal_length, sensor_width = focal_length or lens_mm, sensor_width or sensor_mm
     if not focus_distance:
-        focus_distance = float(distance(sample(depth, 0.5, 0.5), near, far))
+        focus_distance = focus_at(depth, read, 0.5, 0.5)
     width = (picture or depth).size[0]
     scale = blur_scale(f_stop, focal_length, sensor_width, focus_distance, width)
-    inv_far = 1.0 / far if far > 0 else 0.0
 
     def make(tree, x, y):
-        depth_node = common.depth_image_node(tree, KIND, depth, (x - 900, y))
-        ramp, _ = common.setup_node(tree, KIND, "distance", common.map_range_idname(), (x - 650, y))
-        common.set_clamp(ramp, False)
-        values = {
-            "From Min": 0.0,
-            "From Max": 1.0,
-            "To Min": 1.0 - focus_distance * inv_far,
-            "To Max": 1.0 - focus_distance / near,
-        }
-        for name, value in values.items():
-            common.socket(ramp.inputs, name).default_value = value
-        tree.links.new(common.image_output(depth_node), common.socket(ramp.inputs, "Value"))
+        for node in [n for n in tree.nodes if common.tagged(n, KIND) and n.get("fathom_role") == "distance"]:
+            tree.nodes.remove(node)  # the Map Range of setups made before units
+        depth_node = common.depth_image_node(tree, KIND, depth, (x - 1400, y))
+        inverse = common.distance_nodes(tree, KIND, common.image_output(depth_node), read, (x - 1150, y))
+        focus, _ = common.setup_node(tree, KIND, "focus", common.math_idname(), (x - 650, y))
+        focus.operation = "MULTIPLY_ADD"  # 1 - S / D
+        tree.links.new(inverse, focus.inputs[0])
+        focus.inputs[1].default_value, focus.inputs[2].default_value = -focus_distance, 1.0
         radius, _ = common.setup_node(tree, KIND, "radius", common.math_idname(), (x - 450, y))
         radius.operation = "ABSOLUTE"
-        tree.links.new(common.socket(ramp.outputs, "Result", "Value"), radius.inputs[0])
+        tree.links.new(focus.outputs[0], radius.inputs[0])
         defocus, _ = common.setup_node(tree, KIND, "defocus", "CompositorNodeDefocus", (x - 200, y))
         defocus.use_zbuffer = False  # Z is a radius (times z_scale), not a distance
         defocus.z_scale = scale
@@ -121,8 +145,11 @@ def setup(
             "f_stop": f_stop,
             "blur_max": blur_max,
             "focus_distance": focus_distance,
-            "near": near,
-            "far": far,
+            "near": near or 0.0,
+            "far": far or 0.0,
+            "real": real,
+            "real_distances": real_distances,
+            "units": read.describe(),
             "focal_length": focal_length,
             "sensor_width": sensor_width,
         }
@@ -132,30 +159,49 @@ def setup(
     return defocus
 
 
-def params(scene):
-    """The values the scene's depth of field setup was built with, or None when it has none."""
+def focus_at(depth, read, u, v):
+    """The distance at (u, v) of the picture (0..1, v from the bottom), in the reading ``read``."""
+    try:
+        d = sample_values(common.depth_array(depth), u, v)
+    except ValueError as exc:  # engine InvalidSettingsError: outside the picture
+        raise common.SetupError(str(exc)) from None
+    focus = float(distances(np.array(d), read))
+    if not math.isfinite(focus) or focus <= 0:
+        raise common.SetupError(
+            f"The point ({u:g}, {v:g}) is infinitely far (depth {d:g}): pick a point on "
+            "a surface, or set a finite Far distance."
+        )
+    return focus
+
+
+def describe_focus(node) -> str:
+    """'focus 8.045 scene units' (or, for a relative map, with what the number assumes)."""
+    values = node[common.PARAMS_KEY]
+    if values.get("real"):
+        return f"focus {values['focus_distance']:.4g} scene units ({values['units']})"
+    return (
+        f"focus {values['focus_distance']:.4g} (relative depth: distances assume near {values['near'] or 1:g}, "
+        f"far {values['far'] or 'infinite'}; align the map to metric depth for scene units)"
+    )
+
+
+def defocus_node(scene):
+    """The depth of field setup's Defocus node, or None."""
     tree = common.compositor_tree(scene, create=False)
     if tree is None:
         return None
-    node = next((n for n in tree.nodes if common.tagged(n, KIND) and n.get("fathom_role") == "defocus"), None)
+    return next((n for n in tree.nodes if common.tagged(n, KIND) and n.get("fathom_role") == "defocus"), None)
+
+
+def params(scene):
+    """The values the scene's depth of field setup was built with, or None when it has none."""
+    node = defocus_node(scene)
     return node[common.PARAMS_KEY].to_dict() if node is not None and common.PARAMS_KEY in node else None
 
 
-def sample(depth_image, u, v, radius=1):
-    """The depth at (u, v) in 0..1 (u from the left, v from the bottom, as in the Image Editor): the
-    median of the (2 radius + 1)^2 pixels around it, so one noisy pixel does not decide the focus."""
-    if not (0.0 <= u <= 1.0 and 0.0 <= v <= 1.0):
-        raise common.SetupError(f"The point ({u:g}, {v:g}) is outside the picture: use 0..1 for both.")
-    values = common.depth_array(depth_image)
-    h, w = values.shape
-    col = min(w - 1, int(u * w))
-    row = min(h - 1, int((1.0 - v) * h))  # the array's rows run from the top
-    window = values[max(0, row - radius) : row + radius + 1, max(0, col - radius) : col + radius + 1]
-    return float(np.median(window))
-
-
 def pick_focus(scene, u, v, *, depth=None, set_camera=False):
-    """Focus the depth of field setup on the picture's point (u, v); returns the distance there.
+    """Focus the depth of field setup on the picture's point (u, v); returns the distance there (scene units
+    when the map has them).
 
     Without a setup, ``depth`` names the depth image and the camera alone can be focused. With
     ``set_camera`` the scene camera's own DOF focus distance is set too (3D scenes)."""
@@ -165,32 +211,19 @@ def pick_focus(scene, u, v, *, depth=None, set_camera=False):
             "There is no Fathom depth of field setup in this scene: add one first, "
             "or name a depth image to focus the camera from."
         )
-    values = dict(current or {"near": 1.0, "far": 0.0})
+    values = dict(current or {"near": 0.0, "far": 0.0})
+    real_distances = bool(values.get("real_distances", True))
     depth_image = common.find_image(depth or values["depth"], "depth image")
-    d = sample(depth_image, u, v)
-    focus = float(distance(d, values["near"], values["far"]))
-    if not math.isfinite(focus):
-        raise common.SetupError(
-            f"The point ({u:g}, {v:g}) is infinitely far (depth {d:g}): pick a point on "
-            "a surface, or set a finite Far distance."
-        )
+    read, _ = reading(depth_image, values["near"] or None, values["far"] or None, real_distances)
+    focus = focus_at(depth_image, read, u, v)
     if current is not None:
         values.update(focus_distance=focus, depth=depth_image.name)
         setup(
             scene,
-            **{
-                k: values[k]
-                for k in (
-                    "depth",
-                    "f_stop",
-                    "blur_max",
-                    "focus_distance",
-                    "near",
-                    "far",
-                    "focal_length",
-                    "sensor_width",
-                )
-            },
+            near=values["near"] or None,
+            far=values["far"] or None,
+            real_distances=real_distances,
+            **{k: values[k] for k in ("depth", "f_stop", "blur_max", "focus_distance", "focal_length", "sensor_width")},
         )
     if set_camera:
         if scene.camera is None or scene.camera.type != "CAMERA":

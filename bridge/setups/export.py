@@ -11,6 +11,7 @@ from pathlib import Path
 
 import bpy
 
+from ...engine.encode import ordinary_file_mode
 from ...engine.exr import write_exr
 from ...engine.normals import normal_map
 from ..files import first_free_name
@@ -27,17 +28,16 @@ def normals(depth, *, strength=1.0, folder=None):
     near_is_bright = bool(depth.get("fathom", {}).get("near_is_bright", True))
     rgb = normal_map(common.depth_array(depth), strength, near_is_bright)
     data = write_exr({c: rgb[:, :, i] for i, c in enumerate("RGB")}, pixel_type="half")
-    path = common.write_generated(f"{depth.name}_normal", ".exr", data, folder)
-    image = next(
-        (i for i in bpy.data.images if common.tagged(i, NORMAL_KIND) and i.get("fathom_for") == depth.name), None
+    return common.keep_generated(
+        NORMAL_KIND,
+        depth.name,
+        f"{depth.name}_normal",
+        ".exr",
+        data,
+        non_color=True,
+        name=f"{depth.name} normal",
+        folder=folder,
     )
-    if image is None:
-        image = common.load_generated(path, non_color=True, kind=NORMAL_KIND)
-        image["fathom_for"] = depth.name
-        image.name = f"{depth.name} normal"
-    else:
-        common.reload_generated(image, path)
-    return image
 
 
 def export_mesh(obj=None, fmt="OBJ", *, path=None, folder=None) -> Path:
@@ -66,6 +66,7 @@ def export_mesh(obj=None, fmt="OBJ", *, path=None, folder=None) -> Path:
     os.close(fd)
     try:
         _export(obj, fmt, tmp)
+        os.chmod(tmp, ordinary_file_mode())  # mkstemp makes it private; exports are ordinary files
         if target is not None:
             return _link(tmp, target)
         stem = common.results.safe_stem(obj.name)

@@ -97,6 +97,18 @@ def tiny_model_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def oracle_model_file(tmp_path_factory):
+    """An oracle network (tests/tiny_model.py): its output is 3.7 x the picture's red channel (the true inverse
+    depth there) + 0.6 + 0.004 x noise from the green channel, built with .venv's onnx."""
+    path = tmp_path_factory.mktemp("models") / "oracle.onnx"
+    code = (
+        "import sys; from tests.tiny_model import build_oracle_model; build_oracle_model(sys.argv[1], 3.7, 0.6, 0.004)"
+    )
+    _run([DEV_PYTHON, "-c", code, path], cwd=ROOT)
+    return path
+
+
 def _env(home, catalog=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLENDER_USER_", "XDG_CONFIG"))}
     env["HOME"] = str(home)

@@ -41,7 +41,7 @@ def build_scene(checker=0.0):
     scene.cycles.samples = 4
     scene.cycles.use_denoising = False
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = W, H, 100
-    scene.view_settings.view_transform, scene.view_settings.look = "Standard", "None"
+    # Colour management stays Blender's default (AgX): setups must be right there.
     add(bpy.ops.mesh.primitive_uv_sphere_add, "Near sphere", (-1.2, -6.0, 1.2), (0.8, 0.2, 0.15), checker, radius=0.8)
     add(bpy.ops.mesh.primitive_cube_add, "Middle cube", (1.5, 2.0, 1.0), (0.2, 0.4, 0.8), checker, size=2.0)
     add(bpy.ops.mesh.primitive_cube_add, "Far wall", (3.0, 28.0, 2.0), (0.6, 0.6, 0.65), checker, size=6.0)

@@ -393,22 +393,32 @@ def test_unaffordable_generation_submits_nothing_and_shows_the_shortfall(blender
 
 
 def test_failure_on_the_server_is_refunded_and_shown(blender, server):
+    """Worded from the job's errorCode, the outcome first (issue 17): no local-model advice, no
+    server internals, singular and plural right."""
     key = server.user(tokens=2)
     got = blender(
         setup(server.url, key),
         """
+        messages = importlib.import_module(MODULE + ".bridge.remote.messages")
         bpy.ops.fathom.refresh_balance()
         try:
             api.generate_depth(image="Photo", backend="server", model="da2-broken")
             error = None
         except engine_remote.JobFailedError as exc:
-            error = [str(exc), exc.refunded]
-        emit({"error": error, "pending": pending.entries(), "nodes": depth_nodes(),
-              "shown": account.account.view(prefs.server_url, prefs.api_key).balance})
-    """,
+            error = [str(exc), exc.refunded, exc.job.get("errorCode")]
+        said = messages.split(error[0])
+        emit({"error": error, "pending": pending.entries(), "nodes": depth_nodes(), "headline": said.headline,
+              "details": said.details, "shown": account.account.view(prefs.server_url, prefs.api_key).balance})
+    """.replace("MODULE", repr(MODULE)),
     )
-    message, refunded = got["error"]
-    assert refunded == 1 and "refunded" in message
+    message, refunded, code = got["error"]
+    assert refunded == 1 and code == "inference_failed"
+    # The outcome leads, in one short sentence; the refund and what to do follow.
+    assert got["headline"] == "Refunded: the server could not make this depth map.", got
+    assert got["details"].startswith("Depth map ") and "your 1 token came back" in got["details"], got
+    assert "tell the server's operator" in got["details"]
+    for wrong in ("fathom models verify", "Preferences > Add-ons", "download it again", "onnx", "/", "..", "(s)"):
+        assert wrong not in message, (wrong, message)
     assert got["pending"] == [] and got["nodes"] == []
     assert got["shown"] == 2 and server.balance(key) == 2
     (artwork,) = server.artworks(key)

@@ -86,7 +86,8 @@ emit({"dof_nodes": dof_nodes, "fog_nodes": fog_nodes, "focus": focus, "z_focus":
 """
     )
     print(got)
-    assert len(got["dof_nodes"]) == 4 and len(got["fog_nodes"]) == 4  # twice run, once built
+    # Twice run, once built: DoF = depth, 1/distance (one Multiply Add: near/far), focus, radius, defocus.
+    assert len(got["dof_nodes"]) == 5 and len(got["fog_nodes"]) == 4
     assert abs(got["focus"] / got["z_focus"] - 1) < 0.03  # picked distance = the Z pass's
     assert abs(got["camera_focus"] - got["focus"]) < 1e-4
     assert min(got["counts"]) > 30
@@ -113,7 +114,7 @@ bpy.ops.wm.save_mainfile()
     blend = tmp_path / "shot.blend"
     fog = fathom_cli("setup", "fog", "--depth", "depth", "--picture", "source", "--save", blend=blend)
     assert fog.returncode == 0, fog.stderr
-    assert fog.stdout.strip().splitlines()[-1] == "Fathom Fog fog"
+    assert fog.stdout.strip().splitlines()[-1] == "Fathom Fog fog: from 1 to 0 (depth values)"
     dof = fathom_cli("setup", "dof", "--depth", "depth", "--near", "5", "--focus-at", "0.5", "0.5", blend=blend)
     assert dof.returncode == 0 and "focus" in dof.stdout, dof.stderr
     stereo = fathom_cli(

@@ -54,8 +54,11 @@ emit({"objects": tagged("displacement")[0], "modifiers": [m.name for m in plane.
     assert got["objects"] == ["Fathom Depth Plane"]
     assert got["modifiers"] == ["Fathom Subdivision", "Fathom Depth Displace"]
     assert got["fg"] > 0.25
-    assert got["psnr"] > 30.0, got
-    assert got["moved_psnr"] < 25.0, got  # a moved camera sees the relief
+    print(got)
+    # Blender's default colour management (AgX): the display-referred picture is shown through the inverse of
+    # the view transform, so the plane renders back as the picture.
+    assert got["psnr"] >= 35.0, got
+    assert got["moved_psnr"] < got["psnr"] - 20.0, got  # a moved camera sees something else
     assert 11.0 < got["depth_span"] < 12.5 and got["nearest"] > 7.5  # near = bright moved ~12 units closer
     assert 0 < got["faces"][1] < got["faces"][0]  # stretched faces at depth edges are cut
 
@@ -102,6 +105,11 @@ emit({"card_modifiers": card_modifiers, "card_vertices": [rest, card_vertices],
     assert got["card_vertices"][1] > got["card_vertices"][0]
     assert got["camera_during"] == "Fathom Parallax Camera" and got["camera_after"] == "Camera"
     assert got["moved"] > 1.0
-    assert got["exports"] == ["Fathom_Depth_Plane_001.obj", "Fathom_Depth_Plane_001.ply", "Fathom_Depth_Plane_002.obj"]
+    assert [f for f in got["exports"] if f.startswith("Fathom_Depth_Plane")] == [
+        "Fathom_Depth_Plane_001.obj",
+        "Fathom_Depth_Plane_001.ply",
+        "Fathom_Depth_Plane_002.obj",
+    ]
+    assert "source_scene_light_001.exr" in got["exports"]  # the picture as scene light, kept for the plane
     assert got["obj_vertices"] == got["ev_vertices"] > 64 * 36
     assert got["after"] == got["before"] and got["leftovers"] == []

@@ -41,8 +41,13 @@ def test_50_concurrent_submissions_against_20_affordable(server):
     client = server.user(tokens=40)  # 2 tokens each at the default resolution: 20 affordable
     image = png_bytes(32, 32)
     with cf.ThreadPoolExecutor(50) as pool:
-        codes = list(pool.map(lambda i: submit(client, image, invertDepth=bool(i % 2)).status_code, range(50)))
+        answers = list(pool.map(lambda i: submit(client, image, invertDepth=bool(i % 2)), range(50)))
+    codes = [r.status_code for r in answers]
     assert codes.count(202) == 20 and codes.count(402) == 30, codes
+    # Every accepted job runs to success (and leaves the shared worker free for the next test).
+    for r in answers:
+        if r.status_code == 202:
+            assert wait_status(client, r.json()["id"], ("succeeded",), timeout=120)["status"] == "succeeded"
     assert server.balance(client) == 0
     assert kinds(server, client).count("charge") == 20
     result = server.admin("reconcile")

@@ -54,17 +54,25 @@ def blender_exe():
 @pytest.fixture(scope="session")
 def display():
     """A private X server (Xvfb) at the size the driver expects."""
-    number = next(n for n in range(99, 200) if not os.path.exists(f"/tmp/.X11-unix/X{n}"))
-    server = subprocess.Popen(
-        ["Xvfb", f":{number}", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while not os.path.exists(f"/tmp/.X11-unix/X{number}"):
-        if server.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"Xvfb :{number} did not start")
-        time.sleep(0.1)
+    # /tmp is private to each run of the root, but X's abstract sockets are not: a display another
+    # run holds makes Xvfb exit at once, so the next number is tried.
+    for number in range(99, 200):
+        if os.path.exists(f"/tmp/.X11-unix/X{number}"):
+            continue
+        server = subprocess.Popen(
+            ["Xvfb", f":{number}", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while not os.path.exists(f"/tmp/.X11-unix/X{number}") and server.poll() is None:
+            if time.monotonic() > deadline:
+                pytest.fail(f"Xvfb :{number} did not start")
+            time.sleep(0.1)
+        if server.poll() is None:
+            break
+    else:
+        pytest.fail("no free X display from :99 to :199")
     yield f":{number}"
     server.terminate()
     server.wait(10)

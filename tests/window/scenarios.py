@@ -140,3 +140,133 @@ def main_thread(d):
     d.results["done_at_s"] = round(time.perf_counter() - clicked, 2)  # when the operator had finished
     d.results["children"] = children
     d.results["result"] = _describe_result(d, before)
+
+
+# -- the depth server (issue 17): a real server on 127.0.0.1 (scripts/with_depth_server.py) --------
+
+
+def _fathom(name=""):
+    """A module of the installed extension (bl_ext.<repo>.fathom[.name])."""
+    import importlib
+    import sys
+
+    top = next(m for m in sys.modules if m.startswith("bl_ext.") and m.endswith(".fathom"))
+    return importlib.import_module(f"{top}.{name}" if name else top)
+
+
+def _use_server(url, key):
+    """The Server backend with this server and key, as the artist sets it in the preferences; what
+    to put back afterwards (the profile is shared by the tier's tests and saved on quit)."""
+    prefs = bpy.context.preferences.addons[_fathom().__name__].preferences
+    system = bpy.context.preferences.system
+    before = (prefs.backend, prefs.server_url, prefs.api_key, system.use_online_access)
+    system.use_online_access = True
+    prefs.backend, prefs.server_url, prefs.api_key = "SERVER", url, key
+
+    def restore():
+        prefs.backend, prefs.server_url, prefs.api_key, system.use_online_access = before
+
+    return restore
+
+
+def _info_log(d):
+    """The Info log's lines, newest last, as the artist reads them (an Info editor in the timeline's place)."""
+    area = min(d.window().screen.areas, key=lambda a: a.height * 1000 + a.y)  # the lowest, smallest: timeline
+    old = area.type
+    area.type = "INFO"
+    yield 0.5
+    region = d.region(area, "WINDOW")
+    with bpy.context.temp_override(window=d.window(), area=area, region=region):
+        bpy.ops.info.select_all(action="SELECT")
+        bpy.ops.info.report_copy()
+    d.screenshot("info-log")
+    lines = bpy.context.window_manager.clipboard.splitlines()
+    area.type = old
+    return lines
+
+
+def pending_popup_fetch(d):
+    """The file opened with a paid job still queued on the server: the "Fathom: pending results"
+    popup (shown by the load handler) is answered with the keyboard, Down then Return, as an
+    artist picks Fetch Pending Results in it. The main thread's longest stall is measured idle
+    (the popup open, same redraw rate), then while the fetch follows the queued job; Esc stops
+    following (the job stays pending). What the status bar and the Info log then say is kept."""
+    from driver import Redrawer, TickMonitor
+
+    args = _args()
+    restore = _use_server(args["server"], args["key"])
+    try:
+        pending = _fathom("bridge.remote.pending")
+        d.results["pending_before"] = len(pending.entries())
+        yield 0.5
+        d.screenshot("popup")
+        monitor, redrawer = TickMonitor(), Redrawer(0.1)
+        redrawer.start()
+        monitor.start()
+        yield args.get("idle_s", 5.0)
+        d.results["idle"] = monitor.stop()
+
+        monitor.start()
+        d.xdotool("key", "Down", "Return")  # the pointer stays on the popup, which has one button
+        asked = time.perf_counter()
+        while not d.generating() and time.perf_counter() - asked < 10:
+            yield 0.05
+        waited_for_worker = time.perf_counter() - asked
+        d.results["on_worker"] = d.generating()
+        d.results["seconds_to_worker"] = round(waited_for_worker, 2)
+        samples = []
+        while d.generating() and time.perf_counter() - asked < args.get("fetch_s", 6.0):
+            samples.append(d.progress())
+            yield 0.1
+        d.results["progress"] = [s for i, s in enumerate(samples) if i == 0 or s != samples[i - 1]]
+        d.results["during"] = monitor.stop()  # before the screenshot, which blocks this thread itself
+        redrawer.stop()
+        d.results["fetching"] = d.generating()
+        if d.generating():
+            d.screenshot("fetching")
+            d.key(d.region(d.area("VIEW_3D"), "WINDOW"), "Escape")
+            yield d.until(lambda: not d.generating(), 30, "Esc to stop following the job")
+        d.results["pending_after"] = len(pending.entries())
+        yield 0.5
+        d.screenshot("after")
+        d.results["info_log"] = yield from _info_log(d)
+    finally:
+        restore()
+
+
+def sidebar_server_note(d):
+    """The Depth tab with the Server backend and an empty balance, at the sidebar's default width: the
+    note under the button, as drawn (wrapped lines) and as one label would need it."""
+    import blf
+
+    args = _args()
+    restore = _use_server(args["server"], args["key"])
+    try:
+        _choose_source("IMAGE")
+        view = d.area("VIEW_3D")
+        yield 1.0
+        yield from d.open_sidebar_tab(view, "Depth")
+        account = _fathom("bridge.remote.account")
+        yield d.until(lambda: account.account.view(args["server"], args["key"]) is not None, 30, "the balance")
+        yield 1.0
+        d.screenshot("sidebar-note")
+        sidebar = _fathom("panels.sidebar")
+        region = d.region(view, "UI")
+        with bpy.context.temp_override(window=d.window(), area=view, region=region):
+            note = account.generate_button(bpy.context)["note"]
+            width, font = sidebar.label_room(bpy.context)
+            lines = sidebar.wrap_lines(note, width, font)
+        blf.size(0, font)
+        d.results.update(
+            {
+                "region_width": region.width,
+                "note": note,
+                "room_px": width,
+                "note_px": blf.dimensions(0, note)[0],
+                "lines": lines,
+                "lines_px": [blf.dimensions(0, line)[0] for line in lines],
+                "button": account.generate_button(bpy.context)["text"],
+            }
+        )
+    finally:
+        restore()
