@@ -46,7 +46,8 @@ $(BVENV42)/.stamp: requirements/blender42.txt
 	$(BPY42) -m pip install $(PIP_FLAGS) -r requirements/blender42.txt
 	touch $@
 
-demo: venvs
+# Only what the demo uses: not the Blender 4.5/4.2 venvs of the smoke tests.
+demo: $(VENV)/.stamp $(BVENV)/.stamp
 	$(PY) scripts/demo.py
 
 test: venvs lint
@@ -99,6 +100,7 @@ $(VENV)/.bench-stamp: $(VENV)/.stamp requirements/bench.txt
 
 bench: $(VENV)/.bench-stamp
 	$(PY) -m bench.engine_bench
+	$(PY) -m bench.main_thread_bench
 	$(PY) -m bench.tiling_bench
 
 bench-sequence: $(VENV)/.stamp

@@ -1,7 +1,7 @@
 """Add-on preferences: which backend runs, where models live, threads, the depth server's address."""
 
 import bpy
-from bpy.props import EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from .bridge.prefs import ONLINE_ACCESS_OFF, default_models_folder, model_store
 
@@ -40,6 +40,11 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
         description="CPU threads for local inference; 0: automatic (all cores but one while the interface is open)",
     )
     device: EnumProperty(name="Device", items=DEVICES, default="AUTO", description="Where local inference runs")
+    open_result: BoolProperty(
+        name="Open Results in a Window",
+        default=False,
+        description="When no Image Editor shows the source, open a new window with the finished depth map",
+    )
     server_url: StringProperty(
         name="Server URL",
         default="http://127.0.0.1:8000",
@@ -56,6 +61,7 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
         layout = self.layout
         layout.use_property_split = True
         layout.prop(self, "backend")
+        layout.prop(self, "open_result")
         col = layout.column(heading="Local")
         col.prop(self, "models_dir")
         if not self.models_dir.strip():
@@ -96,7 +102,8 @@ class FATHOM_AP_preferences(bpy.types.AddonPreferences):
         running = worker.current()
         if running is not None:
             row = box.row(align=True)
-            row.progress(factor=running.fraction, type="BAR", text=running.message)
+            fraction, text = running.shown  # the status bar's text, taken at the same tick
+            row.progress(factor=fraction, type="BAR", text=text)
             row.operator("fathom.cancel_generation", text="", icon="CANCEL")
         try:
             entries = model_store(context).list_models()

@@ -120,6 +120,9 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
         default=0.0,
         description="Also even out the depth of still areas over time (0: off; 0.5: strong)",
     )
+    result: PointerProperty(
+        name="Last Result", type=bpy.types.Image, description="The newest depth map made in this scene"
+    )
 
     def depth_settings(self, threads: int = 0, device: str = "AUTO") -> DepthSettings:
         values = {name: getattr(self, name) for name in SETTING_NAMES}  # the properties are named as the settings

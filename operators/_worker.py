@@ -67,9 +67,10 @@ class WorkerModal:
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         jobs.drain()  # what the worker posted (e.g. a job id the server accepted) goes into the file now
-        context.window_manager.progress_update(int(running.fraction * 100))
+        fraction, text = running.snapshot()
+        context.window_manager.progress_update(int(fraction * 100))
         if context.workspace is not None:
-            context.workspace.status_text_set(f"{running.message} ({running.fraction:.0%}), Esc to cancel")
+            context.workspace.status_text_set(f"{text}, Esc to cancel")
         redraw(context.window_manager)
         if not running.done:
             return {"PASS_THROUGH"}
@@ -98,7 +99,7 @@ class WorkerModal:
             context.workspace.status_text_set(None)
         jobs.collect(self._running)
         jobs.drain()  # the job's last posts, whatever its outcome
-        redraw(context.window_manager)
+        redraw(context.window_manager, full=True)
 
 
 def stop():

@@ -2,7 +2,11 @@
 
 Clicked in the UI (invoke), the slow part runs on a worker thread polled by a modal timer: a
 progress bar in the Depth panel and the status bar, Esc or Cancel stops it, Blender stays usable.
-Render sources and Scene Z render in a child Blender driven by that worker (bridge.capture.child).
+Render sources and Scene Z render in a child Blender driven by that worker (bridge.capture.child);
+the Local backend's model runs in the inference worker process (bridge.generation.inference), which
+also decodes image files, so nothing slow holds Blender's main thread or its GIL. When it is done,
+the result shows where the user looks (bridge.generation.show): the panel's thumbnail and the Image
+Editors that showed the source.
 Called from a script or in background mode (execute), it runs synchronously, since timers and
 modal operators do not run while a script does.
 """
@@ -15,6 +19,7 @@ from bpy.props import BoolProperty, StringProperty
 from ..bridge.capture.sources import active_editor_image
 from ..bridge.generation import backends
 from ..bridge.generation import worker as jobs
+from ..bridge.generation.show import show_result
 from ..bridge.prefs import addon_preferences
 from ._worker import WorkerModal, poll_idle
 
@@ -106,11 +111,16 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
             force=self.force,
             allow_download=interactive,
             offload_render=interactive,
+            in_process=interactive,
         )
 
     def worker_done(self, context, job):
-        job.finish(context)
-        self.report({"INFO"}, job.done_message(time.perf_counter() - self._started))
+        image, _node = job.finish(context)
+        seconds = time.perf_counter() - self._started
+        show_result(
+            context, image, job.capture.source, seconds, addon_preferences(context).open_result, job.depth_map.depth
+        )
+        self.report({"INFO"}, job.done_message(seconds))
         return {"FINISHED"}
 
 

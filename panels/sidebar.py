@@ -4,6 +4,7 @@ import blf
 import bpy
 
 from ..bridge.generation import results, worker
+from ..bridge.generation.show import describe
 from ..bridge.prefs import addon_preferences
 from ..bridge.remote import pending
 from ..bridge.remote.account import account, auto_refresh, generate_button
@@ -77,8 +78,11 @@ def draw_depth(layout, context):
         layout.operator("fathom.generate_depth", icon="IMAGE_ZDEPTH")
     if running is not None:
         row = layout.row(align=True)
-        row.progress(factor=running.fraction, type="BAR", text=running.message)
+        fraction, text = running.shown  # the status bar's text, taken at the same tick
+        row.progress(factor=fraction, type="BAR", text=text)
         row.operator("fathom.cancel_generation", text="", icon="CANCEL")
+    elif props.result is not None:
+        draw_result(layout, props)
 
     header, body = layout.panel("fathom_results", default_closed=True)
     header.label(text="Results")
@@ -92,6 +96,15 @@ def draw_depth(layout, context):
         tiles = shown[results.IMAGE_KEY].get("tiles") if shown is not None else None
         if tiles:
             body.label(text=f"{shown.name}: {'one pass' if tiles == 1 else f'{tiles} tiles'}", icon="INFO")
+
+
+def draw_result(layout, props):
+    """The newest result: its thumbnail (Blender's ID preview widget, which lays its height out
+    properly), with size, model and the time it took."""
+    box = layout.box()
+    box.use_property_split = False
+    box.template_ID_preview(props, "result", hide_buttons=True, rows=3, cols=4)
+    box.label(text=describe(props.result), icon="IMAGE_ZDEPTH")
 
 
 def draw_server(layout, context, idle=True):

@@ -27,6 +27,8 @@ def main(argv=None):
     ap.add_argument("--install", metavar="ZIP", help="install and enable this extension zip first")
     ap.add_argument("--blend", metavar="FILE", help="open this .blend first")
     args = ap.parse_args(ours)
+    if args.blend and not os.path.isfile(args.blend):
+        ap.error(f"--blend {args.blend}: no such .blend file")  # exit 2, before Blender starts
     if args.home:
         os.makedirs(args.home, exist_ok=True)
         os.environ["HOME"] = os.path.abspath(args.home)
@@ -39,7 +41,11 @@ def main(argv=None):
     else:
         load_profile()
     if args.blend:
-        bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend))
+        try:
+            bpy.ops.wm.open_mainfile(filepath=os.path.abspath(args.blend))
+        except RuntimeError as exc:  # not a .blend, or one this Blender cannot read
+            print(f"blender_cli: cannot open {args.blend}: {str(exc).strip()}", file=sys.stderr)
+            return 2
     if not fathom_args:
         return 0
     handler = cli_handler()

@@ -18,6 +18,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -101,8 +102,23 @@ def fathom(*args, blend):
     return [BLENDER_PY, ROOT / "scripts" / "blender_cli.py", "--home", HOME, "--blend", blend, "--", *args]
 
 
+DEMO_FILES = ("scene.blend", "scene.blend1", "render.png", "depth_preview.png", "side_by_side.png", "models.json")
+
+
+def clear_previous_run():
+    """A rerun replaces the demo's own files in out/ (other things there, test artifacts, stay)."""
+    old = [OUT / name for name in DEMO_FILES if (OUT / name).exists()]
+    if not old and not (OUT / "generated").is_dir():
+        return
+    print("== out/ holds an earlier demo run: replacing its files (scene.blend, render.png, generated/, previews)")
+    for path in old:
+        path.unlink()
+    shutil.rmtree(OUT / "generated", ignore_errors=True)
+
+
 def main():
     OUT.mkdir(exist_ok=True)
+    clear_previous_run()
     standin = ensure_model()
     dist = ROOT / "build" / "demo-dist"
     run(
@@ -195,6 +211,10 @@ def main():
         print(f"   {path.relative_to(ROOT)}")
     if standin:
         print("   (made with the stand-in model: the depth is not meaningful)")
+    print(
+        f"The extension zip: {zip_path.relative_to(ROOT)}; the Blender profile it is installed in: "
+        f"{HOME.relative_to(ROOT)} (README: Using the demo's build afterwards)."
+    )
 
 
 if __name__ == "__main__":

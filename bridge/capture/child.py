@@ -6,7 +6,8 @@ child Blender instead, driven from its worker thread (bridge.generation.worker):
 
     child = ChildRender(scene, kind, settings)   main thread: cheap checks, then a copy of the
                                                  file's current state (unsaved changes included,
-                                                 the user's .blend untouched)
+                                                 the user's .blend untouched); a saved file with
+                                                 no changes is opened as it is, not copied
     made = child.run(progress, cancel)           worker thread, no bpy: the child opens the copy
                                                  and runs the same capture code as an in-process
                                                  render; a Capture or a DepthMap comes back
@@ -107,18 +108,14 @@ class ChildRender:
         self.folder = tempfile.mkdtemp(prefix="fathom-render-", dir=bpy.app.tempdir or None)
         # Removed after run, on discard, or when this object is forgotten: never left behind.
         self._remove = weakref.finalize(self, shutil.rmtree, self.folder, True)
-        blend = os.path.join(self.folder, "scene.blend")
         self.result = os.path.join(self.folder, "result.npz")
-        try:
-            # A copy: the user's file, its path and its unsaved state stay as they are.
-            bpy.ops.wm.save_as_mainfile(
-                filepath=blend, copy=True, check_existing=False, compress=False, relative_remap=True
-            )
-        except RuntimeError as e:
-            self.discard()
-            raise render_capture.RenderCaptureError(
-                f"Fathom could not copy the scene for rendering in the background: {render_capture._message(e)}"
-            ) from None
+        if bpy.data.filepath and not bpy.data.is_dirty:
+            # Saved as it is: the child opens the user's file itself (read only, never saved), and
+            # the UI does not wait for a copy to be written.
+            blend = bpy.data.filepath
+        else:
+            blend = os.path.join(self.folder, "scene.blend")
+            self._copy(blend)
         spec = {
             "blend": blend,
             "scene": scene.name,
@@ -133,6 +130,18 @@ class ChildRender:
             "frame": frame,  # None: the file's current frame
         }  # run the file's scripts only where the user does
         self.command = blender_command(_child_code(spec))
+
+    def _copy(self, blend):
+        """A copy of the file as it is now: the user's file, its path and its unsaved state stay as they are."""
+        try:
+            bpy.ops.wm.save_as_mainfile(
+                filepath=blend, copy=True, check_existing=False, compress=False, relative_remap=True
+            )
+        except RuntimeError as e:
+            self.discard()
+            raise render_capture.RenderCaptureError(
+                f"Fathom could not copy the scene for rendering in the background: {render_capture._message(e)}"
+            ) from None
 
     def discard(self):
         """Remove the temporary folder (the copy of the file and any result)."""

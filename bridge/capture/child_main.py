@@ -36,6 +36,11 @@ def child_main(spec_text):
         scene = bpy.data.scenes[spec["scene"]]
         if spec.get("frame") is not None:
             scene.frame_set(spec["frame"])
+        # Beside an interactive Blender: one core left to its UI, which also comes first.
+        scene.render.threads_mode = "FIXED"
+        scene.render.threads = max(1, (os.cpu_count() or 2) - 1)
+        if hasattr(os, "nice"):
+            os.nice(10)
         if spec["kind"] == "scene-z":
             from ...engine.settings import DepthSettings
             from .scene_z import scene_depth

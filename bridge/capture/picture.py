@@ -7,6 +7,7 @@ linear pixels go through the sRGB transfer curve before they are handed over.
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import bpy
 import numpy as np
@@ -21,6 +22,7 @@ class Capture:
     label: str  # what the user would call the source: "image 'Photo'", a file name
     name: str  # a short name for result files
     source: dict = field(default_factory=dict)  # stored on the result image, to trace or re-generate it
+    file: Optional[Path] = None  # an image file not decoded yet (rgb None): the worker process reads it
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -68,11 +70,46 @@ def from_image(image: "bpy.types.Image") -> Capture:
     return Capture(image_pixels(image), f"image '{image.name}'", Path(image.name).stem, source)
 
 
-def from_file(path) -> Capture:
-    """An image file on disk, read by the engine (any format Pillow reads, EXIF orientation applied)."""
+# Formats Pillow does not read and Blender does (float, scene-linear pictures mostly).
+BLENDER_FORMATS = (".exr", ".hdr", ".dpx", ".cin")
+
+
+def from_file(path, *, decode=True) -> Capture:
+    """An image file on disk: read by the engine (Pillow: exact 8/16-bit values, EXIF orientation
+    applied), or by Blender itself for what Pillow cannot read (OpenEXR, Radiance HDR, DPX...; a
+    float picture's scene-linear values go through the sRGB transfer curve, as for float images).
+    ``decode=False``: a Pillow format is only checked to be a file here; the inference worker
+    process decodes it."""
     abspath = Path(bpy.path.abspath(str(path)))
-    picture = read_image(abspath)
-    return Capture(picture.rgb, abspath.name, abspath.stem, {"kind": "file", "filepath": str(path)})
+    source = {"kind": "file", "filepath": str(path)}
+    if not abspath.exists():
+        raise ImageDecodeError(f"{abspath.name} does not exist ({abspath}): check the path.")
+    blender_only = abspath.suffix.lower() in BLENDER_FORMATS
+    if not decode and not blender_only:
+        return Capture(None, abspath.name, abspath.stem, source, file=abspath)
+    if blender_only:
+        rgb = blender_file_pixels(abspath)
+    else:
+        try:
+            rgb = read_image(abspath).rgb
+        except ImageDecodeError as pillow_error:  # perhaps a format only Blender reads, under another suffix
+            try:
+                rgb = blender_file_pixels(abspath)
+            except ImageDecodeError:
+                raise pillow_error from None
+    return Capture(rgb, abspath.name, abspath.stem, source)
+
+
+def blender_file_pixels(path: Path) -> np.ndarray:
+    """A file's RGB as Blender reads it (any format it opens), display-referred float32, top row first."""
+    try:
+        image = bpy.data.images.load(str(path), check_existing=False)
+    except RuntimeError as exc:
+        raise ImageDecodeError(f"{path} is not an image file Blender or Fathom can read: {str(exc).strip()}") from None
+    try:
+        return image_pixels(image)
+    finally:
+        bpy.data.images.remove(image)
 
 
 def from_render(scene, *, compositor=False, progress=None) -> Capture:

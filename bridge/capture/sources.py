@@ -13,14 +13,15 @@ class SourceError(FathomError):
     """The chosen source has no picture to give."""
 
 
-def resolve_source(context, source=None, image=None, filepath=None, progress=None) -> picture.Capture:
-    """The picture to work on: explicit arguments first, else the scene's Depth settings."""
+def resolve_source(context, source=None, image=None, filepath=None, progress=None, decode=True) -> picture.Capture:
+    """The picture to work on: explicit arguments first, else the scene's Depth settings.
+    ``decode=False``: an image file is left for the inference worker process to decode."""
     props = context.scene.fathom
     source = source or props.source
     if source == "IMAGE":
         return picture.from_image(source_image(context, image))
     if source == "FILE":
-        return picture.from_file(source_filepath(context, filepath))
+        return picture.from_file(source_filepath(context, filepath), decode=decode)
     if source in RENDERED:
         return picture.from_render(context.scene, compositor=source == "COMPOSITOR", progress=progress)
     raise SourceError(f"Unknown source {source!r}: use IMAGE, FILE, RENDER or COMPOSITOR.")

@@ -8,18 +8,19 @@
     fathom models list | download ID | verify ID
     fathom setup displacement|dof|fog|stereo|normal|mesh|remove [--depth NAME] [options]  (bridge/cli/setups.py)
 
-Exit codes: 0 done, 1 failed (see stderr), 2 bad command line, 3 unusable source (missing or
+Exit codes: 0 done, 1 failed (see stderr), 2 bad command line or settings, 3 unusable source (missing or
 corrupt image, no camera, nothing to composite), 4 model missing or unknown, 5 nowhere to write
-(unsaved .blend, existing file), 6 the depth server refused, failed or could not be reached (not
+(unsaved .blend, existing file, unwritable folder), 6 the depth server refused, failed or could not be reached (not
 enough tokens, API key, online access off; a paid job it still owes stays pending in the file).
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 import bpy
 
-from ...engine.errors import FathomError, ImageError, ModelError
+from ...engine.errors import FathomError, ImageError, InvalidSettingsError, ModelError
 from ...engine.settings import (
     MAX_RESOLUTION,
     MIN_RESOLUTION,
@@ -153,7 +154,10 @@ def _models(args) -> int:
         if args.action == "list":
             for entry in store.list_models():
                 info = entry.info
-                print(f"{info.id}\t{entry.status}\t{human_size(info.size)}\t{entry.path}\n    {license_notice(info)}")
+                size = info.size
+                if size is None and entry.path is not None and Path(entry.path).is_file():
+                    size = Path(entry.path).stat().st_size  # a catalogue entry naming a local file
+                print(f"{info.id}\t{entry.status}\t{human_size(size)}\t{entry.path}\n    {license_notice(info)}")
             return EXIT_OK
         if args.action == "download":
             path = store.download(
@@ -201,12 +205,16 @@ def _generate(args) -> int:
         kwargs.update(force=args.force, allow_online=args.online_mode)
     if needs_name:
         kwargs[{"image": "image", "file": "filepath", "node": "node"}[kind]] = rest[0]
+    job = None
     try:
+        if args.save:
+            results.check_save()  # before any work: nothing written that --save cannot keep
         job, image, node = backends.generate(bpy.context, overrides=overrides, **kwargs)
         if args.save:
             results.save_blend()
     except FathomError as exc:
-        print(f"fathom: error: {exc}", file=sys.stderr)
+        written = f" (the depth map was written to {job.path})" if job is not None and job.path else ""
+        print(f"fathom: error: {exc}{written}", file=sys.stderr)
         if _is_still_pending(exc):
             print(f"fathom: {_keep_pending(exc, args.save)}", file=sys.stderr)
         return _exit_code(exc)
@@ -333,6 +341,8 @@ def _exit_code(exc) -> int:
     from ..remote.job import StillPendingError
     from ..remote.online import OfflineError
 
+    if isinstance(exc, InvalidSettingsError):  # --resolution out of range, --output vs --format
+        return EXIT_USAGE
     if isinstance(exc, (RemoteError, OfflineError, StillPendingError)):
         return EXIT_SERVER
     from ..capture.frames import FrameSourceError

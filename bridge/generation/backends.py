@@ -39,13 +39,16 @@ def prepare(
     allow_online=False,
     offload_render=False,
     node=None,
+    in_process=False,
 ) -> Job:
     """``overrides``: DepthSettings fields to use instead of the scene's (the CLI's options);
     ``backend``: LOCAL, SERVER or SCENE_Z instead of the preferences' choice; ``allow_download``: a
     missing model is downloaded by ``Job.run`` when Blender may go online. Renders happen here,
     on the main thread, as Blender requires, unless ``offload_render`` (the interactive operator,
     every backend): then ``Job.run`` renders in a child Blender (bridge.capture.child), so the
-    UI never waits for a render. Server only: ``force`` generates again instead of
+    UI never waits for a render. ``in_process`` (the interactive operator): the Local backend
+    estimates in the inference worker process (bridge.generation.inference), which also decodes
+    image files, so the UI never waits for the model either. Server only: ``force`` generates again instead of
     reusing an identical earlier result; ``allow_online`` is the headless --online-mode. Source NODE:
     what is wired into the Depth Map node ``node`` (else the active one), always captured in a child
     Blender (bridge.generation.node_source)."""
@@ -58,7 +61,7 @@ def prepare(
     settings = context.scene.fathom.depth_settings(prefs.threads, prefs.device)
     if overrides:
         settings = replace(settings, **overrides).validated()
-    target = results.output_target(output)
+    target = results.output_target(output, settings.output_format)
     kind = source or context.scene.fathom.source
     if kind == "NODE" and backend == "SCENE_Z":
         raise FathomError(
@@ -79,22 +82,24 @@ def prepare(
         )
         return Job(picture, settings, None, target, scene.name, depth_map=depth_map, render=render)
     deferred = offload_render and kind in RENDERED
-    picture = None if deferred or kind == "NODE" else resolve_source(context, source, image, filepath, progress)
+    in_process = in_process and backend == "LOCAL"
     if backend == "SERVER":
         from ..remote import job as remote_job
 
         job = remote_job.prepare(context, settings, target, force=force, allow_online=allow_online)
     else:
         job = _local_job(context, settings, target, allow_download)
+        job.in_process = in_process
+    picture = None
     if kind == "NODE":
         from . import node_source
 
         node_source.attach(context, job, node)
-    elif deferred:
-        # Last, once nothing cheap can fail: a child render copies the file (None: render here).
-        job.render = _child_render(context, kind.lower(), settings)
+    else:
+        if deferred:  # last, once nothing cheap can fail (the model, the key, the output): a render is slow
+            job.render = _child_render(context, kind.lower(), settings)  # None: render here
         if job.render is None:
-            picture = resolve_source(context, source, image, filepath, progress)
+            picture = resolve_source(context, source, image, filepath, progress, decode=not in_process)
     if picture is not None:
         job.set_capture(picture)
     return job

@@ -35,6 +35,7 @@ class Job:
     render: Optional[object] = None  # a capture.child.ChildRender: render first, in a child Blender
     depth_node: Optional[str] = None  # source NODE: the Depth Map node the result fills
     node_record: Optional[dict] = None  # and what its result depends on (fingerprint, frame)
+    in_process: bool = False  # estimate in the inference worker process (interactive: the UI never waits)
 
     @property
     def reused(self) -> bool:
@@ -50,8 +51,12 @@ class Job:
                 self.settings.model, progress=_download_progress(progress), cancel=cancel
             )
         if self.depth_map is None:
-            self.depth_map = depth.estimate(
-                self.capture.rgb,
+            estimate = depth.estimate
+            if self.in_process:
+                from .inference import estimate
+            image = self.capture.file if self.capture.rgb is None else self.capture.rgb
+            self.depth_map = estimate(
+                image,
                 self.settings,
                 self.model_path,
                 progress=progress,
@@ -66,9 +71,10 @@ class Job:
     def file_metadata(self) -> dict:
         """What the result file records about how it was made."""
         made = self.depth_map
+        model = made.model if made is not None else self.settings.model  # 'scene-z' for Scene Z
         metadata = {
-            "fathom.model": made.model if made is not None else self.settings.model,  # 'scene-z' for Scene Z
-            "fathom.settings": asdict(self.settings),
+            "fathom.model": model,
+            "fathom.settings": {**asdict(self.settings), "model": model},
             "fathom.source": self.capture.source,
             "fathom.runtime": self.depth_map.runtime,
         }

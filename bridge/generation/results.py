@@ -5,6 +5,7 @@ Files are never overwritten: each result gets the next free numbered name, and t
 writer refuses a name taken meanwhile. The image is Non-Color (depth is data, not colour).
 """
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -12,7 +13,7 @@ from typing import Optional
 import bpy
 
 from ...engine import encode
-from ...engine.errors import FathomError
+from ...engine.errors import FathomError, InvalidSettingsError
 from ..files import first_free_name, load_image
 from .nodes import compositor_tree
 
@@ -33,11 +34,34 @@ def generated_folder() -> Path:
     return Path(bpy.path.abspath(GENERATED))
 
 
+def check_save():
+    """Before any work: --save will be able to save the open .blend in place."""
+    if not bpy.data.filepath:
+        raise OutputError("--save needs a saved .blend: open one with -b FILE.blend (nothing was written).")
+    path = Path(bpy.data.filepath)
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OutputError(f"--save cannot save {path}: its folder or the file is not writable (nothing was written).")
+
+
 def save_blend():
     """Save the open .blend in place (the CLI's --save)."""
-    if not bpy.data.filepath:
-        raise OutputError("--save needs a saved .blend: open one with -b FILE.blend.")
-    bpy.ops.wm.save_mainfile()
+    check_save()
+    try:
+        bpy.ops.wm.save_mainfile()
+    except RuntimeError as exc:
+        raise OutputError(f"--save could not save {bpy.data.filepath}: {str(exc).strip()}") from None
+
+
+def check_writable(folder: Path):
+    """``folder`` (made when missing) can take new files: else an OutputError, before any slow work."""
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"Fathom cannot write depth maps to {folder}: {existing} is not writable. Make it writable, "
+            "or name another place (--output PATH on the command line)."
+        )
 
 
 @dataclass(frozen=True)
@@ -48,18 +72,27 @@ class Target:
     file: Optional[Path] = None
 
 
-def output_target(output=None) -> Target:
+def output_target(output=None, fmt=None) -> Target:
     """Checked on the main thread before any work: the ``output`` file (made absolute; it must
-    not exist yet) or the //generated/ folder of the saved .blend."""
+    not exist yet, and its suffix must be the one format ``fmt`` writes) or the //generated/
+    folder of the saved .blend; either must be writable."""
     if output:
         path = Path(bpy.path.abspath(str(output)))
+        if fmt is not None and path.suffix and path.suffix.lower() != encode.suffix_for(fmt):
+            raise InvalidSettingsError(
+                f"{path.name} ends in {path.suffix} but format {fmt} writes {encode.suffix_for(fmt)} files: "
+                "change the output name or the format."
+            )
         if path.exists():
             raise OutputError(
                 f"{path} already exists and Fathom never overwrites files: choose another "
                 "output name or move the old file."
             )
+        check_writable(path.parent)
         return Target(file=path)
-    return Target(folder=generated_folder())
+    folder = generated_folder()
+    check_writable(folder)
+    return Target(folder=folder)
 
 
 def write_result(depth_map, name: str, target: Target, metadata=None) -> Path:
@@ -70,6 +103,13 @@ def write_result(depth_map, name: str, target: Target, metadata=None) -> Path:
     metadata = {**depth_map.describe(), **(metadata or {})}  # tiled or not, how many tiles
     if fmt in ("png16", "png8") and depth_map.settings.normalization == "raw":
         depth = encode.to_unit_range(depth)  # a PNG holds 0..1 only
+    try:
+        return _write(depth, fmt, name, target, metadata)
+    except OSError as exc:  # made unwritable after the check, a full disk...
+        raise OutputError(f"Fathom cannot write the depth map to {exc.filename or target}: {exc.strerror}.") from None
+
+
+def _write(depth, fmt, name, target, metadata):
     if target.file is not None:
         try:
             return encode.write_depth(target.file, depth, fmt, metadata=metadata)

@@ -25,6 +25,7 @@ class Running:
         self.job = job
         self.fraction = 0.0
         self.message = "Starting"
+        self.shown = (0.0, "Starting (0%)")  # what the status bar and the panel both show now
         self.error: Optional[BaseException] = None
         self._cancel = threading.Event()
         self._done = threading.Event()
@@ -40,6 +41,12 @@ class Running:
 
     def _progress(self, fraction, message):
         self.fraction, self.message = float(fraction), str(message)
+
+    def snapshot(self):
+        """Main thread, once per tick: take the progress to show; the status bar and every panel
+        then show this same (fraction, text) until the next tick."""
+        self.shown = (self.fraction, f"{self.message} ({self.fraction:.0%})")
+        return self.shown
 
     def cancel(self):
         self.message = "Cancelling"
@@ -97,11 +104,15 @@ def stop(timeout: float = 10.0) -> bool:
     """Cancel the running generation and wait up to ``timeout`` seconds for its thread to end (the
     add-on is being disabled); whether it ended. Main thread: what it posted (a paid job's record
     in the file) is applied before the add-on's code goes away."""
+    from . import inference
+
     running = _current
     if running is None:
+        inference.shutdown()  # the idle worker process, and the model it holds
         return True
     running.cancel()
     ended = running.wait(timeout)
+    inference.shutdown()
     collect(running)
     drain()
     return ended

@@ -67,14 +67,14 @@ class TickMonitor:
             "p95_gap_ms": round(p95 * 1000, 1),
             "ticks": len(gaps),
             "seconds": round(now - self._started, 2),
+            # where in the run the longest gap ended, seconds from the start
+            "longest_ended_at_s": round(sum(self.gaps[: self.gaps.index(gaps[-1]) + 1]), 2),
         }
 
 
 class Redrawer:
-    """Tags the editors for redraw every ``interval`` seconds: what the generate operator's modal
-    timer does while it runs, so that an idle window can be measured with the same redraw rate."""
-
-    AREAS = {"VIEW_3D", "IMAGE_EDITOR", "NODE_EDITOR", "PREFERENCES", "STATUSBAR"}
+    """Redraws what the generate operator's modal timer redraws, every ``interval`` seconds (its
+    own function), so that an idle window can be measured with the same redraws."""
 
     def __init__(self, interval=0.1):
         self.interval, self._on = interval, False
@@ -86,10 +86,9 @@ class Redrawer:
     def _tick(self):
         if not self._on:
             return None
-        for window in bpy.context.window_manager.windows:
-            for area in window.screen.areas:
-                if area.type in self.AREAS:
-                    area.tag_redraw()
+        from bl_ext.user_default.fathom.bridge.redraw import redraw  # exactly what the modal timer calls
+
+        redraw(bpy.context.window_manager)
         return self.interval
 
     def stop(self):
@@ -223,11 +222,11 @@ class Driver:
 
     @staticmethod
     def progress():
-        """(fraction, message) of the running job, as the progress bar shows them, or None."""
+        """(fraction, text) of the running job, as the progress bar and the status bar show them, or None."""
         name = next((m for m in sys.modules if m.startswith("bl_ext.") and m.endswith("." + EXTENSION)), "")
         worker = sys.modules.get(name + ".bridge.generation.worker") if name else None
         running = worker.current() if worker is not None else None
-        return None if running is None else (round(running.fraction, 3), running.message)
+        return None if running is None else (round(running.shown[0], 3), running.shown[1])
 
     @staticmethod
     def child_processes():

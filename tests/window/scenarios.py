@@ -57,6 +57,11 @@ def generate_from_sidebar(d):
     yield 1.0
     yield from d.open_sidebar_tab(view, "Depth")
     yield 0.5
+    # An Image Editor showing the source, as a user looking at the photo has: it must switch to the result.
+    editor = next(a for a in d.window().screen.areas if a.type not in ("VIEW_3D", "PROPERTIES", "OUTLINER"))
+    editor.type = "IMAGE_EDITOR"
+    editor.spaces.active.image = bpy.data.images["Photo"]
+    yield 0.5
     d.screenshot("before")
     before = set(bpy.data.images.keys())
     d.results["poll_before"] = bpy.ops.fathom.generate_depth.poll()
@@ -74,6 +79,13 @@ def generate_from_sidebar(d):
     d.screenshot("after")
     d.results["result"] = _describe_result(d, before)
     d.results["generated"] = _generated_files()
+    shown = bpy.context.scene.fathom.result
+    d.results["shown"] = {
+        "editor": editor.spaces.active.image.name if editor.spaces.active.image else None,
+        "panel": shown.name if shown else None,
+        "thumbnail": bool(shown and shown.preview and shown.preview.icon_id),
+        "thumbnail_size": list(shown.preview.image_size) if shown and shown.preview else None,
+    }
 
     # The same again, stopped with Esc over the viewport while it runs.
     before = set(bpy.data.images.keys())
@@ -115,7 +127,9 @@ def main_thread(d):
 
     before = set(bpy.data.images.keys())
     monitor.start()
+    clicked = time.perf_counter()
     d.results["invoke"] = sorted(d.invoke(view, bpy.ops.fathom.generate_depth))
+    d.results["invoke_ms"] = round((time.perf_counter() - clicked) * 1000, 1)  # recorded, not asserted
     children, polls = [], 0
     while d.generating():
         polls += 1
@@ -123,6 +137,7 @@ def main_thread(d):
             children += [c for c in d.child_processes() if c not in children]
         yield 0.05
     d.results["during"] = monitor.stop()
+    d.results["done_at_s"] = round(time.perf_counter() - clicked, 2)  # when the operator had finished
     d.results["children"] = children
     d.results["result"] = _describe_result(d, before)
 

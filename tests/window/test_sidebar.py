@@ -17,12 +17,18 @@ def test_generate_from_the_sidebar_then_cancel_with_esc(window, scene_blend, cat
     assert got["poll_before"] and got["invoke"] == ["RUNNING_MODAL"], got
     # The progress bar ran: several samples while running, with words and a fraction that grew.
     assert got["running_samples"] >= 5, got
-    assert all(message for _, message in filter(None, got["progress"])), got
+    progress = [p for p in got["progress"] if p is not None]
+    assert len(progress) >= 2 and all(text for _, text in progress), got
+    assert [f for f, _ in progress] == sorted(f for f, _ in progress), got
     (result,) = got["result"]
     assert result["name"] == "Photo_depth_001.exr" and result["colorspace"] == "Non-Color", result
     assert result["file_exists"] and result["file"] == str(scene_blend.parent / "generated" / result["name"])
     assert result["size"] == [640, 360] and result["nodes"], result
     assert got["generated"] == ["Photo_depth_001.exr"]
+    # Visible where the user looks: the Image Editor that showed the photo, the panel's thumbnail.
+    shown = got["shown"]
+    assert shown["editor"] == shown["panel"] == "Photo_depth_001.exr" and shown["thumbnail"], got
+    assert shown["thumbnail_size"] == [214, 120], got  # every 3rd pixel of 640x360: at most 256 wide
     # Esc stopped the second run: nothing new kept, Generate available again.
     cancel = got["cancel"]
     assert cancel["new_images"] == [] and cancel["generated"] == ["Photo_depth_001.exr"], cancel

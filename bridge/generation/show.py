@@ -1,0 +1,99 @@
+"""Put a finished depth map where the user is looking, without another click.
+
+The scene remembers its newest result (``scene.fathom.result``), which the Depth panel shows as a
+thumbnail with its size, model and the time it took; every Image Editor that showed the source
+switches to the result; when none did and the preferences ask for it, a new window opens on it.
+"""
+
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from .results import IMAGE_KEY
+
+_RENDER_VIEWS = ("RENDER_RESULT", "COMPOSITING")  # where a rendered source is seen
+THUMBNAIL = 256  # pixels on the thumbnail's long side
+
+
+def show_result(context, image, source: dict, seconds: float, open_window: bool = False, depth=None) -> int:
+    """Main thread: remember ``image`` as the scene's newest result, switch the editors that
+    showed ``source`` (bridge.capture.picture.Capture.source) to it, or open a window on it when
+    ``open_window`` and none did. ``depth`` (HxW, top row first): the thumbnail, made now rather
+    than by Blender's deferred preview job. How many editors now show it."""
+    info = dict(image.get(IMAGE_KEY, {}))
+    info["seconds"] = round(float(seconds), 2)
+    image[IMAGE_KEY] = info
+    context.scene.fathom.result = image
+    set_thumbnail(image, depth)
+    shown = 0
+    for window in context.window_manager.windows:
+        for area in window.screen.areas:
+            if area.type != "IMAGE_EDITOR":
+                continue
+            space = area.spaces.active
+            if space.image is not None and showed_source(space.image, source):
+                space.image = image
+                area.tag_redraw()
+                shown += 1
+    if not shown and open_window and not bpy.app.background:
+        shown = _open_window(context, image)
+    return shown
+
+
+def set_thumbnail(image, depth, size=THUMBNAIL):
+    """The image's preview from its depth array: grey, near = bright as in the file, at most
+    ``size`` pixels on the long side (every n-th pixel: cheap on the main thread)."""
+    preview = image.preview_ensure()
+    if depth is None:
+        return
+    step = max(1, -(-max(depth.shape) // size))
+    small = np.asarray(depth[::step, ::step], np.float32)[::-1]  # Blender's rows run bottom to top
+    low, high = float(np.nanmin(small)), float(np.nanmax(small))
+    grey = np.clip((small - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(small)
+    rgba = np.empty((*grey.shape, 4), np.float32)
+    rgba[..., :3] = grey[..., None]
+    rgba[..., 3] = 1.0
+    preview.image_size = (grey.shape[1], grey.shape[0])
+    preview.image_pixels_float.foreach_set(rgba.ravel())
+
+
+def showed_source(image, source: dict) -> bool:
+    """Whether an Image Editor showing ``image`` was showing the picture ``source`` names."""
+    kind = source.get("kind")
+    if kind == "image":
+        return image.name == source.get("image")
+    if kind == "file":
+        if not image.filepath:
+            return False
+        return _same_file(image.filepath, source.get("filepath", ""))
+    return image.type in _RENDER_VIEWS
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return Path(bpy.path.abspath(a)).resolve() == Path(bpy.path.abspath(b)).resolve()
+    except OSError:
+        return False
+
+
+def _open_window(context, image) -> int:
+    before = set(context.window_manager.windows[:])
+    bpy.ops.wm.window_new()
+    for window in context.window_manager.windows:
+        if window not in before:
+            area = window.screen.areas[0]
+            area.type = "IMAGE_EDITOR"
+            area.spaces.active.image = image
+            return 1
+    return 0
+
+
+def describe(image) -> str:
+    """The thumbnail's caption: size, model and time taken."""
+    info = image.get(IMAGE_KEY, {})
+    width, height = image.size
+    parts = [f"{width} x {height}", str(info.get("model", "")) or None]
+    if "seconds" in info:
+        parts.append(f"{info['seconds']:.1f} s")
+    return " · ".join(p for p in parts if p)
