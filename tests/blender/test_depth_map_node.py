@@ -281,12 +281,14 @@ def test_setups_take_depth_from_the_depth_map_node(blender, catalog_for, tiny_mo
         image = node_group.result_image(second)
         defocus = dof.setup(scene, image, near=1.0, far=20.0)
         mix = fog.setup(scene, image.name)
-        def fed_from(node, name):
-            return [[l.from_node.name, l.from_socket.name] for l in common.socket(node.inputs, name).links]
-        ramps = [n for n in tree.nodes if common.tagged(n, "dof") and n.get("fathom_role") == "distance"]
-        amounts = [n for n in tree.nodes if common.tagged(n, "fog") and n.get("fathom_role") == "amount"]
+        def fed_from(kind):
+            # where a setup's nodes read depth from: links into them from an Image or Depth Map node
+            return sorted({(l.from_node.name, l.from_socket.name) for l in tree.links
+                           if common.tagged(l.to_node, kind) and not common.tagged(l.from_node, kind)
+                           and (l.from_node.bl_idname == "CompositorNodeImage"
+                                or node_group.is_depth_map(l.from_node))})
         own_depth_nodes = [n.name for n in tree.nodes if n.get("fathom_role") == "depth"]
-        fed = {"dof": fed_from(ramps[0], "Value"), "fog": fed_from(amounts[0], "Value")}
+        fed = {"dof": fed_from("dof"), "fog": fed_from("fog")}
         blurred, _ = rc.capture_compositor(scene)
         raw, _ = rc.render_scene(scene)
         removed = dof.remove(scene) + fog.remove(scene)
