@@ -115,11 +115,14 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         )
 
     def worker_done(self, context, job):
+        from ..bridge.generation.sequence import SequenceJob
+
         image, _node = job.finish(context)
         seconds = time.perf_counter() - self._started
-        show_result(
-            context, image, job.capture.source, seconds, addon_preferences(context).open_result, job.depth_map.depth
-        )
+        if not isinstance(job, SequenceJob):  # a sequence shows in its node; a thumbnail is of one picture
+            show_result(
+                context, image, job.capture.source, seconds, addon_preferences(context).open_result, job.depth_map.depth
+            )
         self.report({"INFO"}, job.done_message(seconds))
         return {"FINISHED"}
 
