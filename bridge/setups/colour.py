@@ -65,11 +65,30 @@ def config():
     return lib.Config.CreateFromFile(path)
 
 
+def available() -> bool:
+    """Whether this Blender has PyOpenColorIO (the bpy 4.2 module does not)."""
+    try:
+        ocio()
+    except ColourError:
+        return False
+    return True
+
+
+def scene_linear_name() -> str:
+    """The name of the scene-linear colour space in Blender's configuration."""
+    if not available():
+        return "Linear Rec.709"  # Blender 4.0 and later call it so
+    return config().getColorSpace("scene_linear").getName()
+
+
 def is_scene_referred(image) -> bool:
     """True for pictures that hold scene light (float images in a scene-referred colour space)."""
     if image.colorspace_settings.is_data:
         return False
-    space = config().getColorSpace(image.colorspace_settings.name)
+    name = image.colorspace_settings.name
+    if not available():  # without OCIO, judged by Blender's names for its linear spaces
+        return image.is_float and ("linear" in name.lower() or name.lower().startswith("aces"))
+    space = config().getColorSpace(name)
     return image.is_float and space is not None and space.getReferenceSpaceType() == ocio().REFERENCE_SPACE_SCENE
 
 

@@ -74,7 +74,7 @@ def picture_array(image, scene=None) -> np.ndarray:
     if scene is not None:
         from . import colour
 
-        if colour.is_scene_referred(image):
+        if colour.is_scene_referred(image) and colour.available():
             return colour.scene_linear_to_display(capture.image_pixels(image, linear=True), scene)
     return np.clip(capture.image_pixels(image), 0.0, 1.0)
 

@@ -73,7 +73,7 @@ def render_picture(scene, depth, source=None):
     image = common.keep_generated(
         KIND, depth.name, f"{stem}_picture", ".exr", _exr(rgb), non_color=False, name=f"{stem} picture"
     )
-    image.colorspace_settings.name = colour.config().getColorSpace("scene_linear").getName()
+    image.colorspace_settings.name = colour.scene_linear_name()
     return image
 
 
@@ -90,12 +90,14 @@ def texture_for(scene, picture):
         and tuple(kept.size) == tuple(picture.size)
     ):
         return kept, kept.get("fathom_note", "")
+    if not colour.available():  # shown as it is: it passes the scene's view transform a second time
+        return picture, f"'{picture.name}' as it is (this Blender has no PyOpenColorIO to undo the view transform)"
     light, note = colour.display_to_scene_linear(capture.image_pixels(picture), scene, picture.colorspace_settings.name)
     stem = picture.name.rsplit(".", 1)[0]
     image = common.keep_generated(
         LIGHT_KIND, key, f"{stem}_scene_light", ".exr", _exr(light), non_color=False, name=f"{stem} scene light"
     )
-    image.colorspace_settings.name = colour.config().getColorSpace("scene_linear").getName()
+    image.colorspace_settings.name = colour.scene_linear_name()
     image["fathom_view"] = view
     image["fathom_note"] = note
     return image, note

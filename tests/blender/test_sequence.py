@@ -19,7 +19,7 @@ ANIMATED = f"""
 sys.path.insert(0, {str(ROOT)!r})
 from scripts.sample_scene import build_scene
 scene = build_scene(64, 36, 2)
-bpy.ops.wm.read_userpref()  # build_scene starts from factory settings, which disables the extension
+load_profile()  # build_scene starts from factory settings, which disables the extension
 sphere = bpy.data.objects["Near sphere"]
 for frame, x in ((1, -2.0), (6, 1.5)):
     sphere.location.x = x
