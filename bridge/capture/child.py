@@ -109,7 +109,9 @@ class ChildRender:
         # Removed after run, on discard, or when this object is forgotten: never left behind.
         self._remove = weakref.finalize(self, shutil.rmtree, self.folder, True)
         self.result = os.path.join(self.folder, "result.npz")
-        if bpy.data.filepath and not bpy.data.is_dirty:
+        # A node's input always comes from a copy: operators run from scripts can change the tree
+        # without marking the file dirty, and the capture must see the tree as it is now.
+        if bpy.data.filepath and not bpy.data.is_dirty and kind != "node":
             # Saved as it is: the child opens the user's file itself (read only, never saved), and
             # the UI does not wait for a copy to be written.
             blend = bpy.data.filepath
