@@ -115,14 +115,12 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         )
 
     def worker_done(self, context, job):
-        from ..bridge.generation.sequence import SequenceJob
-
         image, _node = job.finish(context)
         seconds = time.perf_counter() - self._started
-        if not isinstance(job, SequenceJob):  # a sequence shows in its node; a thumbnail is of one picture
-            show_result(
-                context, image, job.capture.source, seconds, addon_preferences(context).open_result, job.depth_map.depth
-            )
+        shown = job.shown_picture()
+        if shown is not None:
+            source, depth = shown
+            show_result(context, image, source, seconds, addon_preferences(context).open_result, depth)
         self.report({"INFO"}, job.done_message(seconds))
         return {"FINISHED"}
 

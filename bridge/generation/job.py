@@ -98,6 +98,10 @@ class Job:
         """The picture to work on, once known (the Server backend's job derives its cache key from it)."""
         self.capture = picture
 
+    def shown_picture(self):
+        """(source, depth array) a finished job shows as one picture (the panel's thumbnail)."""
+        return self.capture.source, self.depth_map.depth
+
     def finish(self, context):
         """Main thread: load the written file as an image and show it in the scene's compositor."""
         image = results.load_result(self.path, self.depth_map, self.capture.source)

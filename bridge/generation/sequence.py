@@ -52,6 +52,10 @@ class SequenceJob:
     timings: dict = field(default_factory=dict)
     batch_size: int = 8  # frames read before one estimate_batch; 1 where each read is a render
 
+    def shown_picture(self):
+        """None: a sequence shows in its node, not as one picture's thumbnail."""
+        return None
+
     @property
     def reused(self) -> bool:
         return False
