@@ -3,6 +3,8 @@
 The plane lies at ``distance`` in front of the camera, with exactly the camera's frame (Blender's own
 Camera.view_frame: sensor fit, sensor size, focal length or ortho scale, shift and render aspect),
 as a grid whose UVs run 0..1 over the frame, textured with the picture through an Emission shader.
+It goes on two render pixels past the frame (its texture's edge extended), where the pixel filter of
+the frame's edge pixels reaches.
 
 Direction: each point moves along the line of sight through it, towards the camera for near = bright
 (for an orthographic camera the line of sight is the view axis). A point never leaves its own line of
@@ -34,6 +36,7 @@ GROUP_VERSION = 3  # 3: the depth image's frame follows the scene's (depth seque
 MODIFIER, SUBSURF = "Fathom Depth Displace", "Fathom Subdivision"
 TARGET_KEY = "fathom_displaced"  # on a user's object displaced by the setup
 PREVIOUS_CAMERA_KEY = "fathom_previous_camera"
+MARGIN_PX = 2  # Cycles' widest default filter reaches 1.5 px
 INPUTS = (  # name, socket type, default
     ("Depth", "NodeSocketImage", None),
     ("UV Map", "NodeSocketString", "UVMap"),
@@ -75,10 +78,12 @@ def camera_matrix(camera):
     return Matrix.Translation(loc) @ rot.to_matrix().to_4x4()
 
 
-def grid_mesh(name, frame, distance, columns, rows):
-    """A columns x rows vertex grid over ``frame`` at z = -distance, with UVs 0..1 over it."""
+def grid_mesh(name, frame, distance, columns, rows, margin=(0.0, 0.0)):
+    """A columns x rows vertex grid over ``frame`` at z = -distance, with UVs 0..1 over it; ``margin``
+    (fractions of the frame's width and height) extends it past the frame on every side, UVs with it."""
     x0, x1, y0, y1 = frame
-    u, v = np.meshgrid(np.linspace(0.0, 1.0, columns), np.linspace(0.0, 1.0, rows))
+    mx, my = margin
+    u, v = np.meshgrid(np.linspace(-mx, 1.0 + mx, columns), np.linspace(-my, 1.0 + my, rows))
     co = np.stack([x0 + u * (x1 - x0), y0 + v * (y1 - y0), np.full(u.shape, -distance)], axis=2).reshape(-1, 3)
     i = np.arange(rows * columns).reshape(rows, columns)
     quads = np.stack([i[:-1, :-1], i[:-1, 1:], i[1:, 1:], i[1:, :-1]], axis=2).reshape(-1, 4)
@@ -91,6 +96,13 @@ def grid_mesh(name, frame, distance, columns, rows):
     uv.data.foreach_set("uv", uvs[loops].ravel().astype(np.float32))
     mesh.update()
     return mesh
+
+
+def _margin(scene):
+    """MARGIN_PX render pixels as fractions of the frame: the pixel filter of the frame's edge pixels
+    reaches past the frame, where the plane must go on (its texture's edge extended), not the world."""
+    scale = scene.render.resolution_percentage / 100
+    return MARGIN_PX / (scene.render.resolution_x * scale), MARGIN_PX / (scene.render.resolution_y * scale)
 
 
 def grid_size(aspect, resolution):
@@ -357,7 +369,7 @@ def setup(
                 "the picture is stretched to fill the view (set the render size to the picture's)."
             )
         obj = _tagged_object("plane")
-        mesh = grid_mesh("Fathom Depth Plane", frame, distance, *grid_size(aspect, resolution))
+        mesh = grid_mesh("Fathom Depth Plane", frame, distance, *grid_size(aspect, resolution), _margin(scene))
         if obj is None:
             obj = common.tag(bpy.data.objects.new("Fathom Depth Plane", mesh), KIND)
             obj["fathom_role"] = "plane"

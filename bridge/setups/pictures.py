@@ -8,12 +8,16 @@ picture_for(scene, depth, picture=None) -> image or None
 texture_for(scene, picture) -> (image, note)
     a scene-referred picture (float, linear colour space) as it is; a display-referred one (a photo,
     an 8-bit PNG) as the scene light that the scene's view transform shows as the picture
-    (bridge.setups.colour), kept as ``<picture>_scene_light.exr`` and updated in place when the
-    picture or the scene's colour management changes. ``note`` says which was done.
+    (bridge.setups.colour), kept as ``<picture>_scene_light.exr``. A picture the size of the render,
+    in Cycles, is also pre-sharpened against the pixel filter (engine.pixel_filter), since the plane's
+    re-render filters its pixels a second time (``<picture>_sharpened.exr`` for a scene-referred one).
+    Updated in place when the picture, the scene's colour management or its pixel filter changes.
+    ``note`` says what was done.
 """
 
 import numpy as np
 
+from ...engine import pixel_filter
 from ...engine.exr import write_exr
 from ..capture import picture as capture
 from ..generation.results import IMAGE_KEY
@@ -77,27 +81,57 @@ def render_picture(scene, depth, source=None):
     return image
 
 
+def render_filter(scene, picture):
+    """Cycles' pixel filter ({"type", "width"}) when ``picture`` is pixel for pixel the render, so that
+    rendering the plane that shows it filters each of its pixels a second time; else None."""
+    if scene.render.engine != "CYCLES" or not hasattr(scene, "cycles"):
+        return None
+    scale = scene.render.resolution_percentage / 100
+    size = (round(scene.render.resolution_x * scale), round(scene.render.resolution_y * scale))
+    if tuple(picture.size) != size:
+        return None
+    return {"type": scene.cycles.pixel_filter_type, "width": round(float(scene.cycles.filter_width), 6)}
+
+
+def _sharpen_note(blur) -> str:
+    width, kind = blur["width"], blur["type"].replace("_", "-").title()
+    return f"sharpened against Cycles' {width:g} px {kind} pixel filter, which the re-render applies a second time"
+
+
 def texture_for(scene, picture):
-    if colour.is_scene_referred(picture):
+    scene_referred = colour.is_scene_referred(picture)
+    blur = render_filter(scene, picture)
+    if scene_referred and blur is None:
         return picture, f"the scene-linear pixels of '{picture.name}', through the scene's own view transform"
+    if not scene_referred and not colour.available():  # shown as it is: it passes the view transform again
+        return picture, f"'{picture.name}' as it is (this Blender has no PyOpenColorIO to undo the view transform)"
     key = f"{picture.name}|{picture.filepath}"
-    view = colour.view_description(scene)
+    made_for = {"view": None if scene_referred else colour.view_description(scene), "filter": blur}
     kept = common.kept_image(LIGHT_KIND, key)
     if (
         kept is not None
-        and kept.get("fathom_view") is not None
-        and kept["fathom_view"].to_dict() == view
+        and kept.get("fathom_made_for") is not None
+        and kept["fathom_made_for"].to_dict() == made_for
         and tuple(kept.size) == tuple(picture.size)
     ):
         return kept, kept.get("fathom_note", "")
-    if not colour.available():  # shown as it is: it passes the scene's view transform a second time
-        return picture, f"'{picture.name}' as it is (this Blender has no PyOpenColorIO to undo the view transform)"
-    light, note = colour.display_to_scene_linear(capture.image_pixels(picture), scene, picture.colorspace_settings.name)
+    if scene_referred:
+        light = capture.image_pixels(picture, linear=True)
+        note, space = f"the scene-linear pixels of '{picture.name}'", picture.colorspace_settings.name
+    else:
+        light, note = colour.display_to_scene_linear(
+            capture.image_pixels(picture), scene, picture.colorspace_settings.name
+        )
+        space = colour.scene_linear_name()
+    if blur is not None:
+        light = pixel_filter.presharpen(light, pixel_filter.taps(blur["type"], blur["width"]))
+        note = f"{note}, {_sharpen_note(blur)}"
     stem = picture.name.rsplit(".", 1)[0]
+    suffix = "sharpened" if scene_referred else "scene_light"
     image = common.keep_generated(
-        LIGHT_KIND, key, f"{stem}_scene_light", ".exr", _exr(light), non_color=False, name=f"{stem} scene light"
+        LIGHT_KIND, key, f"{stem}_{suffix}", ".exr", _exr(light), non_color=False, name=f"{stem} {suffix}"
     )
-    image.colorspace_settings.name = colour.scene_linear_name()
-    image["fathom_view"] = view
+    image.colorspace_settings.name = space
+    image["fathom_made_for"] = made_for
     image["fathom_note"] = note
     return image, note

@@ -11,8 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 160, 90
 
-# The sample scene with a narrow pixel filter, so that each pixel's first sample (the one the Z
-# pass keeps) goes through its centre, where the ray casts go; denoising on, as a user may have it.
+# The sample scene with Blender's default pixel filter; denoising on, as a user may have it.
 # build_scene starts from factory settings, which disables the profile's add-ons: reading the
 # profile again enables the installed extension.
 SCENE = f"""
@@ -22,7 +21,6 @@ from mathutils import Vector
 sys.path.insert(0, {str(ROOT)!r})
 from scripts.sample_scene import build_scene
 scene = build_scene({WIDTH}, {HEIGHT}, 4)
-scene.cycles.filter_width = 0.01
 scene.cycles.use_denoising = True
 load_profile()
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
@@ -31,8 +29,10 @@ from bl_ext.user_default.fathom.engine.exr import read_exr
 from bl_ext.user_default.fathom.engine.settings import DepthSettings
 
 def reference_z():
-    # The Z pass rendered by hand with the scene's own samples and denoising, as a user would.
+    # The Z pass rendered by hand with the scene's own samples and denoising, as a user would, with the
+    # pixel filter narrowed so that the first sample (the one the Z pass keeps) goes through the pixel's centre.
     layer = scene.view_layers[0]
+    width, scene.cycles.filter_width = scene.cycles.filter_width, 0.01
     r, image = scene.render, scene.render.image_settings
     with tempfile.TemporaryDirectory() as folder:
         layer.use_pass_z = True
@@ -42,6 +42,7 @@ def reference_z():
         bpy.ops.render.render(write_still=True)
         z = read_exr(folder + "/z.exr").channels[layer.name + ".Depth.Z"]
     layer.use_pass_z = False
+    scene.cycles.filter_width = width
     image.media_type = "IMAGE"
     image.file_format = "PNG"
     return z
@@ -66,7 +67,8 @@ def test_scene_z_is_the_z_pass_exactly_in_every_normalisation(blender):
                                                      "model": m.model, "dtype": str(m.depth.dtype)}
         emit({"module": sz.__name__, "z": z.tolist(), "maps": maps, "clip_end": scene.camera.data.clip_end,
               "restored": [scene.view_layers[0].use_pass_z, scene.cycles.samples == samples,
-                           scene.cycles.use_denoising, scene.render.image_settings.file_format]})
+                           scene.cycles.use_denoising, scene.render.image_settings.file_format,
+                           scene.cycles.filter_width]})
     """,
     )
     assert got["module"] == "bl_ext.user_default.fathom.bridge.capture.scene_z"
@@ -102,7 +104,7 @@ def test_scene_z_is_the_z_pass_exactly_in_every_normalisation(blender):
     assert bright is True and np.all(v2[~hit] == 0.0)
     assert maps["v2-style True"][1] is False
 
-    assert got["restored"] == [False, True, True, "PNG"]
+    assert got["restored"] == [False, True, True, "PNG", 1.5]  # Blender's default pixel filter, restored
 
 
 def test_z_is_planar_distance_along_the_camera_axis(blender):

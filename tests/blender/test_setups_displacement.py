@@ -11,7 +11,7 @@ def test_displaced_plane_reproduces_the_picture_and_shows_parallax(blender, came
     got = blender(
         SCENE
         + f"""
-scene = build_scene()
+scene = build_scene(default_sampling=True)
 if {camera.startswith("ortho")!r}:
     scene.camera.data.type = "ORTHO"
     scene.camera.data.ortho_scale = 14.0
@@ -33,7 +33,6 @@ plane = bpy.data.objects["Fathom Depth Plane"]
 ev = plane.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
 co = np.empty(len(ev.vertices) * 3, np.float32); ev.vertices.foreach_get("co", co)
 view_depth = -co.reshape(-1, 3)[:, 2]  # the plane's space is the camera's
-scene.cycles.filter_width = 0.01   # pixel-centred samples: the texture's pixels come back unblurred
 same = rendered(scene)
 fg = ~background
 camera = scene.camera
