@@ -79,11 +79,16 @@ def camera_matrix(camera):
 
 
 def grid_mesh(name, frame, distance, columns, rows, margin=(0.0, 0.0)):
-    """A columns x rows vertex grid over ``frame`` at z = -distance, with UVs 0..1 over it; ``margin``
-    (fractions of the frame's width and height) extends it past the frame on every side, UVs with it."""
+    """A columns x rows vertex grid over ``frame`` at z = -distance, with UVs 0..1 over it; a ``margin``
+    (fractions of the frame's width and height) adds a ring of vertices that far past the frame, UVs with it."""
     x0, x1, y0, y1 = frame
-    mx, my = margin
-    u, v = np.meshgrid(np.linspace(-mx, 1.0 + mx, columns), np.linspace(-my, 1.0 + my, rows))
+
+    def steps(count, extra):
+        inner = np.linspace(0.0, 1.0, count)
+        return np.concatenate([[-extra], inner, [1.0 + extra]]) if extra > 0 else inner
+
+    u, v = np.meshgrid(steps(columns, margin[0]), steps(rows, margin[1]))
+    rows, columns = u.shape
     co = np.stack([x0 + u * (x1 - x0), y0 + v * (y1 - y0), np.full(u.shape, -distance)], axis=2).reshape(-1, 3)
     i = np.arange(rows * columns).reshape(rows, columns)
     quads = np.stack([i[:-1, :-1], i[:-1, 1:], i[1:, 1:], i[1:, :-1]], axis=2).reshape(-1, 4)
