@@ -11,8 +11,8 @@ taps(filter_type, width) -> [t0, t1, t2, t3]
     Cycles samples each axis from its filter table, Blackman-Harris over +-width, Gaussian with sigma
     width / 4 over +-1.5 width, Box over +-width / 2; each convolved with the bilinear tent.
 presharpen(image, taps) -> float32 image whose blur by ``taps`` (rows, then columns, edges extended)
-    is ``image``: the inverse filter in the basis of the mirrored image (a DCT-II, exact for a
-    symmetric kernel with mirrored edges), Tikhonov-limited where the blur removes almost everything.
+    is ``image``: the inverse filter (its spectrum 1 / the blur's, Tikhonov-limited where the blur removes
+    almost everything) as separable taps over the image with mirrored edges (half a second for 1920x1080 RGB, ~100 MiB).
     Values may leave 0..1 (the sharpened texture overshoots at edges): an Emission shader keeps them.
 """
 
@@ -21,6 +21,7 @@ import numpy as np
 FILTER_TYPES = ("BLACKMAN_HARRIS", "GAUSSIAN", "BOX")
 REACH = 3  # pixels either side; Gaussian 1.5 px: 2.25 px + the tent
 _STEP = 1e-3  # integration step, in pixels
+_PERIOD = 1024  # samples of the inverse filter's spectrum: far longer than its taps reach
 _LIMIT = 0.02  # Tikhonov: frequencies the blur keeps less of than this are not restored in full
 
 
@@ -58,18 +59,29 @@ def _gain(weights, n: int) -> np.ndarray:
     return h / (h * h + _LIMIT * _LIMIT)
 
 
+def inverse_taps(weights) -> np.ndarray:
+    """The inverse filter as symmetric taps (0, 1, 2, ... pixels), cut where they fall below 1e-6: its
+    impulse response decays geometrically (about 0.27 a pixel for the default filter: 11 taps)."""
+    impulse = np.real(np.fft.ifft(_gain(weights, _PERIOD // 2)))[: _PERIOD // 2]
+    big = np.nonzero(np.abs(impulse) > 1e-6 * abs(impulse[0]))[0]
+    return impulse[: int(big[-1]) + 1]
+
+
+def _convolve_rows(image: np.ndarray, taps: np.ndarray) -> np.ndarray:
+    """``image`` (rows first) convolved along its first axis by symmetric ``taps``, edges mirrored."""
+    reach, n = len(taps) - 1, image.shape[0]
+    padded = np.pad(image, [(reach, reach)] + [(0, 0)] * (image.ndim - 1), mode="symmetric")
+    out = np.float32(taps[0]) * image
+    for k in range(1, reach + 1):
+        out += np.float32(taps[k]) * (padded[reach - k : reach - k + n] + padded[reach + k : reach + k + n])
+    return out
+
+
 def presharpen(image: np.ndarray, weights) -> np.ndarray:
     image = np.asarray(image, np.float32)
-    flat = image.ndim == 2
-    pixels = image[:, :, None] if flat else image
-    h, w = pixels.shape[:2]
-    mirrored = np.concatenate([pixels, pixels[::-1]], axis=0)
-    mirrored = np.concatenate([mirrored, mirrored[:, ::-1]], axis=1)
-    spectrum = np.fft.rfft2(mirrored, axes=(0, 1))
-    spectrum *= _gain(weights, h)[:, None, None]
-    spectrum *= _gain(weights, w)[: w + 1][None, :, None]
-    out = np.fft.irfft2(spectrum, s=(2 * h, 2 * w), axes=(0, 1))[:h, :w].astype(np.float32)
-    return out[:, :, 0] if flat else out
+    taps = inverse_taps(weights)
+    rows = _convolve_rows(image, taps)
+    return np.ascontiguousarray(np.swapaxes(_convolve_rows(np.swapaxes(rows, 0, 1), taps), 0, 1))
 
 
 def blur(image: np.ndarray, weights) -> np.ndarray:
