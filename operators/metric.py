@@ -10,6 +10,11 @@ from ._operator import name_property, refuse, reported
 from ._pick import PickInImage
 from .setups import NO_DEPTH, depth_image, panel_settings
 
+FIT_TO = (
+    ("SCENE_Z", "Scene Z", "The exact depth of the scene's render (renders its Z pass now)"),
+    ("POINTS", "Picked Points", "The points listed under Metric Depth, each with its distance (two or more)"),
+)
+
 
 class FATHOM_OT_metric_depth(bpy.types.Operator):
     """Turn the relative depth map into distances in scene units: fitted to the Scene Z of the same render,
@@ -19,13 +24,7 @@ class FATHOM_OT_metric_depth(bpy.types.Operator):
     bl_label = "Metric Depth"
     bl_options = {"REGISTER", "UNDO"}
 
-    mode: EnumProperty(
-        name="Fit To",
-        items=(
-            ("SCENE_Z", "Scene Z", "The exact depth of the scene's render (renders its Z pass now)"),
-            ("POINTS", "Picked Points", "The points listed under Metric Depth, each with its distance (two or more)"),
-        ),
-    )
+    mode: EnumProperty(name="Fit To", items=FIT_TO)
     depth: name_property(
         "Depth Image", "Name of the relative depth image (default: the panel's, or the newest Fathom result)"
     )

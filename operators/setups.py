@@ -10,19 +10,58 @@ from ._pick import PickInImage
 
 NO_DEPTH = "Generate a depth map first, or pick a depth image under Depth > Setups"
 
+PARALLAX_MOVES = (
+    ("NONE", "None", "No camera move"),
+    ("DOLLY", "Dolly", "A copy of the camera moves towards the plane"),
+    ("ORBIT", "Orbit", "A copy of the camera swings around the plane's centre"),
+)
+STEREO_MODES = (
+    ("AUTO", "Auto", "A camera rig when the depth has distances (Scene Z, metric depth), else divergence"),
+    (
+        "RIG",
+        "Camera Rig",
+        "Interaxial and convergence distances in scene units with the camera's focal length: "
+        "the pair Blender's stereoscopy renders",
+    ),
+    ("DIVERGENCE", "Divergence", "For relative depth: the largest shift between the eyes, in percent of the width"),
+)
+EYES = (
+    ("LEFT", "Left Eye", "The picture is the left eye; the right eye is made"),
+    ("RIGHT", "Right Eye", "The picture is the right eye; the left eye is made"),
+    ("CENTER", "Centre", "The picture sits between the eyes; both are made, each with half the shift"),
+)
+CONVERGENCE_MODES = (
+    ("OFFAXIS", "Off-Axis", "Shifted sensors: what is at the convergence distance sits on the screen"),
+    ("PARALLEL", "Parallel", "No convergence: everything is in front of the screen"),
+)
+LAYOUTS = (
+    ("SIDE_BY_SIDE", "Side by Side", "Left eye on the left"),
+    ("TOP_BOTTOM", "Top-Bottom", "Left eye on top"),
+    ("ANAGLYPH", "Anaglyph", "Red-cyan glasses"),
+)
+REMOVABLE = (
+    ("DISPLACEMENT", "Displacement", ""),
+    ("DOF", "Depth of Field", ""),
+    ("FOG", "Fog", ""),
+    ("ALL", "All", "Every Fathom setup in this scene"),
+)
+
 
 def panel_settings(context):
     return getattr(context.scene, "fathom_setups", None)
 
 
-def depth_image(context, name=""):
-    """The named image, else the panel's depth image, else the Image Editor's or newest Fathom result."""
+def _image(context, name, panel_field, default):
+    """The named image, else the one picked in the Setups panel (``panel_field``), else ``default()``."""
     if name:
         return bpy.data.images.get(name)
-    settings = panel_settings(context)
-    if settings is not None and settings.depth is not None:
-        return settings.depth
-    return common.default_depth_image(context)
+    picked = getattr(panel_settings(context), panel_field, None)
+    return picked if picked is not None else default()
+
+
+def depth_image(context, name=""):
+    """The named image, else the panel's depth image, else the Image Editor's or newest Fathom result."""
+    return _image(context, name, "depth", lambda: common.default_depth_image(context))
 
 
 def any_data_image():
@@ -31,12 +70,8 @@ def any_data_image():
 
 
 def picture_image(context, depth, name=""):
-    if name:
-        return bpy.data.images.get(name)
-    settings = panel_settings(context)
-    if settings is not None and settings.picture is not None:
-        return settings.picture
-    return common.source_picture(depth)
+    """The named image, else the panel's picture, else the depth map's source."""
+    return _image(context, name, "picture", lambda: common.source_picture(depth))
 
 
 class _Setup:
@@ -132,15 +167,7 @@ class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
         max=1.0,
         description="Delete faces whose corners' depths spread more than this (0: keep all)",
     )
-    parallax: EnumProperty(
-        name="Parallax Move",
-        default="NONE",
-        items=(
-            ("NONE", "None", "No camera move"),
-            ("DOLLY", "Dolly", "A copy of the camera moves towards the plane"),
-            ("ORBIT", "Orbit", "A copy of the camera swings around the plane's centre"),
-        ),
-    )
+    parallax: EnumProperty(name="Parallax Move", default="NONE", items=PARALLAX_MOVES)
     amplitude: FloatProperty(
         name="Amplitude",
         default=0.1,
@@ -258,33 +285,8 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
     bl_label = "Stereo Pair"
     needs_picture = True
 
-    mode: EnumProperty(
-        name="Mode",
-        default="AUTO",
-        items=(
-            ("AUTO", "Auto", "A camera rig when the depth has distances (Scene Z, metric depth), else divergence"),
-            (
-                "RIG",
-                "Camera Rig",
-                "Interaxial and convergence distances in scene units with the camera's focal length: "
-                "the pair Blender's stereoscopy renders",
-            ),
-            (
-                "DIVERGENCE",
-                "Divergence",
-                "For relative depth: the largest shift between the eyes, in percent of the width",
-            ),
-        ),
-    )
-    eye: EnumProperty(
-        name="Picture Is",
-        default="LEFT",
-        items=(
-            ("LEFT", "Left Eye", "The picture is the left eye; the right eye is made"),
-            ("RIGHT", "Right Eye", "The picture is the right eye; the left eye is made"),
-            ("CENTER", "Centre", "The picture sits between the eyes; both are made, each with half the shift"),
-        ),
-    )
+    mode: EnumProperty(name="Mode", default="AUTO", items=STEREO_MODES)
+    eye: EnumProperty(name="Picture Is", default="LEFT", items=EYES)
     use_camera: BoolProperty(
         name="From Camera",
         default=True,
@@ -300,14 +302,7 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
         precision=3,
         description="Distance between the two cameras",
     )
-    convergence_mode: EnumProperty(
-        name="Convergence",
-        default="OFFAXIS",
-        items=(
-            ("OFFAXIS", "Off-Axis", "Shifted sensors: what is at the convergence distance sits on the screen"),
-            ("PARALLEL", "Parallel", "No convergence: everything is in front of the screen"),
-        ),
-    )
+    convergence_mode: EnumProperty(name="Convergence", default="OFFAXIS", items=CONVERGENCE_MODES)
     convergence: FloatProperty(
         name="Convergence Distance",
         default=1.95,
@@ -325,15 +320,7 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
         description="Largest shift between the eyes, in percent of the width: the nearest "
         "point gets all of it, the farthest none (it sits on the screen)",
     )
-    layout: EnumProperty(
-        name="Layout",
-        default="SIDE_BY_SIDE",
-        items=(
-            ("SIDE_BY_SIDE", "Side by Side", "Left eye on the left"),
-            ("TOP_BOTTOM", "Top-Bottom", "Left eye on top"),
-            ("ANAGLYPH", "Anaglyph", "Red-cyan glasses"),
-        ),
-    )
+    layout: EnumProperty(name="Layout", default="SIDE_BY_SIDE", items=LAYOUTS)
     fill: BoolProperty(
         name="Fill Gaps",
         default=True,
@@ -421,15 +408,7 @@ class FATHOM_OT_remove_setup(bpy.types.Operator):
     bl_label = "Remove Setup"
     bl_options = {"REGISTER", "UNDO"}
 
-    kind: EnumProperty(
-        name="Setup",
-        items=(
-            ("DISPLACEMENT", "Displacement", ""),
-            ("DOF", "Depth of Field", ""),
-            ("FOG", "Fog", ""),
-            ("ALL", "All", "Every Fathom setup in this scene"),
-        ),
-    )
+    kind: EnumProperty(name="Setup", items=REMOVABLE)
 
     def execute(self, context):
         kinds = REMOVERS if self.kind == "ALL" else [self.kind]
