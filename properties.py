@@ -133,8 +133,8 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
 
 
 class PicturePoint:
-    """Mixin: a point of the picture (picked ones: operators._pick), Blender registers these properties
-    on each operator or property group that inherits them."""
+    """Mixin: a point of the picture, 0..1 (operators._pick sets it from a click). Blender registers a mixin's
+    properties on each operator and property group that inherits it."""
 
     x: FloatProperty(name="X", default=0.5, min=0.0, max=1.0, description="From the picture's left edge, 0..1")
     y: FloatProperty(name="Y", default=0.5, min=0.0, max=1.0, description="From the picture's bottom edge, 0..1")
