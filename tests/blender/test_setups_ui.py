@@ -59,7 +59,7 @@ def test_shared_property_definitions_register_on_every_class_that_uses_them(blen
         point = bpy.context.scene.fathom_setups.metric_points[0]
         emit({"pick_focus": described(of("pick_focus"), ["x", "y", "depth"]),
               "point_add": described(of("metric_point_add"), ["x", "y", "distance"]),
-              "point": described(bpy.types.FathomMetricPoint.bl_rna.properties, ["x", "y", "distance"]),
+              "point": described(point.bl_rna.properties, ["x", "y", "distance"]),
               "setup": described(of("setup_fog"), ["depth", "picture"]),
               "export": described(of("export_mesh"), ["filepath", "object_name"]),
               "result": described(of("mark_asset"), ["image_name"]),
