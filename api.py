@@ -130,18 +130,17 @@ def generate_depth(
             f"{', '.join(_SOURCES)}; backends are {', '.join(_BACKENDS)}."
         ) from None
     worker.check_idle()
+    context = context or bpy.context
+    where = {"source": kind, "image": image, "filepath": filepath, "output": output, "backend": engine}
     if frames is not None or clip is not None:
         from .bridge.generation.sequence import generate_sequence
 
+        frames = None if frames in (None, "all") else frames
         job, img, node = generate_sequence(
-            context or bpy.context,
-            None if frames in (None, "all") else frames,
-            source=kind,
-            image=image,
-            filepath=filepath,
+            context,
+            frames,
+            **where,
             clip=clip,
-            output=output,
-            backend=engine,
             overrides=settings or None,
             stabilize=stabilize,
             smoothing=smoothing,
@@ -152,17 +151,7 @@ def generate_depth(
         return Sequence(
             r.folder, r.paths, r.frames, r.written, r.skipped, r.by_others, img, node, r.flicker_before, r.flicker_after
         )
-    job, img, node = backends.generate(
-        context or bpy.context,
-        source=kind,
-        image=image,
-        filepath=filepath,
-        output=output,
-        backend=engine,
-        overrides=settings or None,
-        force=force,
-        node=node,
-    )
+    job, img, node = backends.generate(context, **where, overrides=settings or None, force=force, node=node)
     return Result(job.path, img, node, job.depth_map, job.reused)
 
 

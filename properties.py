@@ -132,14 +132,24 @@ class FathomSceneSettings(bpy.types.PropertyGroup):
         return DepthSettings(**values, threads=threads, device=device.lower()).validated()
 
 
-class FathomMetricPoint(bpy.types.PropertyGroup):
-    """A point of the picture with its known distance, for Metric Depth."""
+class PicturePoint:
+    """Mixin: a point of the picture, 0..1 (operators._pick sets it from a click). Blender registers a mixin's
+    properties on each operator and property group that inherits it."""
 
-    x: FloatProperty(name="X", min=0.0, max=1.0, default=0.5, description="From the picture's left edge, 0..1")
-    y: FloatProperty(name="Y", min=0.0, max=1.0, default=0.5, description="From the picture's bottom edge, 0..1")
+    x: FloatProperty(name="X", default=0.5, min=0.0, max=1.0, description="From the picture's left edge, 0..1")
+    y: FloatProperty(name="Y", default=0.5, min=0.0, max=1.0, description="From the picture's bottom edge, 0..1")
+
+
+class KnownDistance(PicturePoint):
+    """Mixin: a point of the picture with its distance, for Metric Depth."""
+
     distance: FloatProperty(
-        name="Distance", min=0.0, default=1.0, unit="LENGTH", description="How far this point is from the camera"
+        name="Distance", default=1.0, min=0.0, unit="LENGTH", description="How far this point is from the camera"
     )
+
+
+class FathomMetricPoint(KnownDistance, bpy.types.PropertyGroup):
+    """A point of the picture with its known distance, for Metric Depth."""
 
 
 class FathomSetupSettings(bpy.types.PropertyGroup):

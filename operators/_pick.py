@@ -1,10 +1,12 @@
 """Picking a point of the picture with a click in the Image Editor (pick focus, metric depth points)."""
 
+from ..properties import PicturePoint
 
-class PickInImage:
-    """Mixin for an operator with ``x`` and ``y`` properties (0..1): invoked in the Image Editor it waits
-    for a click with the eyedropper cursor, sets x, y to the clicked point and runs ``execute``; elsewhere
-    it runs ``execute`` with the values it has."""
+
+class PickInImage(PicturePoint):
+    """Mixin for an operator with the ``x`` and ``y`` properties of a PicturePoint (0..1): invoked in the Image
+    Editor it waits for a click with the eyedropper cursor, sets x, y to the clicked point and runs ``execute``;
+    elsewhere it runs ``execute`` with the values it has."""
 
     pick_prompt = "Click a point of the picture; Esc or right-click cancels"
 

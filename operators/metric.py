@@ -2,12 +2,18 @@
 the Scene Z of the same render or to points picked in the picture with their distances."""
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import EnumProperty, IntProperty
 
 from ..bridge.setups import metric
-from ..engine.errors import FathomError
+from ..properties import KnownDistance
+from ._operator import name_property, refuse, reported
 from ._pick import PickInImage
 from .setups import NO_DEPTH, depth_image, panel_settings
+
+FIT_TO = (
+    ("SCENE_Z", "Scene Z", "The exact depth of the scene's render (renders its Z pass now)"),
+    ("POINTS", "Picked Points", "The points listed under Metric Depth, each with its distance (two or more)"),
+)
 
 
 class FATHOM_OT_metric_depth(bpy.types.Operator):
@@ -18,18 +24,9 @@ class FATHOM_OT_metric_depth(bpy.types.Operator):
     bl_label = "Metric Depth"
     bl_options = {"REGISTER", "UNDO"}
 
-    mode: EnumProperty(
-        name="Fit To",
-        items=(
-            ("SCENE_Z", "Scene Z", "The exact depth of the scene's render (renders its Z pass now)"),
-            ("POINTS", "Picked Points", "The points listed under Metric Depth, each with its distance (two or more)"),
-        ),
-    )
-    depth: StringProperty(
-        name="Depth Image",
-        default="",
-        options={"SKIP_SAVE"},
-        description="Name of the relative depth image (default: the panel's, or the newest Fathom result)",
+    mode: EnumProperty(name="Fit To", items=FIT_TO)
+    depth: name_property(
+        "Depth Image", "Name of the relative depth image (default: the panel's, or the newest Fathom result)"
     )
 
     @classmethod
@@ -37,43 +34,34 @@ class FATHOM_OT_metric_depth(bpy.types.Operator):
         if context.scene is None:
             return False
         if depth_image(context) is None:
-            cls.poll_message_set(NO_DEPTH)
-            return False
+            return refuse(cls, NO_DEPTH)
         return True
 
     def execute(self, context):
+        return reported(self, lambda: self.align(context))
+
+    def align(self, context):
         settings = panel_settings(context)
-        try:
-            depth = depth_image(context, self.depth)
-            if depth is None:
-                raise metric.common.SetupError(f"There is no image named {self.depth!r}." if self.depth else NO_DEPTH)
-            if self.mode == "POINTS":
-                points = [(p.x, p.y, p.distance) for p in settings.metric_points] if settings is not None else []
-                image, fit = metric.align_to_points(depth, points)
-            else:
-                image, fit = metric.align_to_scene_z(context.scene, depth)
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+        depth = depth_image(context, self.depth)
+        if depth is None:
+            raise metric.common.SetupError(f"There is no image named {self.depth!r}." if self.depth else NO_DEPTH)
+        if self.mode == "POINTS":
+            points = [(p.x, p.y, p.distance) for p in settings.metric_points] if settings is not None else []
+            image, fit = metric.align_to_points(depth, points)
+        else:
+            image, fit = metric.align_to_scene_z(context.scene, depth)
         if settings is not None:
             settings.depth = image  # the setups now read the map in scene units
-        self.report({"INFO"}, f"{image.name}: {fit.describe()}")
-        return {"FINISHED"}
+        return f"{image.name}: {fit.describe()}"
 
 
-class FATHOM_OT_metric_point_add(PickInImage, bpy.types.Operator):
+class FATHOM_OT_metric_point_add(PickInImage, KnownDistance, bpy.types.Operator):
     """Add a point of known distance for Metric Depth (click it in the Image Editor)"""
 
     bl_idname = "fathom.metric_point_add"
     bl_label = "Add Known Distance"
     bl_options = {"REGISTER", "UNDO"}
     pick_prompt = "Click a point whose distance you know; Esc or right-click cancels"
-
-    x: FloatProperty(name="X", default=0.5, min=0.0, max=1.0, description="From the picture's left edge, 0..1")
-    y: FloatProperty(name="Y", default=0.5, min=0.0, max=1.0, description="From the picture's bottom edge, 0..1")
-    distance: FloatProperty(
-        name="Distance", default=1.0, min=0.0, unit="LENGTH", description="How far this point is from the camera"
-    )
 
     @classmethod
     def poll(cls, context):

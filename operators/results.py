@@ -7,6 +7,7 @@ from ..bridge.generation import nodes, results
 from ..bridge.kinds import SOURCES
 from ..bridge.prefs import addon_preferences
 from ..engine.settings import SETTING_NAMES
+from ._operator import name_property, refuse
 
 
 class FATHOM_OT_add_depth_node(bpy.types.Operator):
@@ -29,9 +30,9 @@ class FATHOM_OT_add_depth_node(bpy.types.Operator):
 
 
 class _ResultOperator:
-    image_name: bpy.props.StringProperty(
-        name="Image", default="", options={"SKIP_SAVE"}, description="The result image (default: the one shown)"
-    )
+    bl_options = {"REGISTER", "UNDO"}
+
+    image_name: name_property("Image", "The result image (default: the one shown)")
 
     def result(self, context):
         if self.image_name:
@@ -42,8 +43,7 @@ class _ResultOperator:
     @classmethod
     def poll(cls, context):
         if results.active_result(context) is None:
-            cls.poll_message_set("Show a depth result in the Image Editor or select its node")
-            return False
+            return refuse(cls, "Show a depth result in the Image Editor or select its node")
         return True
 
     def execute(self, context):
@@ -59,7 +59,6 @@ class FATHOM_OT_mark_asset(_ResultOperator, bpy.types.Operator):
 
     bl_idname = "fathom.mark_asset"
     bl_label = "Import to Assets"
-    bl_options = {"REGISTER", "UNDO"}
 
     def act(self, context, image):
         image.use_fake_user = True  # kept in the file even when no node uses it
@@ -75,7 +74,6 @@ class FATHOM_OT_delete_result(_ResultOperator, bpy.types.Operator):
 
     bl_idname = "fathom.delete_result"
     bl_label = "Delete Depth Result"
-    bl_options = {"REGISTER", "UNDO"}
 
     def invoke(self, context, event):
         return context.window_manager.invoke_confirm(self, event)

@@ -2,36 +2,76 @@
 mesh export and removal. Each operator is a thin shell over a plain function of bridge.setups."""
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, FloatVectorProperty, IntProperty
 
 from ..bridge.setups import common, displacement, dof, export, fog, pictures, stereo
-from ..engine.errors import FathomError
+from ._operator import name_property, refuse, reported
 from ._pick import PickInImage
 
 NO_DEPTH = "Generate a depth map first, or pick a depth image under Depth > Setups"
+
+PARALLAX_MOVES = (
+    ("NONE", "None", "No camera move"),
+    ("DOLLY", "Dolly", "A copy of the camera moves towards the plane"),
+    ("ORBIT", "Orbit", "A copy of the camera swings around the plane's centre"),
+)
+STEREO_MODES = (
+    ("AUTO", "Auto", "A camera rig when the depth has distances (Scene Z, metric depth), else divergence"),
+    (
+        "RIG",
+        "Camera Rig",
+        "Interaxial and convergence distances in scene units with the camera's focal length: "
+        "the pair Blender's stereoscopy renders",
+    ),
+    ("DIVERGENCE", "Divergence", "For relative depth: the largest shift between the eyes, in percent of the width"),
+)
+EYES = (
+    ("LEFT", "Left Eye", "The picture is the left eye; the right eye is made"),
+    ("RIGHT", "Right Eye", "The picture is the right eye; the left eye is made"),
+    ("CENTER", "Centre", "The picture sits between the eyes; both are made, each with half the shift"),
+)
+CONVERGENCE_MODES = (
+    ("OFFAXIS", "Off-Axis", "Shifted sensors: what is at the convergence distance sits on the screen"),
+    ("PARALLEL", "Parallel", "No convergence: everything is in front of the screen"),
+)
+LAYOUTS = (
+    ("SIDE_BY_SIDE", "Side by Side", "Left eye on the left"),
+    ("TOP_BOTTOM", "Top-Bottom", "Left eye on top"),
+    ("ANAGLYPH", "Anaglyph", "Red-cyan glasses"),
+)
+REMOVABLE = (
+    ("DISPLACEMENT", "Displacement", ""),
+    ("DOF", "Depth of Field", ""),
+    ("FOG", "Fog", ""),
+    ("ALL", "All", "Every Fathom setup in this scene"),
+)
 
 
 def panel_settings(context):
     return getattr(context.scene, "fathom_setups", None)
 
 
-def depth_image(context, name=""):
-    """The named image, else the panel's depth image, else the Image Editor's or newest Fathom result."""
+def _image(context, name, panel_field, default):
+    """The named image, else the one picked in the Setups panel (``panel_field``), else ``default()``."""
     if name:
         return bpy.data.images.get(name)
-    settings = panel_settings(context)
-    if settings is not None and settings.depth is not None:
-        return settings.depth
-    return common.default_depth_image(context)
+    picked = getattr(panel_settings(context), panel_field, None)
+    return picked if picked is not None else default()
+
+
+def depth_image(context, name=""):
+    """The named image, else the panel's depth image, else the Image Editor's or newest Fathom result."""
+    return _image(context, name, "depth", lambda: common.default_depth_image(context))
+
+
+def any_data_image():
+    """Whether some image is Non-Color data, so that a script may name it as the depth."""
+    return any(i.colorspace_settings.is_data for i in bpy.data.images)
 
 
 def picture_image(context, depth, name=""):
-    if name:
-        return bpy.data.images.get(name)
-    settings = panel_settings(context)
-    if settings is not None and settings.picture is not None:
-        return settings.picture
-    return common.source_picture(depth)
+    """The named image, else the panel's picture, else the depth map's source."""
+    return _image(context, name, "picture", lambda: common.source_picture(depth))
 
 
 class _Setup:
@@ -39,18 +79,8 @@ class _Setup:
 
     bl_options = {"REGISTER", "UNDO"}
 
-    depth: StringProperty(
-        name="Depth Image",
-        default="",
-        options={"SKIP_SAVE"},
-        description="Name of the depth image (default: the panel's, or the newest Fathom result)",
-    )
-    picture: StringProperty(
-        name="Picture",
-        default="",
-        options={"SKIP_SAVE"},
-        description="Name of the picture (default: the panel's, or the depth map's source)",
-    )
+    depth: name_property("Depth Image", "Name of the depth image (default: the panel's, or the newest Fathom result)")
+    picture: name_property("Picture", "Name of the picture (default: the panel's, or the depth map's source)")
     needs_picture = False
 
     @classmethod
@@ -58,9 +88,8 @@ class _Setup:
         if context.scene is None:
             return False
         depth = depth_image(context)
-        if depth is None and not any(i.colorspace_settings.is_data for i in bpy.data.images):
-            cls.poll_message_set(NO_DEPTH)  # scripts may still name any Non-Color image
-            return False
+        if depth is None and not any_data_image():
+            return refuse(cls, NO_DEPTH)  # scripts may still name any Non-Color image
         if (
             cls.needs_picture
             and depth is not None
@@ -68,8 +97,7 @@ class _Setup:
             and pictures.depth_source(depth).get("kind") not in pictures.RENDERED_SOURCES
             and len(bpy.data.images) < 2
         ):
-            cls.poll_message_set("Pick the picture the depth map belongs to under Depth > Setups")
-            return False
+            return refuse(cls, "Pick the picture the depth map belongs to under Depth > Setups")
         return True
 
     def images(self, context):
@@ -82,13 +110,14 @@ class _Setup:
         return depth, picture
 
     def execute(self, context):
-        try:
-            message = self.build(context, *self.images(context))
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, message)
-        return {"FINISHED"}
+        return reported(self, lambda: self.build(context, *self.images(context)))
+
+
+class _CompositorSetup(_Setup):
+    """A setup in the compositor: on what feeds its output, or on the picture when asked (``use_picture``)."""
+
+    def chosen_picture(self, picture):
+        return picture if (self.use_picture or self.picture) else None
 
 
 class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
@@ -138,15 +167,7 @@ class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
         max=1.0,
         description="Delete faces whose corners' depths spread more than this (0: keep all)",
     )
-    parallax: EnumProperty(
-        name="Parallax Move",
-        default="NONE",
-        items=(
-            ("NONE", "None", "No camera move"),
-            ("DOLLY", "Dolly", "A copy of the camera moves towards the plane"),
-            ("ORBIT", "Orbit", "A copy of the camera swings around the plane's centre"),
-        ),
-    )
+    parallax: EnumProperty(name="Parallax Move", default="NONE", items=PARALLAX_MOVES)
     amplitude: FloatProperty(
         name="Amplitude",
         default=0.1,
@@ -167,28 +188,15 @@ class FATHOM_OT_setup_displacement(_Setup, bpy.types.Operator):
             target = context.active_object
             if target is None:
                 raise common.SetupError("Select the mesh object to displace.")
-        obj = displacement.setup(
-            context.scene,
-            depth,
-            picture,
-            target=target,
-            distance=self.distance,
-            strength=self.strength,
-            midlevel=self.midlevel,
-            resolution=self.resolution,
-            subdivisions=self.subdivisions,
-            smooth=self.smooth,
-            stretch=self.stretch,
-            parallax=self.parallax,
-            amplitude=self.amplitude,
-            real_distances=self.real_distances,
-        )
+        # The other properties are named as the setup's keywords.
+        options = self.as_keywords(ignore=("depth", "picture", "use_selected"))
+        obj = displacement.setup(context.scene, depth, picture, target=target, **options)
         values = obj[common.PARAMS_KEY]
         how = "at real distances" if values["metric"] else "by relative depth"
         return f"Displaced {obj.name} {how}; picture: {values['colour'] or 'none'}"
 
 
-class FATHOM_OT_setup_dof(_Setup, bpy.types.Operator):
+class FATHOM_OT_setup_dof(_CompositorSetup, bpy.types.Operator):
     """Depth of field in the compositor: Defocus driven by the depth image"""
 
     bl_idname = "fathom.setup_dof"
@@ -226,23 +234,12 @@ class FATHOM_OT_setup_dof(_Setup, bpy.types.Operator):
     sensor_width: FloatProperty(name="Sensor Width", default=0.0, min=0.0, description="mm; 0: the scene camera's")
 
     def build(self, context, depth, picture):
-        node = dof.setup(
-            context.scene,
-            depth,
-            picture if (self.use_picture or self.picture) else None,
-            f_stop=self.f_stop,
-            blur_max=self.blur_max,
-            focus_distance=self.focus_distance,
-            near=self.near,
-            far=self.far or None,
-            real_distances=self.real_distances,
-            focal_length=self.focal_length,
-            sensor_width=self.sensor_width,
-        )
+        options = self.as_keywords(ignore=("depth", "picture", "use_picture", "far"))
+        node = dof.setup(context.scene, depth, self.chosen_picture(picture), far=self.far or None, **options)
         return f"Depth of field from {depth.name}, {dof.describe_focus(node)}"
 
 
-class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
+class FATHOM_OT_setup_fog(_CompositorSetup, bpy.types.Operator):
     """Fog in the compositor: more of a colour the farther the depth"""
 
     bl_idname = "fathom.setup_fog"
@@ -272,7 +269,7 @@ class FATHOM_OT_setup_fog(_Setup, bpy.types.Operator):
         fog.setup(
             context.scene,
             depth,
-            picture if (self.use_picture or self.picture) else None,
+            self.chosen_picture(picture),
             color=tuple(self.color),
             near=None if self.near < 0 else self.near,
             far=None if self.far < 0 else self.far,
@@ -288,33 +285,8 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
     bl_label = "Stereo Pair"
     needs_picture = True
 
-    mode: EnumProperty(
-        name="Mode",
-        default="AUTO",
-        items=(
-            ("AUTO", "Auto", "A camera rig when the depth has distances (Scene Z, metric depth), else divergence"),
-            (
-                "RIG",
-                "Camera Rig",
-                "Interaxial and convergence distances in scene units with the camera's focal length: "
-                "the pair Blender's stereoscopy renders",
-            ),
-            (
-                "DIVERGENCE",
-                "Divergence",
-                "For relative depth: the largest shift between the eyes, in percent of the width",
-            ),
-        ),
-    )
-    eye: EnumProperty(
-        name="Picture Is",
-        default="LEFT",
-        items=(
-            ("LEFT", "Left Eye", "The picture is the left eye; the right eye is made"),
-            ("RIGHT", "Right Eye", "The picture is the right eye; the left eye is made"),
-            ("CENTER", "Centre", "The picture sits between the eyes; both are made, each with half the shift"),
-        ),
-    )
+    mode: EnumProperty(name="Mode", default="AUTO", items=STEREO_MODES)
+    eye: EnumProperty(name="Picture Is", default="LEFT", items=EYES)
     use_camera: BoolProperty(
         name="From Camera",
         default=True,
@@ -330,14 +302,7 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
         precision=3,
         description="Distance between the two cameras",
     )
-    convergence_mode: EnumProperty(
-        name="Convergence",
-        default="OFFAXIS",
-        items=(
-            ("OFFAXIS", "Off-Axis", "Shifted sensors: what is at the convergence distance sits on the screen"),
-            ("PARALLEL", "Parallel", "No convergence: everything is in front of the screen"),
-        ),
-    )
+    convergence_mode: EnumProperty(name="Convergence", default="OFFAXIS", items=CONVERGENCE_MODES)
     convergence: FloatProperty(
         name="Convergence Distance",
         default=1.95,
@@ -355,15 +320,7 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
         description="Largest shift between the eyes, in percent of the width: the nearest "
         "point gets all of it, the farthest none (it sits on the screen)",
     )
-    layout: EnumProperty(
-        name="Layout",
-        default="SIDE_BY_SIDE",
-        items=(
-            ("SIDE_BY_SIDE", "Side by Side", "Left eye on the left"),
-            ("TOP_BOTTOM", "Top-Bottom", "Left eye on top"),
-            ("ANAGLYPH", "Anaglyph", "Red-cyan glasses"),
-        ),
-    )
+    layout: EnumProperty(name="Layout", default="SIDE_BY_SIDE", items=LAYOUTS)
     fill: BoolProperty(
         name="Fill Gaps",
         default=True,
@@ -396,20 +353,9 @@ class FATHOM_OT_setup_stereo(_Setup, bpy.types.Operator):
         picture = picture or pictures.picture_for(context.scene, depth)  # render depth: the render
         if picture is None:
             raise common.SetupError("Pick the picture the depth map belongs to under Depth > Setups.")
-        _, report, warnings = stereo.setup(
-            picture,
-            depth,
-            mode=self.mode,
-            eye=None if self.use_camera else self.eye,  # the camera's pivot
-            divergence=self.divergence,
-            interaxial=self.interaxial,
-            convergence=self.convergence,
-            convergence_mode=self.convergence_mode,
-            use_camera=self.use_camera,
-            layout=self.layout,
-            fill=self.fill,
-            scene=context.scene,
-        )
+        eye = None if self.use_camera else self.eye  # the camera's pivot
+        options = self.as_keywords(ignore=("depth", "picture", "eye"))
+        _, report, warnings = stereo.setup(picture, depth, eye=eye, scene=context.scene, **options)
         for warning in warnings:
             self.report({"WARNING"}, warning)
         return report
@@ -436,35 +382,20 @@ class FATHOM_OT_export_mesh(bpy.types.Operator):
     bl_options = {"REGISTER"}
 
     format: EnumProperty(name="Format", items=(("OBJ", "OBJ", "Wavefront OBJ"), ("PLY", "PLY", "Stanford PLY")))
-    filepath: StringProperty(
-        name="File",
-        default="",
-        subtype="FILE_PATH",
-        options={"SKIP_SAVE"},
-        description="Write here instead of //generated/ (never overwrites)",
-    )
-    object_name: StringProperty(
-        name="Object",
-        default="",
-        options={"SKIP_SAVE"},
-        description="Mesh object to export (default: the displacement plane)",
-    )
+    filepath: name_property("File", "Write here instead of //generated/ (never overwrites)", subtype="FILE_PATH")
+    object_name: name_property("Object", "Mesh object to export (default: the displacement plane)")
 
     @classmethod
     def poll(cls, context):
         if displacement.find_object() is None:
-            cls.poll_message_set("Build the Displacement setup first")
-            return False
+            return refuse(cls, "Build the Displacement setup first")
         return True
 
     def execute(self, context):
-        try:
-            path = export.export_mesh(self.object_name or None, self.format, path=self.filepath or None)
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Exported {path}")
-        return {"FINISHED"}
+        return reported(self, lambda: f"Exported {self.export()}")
+
+    def export(self):
+        return export.export_mesh(self.object_name or None, self.format, path=self.filepath or None)
 
 
 REMOVERS = {"DISPLACEMENT": displacement.remove, "DOF": dof.remove, "FOG": fog.remove}
@@ -477,15 +408,7 @@ class FATHOM_OT_remove_setup(bpy.types.Operator):
     bl_label = "Remove Setup"
     bl_options = {"REGISTER", "UNDO"}
 
-    kind: EnumProperty(
-        name="Setup",
-        items=(
-            ("DISPLACEMENT", "Displacement", ""),
-            ("DOF", "Depth of Field", ""),
-            ("FOG", "Fog", ""),
-            ("ALL", "All", "Every Fathom setup in this scene"),
-        ),
-    )
+    kind: EnumProperty(name="Setup", items=REMOVABLE)
 
     def execute(self, context):
         kinds = REMOVERS if self.kind == "ALL" else [self.kind]
@@ -502,14 +425,7 @@ class FATHOM_OT_pick_focus(PickInImage, bpy.types.Operator):
     bl_label = "Pick Focus"
     bl_options = {"REGISTER", "UNDO"}
 
-    x: FloatProperty(name="X", default=0.5, min=0.0, max=1.0, description="From the picture's left edge, 0..1")
-    y: FloatProperty(name="Y", default=0.5, min=0.0, max=1.0, description="From the picture's bottom edge, 0..1")
-    depth: StringProperty(
-        name="Depth Image",
-        default="",
-        options={"SKIP_SAVE"},
-        description="Depth image to read when the scene has no depth of field setup",
-    )
+    depth: name_property("Depth Image", "Depth image to read when the scene has no depth of field setup")
     set_camera: BoolProperty(
         name="Camera Focus", default=False, description="Also set the scene camera's depth of field focus distance"
     )
@@ -518,31 +434,21 @@ class FATHOM_OT_pick_focus(PickInImage, bpy.types.Operator):
     def poll(cls, context):
         if context.scene is None:
             return False
-        if (
-            dof.params(context.scene) is None
-            and depth_image(context) is None
-            and not any(i.colorspace_settings.is_data for i in bpy.data.images)
-        ):
-            cls.poll_message_set("Add a Depth of Field setup (or generate a depth map) first")
-            return False
+        if dof.params(context.scene) is None and depth_image(context) is None and not any_data_image():
+            return refuse(cls, "Add a Depth of Field setup (or generate a depth map) first")
         return True
 
     def execute(self, context):
-        try:
-            depth = None
-            if dof.params(context.scene) is None:
-                image = depth_image(context, self.depth)
-                depth = image.name if image is not None else (self.depth or None)
-            focus = dof.pick_focus(context.scene, self.x, self.y, depth=depth, set_camera=self.set_camera)
-        except FathomError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
+        return reported(self, lambda: self.focus(context))
+
+    def focus(self, context):
+        depth = None
+        if dof.params(context.scene) is None:
+            image = depth_image(context, self.depth)
+            depth = image.name if image is not None else (self.depth or None)
+        focus = dof.pick_focus(context.scene, self.x, self.y, depth=depth, set_camera=self.set_camera)
         node = dof.defocus_node(context.scene)
-        self.report(
-            {"INFO"},
-            f"Depth of field {dof.describe_focus(node)}" if node is not None else f"Camera focus at {focus:.4g}",
-        )
-        return {"FINISHED"}
+        return f"Depth of field {dof.describe_focus(node)}" if node is not None else f"Camera focus at {focus:.4g}"
 
 
 classes = (

@@ -29,9 +29,14 @@ def base_url(request: Request) -> str:
     return (configured or str(request.base_url)).rstrip("/")
 
 
-def _lookup(db, key):
-    with db.transaction(readonly=True) as tx:
-        return accounts.caller_for_key(tx, key)
+async def read_only(db, read, *args):
+    """``read(tx, *args)`` in a read-only transaction, on a worker thread (the database calls block)."""
+
+    def run():
+        with db.transaction(readonly=True) as tx:
+            return read(tx, *args)
+
+    return await run_in_threadpool(run)
 
 
 # Declared for OpenAPI (the "Authorize" button); the 401s are ours, with a code and a way out.
@@ -48,7 +53,7 @@ async def caller(request: Request, credentials: HTTPAuthorizationCredentials = S
             "(an operator creates keys with `python -m server.admin create-key USER`).",
             code="missing_api_key",
         )
-    found = await run_in_threadpool(_lookup, state(request).db, key.strip())
+    found = await read_only(state(request).db, accounts.caller_for_key, key.strip())
     if found is None:
         raise RequestError(
             401,

@@ -18,6 +18,8 @@ import bpy
 from ..setups import common, displacement, dof, export, fog, metric, pictures, stereo
 
 KINDS = ("displacement", "dof", "fog", "stereo", "normal", "mesh", "metric", "remove")
+# Options passed on as they are: named as displacement.setup's keywords.
+DISPLACEMENT_OPTIONS = "target distance strength midlevel resolution subdivisions smooth stretch amplitude".split()
 
 
 def add_parser(sub):
@@ -123,6 +125,11 @@ def _convergence(text):
     return value
 
 
+def _options(args, *names) -> dict:
+    """The options named as the setup's keywords, for passing on."""
+    return {name: getattr(args, name) for name in names}
+
+
 def run(args) -> str:
     """Build what ``args`` asks for; returns a line saying what was made. Raises FathomError."""
     scene = bpy.context.scene
@@ -137,22 +144,9 @@ def run(args) -> str:
         raise common.SetupError("No depth image: generate one first or name it with --depth NAME.")
     picture = args.picture or None
     if args.kind == "displacement":
-        obj = displacement.setup(
-            scene,
-            depth,
-            picture,
-            target=args.target,
-            distance=args.distance,
-            strength=args.strength,
-            midlevel=args.midlevel,
-            resolution=args.resolution,
-            subdivisions=args.subdivisions,
-            smooth=args.smooth,
-            stretch=args.stretch,
-            parallax=args.parallax.upper(),
-            amplitude=args.amplitude,
-            real_distances=not args.relative,
-        )
+        options = _options(args, *DISPLACEMENT_OPTIONS)
+        options.update(parallax=args.parallax.upper(), real_distances=not args.relative)
+        obj = displacement.setup(scene, depth, picture, **options)
         values = obj[common.PARAMS_KEY]
         how = "at real distances" if values["metric"] else "by relative depth"
         return f"{obj.name}: {how} ({values['units']}); picture {values['colour'] or 'none'}"
@@ -167,11 +161,8 @@ def run(args) -> str:
             scene,
             depth,
             picture,
-            f_stop=args.f_stop,
-            blur_max=args.blur_max,
+            **_options(args, "f_stop", "blur_max", "near", "far"),
             focus_distance=args.focus,
-            near=args.near,
-            far=args.far,
             real_distances=args.near is None and args.far is None,
         )
         if args.focus_at:
@@ -179,15 +170,7 @@ def run(args) -> str:
             node = dof.defocus_node(scene)
         return f"{node.name}: {dof.describe_focus(node)}"
     if args.kind == "fog":
-        node = fog.setup(
-            scene,
-            depth,
-            picture,
-            color=args.color,
-            density=args.density,
-            near=args.near,
-            far=args.far,
-        )
+        node = fog.setup(scene, depth, picture, **_options(args, "color", "density", "near", "far"))
         values = node[common.PARAMS_KEY]
         unit = " scene units" if values["real"] else " (depth values)"
         return f"{node.name}: from {values['near']:.4g} to {values['far']:.4g}{unit}"

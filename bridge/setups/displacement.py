@@ -155,6 +155,12 @@ def node_group():
                 links.new(value, socket)
         return n.outputs[0]
 
+    def blend(a, b, factor, at):
+        """a * (1 - factor) + b * factor; ``at``: where its nodes go, (1 - factor), a * .., b * .. and the sum."""
+        (x1, y1), (x2, y2), (x3, y3), (x4, y4) = at
+        kept = math("MULTIPLY", a, math("SUBTRACT", 1.0, factor, x1, y1), x2, y2)
+        return math("ADD", kept, math("MULTIPLY", b, factor, x3, y3), x4, y4)
+
     gi, go = node("NodeGroupInput", -1400, 0), node("NodeGroupOutput", 1000, 0)
     inp = {s.name: s for s in gi.outputs}
     uv = node("GeometryNodeInputNamedAttribute", -1200, -200, data_type="FLOAT_VECTOR")
@@ -207,20 +213,8 @@ def node_group():
     ray = math(
         "MULTIPLY", reach.outputs["Value"], math("DIVIDE", along, inp["Plane Distance"], 800, -1200), 1000, -1100
     )
-    real = math(
-        "ADD",
-        math("MULTIPLY", ray, math("SUBTRACT", 1.0, inp["Orthographic"], 1000, -1300), 1200, -1100),
-        math("MULTIPLY", along, inp["Orthographic"], 1200, -1300),
-        1400,
-        -1100,
-    )
-    amount = math(
-        "ADD",
-        math("MULTIPLY", relative, math("SUBTRACT", 1.0, inp["Real Distances"], 400, -500), 600, -300),
-        math("MULTIPLY", real, inp["Real Distances"], 1500, -900),
-        700,
-        -250,
-    )
+    real = blend(ray, along, inp["Orthographic"], ((1000, -1300), (1200, -1100), (1200, -1300), (1400, -1100)))
+    amount = blend(relative, real, inp["Real Distances"], ((400, -500), (600, -300), (1500, -900), (700, -250)))
     toward = node("ShaderNodeVectorMath", 200, -100, operation="SUBTRACT")
     links.new(inp["Center"], toward.inputs[0])
     links.new(position, toward.inputs[1])

@@ -101,24 +101,18 @@ def _export(obj, fmt, filepath):
             o.select_set(False)
         obj.select_set(True)
         view_layer.objects.active = obj
+        # The selected object with its modifiers applied, UVs and normals: the same options in both exporters.
+        options = {
+            "filepath": filepath,
+            "export_selected_objects": True,
+            "apply_modifiers": True,
+            "export_uv": True,
+            "export_normals": True,
+        }
         if fmt == "OBJ":
-            result = bpy.ops.wm.obj_export(
-                filepath=filepath,
-                export_selected_objects=True,
-                apply_modifiers=True,
-                export_materials=False,
-                export_uv=True,
-                export_normals=True,
-            )
+            result = bpy.ops.wm.obj_export(**options, export_materials=False)
         else:
-            result = bpy.ops.wm.ply_export(
-                filepath=filepath,
-                export_selected_objects=True,
-                apply_modifiers=True,
-                export_uv=True,
-                export_normals=True,
-                ascii_format=False,
-            )
+            result = bpy.ops.wm.ply_export(**options, ascii_format=False)
     finally:
         obj.select_set(False)
         for o in selected:

@@ -1,11 +1,10 @@
 """The caller's account (balance, recent ledger, webhook secret) and the public price list."""
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 
 from .. import accounts, jobs, pricing
 from ..api_models import Account, PriceList, errors
-from ..deps import caller, state
+from ..deps import caller, read_only, state
 
 router = APIRouter(prefix="/v2", tags=["account"])
 
@@ -24,11 +23,10 @@ async def me(
 ):
     settings = state(request).settings
 
-    def read():
-        with state(request).db.transaction(readonly=True) as tx:
-            return accounts.balance(tx, who.user_id), accounts.ledger(tx, who.user_id, ledger_limit)
+    def read(tx):
+        return accounts.balance(tx, who.user_id), accounts.ledger(tx, who.user_id, ledger_limit)
 
-    balance, entries = await run_in_threadpool(read)
+    balance, entries = await read_only(state(request).db, read)
     return {
         "user": who.name,
         "keyPrefix": who.key_prefix,

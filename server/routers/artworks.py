@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from .. import accounts, intake, jobs, outbox, pricing, processes, storage
 from ..api_models import Artwork, ArtworkList, ErrorBody, errors
-from ..deps import base_url, caller, state
+from ..deps import base_url, caller, read_only, state
 from ..intake import RequestError
 from ..parameters import DepthMapParameters
 
@@ -69,7 +69,7 @@ async def _artwork_response(request, row, status_code=200, headers=None):
     body = jobs.to_api(row, base_url(request))
     if row["status"] == "starting":
         app = state(request)
-        alive = await run_in_threadpool(_job_threads_alive, app)
+        alive = await read_only(app.db, _job_threads_alive, app.settings)
         if not alive:
             body["notice"] = (
                 "No worker is running on this server right now: your depth map waits in the queue "
@@ -78,9 +78,8 @@ async def _artwork_response(request, row, status_code=200, headers=None):
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
-def _job_threads_alive(app):
-    with app.db.transaction(readonly=True) as tx:
-        return processes.job_threads_alive(tx, within=max(app.settings.lease_seconds, 15.0))
+def _job_threads_alive(tx, settings):
+    return processes.job_threads_alive(tx, within=max(settings.lease_seconds, 15.0))
 
 
 @router.post(
@@ -132,7 +131,7 @@ async def create_depth_map(request: Request, who: accounts.Caller = Depends(call
     model, model_id = intake.resolve_model(params, settings)
     digest = intake.request_hash(params, upload) if key is not None else None
     if key is not None:  # a retry: answer before fetching anything again
-        earlier = await run_in_threadpool(_replay, app, who, key, digest)
+        earlier = await read_only(app.db, jobs.replay, who.user_id, key, digest, app.settings.idempotency_hours * 3600)
         if earlier is not None:
             return await _accepted(request, app, who, earlier, True)
     if intake.needs_network(params):
@@ -156,11 +155,6 @@ async def _accepted(request, app, who, row, replayed):
         headers["Preference-Applied"] = f"wait={wait:g}"
         status = 200 if row["status"] in jobs.FINAL else 202
     return await _artwork_response(request, row, status, headers)
-
-
-def _replay(app, who, key, digest):
-    with app.db.transaction(readonly=True) as tx:
-        return jobs.replay(tx, who.user_id, key, digest, app.settings.idempotency_hours * 3600)
 
 
 def _check_source(params, upload, settings) -> bytes:
@@ -209,18 +203,13 @@ def _prefer_wait(request, settings):
     return min(float(match.group(1)), settings.max_wait_seconds) if match else 0
 
 
-def _read(app, uid, artwork_id):
-    with app.db.transaction(readonly=True) as tx:
-        return jobs.get(tx, uid, artwork_id)
-
-
 async def _wait_final(app, who, row, seconds):
     deadline = time.monotonic() + seconds
     delay = 0.05
     while row["status"] not in jobs.FINAL and time.monotonic() < deadline:
         await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
         delay = min(delay * 1.5, 0.5)
-        row = await run_in_threadpool(_read, app, who.user_id, row["id"])
+        row = await read_only(app.db, jobs.get, who.user_id, row["id"])
     return row
 
 
@@ -239,11 +228,7 @@ async def list_artworks(
 ):
     app = state(request)
 
-    def read():
-        with app.db.transaction(readonly=True) as tx:
-            return jobs.listing(tx, who.user_id, offset, limit)
-
-    rows, total = await run_in_threadpool(read)
+    rows, total = await read_only(app.db, jobs.listing, who.user_id, offset, limit)
     url = base_url(request)
     return {"artworks": [jobs.to_api(r, url) for r in rows], "offset": offset, "limit": limit, "total": total}
 
@@ -258,7 +243,7 @@ async def list_artworks(
 async def get_artwork(artwork_id: str, request: Request, who: accounts.Caller = Depends(caller)):
     app = state(request)
     artwork_id = _artwork_id(artwork_id)
-    row = await run_in_threadpool(_read, app, who.user_id, artwork_id)
+    row = await read_only(app.db, jobs.get, who.user_id, artwork_id)
     if row is None:
         raise _not_found(artwork_id)
     wait = _prefer_wait(request, app.settings)
@@ -306,7 +291,7 @@ async def cancel_artwork(artwork_id: str, request: Request, who: accounts.Caller
 async def download_result(artwork_id: str, name: str, request: Request, who: accounts.Caller = Depends(caller)):
     app = state(request)
     artwork_id = _artwork_id(artwork_id)
-    row = await run_in_threadpool(_read, app, who.user_id, artwork_id)
+    row = await read_only(app.db, jobs.get, who.user_id, artwork_id)
     if row is None:
         raise _not_found(artwork_id)
     if row["status"] != "succeeded":

@@ -1,12 +1,11 @@
 """Liveness (answers without touching the database; also the benchmarks' no-op baseline) and metrics."""
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from .. import metrics
 from ..api_models import Health
-from ..deps import state
+from ..deps import read_only, state
 
 router = APIRouter(tags=["health"])
 
@@ -23,8 +22,4 @@ async def healthz():
     response_class=PlainTextResponse,
 )
 async def prometheus(request: Request):
-    def read():
-        with state(request).db.transaction(readonly=True) as tx:
-            return metrics.render(tx)
-
-    return PlainTextResponse(await run_in_threadpool(read), media_type="text/plain; version=0.0.4")
+    return PlainTextResponse(await read_only(state(request).db, metrics.render), media_type="text/plain; version=0.0.4")

@@ -62,20 +62,19 @@ def build_scene(checker=0.0, default_sampling=False):
     bpy.ops.wm.save_as_mainfile(filepath=tmp + "/shot.blend")  # so //generated/ exists
     return scene
 
-def load_picture(rgb, name):
-    path = f"{tmp}/{name}.png"
-    open(path, "wb").write(encode_png(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)))
+def load_file(name, suffix, data):
+    path = f"{tmp}/{name}{suffix}"
+    open(path, "wb").write(data)
     image = bpy.data.images.load(path)
     image.name = name
     image.use_fake_user = True  # kept when the .blend is saved
     return image
 
+def load_picture(rgb, name):
+    return load_file(name, ".png", encode_png(np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)))
+
 def load_depth(depth, name="depth"):
-    path = f"{tmp}/{name}.exr"
-    open(path, "wb").write(write_exr(np.asarray(depth, np.float32)))
-    image = bpy.data.images.load(path)
-    image.name = name
-    image.use_fake_user = True  # kept when the .blend is saved
+    image = load_file(name, ".exr", write_exr(np.asarray(depth, np.float32)))
     image.colorspace_settings.name = "Non-Color"
     return image
 
@@ -85,6 +84,13 @@ def picture_and_depth(scene, camera=None):
     depth, near_is_bright = scene_z.z_to_depth(z, background)  # standard: 1/z over 1/z_min, background 0
     assert near_is_bright
     return rgb, depth, z, background
+
+def loaded_scene(**build):
+    # build_scene(**build) with its render loaded as the image "source" and its Scene Z as "depth".
+    scene = build_scene(**build)
+    rgb, depth, z, background = picture_and_depth(scene)
+    load_picture(rgb, "source"); load_depth(depth)
+    return scene, rgb, depth, z, background
 
 def psnr(a, b, mask):
     return float(10 * np.log10(1.0 / max(1e-12, float(((a - b) ** 2)[mask].mean()))))

@@ -42,9 +42,7 @@ def test_depth_of_field_fog_idempotence_and_removal(blender):
         SCENE
         + HELPERS
         + """
-scene = build_scene(checker=60.0)
-rgb, depth, z, background = picture_and_depth(scene)
-load_picture(rgb, "source"); load_depth(depth)
+scene, rgb, depth, z, background = loaded_scene(checker=60.0)
 black = load_picture(np.zeros_like(rgb), "black")
 tree = user_tree(scene)
 original = links(tree)
@@ -105,9 +103,7 @@ def test_setup_cli(blender, fathom_cli, tmp_path):
     blender(
         SCENE
         + """
-scene = build_scene()
-rgb, depth, z, background = picture_and_depth(scene)
-load_picture(rgb, "source"); load_depth(depth)
+scene, rgb, depth, z, background = loaded_scene()
 bpy.ops.wm.save_mainfile()
 """
     )

@@ -67,9 +67,7 @@ def test_parallax_export_and_removal(blender, tmp_path):
         SCENE
         + """
 import os
-scene = build_scene()
-rgb, depth, z, background = picture_and_depth(scene)
-load_picture(rgb, "source"); load_depth(depth)
+scene, rgb, depth, z, background = loaded_scene()
 before = sorted(o.name for o in bpy.data.objects)
 bpy.ops.fathom.setup_displacement(depth="depth", picture="source", parallax="ORBIT", amplitude=0.2, resolution=64)
 bpy.ops.fathom.setup_displacement(depth="depth", picture="source", parallax="ORBIT", amplitude=0.2, resolution=64)

@@ -9,9 +9,7 @@ def test_stereo_pair_matches_the_side_cameras_and_normal_map(blender):
         SCENE
         + """
 import os
-scene = build_scene(checker=10.0)
-rgb, depth, z, background = picture_and_depth(scene)
-load_picture(rgb, "source"); load_depth(depth)
+scene, rgb, depth, z, background = loaded_scene(checker=10.0)
 zmin = float(z[~background].min())
 cam = scene.camera
 baseline = 0.3

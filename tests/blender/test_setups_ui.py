@@ -1,6 +1,8 @@
 """The setups in the installed extension's UI: registered with undo, greyed out with a reason when there is
 no depth image, defaulting to the newest Fathom result and its source picture, and unregistered cleanly."""
 
+import pytest
+
 from tests.blender.setups_scene import SCENE
 
 
@@ -41,3 +43,39 @@ emit({"messages": messages, "stereo": sorted(stereo), "made": made, "panels": pa
     assert got["stereo"] == ["FINISHED"] and got["made"] == ["source stereo"]
     assert len(got["panels"]) == 3 and got["settings"] and not got["after_disable"]
     assert all(v == ["REGISTER", "UNDO"] for k, v in got["undo"].items() if k != "export_mesh"), got["undo"]
+
+
+@pytest.mark.smoke  # properties from mixins and factories register differently across Blender versions
+def test_shared_property_definitions_register_on_every_class_that_uses_them(blender):
+    got = blender("""
+        def described(properties, names):
+            return {n: [properties[n].name, getattr(properties[n], "default", None), properties[n].is_skip_save]
+                    for n in names if n in properties}
+
+        def of(op):
+            return getattr(bpy.ops.fathom, op).get_rna_type().properties
+
+        ok = bpy.ops.fathom.metric_point_add(x=0.25, y=0.75, distance=3.0)
+        point = bpy.context.scene.fathom_setups.metric_points[0]
+        emit({"pick_focus": described(of("pick_focus"), ["x", "y", "depth"]),
+              "point_add": described(of("metric_point_add"), ["x", "y", "distance"]),
+              "point": described(point.bl_rna.properties, ["x", "y", "distance"]),
+              "setup": described(of("setup_fog"), ["depth", "picture"]),
+              "export": described(of("export_mesh"), ["filepath", "object_name"]),
+              "result": described(of("mark_asset"), ["image_name"]),
+              "added": [sorted(ok), point.x, point.y, point.distance],
+              "undo": {n: sorted(getattr(bpy.types, "FATHOM_OT_" + n).bl_options)
+                       for n in ("mark_asset", "delete_result", "regenerate_result")}})
+    """)
+    xy = {"x": ["X", 0.5, False], "y": ["Y", 0.5, False]}
+    assert got["pick_focus"] == {**xy, "depth": ["Depth Image", "", True]}
+    assert got["point_add"] == got["point"] == {**xy, "distance": ["Distance", 1.0, False]}
+    assert got["setup"] == {"depth": ["Depth Image", "", True], "picture": ["Picture", "", True]}
+    assert got["export"] == {"filepath": ["File", "", True], "object_name": ["Object", "", True]}
+    assert got["result"] == {"image_name": ["Image", "", True]}
+    assert got["added"] == [["FINISHED"], 0.25, 0.75, 3.0]
+    assert got["undo"] == {
+        "mark_asset": ["REGISTER", "UNDO"],
+        "delete_result": ["REGISTER", "UNDO"],
+        "regenerate_result": ["UNDO"],
+    }

@@ -181,37 +181,18 @@ emit({"relative": relative is None, "median": float(np.median(rel)), "p75": floa
     assert got["relative"]  # a network's map alone has no distances
     assert got["median"] < 0.01 and got["residual"] < 0.01, got
     assert got["same"] and got["metric_images"] == [got["name"]] and got["fake_user"]
-    out = fathom_cli("setup", "metric", "--depth", got["depth"], blend=tmp_path / "shot.blend", catalog=catalog)
+
+    def setup_metric(*points):  # each point: U V DISTANCE
+        options = [word for point in points for word in ("--point", *point.split())]
+        return fathom_cli(
+            "setup", "metric", "--depth", got["depth"], *options, blend=tmp_path / "shot.blend", catalog=catalog
+        )
+
+    out = setup_metric()
     assert out.returncode == 0 and "median error" in out.stdout, out.stderr
-    points = fathom_cli(
-        "setup",
-        "metric",
-        "--depth",
-        got["depth"],
-        "--point",
-        "0.1",
-        "0.2",
-        "5",
-        "--point",
-        "0.5",
-        "0.6",
-        "9",
-        blend=tmp_path / "shot.blend",
-        catalog=catalog,
-    )
+    points = setup_metric("0.1 0.2 5", "0.5 0.6 9")
     assert points.returncode == 0 and "2 picked points" in points.stdout, points.stderr
-    bad = fathom_cli(
-        "setup",
-        "metric",
-        "--depth",
-        got["depth"],
-        "--point",
-        "0.1",
-        "0.2",
-        "5",
-        blend=tmp_path / "shot.blend",
-        catalog=catalog,
-    )
+    bad = setup_metric("0.1 0.2 5")
     assert bad.returncode != 0 and "at least two points" in bad.stderr
 
 
@@ -219,9 +200,7 @@ def test_what_setups_make_is_kept_and_updated_in_place(blender, tmp_path):
     got = blender(
         SCENE
         + """
-scene = build_scene()
-rgb, depth, z, background = picture_and_depth(scene)
-load_picture(rgb, "source"); load_depth(depth)
+scene, rgb, depth, z, background = loaded_scene()
 for _ in range(2):
     bpy.ops.fathom.setup_stereo(depth="depth", picture="source")
     bpy.ops.fathom.normal_map(depth="depth")
