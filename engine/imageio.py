@@ -68,11 +68,14 @@ class Picture:
         return self.rgb.astype(np.float32, copy=True)
 
 
-def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: Optional[str] = None) -> Picture:
+def read_image(
+    source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: Optional[str] = None, orient: bool = True
+) -> Picture:
     """Decode an image file (path or bytes) into a Picture.
 
     ``name`` is how messages refer to the picture, e.g. "the upload" (default: "image 'NAME.png'"
-    for a path, "the image data" for bytes).
+    for a path, "the image data" for bytes). ``orient=False``: the pixels as stored, EXIF orientation
+    not applied (as Blender shows an image datablock).
     """
     from PIL import Image
 
@@ -83,7 +86,7 @@ def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: Op
         rawmodes = {_rawmode(t) for t in im.tile or ()}  # load() empties im.tile
         im.load()
         rgb, alpha, depth = _to_arrays(im, opener, rawmodes)
-        orientation = _orientation(im)
+        orientation = _orientation(im) if orient else 1
     rgb = _orient(rgb, orientation)
     alpha = None if alpha is None else _orient(alpha, orientation)
     return Picture(np.ascontiguousarray(rgb), None if alpha is None else np.ascontiguousarray(alpha), depth, im.mode)

@@ -20,12 +20,24 @@ def show_result(context, image, source: dict, seconds: float, open_window: bool 
     """Main thread: remember ``image`` as the scene's newest result, switch the editors that
     showed ``source`` (bridge.capture.picture.Capture.source) to it, or open a window on it when
     ``open_window`` and none did. ``depth`` (HxW, top row first): the thumbnail, made now rather
-    than by Blender's deferred preview job. How many editors now show it."""
+    than by Blender's deferred preview job. How many editors now show it. The Generate operator
+    does the two halves at two timer ticks (remember_result, then show_in_editors)."""
+    remember_result(context, image, seconds, depth)
+    return show_in_editors(context, image, source, open_window)
+
+
+def remember_result(context, image, seconds: float, depth=None):
+    """The Depth panel's thumbnail: ``image`` becomes the scene's newest result, with the time it took."""
     info = dict(image.get(IMAGE_KEY, {}))
     info["seconds"] = round(float(seconds), 2)
     image[IMAGE_KEY] = info
     context.scene.fathom.result = image
     set_thumbnail(image, depth)
+
+
+def show_in_editors(context, image, source: dict, open_window: bool = False) -> int:
+    """Every Image Editor that showed ``source`` now shows ``image``; a new window on it when
+    ``open_window`` and none did. How many editors now show it."""
     shown = 0
     for window in context.window_manager.windows:
         for area in window.screen.areas:
@@ -90,9 +102,11 @@ def _open_window(context, image) -> int:
 
 
 def describe(image) -> str:
-    """The thumbnail's caption: size, model and time taken."""
+    """The thumbnail's caption: size, model and time taken. The size is the one recorded when the
+    result was made (results.load_result): ``image.size`` would decode the whole file on the main
+    thread to draw a caption."""
     info = image.get(IMAGE_KEY, {})
-    width, height = image.size
+    width, height = info["size"] if "size" in info else image.size
     parts = [f"{width} x {height}", str(info.get("model", "")) or None]
     if "seconds" in info:
         parts.append(f"{info['seconds']:.1f} s")

@@ -281,6 +281,14 @@ def test_exif_orientation_6_jpeg_comes_in_rotated():
     assert pic.rgb[35, 10, 2] > 200 and pic.rgb[35, 10, 0] < 50
 
 
+def test_orient_false_keeps_the_pixels_as_stored():
+    """As Blender shows an image datablock: EXIF orientation not applied."""
+    rgb = RNG.integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    data = pillow_bytes(Image.fromarray(rgb), exif=_exif(6))
+    assert np.array_equal(read_image(data, orient=False).rgb, rgb)
+    assert read_image(data).rgb.shape == (5, 3, 3)
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_every_orientation_matches_pillow(orientation):
     rgb = RNG.integers(0, 256, (3, 5, 3), dtype=np.uint8)

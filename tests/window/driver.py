@@ -69,7 +69,19 @@ class TickMonitor:
             "seconds": round(now - self._started, 2),
             # where in the run the longest gap ended, seconds from the start
             "longest_ended_at_s": round(sum(self.gaps[: self.gaps.index(gaps[-1]) + 1]), 2),
+            # every gap of LONG_MS or more: [ended at (s from the start), ms], to see what a stall follows
+            "long_gaps": self._long_gaps(),
         }
+
+    LONG_MS = 150
+
+    def _long_gaps(self):
+        found, at = [], 0.0
+        for gap in self.gaps:
+            at += gap
+            if gap * 1000 >= self.LONG_MS:
+                found.append([round(at, 2), round(gap * 1000, 1)])
+        return found[:60]
 
 
 class Redrawer:
