@@ -6,6 +6,7 @@ the tests (test_*.py) judge the results.
 
 import json
 import os
+import struct
 import time
 
 import bpy
@@ -106,17 +107,45 @@ def generate_from_sidebar(d):
     d.screenshot("cancelled")
 
 
+def _write_grey_bmp(path, width, height):
+    """A mid-grey 24-bit BMP (written without bpy, so the file's data does not change)."""
+    row = bytes([128, 128, 128] * width) + bytes(-3 * width % 4)
+    header = b"BM" + struct.pack("<IHHI", 54 + len(row) * height, 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(row) * height, 2835, 2835, 0, 0)
+    with open(path, "wb") as f:
+        f.write(header + info + row * height)
+    return path
+
+
+def _add_image_node_by_hand(d, path):
+    """What a finished generation changes in the file, done with plain bpy as a user could: an image
+    loaded from ``path`` (Non-Color) and shown in an Image node of the scene's compositor."""
+    image = bpy.data.images.load(path, check_existing=False)
+    image.colorspace_settings.name = "Non-Color"
+    scene = bpy.context.scene
+    tree = d.compositor_tree(scene)
+    if tree is None and hasattr(scene, "compositing_node_group"):  # Blender 5.x: what its New button makes
+        tree = bpy.data.node_groups.new(f"{scene.name} Compositing", "CompositorNodeTree")
+        scene.compositing_node_group = tree
+    elif tree is None:  # Blender 4.x
+        scene.use_nodes = True
+        tree = scene.node_tree
+    tree.nodes.new("CompositorNodeImage").image = image
+
+
 def main_thread(d):
     """The longest gap between 20 ms timer ticks: the window idle, redrawn as often as a running
-    generation redraws it, then the same with one change to the file's data (a new image), which
-    Blender redraws the 3D Viewport for, as it does for a finished generation's new image and
-    compositor node (the viewport's anti-aliasing then draws it again a few times); against the
-    same window while a generation from the sidebar runs, until its result has been drawn."""
+    generation redraws it; then the same while the file is changed by hand as a finished generation
+    changes it (an image loaded, an Image node in the compositor), which Blender redraws its editors
+    for (with software OpenGL the 3D Viewport's anti-aliasing redraws it several times, 200-450 ms
+    each); against the same window while a generation from the sidebar runs, until its result has
+    been drawn."""
     from driver import Redrawer, TickMonitor
 
     args = _args()
     _choose_source(args["source"])
     view = d.area("VIEW_3D")
+    probe = _write_grey_bmp(os.path.join(os.environ["FATHOM_DRIVER_ARTIFACTS"], "idle-probe.bmp"), 640, 360)
     yield 1.0
     yield from d.open_sidebar_tab(view, "Depth")
     yield 1.0
@@ -126,7 +155,7 @@ def main_thread(d):
     yield args.get("idle_s", 5.0)
     d.results["idle"] = monitor.stop()
     monitor.start()
-    bpy.data.images.new("Idle probe", 4, 4)  # kept: removing it would make the viewport redraw again
+    _add_image_node_by_hand(d, probe)
     yield args.get("settle_s", 4.0)
     d.results["idle_edit"] = monitor.stop()
     redrawer.stop()
