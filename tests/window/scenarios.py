@@ -106,6 +106,23 @@ def generate_from_sidebar(d):
     yield 0.3
     d.screenshot("cancelled")
 
+    # Ctrl+Z takes the whole result back at once (the finish is one undo step), Shift+Ctrl+Z brings it back.
+    def state():
+        shown = bpy.context.scene.fathom.result
+        tree = d.compositor_tree(bpy.context.scene)
+        nodes = [n.name for n in (tree.nodes if tree else ()) if getattr(n, "image", None) is not None]
+        return {
+            "images": sorted(i.name for i in bpy.data.images if "fathom" in i.keys()),
+            "nodes": nodes,
+            "panel": shown.name if shown else None,
+        }
+
+    d.results["undo"] = {"before": state()}
+    for key, step in (("ctrl+z", "undone"), ("ctrl+shift+z", "redone")):
+        d.key(d.region(view, "WINDOW"), key)
+        yield 0.5
+        d.results["undo"][step] = state()
+
 
 def _write_grey_bmp(path, width, height):
     """A mid-grey 24-bit BMP (written without bpy, so the file's data does not change)."""
