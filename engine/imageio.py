@@ -92,6 +92,14 @@ def read_image(
     return Picture(np.ascontiguousarray(rgb), None if alpha is None else np.ascontiguousarray(alpha), depth, im.mode)
 
 
+def read_pixels(source: Source, *, as_blender: bool = False, name: Optional[str] = None) -> np.ndarray:
+    """A file's RGB for depth estimation: in its own precision, upright; or with ``as_blender``
+    (the file of a Blender image datablock) float32 0..1 as stored, EXIF orientation not applied,
+    as Blender gives the datablock's pixels."""
+    picture = read_image(source, orient=not as_blender, name=name)
+    return picture.to_float() if as_blender else picture.rgb
+
+
 def read_array(array, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the image array") -> Picture:
     """Validate an in-memory picture (HxW, HxWx1, HxWx3 or HxWx4; uint8, uint16 or float).
 

@@ -5,7 +5,7 @@ their file's (display) values; the depth network was trained on display-referred
 linear pixels go through the sRGB transfer curve before they are handed over.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Union
 
@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 
 from ...engine.errors import ImageDecodeError
-from ...engine.imageio import read_image
+from ...engine.imageio import read_image, read_pixels
 
 
 @dataclass
@@ -80,6 +80,14 @@ def from_image(image: "bpy.types.Image", *, decode=True) -> Capture:
     if stored is not None:
         return Capture(None, label, name, source, file=stored, as_blender=True)
     return Capture(image_pixels(image), label, name, source)
+
+
+def decoded(picture: Capture) -> Capture:
+    """``picture`` with its file decoded, here (any thread, no bpy), as the inference worker
+    process decodes it; itself when it has pixels already."""
+    if picture.rgb is not None:
+        return picture
+    return replace(picture, rgb=read_pixels(picture.file, as_blender=picture.as_blender, name=picture.label), file=None)
 
 
 # Files whose pixels the engine (Pillow) reads as Blender reads them (8-bit exactly, 16-bit PNG

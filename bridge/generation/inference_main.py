@@ -63,10 +63,7 @@ def _estimate(request, engine, settings_module, imageio, session, send):
     image = request["image"]
     if isinstance(image, (str, bytes)):  # a file (its path or contents): decoded here, not on Blender's main thread
         send("progress", 0.0, "Reading the image file")
-        as_blender = request.get("as_blender", False)  # an image datablock's: as stored, float like its pixels
-        image = imageio.read_image(image, orient=not as_blender, name=request.get("name"))
-        if as_blender:
-            image = image.to_float()
+        image = imageio.read_pixels(image, as_blender=request.get("as_blender", False), name=request.get("name"))
     session.set_cache_folder(request["cache_folder"])
     settings = settings_module.DepthSettings(**request["settings"])
     made = engine.estimate(

@@ -27,6 +27,7 @@ from ...engine import encode, remote
 from ...engine.depth import DepthMap
 from ...engine.errors import CancelledError, FathomError
 from ...engine.units import relative_units
+from ..capture.picture import decoded
 from ..generation import results, worker
 from ..generation.job import Job
 from . import messages, pending
@@ -101,10 +102,10 @@ class RemoteJob(Job):
     def run(self, progress=None, cancel=None) -> Path:
         report = progress or (lambda fraction, message: None)
         self.render_first(progress, cancel)
-        if self.capture_later is not None:  # interactive: PNG encoding and hashing are slow for the UI
+        if self.capture_later is not None:  # interactive: decoding, PNG encoding and hashing are slow for the UI
             picture, self.capture_later = self.capture_later, None
             report(0.0, "Preparing the picture")
-            self.set_capture(picture)
+            self.set_capture(decoded(picture))
         if self.reused:  # the earlier file's depth, for scripts (api.Result.depth_map)
             self.depth_map = read_depth(self.path, self.settings, self.earlier.model, self.earlier.near_is_bright)
             return self.path

@@ -116,6 +116,7 @@ def test_image_datablock_decoded_in_the_worker(blender, catalog_for, tiny_model_
         PRELUDE,
         """
         from PIL import Image
+        from bl_ext.user_default.fathom.bridge.capture import picture
         img = make_image("Photo", 90, 60)
         img.filepath_raw = tmp + "/photo.png"; img.file_format = "PNG"; img.save()
         with Image.open(tmp + "/photo.png") as im:  # the same pixels, stored with "rotate 90" in EXIF
@@ -138,8 +139,11 @@ def test_image_datablock_decoded_in_the_worker(blender, catalog_for, tiny_model_
             _, sync_image, _ = backends.generate(bpy.context, output=tmp + f"/{i}b.exr")
             a = bpy.data.images.load(tmp + f"/{i}a.exr")
             pa, pb = np.array(a.pixels[:]), np.array(sync_image.pixels[:])
+            # what the Server backend's worker thread decodes (picture.decoded) is Blender's pixels too
+            pixels = picture.decoded(job.capture).rgb - picture.image_pixels(image)
             out[name] = {"handed": handed, "loaded": loaded, "diff": float(np.abs(pa - pb).max()),
-                         "size": list(a.size), "blender_size": list(image.size)}
+                         "size": list(a.size), "blender_size": list(image.size),
+                         "pixels": float(np.abs(pixels).max())}
         photo = props.image = bpy.data.images["Photo"]
         photo.pixels[0] = 0.5  # painted, not saved: only Blender's pixels are right
         out["edited"] = backends.prepare(bpy.context, in_process=True).capture.rgb is not None
@@ -154,6 +158,6 @@ def test_image_datablock_decoded_in_the_worker(blender, catalog_for, tiny_model_
     assert got["Photo"]["handed"] == "PosixPath" and got["Packed"]["handed"] == "bytes", got
     assert got["turned.png"]["handed"] == "PosixPath", got
     for name in ("Photo", "Packed", "turned.png"):
-        assert not got[name]["loaded"] and got[name]["diff"] < 1e-6, (name, got[name])
+        assert not got[name]["loaded"] and got[name]["diff"] < 1e-6 and got[name]["pixels"] < 1e-6, (name, got[name])
         assert got[name]["size"] == got[name]["blender_size"] == [90, 60], (name, got[name])
     assert got["edited"] and got["linear"], got
