@@ -178,6 +178,11 @@ def main_thread(d):
     redrawer.stop()
     yield 0.5
 
+    if args.get("unsaved"):  # an edit (an undo step) leaves the file with unsaved changes
+        with bpy.context.temp_override(window=d.window()):
+            bpy.ops.ed.undo_push(message="An edit")
+        d.results["unsaved"] = bpy.data.is_dirty
+        yield 1.0
     before = set(bpy.data.images.keys())
     monitor.start()
     clicked = time.perf_counter()

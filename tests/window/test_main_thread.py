@@ -34,7 +34,10 @@ def bound_ms(idle_ms):
 @pytest.mark.slow
 @pytest.mark.parametrize("source", ["IMAGE", "RENDER"])
 def test_main_thread_while_generating(window, scene_blend, catalogs, source):
-    got = window("main_thread", scene_blend, catalog=catalogs["standin"], source=source, idle_s=8.0)
+    # The render from a file with unsaved changes, as an artist's usually is: the child Blender
+    # renders a copy of it, written on the main thread.
+    unsaved = source == "RENDER"
+    got = window("main_thread", scene_blend, catalog=catalogs["standin"], source=source, idle_s=8.0, unsaved=unsaved)
     idle = max(got[k]["longest_gap_ms"] for k in ("idle", "idle_edit", "idle_edit_after"))
     during = got["during"]
     record(
@@ -46,6 +49,7 @@ def test_main_thread_while_generating(window, scene_blend, catalogs, source):
             "idle_edit_after": got["idle_edit_after"],
             "during": during,
             "bound_ms": bound_ms(idle),
+            "unsaved": unsaved,
             "invoke_ms": got["invoke_ms"],
             "finish_ms": got["finish_ms"],
             "done_at_s": got["done_at_s"],
@@ -53,7 +57,7 @@ def test_main_thread_while_generating(window, scene_blend, catalogs, source):
             "blender": got["blender"],
         },
     )
-    assert got["invoke"] == ["RUNNING_MODAL"], got
+    assert got["invoke"] == ["RUNNING_MODAL"] and got.get("unsaved", False) == unsaved, got
     (result,) = got["result"]
     assert result["file_exists"] and result["colorspace"] == "Non-Color" and result["nodes"], result
     assert got["idle"]["ticks"] >= 2 and during["ticks"] >= 2, got  # the timer ran (how often depends on the load)
