@@ -53,21 +53,33 @@ def show_in_editors(context, image, source: dict, open_window: bool = False) -> 
     return shown
 
 
+ICON = 32  # pixels on the small icon's long side (the ID field next to the thumbnail)
+
+
 def set_thumbnail(image, depth, size=THUMBNAIL):
-    """The image's preview from its depth array: grey, near = bright as in the file, at most
-    ``size`` pixels on the long side (every n-th pixel: cheap on the main thread)."""
+    """The image's preview and its small icon from its depth array: grey, near = bright as in the
+    file, at most ``size`` (ICON) pixels on the long side (every n-th pixel: cheap on the main
+    thread). Both made here, so Blender starts no preview job, which would read the whole file."""
     preview = image.preview_ensure()
     if depth is None:
         return
-    step = max(1, -(-max(depth.shape) // size))
-    small = np.asarray(depth[::step, ::step], np.float32)[::-1]  # Blender's rows run bottom to top
-    low, high = float(np.nanmin(small)), float(np.nanmax(small))
-    grey = np.clip((small - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(small)
-    rgba = np.empty((*grey.shape, 4), np.float32)
-    rgba[..., :3] = grey[..., None]
-    rgba[..., 3] = 1.0
-    preview.image_size = (grey.shape[1], grey.shape[0])
-    preview.image_pixels_float.foreach_set(rgba.ravel())
+    thumbnail = _every_nth(np.asarray(depth, np.float32), size)[::-1]  # Blender's rows run bottom to top
+    low, high = float(np.nanmin(thumbnail)), float(np.nanmax(thumbnail))
+    grey = np.clip((thumbnail - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(thumbnail)
+    for small, set_size, pixels in (
+        (grey, "image_size", "image_pixels_float"),
+        (_every_nth(grey, ICON), "icon_size", "icon_pixels_float"),
+    ):
+        rgba = np.empty((*small.shape, 4), np.float32)
+        rgba[..., :3] = small[..., None]
+        rgba[..., 3] = 1.0
+        setattr(preview, set_size, (small.shape[1], small.shape[0]))
+        getattr(preview, pixels).foreach_set(rgba.ravel())
+
+
+def _every_nth(a, longest):
+    step = max(1, -(-max(a.shape) // longest))
+    return a[::step, ::step]
 
 
 def showed_source(image, source: dict) -> bool:
