@@ -68,11 +68,14 @@ class Picture:
         return self.rgb.astype(np.float32, copy=True)
 
 
-def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: Optional[str] = None) -> Picture:
+def read_image(
+    source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: Optional[str] = None, orient: bool = True
+) -> Picture:
     """Decode an image file (path or bytes) into a Picture.
 
     ``name`` is how messages refer to the picture, e.g. "the upload" (default: "image 'NAME.png'"
-    for a path, "the image data" for bytes).
+    for a path, "the image data" for bytes). ``orient=False``: the pixels as stored, EXIF orientation
+    not applied (as Blender shows an image datablock).
     """
     from PIL import Image
 
@@ -83,10 +86,18 @@ def read_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: Op
         rawmodes = {_rawmode(t) for t in im.tile or ()}  # load() empties im.tile
         im.load()
         rgb, alpha, depth = _to_arrays(im, opener, rawmodes)
-        orientation = _orientation(im)
+        orientation = _orientation(im) if orient else 1
     rgb = _orient(rgb, orientation)
     alpha = None if alpha is None else _orient(alpha, orientation)
     return Picture(np.ascontiguousarray(rgb), None if alpha is None else np.ascontiguousarray(alpha), depth, im.mode)
+
+
+def read_pixels(source: Source, *, as_blender: bool = False, name: Optional[str] = None) -> np.ndarray:
+    """A file's RGB for depth estimation: in its own precision, upright; or with ``as_blender``
+    (the file of a Blender image datablock) float32 0..1 as stored, EXIF orientation not applied,
+    as Blender gives the datablock's pixels."""
+    picture = read_image(source, orient=not as_blender, name=name)
+    return picture.to_float() if as_blender else picture.rgb
 
 
 def read_array(array, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "the image array") -> Picture:

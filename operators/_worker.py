@@ -3,7 +3,14 @@ by a timer.
 
 Progress shows in the panels (they read worker.current()), in the status bar and on the
 cursor; Esc or the Cancel button stops the job; other events pass through so Blender stays usable.
+What must happen on the main thread once the job is done (loading the result, showing it) may be
+split into short steps, one per timer tick, so that Blender draws between them: with software
+OpenGL one redraw of the window costs 100-300 ms, and several changes made in one go would add
+their costs into one stall.
 """
+
+import time
+import types
 
 import bpy
 
@@ -26,7 +33,13 @@ def poll_idle(cls, message="A depth generation is running: wait for it or cancel
 class WorkerModal:
     """Mixin: implement ``make_job(context, interactive)`` (a job with a bpy-free ``run(progress,
     cancel)``) and ``worker_done(context, job)``. Clicked (invoke), the job runs on the worker
-    thread; from scripts and in background mode (execute), synchronously."""
+    thread; from scripts and in background mode (execute), synchronously.
+
+    ``worker_done`` returns the operator's result, or is a generator: each ``yield`` (the text the
+    progress shows meanwhile) ends one main-thread step, the next runs at the next timer tick
+    (after Blender has drawn), and what it returns is the result. The operator runs until its last
+    step, so its one undo step holds everything the steps changed. A step must not keep bpy data
+    across a ``yield`` (an undo meanwhile frees it): look it up again by name."""
 
     def make_job(self, context, interactive: bool):
         raise NotImplementedError
@@ -36,7 +49,7 @@ class WorkerModal:
             jobs.check_idle()
             job = self.make_job(context, interactive=False)
             job.run()
-            return self.worker_done(context, job)
+            return finish_now(self.worker_done(context, job))
         except FathomError as exc:
             report(self, "ERROR", exc)
             return {"CANCELLED"}
@@ -52,6 +65,7 @@ class WorkerModal:
             return {"CANCELLED"}
 
     def start_worker(self, context, job):
+        self._finishing = None  # worker_done's steps, once the job is done
         self._running = jobs.start(job)
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.1, window=context.window)
@@ -62,32 +76,59 @@ class WorkerModal:
 
     def modal(self, context, event):
         running = self._running
-        if event.type == "ESC" and event.value == "PRESS":
-            running.cancel()
+        if event.type == "ESC" and event.value == "PRESS" and self._finishing is None:
+            running.cancel()  # once finishing, the result is written: too late to cancel
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
         jobs.drain()  # what the worker posted (e.g. a job id the server accepted) goes into the file now
-        fraction, text = running.snapshot()
-        context.window_manager.progress_update(int(fraction * 100))
-        if context.workspace is not None:
-            context.workspace.status_text_set(f"{text}, Esc to cancel")
-        redraw(context.window_manager)
+        if self._finishing is not None:
+            return self._finish_step(context)
+        self._show_progress(context, *running.snapshot())
         if not running.done:
             return {"PASS_THROUGH"}
-        self._end(context)
         if running.cancelled:
+            self._end(context)
             report(self, "WARNING", running.error)
             return {"CANCELLED"}
         if running.error is not None:
+            self._end(context)
             if not isinstance(running.error, FathomError):
                 raise running.error
             report(self, "ERROR", running.error)
             return {"CANCELLED"}
+        self._finishing = self.worker_done(context, running.job)
+        if not isinstance(self._finishing, types.GeneratorType):
+            self._end(context)
+            return self._finishing
+        return self._finish_step(context)
+
+    def _finish_step(self, context):
+        """One of worker_done's steps; the last ends the operator (and makes its undo step)."""
+        running = self._running
+        started = time.perf_counter()
         try:
-            return self.worker_done(context, running.job)
+            text = next(self._finishing)
+        except StopIteration as done:
+            running.finish_ms.append(round((time.perf_counter() - started) * 1000, 1))
+            self._end(context)
+            return done.value
         except FathomError as exc:
+            self._end(context)
             report(self, "ERROR", exc)
             return {"CANCELLED"}
+        except BaseException:
+            self._end(context)
+            raise
+        running.finish_ms.append(round((time.perf_counter() - started) * 1000, 1))
+        running.fraction, running.message = 1.0, text
+        self._show_progress(context, *running.snapshot())
+        return {"PASS_THROUGH"}
+
+    def _show_progress(self, context, fraction, text):
+        context.window_manager.progress_update(int(fraction * 100))
+        if context.workspace is not None:
+            context.workspace.status_text_set(f"{text}, Esc to cancel" if self._finishing is None else text)
+        redraw(context.window_manager)
 
     def _end(self, context):
         wm = context.window_manager
@@ -100,6 +141,17 @@ class WorkerModal:
         jobs.collect(self._running)
         jobs.drain()  # the job's last posts, whatever its outcome
         redraw(context.window_manager, full=True)
+
+
+def finish_now(done):
+    """worker_done's result, its steps (if it has them) all run now: execute(), scripts, background mode."""
+    if not isinstance(done, types.GeneratorType):
+        return done
+    while True:
+        try:
+            next(done)
+        except StopIteration as finished:
+            return finished.value
 
 
 def stop():

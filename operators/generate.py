@@ -19,7 +19,7 @@ from bpy.props import BoolProperty, StringProperty
 from ..bridge.capture.sources import active_editor_image
 from ..bridge.generation import backends
 from ..bridge.generation import worker as jobs
-from ..bridge.generation.show import show_result
+from ..bridge.generation.show import remember_result, show_in_editors
 from ..bridge.prefs import addon_preferences
 from ._worker import WorkerModal, poll_idle
 
@@ -115,12 +115,24 @@ class FATHOM_OT_generate_depth(WorkerModal, bpy.types.Operator):
         )
 
     def worker_done(self, context, job):
-        image, _node = job.finish(context)
+        """In three main-thread steps, Blender drawing between them (operators._worker): the image
+        and its compositor node (one change of the file's data, which the 3D Viewport redraws
+        for), then the panel's thumbnail, then the Image Editors and the report."""
         seconds = time.perf_counter() - self._started
+        image, _node = job.finish(context)
         shown = job.shown_picture()
         if shown is not None:
-            source, depth = shown
-            show_result(context, image, source, seconds, addon_preferences(context).open_result, depth)
+            name, (source, depth) = image.name, shown
+            yield "Showing the depth map"
+            image = bpy.data.images.get(name)
+            if image is None:  # undone meanwhile
+                return {"CANCELLED"}
+            remember_result(context, image, seconds, depth)
+            yield "Showing the depth map"
+            image = bpy.data.images.get(name)
+            if image is None:
+                return {"CANCELLED"}
+            show_in_editors(context, image, source, addon_preferences(context).open_result)
         self.report({"INFO"}, job.done_message(seconds))
         return {"FINISHED"}
 

@@ -134,8 +134,13 @@ class ChildRender:
         self.command = blender_command(_child_code(spec))
 
     def _copy(self, blend):
-        """A copy of the file as it is now: the user's file, its path and its unsaved state stay as they are."""
+        """A copy of the file as it is now: the user's file, its path and its unsaved state stay as they
+        are. Without the file's preview picture: Blender renders it from the camera on the main thread
+        (about a second with software OpenGL), and the copy is thrown away after the render."""
+        paths = bpy.context.preferences.filepaths
+        before = (paths.file_preview_type, bpy.context.preferences.is_dirty)
         try:
+            paths.file_preview_type = "NONE"
             bpy.ops.wm.save_as_mainfile(
                 filepath=blend, copy=True, check_existing=False, compress=False, relative_remap=True
             )
@@ -144,6 +149,8 @@ class ChildRender:
             raise render_capture.RenderCaptureError(
                 f"Fathom could not copy the scene for rendering in the background: {render_capture._message(e)}"
             ) from None
+        finally:  # the user's preference as it was, not marked as changed
+            paths.file_preview_type, bpy.context.preferences.is_dirty = before
 
     def discard(self):
         """Remove the temporary folder (the copy of the file and any result)."""

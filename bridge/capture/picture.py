@@ -5,15 +5,15 @@ their file's (display) values; the depth network was trained on display-referred
 linear pixels go through the sRGB transfer curve before they are handed over.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import bpy
 import numpy as np
 
 from ...engine.errors import ImageDecodeError
-from ...engine.imageio import read_image
+from ...engine.imageio import read_image, read_pixels
 
 
 @dataclass
@@ -22,7 +22,11 @@ class Capture:
     label: str  # what the user would call the source: "image 'Photo'", a file name
     name: str  # a short name for result files
     source: dict = field(default_factory=dict)  # stored on the result image, to trace or re-generate it
-    file: Optional[Path] = None  # an image file not decoded yet (rgb None): the worker process reads it
+    # An image file not decoded yet (rgb None), its path or (a packed image's) its bytes: the
+    # inference worker process reads it. ``as_blender``: the file of an image datablock, read as
+    # Blender gives its pixels (as stored, EXIF orientation not applied; float 0..1).
+    file: Optional[Union[Path, bytes]] = None
+    as_blender: bool = False
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
@@ -63,11 +67,60 @@ def _load(image) -> bool:
     return image.has_data and image.size[0] > 0 and image.size[1] > 0
 
 
-def from_image(image: "bpy.types.Image") -> Capture:
+def from_image(image: "bpy.types.Image", *, decode=True) -> Capture:
+    """An image datablock's picture. ``decode=False``: an unchanged image whose file the engine reads
+    as Blender does is handed over undecoded (see :func:`stored_file`), for the inference worker
+    process to decode, so that Blender's main thread does not; any other image's pixels are read
+    here (``foreach_get``, no encoding)."""
     source = {"kind": "image", "image": image.name}
     if image.filepath:
         source["filepath"] = image.filepath
-    return Capture(image_pixels(image), f"image '{image.name}'", Path(image.name).stem, source)
+    label, name = f"image '{image.name}'", Path(image.name).stem
+    stored = None if decode else stored_file(image)
+    if stored is not None:
+        return Capture(None, label, name, source, file=stored, as_blender=True)
+    return Capture(image_pixels(image), label, name, source)
+
+
+def decoded(picture: Capture) -> Capture:
+    """``picture`` with its file decoded, here (any thread, no bpy), as the inference worker
+    process decodes it; itself when it has pixels already."""
+    if picture.rgb is not None:
+        return picture
+    return replace(picture, rgb=read_pixels(picture.file, as_blender=picture.as_blender, name=picture.label), file=None)
+
+
+# Files whose pixels the engine (Pillow) reads as Blender reads them (8-bit exactly, 16-bit PNG
+# within 1e-3, lossy decoders within a rounding: tests/blender/test_file_formats.py), by their
+# first bytes. Not TIFF (float TIFFs hold scene-linear light) nor what only Blender reads.
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", 0), (b"\xff\xd8\xff", 0), (b"BM", 0), (b"WEBP", 8))
+
+
+def stored_file(image: "bpy.types.Image"):
+    """The file an image datablock shows, undecoded, when the engine would read the very pixels
+    Blender shows: its path, or its packed bytes. None for a generated, edited (unsaved), movie,
+    sequence or tiled image, a colour space other than sRGB or Non-Color data (Blender converts
+    those), a format the engine does not read alike, or a file that is missing. Nothing here
+    decodes the image (``image.file_format`` would: it is not used)."""
+    if image.source != "FILE" or image.is_dirty or len(image.packed_files) > 1:
+        return None
+    colorspace = image.colorspace_settings
+    if not (colorspace.is_data or colorspace.name == "sRGB"):
+        return None
+    if image.packed_file is not None:
+        data = image.packed_file.data
+        return data if _engine_reads(data[:16]) else None
+    path = Path(bpy.path.abspath(image.filepath, library=image.library))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    return path if _engine_reads(head) else None
+
+
+def _engine_reads(head: bytes) -> bool:
+    return any(head[at : at + len(magic)] == magic for magic, at in _MAGIC)
 
 
 # Formats Pillow does not read and Blender does (float, scene-linear pictures mostly).

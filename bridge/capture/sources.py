@@ -15,11 +15,12 @@ class SourceError(FathomError):
 
 def resolve_source(context, source=None, image=None, filepath=None, progress=None, decode=True) -> picture.Capture:
     """The picture to work on: explicit arguments first, else the scene's Depth settings.
-    ``decode=False``: an image file is left for the inference worker process to decode."""
+    ``decode=False``: an image file (an unchanged image datablock's too) is left for the inference
+    worker process to decode."""
     props = context.scene.fathom
     source = source or props.source
     if source == "IMAGE":
-        return picture.from_image(source_image(context, image))
+        return picture.from_image(source_image(context, image), decode=decode)
     if source == "FILE":
         return picture.from_file(source_filepath(context, filepath), decode=decode)
     if source in RENDERED:

@@ -48,8 +48,9 @@ def prepare(
     every backend): then ``Job.run`` renders in a child Blender (bridge.capture.child), so the
     UI never waits for a render. ``in_process`` (the interactive operator): the Local backend
     estimates in the inference worker process (bridge.generation.inference), which also decodes
-    image files, so the UI never waits for the model either. Server only: ``force`` generates again instead of
-    reusing an identical earlier result; ``allow_online`` is the headless --online-mode. Source NODE:
+    image files, so the UI never waits for the model either; the Server backend then decodes,
+    encodes and hashes the picture on the worker thread (RemoteJob.run). Server only: ``force`` generates
+    again instead of reusing an identical earlier result; ``allow_online`` is the headless --online-mode. Source NODE:
     what is wired into the Depth Map node ``node`` (else the active one), always captured in a child
     Blender (bridge.generation.node_source)."""
     prefs = addon_preferences(context)
@@ -82,6 +83,7 @@ def prepare(
         )
         return Job(picture, settings, None, target, scene.name, depth_map=depth_map, render=render)
     deferred = offload_render and kind in RENDERED
+    encode_later = in_process and backend == "SERVER"  # interactive: the worker thread encodes and hashes
     in_process = in_process and backend == "LOCAL"
     if backend == "SERVER":
         from ..remote import job as remote_job
@@ -99,8 +101,11 @@ def prepare(
         if deferred:  # last, once nothing cheap can fail (the model, the key, the output): a render is slow
             job.render = _child_render(context, kind.lower(), settings)  # None: render here
         if job.render is None:
-            picture = resolve_source(context, source, image, filepath, progress, decode=not in_process)
-    if picture is not None:
+            decode = not (in_process or encode_later)  # else the worker (process) decodes an image file
+            picture = resolve_source(context, source, image, filepath, progress, decode=decode)
+    if picture is not None and encode_later:
+        job.capture_later = picture  # RemoteJob.run decodes, encodes and hashes it, looks for an earlier result
+    elif picture is not None:
         job.set_capture(picture)
     return job
 

@@ -8,8 +8,9 @@ process, that freezes the UI. Here the model runs in a separate process (bridge.
 
     estimate(image, settings, model_path, progress=, cancel=, model_name=)  any thread, no bpy
 
-has engine.depth.estimate's signature and result; ``image`` may also be a file path, decoded in
-the worker. Progress streams back; a cancel kills the process at once (the next generation starts
+has engine.depth.estimate's signature and result; ``image`` may also be a file path or a file's
+bytes, decoded in the worker (``as_blender``: as Blender gives an image datablock's pixels:
+bridge.capture.picture.Capture). Progress streams back; a cancel kills the process at once (the next generation starts
 a new one); a process that dies (a crash, out of memory) is reported as an InferenceError with
 its last output, and Blender goes on. While Blender is interactive, inference gets at most N-1
 of the machine's N cores (at least one).
@@ -53,7 +54,9 @@ class InferenceProcess:
         self._tail = collections.deque(maxlen=20)
         self._lock = threading.Lock()  # one generation at a time in one process
 
-    def estimate(self, image, settings, model_path, *, progress=None, cancel=None, model_name=None) -> DepthMap:
+    def estimate(
+        self, image, settings, model_path, *, progress=None, cancel=None, model_name=None, as_blender=False, name=None
+    ) -> DepthMap:
         report = progress or (lambda fraction, message: None)
         with self._lock:
             if self.process is None or self.process.poll() is not None:
@@ -61,6 +64,8 @@ class InferenceProcess:
                 self._start()
             request = {
                 "image": str(image) if isinstance(image, os.PathLike) else image,
+                "as_blender": as_blender,  # a file read as Blender reads an image datablock's
+                "name": name,  # what errors call it
                 "settings": asdict(replace(settings, threads=ui_threads(settings.threads))),
                 "model_path": str(model_path),
                 "model_name": model_name or settings.model,

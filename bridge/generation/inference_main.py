@@ -61,9 +61,9 @@ def main():
 
 def _estimate(request, engine, settings_module, imageio, session, send):
     image = request["image"]
-    if isinstance(image, str):  # a file: decoded here, not on Blender's main thread
+    if isinstance(image, (str, bytes)):  # a file (its path or contents): decoded here, not on Blender's main thread
         send("progress", 0.0, "Reading the image file")
-        image = imageio.read_image(image)
+        image = imageio.read_pixels(image, as_blender=request.get("as_blender", False), name=request.get("name"))
     session.set_cache_folder(request["cache_folder"])
     settings = settings_module.DepthSettings(**request["settings"])
     made = engine.estimate(

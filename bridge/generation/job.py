@@ -51,10 +51,12 @@ class Job:
                 self.settings.model, progress=_download_progress(progress), cancel=cancel
             )
         if self.depth_map is None:
-            estimate = depth.estimate
+            estimate, options = depth.estimate, {}
             if self.in_process:
                 from .inference import estimate
-            image = self.capture.file if self.capture.rgb is None else self.capture.rgb
+            image = self.capture.rgb
+            if image is None:  # a file only the worker process decodes (in_process)
+                image, options = self.capture.file, {"as_blender": self.capture.as_blender, "name": self.capture.label}
             self.depth_map = estimate(
                 image,
                 self.settings,
@@ -62,6 +64,7 @@ class Job:
                 progress=progress,
                 cancel=cancel,
                 model_name=self.settings.model,
+                **options,
             )
         if cancel is not None and cancel():
             raise CancelledError("Depth generation was cancelled; nothing was written.")

@@ -137,7 +137,9 @@ def load_result(path: Path, depth_map, source: dict):
     """Load a written depth map as a Non-Color image that records how it was made."""
     image = load_image(path)
     settings = {k: v for k, v in asdict(depth_map.settings).items() if v is not None}
+    height, width = depth_map.depth.shape[:2]
     image[IMAGE_KEY] = {
+        "size": [int(width), int(height)],  # the file's, known without decoding it (show.describe)
         "settings": settings,
         "source": dict(source),
         "model": depth_map.model,

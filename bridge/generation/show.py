@@ -20,12 +20,24 @@ def show_result(context, image, source: dict, seconds: float, open_window: bool 
     """Main thread: remember ``image`` as the scene's newest result, switch the editors that
     showed ``source`` (bridge.capture.picture.Capture.source) to it, or open a window on it when
     ``open_window`` and none did. ``depth`` (HxW, top row first): the thumbnail, made now rather
-    than by Blender's deferred preview job. How many editors now show it."""
+    than by Blender's deferred preview job. How many editors now show it. The Generate operator
+    does the two halves at two timer ticks (remember_result, then show_in_editors)."""
+    remember_result(context, image, seconds, depth)
+    return show_in_editors(context, image, source, open_window)
+
+
+def remember_result(context, image, seconds: float, depth=None):
+    """The Depth panel's thumbnail: ``image`` becomes the scene's newest result, with the time it took."""
     info = dict(image.get(IMAGE_KEY, {}))
     info["seconds"] = round(float(seconds), 2)
     image[IMAGE_KEY] = info
     context.scene.fathom.result = image
     set_thumbnail(image, depth)
+
+
+def show_in_editors(context, image, source: dict, open_window: bool = False) -> int:
+    """Every Image Editor that showed ``source`` now shows ``image``; a new window on it when
+    ``open_window`` and none did. How many editors now show it."""
     shown = 0
     for window in context.window_manager.windows:
         for area in window.screen.areas:
@@ -41,21 +53,33 @@ def show_result(context, image, source: dict, seconds: float, open_window: bool 
     return shown
 
 
+ICON = 32  # pixels on the small icon's long side (the ID field next to the thumbnail)
+
+
 def set_thumbnail(image, depth, size=THUMBNAIL):
-    """The image's preview from its depth array: grey, near = bright as in the file, at most
-    ``size`` pixels on the long side (every n-th pixel: cheap on the main thread)."""
+    """The image's preview and its small icon from its depth array: grey, near = bright as in the
+    file, at most ``size`` (ICON) pixels on the long side (every n-th pixel: cheap on the main
+    thread). Both made here, so Blender starts no preview job, which would read the whole file."""
     preview = image.preview_ensure()
     if depth is None:
         return
-    step = max(1, -(-max(depth.shape) // size))
-    small = np.asarray(depth[::step, ::step], np.float32)[::-1]  # Blender's rows run bottom to top
-    low, high = float(np.nanmin(small)), float(np.nanmax(small))
-    grey = np.clip((small - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(small)
-    rgba = np.empty((*grey.shape, 4), np.float32)
-    rgba[..., :3] = grey[..., None]
-    rgba[..., 3] = 1.0
-    preview.image_size = (grey.shape[1], grey.shape[0])
-    preview.image_pixels_float.foreach_set(rgba.ravel())
+    thumbnail = _every_nth(np.asarray(depth, np.float32), size)[::-1]  # Blender's rows run bottom to top
+    low, high = float(np.nanmin(thumbnail)), float(np.nanmax(thumbnail))
+    grey = np.clip((thumbnail - low) / (high - low), 0.0, 1.0) if high > low else np.zeros_like(thumbnail)
+    for small, set_size, pixels in (
+        (grey, "image_size", "image_pixels_float"),
+        (_every_nth(grey, ICON), "icon_size", "icon_pixels_float"),
+    ):
+        rgba = np.empty((*small.shape, 4), np.float32)
+        rgba[..., :3] = small[..., None]
+        rgba[..., 3] = 1.0
+        setattr(preview, set_size, (small.shape[1], small.shape[0]))
+        getattr(preview, pixels).foreach_set(rgba.ravel())
+
+
+def _every_nth(a, longest):
+    step = max(1, -(-max(a.shape) // longest))
+    return a[::step, ::step]
 
 
 def showed_source(image, source: dict) -> bool:
@@ -90,9 +114,11 @@ def _open_window(context, image) -> int:
 
 
 def describe(image) -> str:
-    """The thumbnail's caption: size, model and time taken."""
+    """The thumbnail's caption: size, model and time taken. The size is the one recorded when the
+    result was made (results.load_result): ``image.size`` would decode the whole file on the main
+    thread to draw a caption."""
     info = image.get(IMAGE_KEY, {})
-    width, height = image.size
+    width, height = info["size"] if "size" in info else image.size
     parts = [f"{width} x {height}", str(info.get("model", "")) or None]
     if "seconds" in info:
         parts.append(f"{info['seconds']:.1f} s")

@@ -27,6 +27,7 @@ class Running:
         self.message = "Starting"
         self.shown = (0.0, "Starting (0%)")  # what the status bar and the panel both show now
         self.error: Optional[BaseException] = None
+        self.finish_ms = []  # how long each of the main thread's finishing steps took (operators._worker)
         self._cancel = threading.Event()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._work, name="fathom-depth", daemon=True)
@@ -67,6 +68,7 @@ class Running:
 
 
 _current: Optional[Running] = None
+_last_finish_ms = []  # the finishing steps of the one collected last (the real-window tests read them)
 _lock = threading.Lock()
 
 
@@ -94,10 +96,15 @@ def start(job) -> Running:
 
 def collect(running: Running):
     """Forget a finished generation, so the next one may start."""
-    global _current
+    global _current, _last_finish_ms
     with _lock:
         if _current is running:
-            _current = None
+            _current, _last_finish_ms = None, running.finish_ms
+
+
+def last_finish_ms() -> list:
+    """How long each main-thread finishing step of the generation collected last took, in ms."""
+    return list(_last_finish_ms)
 
 
 def stop(timeout: float = 10.0) -> bool:

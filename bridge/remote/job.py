@@ -3,7 +3,8 @@ into the same result handling as a local generation (file under //generated/, im
 
     job = prepare(context, settings, target)   main thread, no network: client, checks, cached results
     job.set_capture(picture)                    the PNG, its cache key, an identical earlier result
-                                                (in prepare, or in run after a deferred render)
+                                                (in prepare, or in run: interactive, or after a
+                                                deferred render)
     job.run(progress, cancel)                   worker thread: submit, follow, download, write
     image, node = job.finish(context)           main thread: image and node, pending entry gone
 
@@ -26,6 +27,7 @@ from ...engine import encode, remote
 from ...engine.depth import DepthMap
 from ...engine.errors import CancelledError, FathomError
 from ...engine.units import relative_units
+from ..capture.picture import decoded
 from ..generation import results, worker
 from ..generation.job import Job
 from . import messages, pending
@@ -75,6 +77,7 @@ class RemoteJob(Job):
     cached: dict = field(default_factory=dict)  # cached_results() of prepare
     earlier: Optional[Cached] = None  # the identical earlier result shown again: no tokens spent
     follow_seconds: float = 600.0
+    capture_later: Optional[object] = None  # a Capture set_capture takes in run, off the main thread
     cancel_on_server: bool = True  # Esc cancels the server job (fetching a pending one only stops)
 
     @property
@@ -99,6 +102,10 @@ class RemoteJob(Job):
     def run(self, progress=None, cancel=None) -> Path:
         report = progress or (lambda fraction, message: None)
         self.render_first(progress, cancel)
+        if self.capture_later is not None:  # interactive: decoding, PNG encoding and hashing are slow for the UI
+            picture, self.capture_later = self.capture_later, None
+            report(0.0, "Preparing the picture")
+            self.set_capture(decoded(picture))
         if self.reused:  # the earlier file's depth, for scripts (api.Result.depth_map)
             self.depth_map = read_depth(self.path, self.settings, self.earlier.model, self.earlier.near_is_bright)
             return self.path

@@ -103,3 +103,61 @@ def test_image_file_decoded_in_the_worker(blender, catalog_for, tiny_model_file)
         catalog=catalog_for(da2_small=tiny_model_file),
     )
     assert got["deferred"] and got["size"] == [90, 60] and got["diff"] < 1e-6
+
+
+def test_image_datablock_decoded_in_the_worker(blender, catalog_for, tiny_model_file):
+    """An image datablock, interactive: an unchanged image whose file the engine reads as Blender
+    does (a saved PNG, a packed one, one with an EXIF rotation) goes to the worker process undecoded,
+    so Blender's main thread never loads it; the result equals the synchronous path's, which reads
+    Blender's own pixels (EXIF orientation not applied, as Blender does not apply it). An edited
+    image, and one in another colour space, are read from Blender's pixels instead."""
+    got = blender(
+        MAKE_IMAGE,
+        PRELUDE,
+        """
+        from PIL import Image
+        from bl_ext.user_default.fathom.bridge.capture import picture
+        img = make_image("Photo", 90, 60)
+        img.filepath_raw = tmp + "/photo.png"; img.file_format = "PNG"; img.save()
+        with Image.open(tmp + "/photo.png") as im:  # the same pixels, stored with "rotate 90" in EXIF
+            exif = im.getexif(); exif[0x0112] = 6
+            im.save(tmp + "/turned.png", exif=exif)
+        make_image("Packed", 90, 60).pack()
+        img.use_fake_user = bpy.data.images["Packed"].use_fake_user = True  # kept in the file
+        save_blend()
+        bpy.ops.wm.open_mainfile(filepath=tmp + "/shot.blend")  # nothing decoded yet
+        bpy.data.images.load(tmp + "/turned.png")
+        props = bpy.context.scene.fathom
+        props.source = "IMAGE"; props.resolution = 256
+        out = {}
+        for i, name in enumerate(("Photo", "Packed", "turned.png")):
+            image = props.image = bpy.data.images[name]
+            job = backends.prepare(bpy.context, in_process=True, output=tmp + f"/{i}a.exr")
+            handed = type(job.capture.file).__name__ if job.capture.rgb is None else None
+            loaded = image.has_data  # prepare made Blender decode it
+            job.run()
+            _, sync_image, _ = backends.generate(bpy.context, output=tmp + f"/{i}b.exr")
+            a = bpy.data.images.load(tmp + f"/{i}a.exr")
+            pa, pb = np.array(a.pixels[:]), np.array(sync_image.pixels[:])
+            # what the Server backend's worker thread decodes (picture.decoded) is Blender's pixels too
+            pixels = picture.decoded(job.capture).rgb - picture.image_pixels(image)
+            out[name] = {"handed": handed, "loaded": loaded, "diff": float(np.abs(pa - pb).max()),
+                         "size": list(a.size), "blender_size": list(image.size),
+                         "pixels": float(np.abs(pixels).max())}
+        photo = props.image = bpy.data.images["Photo"]
+        photo.pixels[0] = 0.5  # painted, not saved: only Blender's pixels are right
+        out["edited"] = backends.prepare(bpy.context, in_process=True).capture.rgb is not None
+        turned = props.image = bpy.data.images["turned.png"]
+        turned.colorspace_settings.name = "Linear Rec.709"  # Blender converts: its pixels
+        out["linear"] = backends.prepare(bpy.context, in_process=True).capture.rgb is not None
+        emit(out)
+        inference.shutdown()
+    """,
+        catalog=catalog_for(da2_small=tiny_model_file),
+    )
+    assert got["Photo"]["handed"] == "PosixPath" and got["Packed"]["handed"] == "bytes", got
+    assert got["turned.png"]["handed"] == "PosixPath", got
+    for name in ("Photo", "Packed", "turned.png"):
+        assert not got[name]["loaded"] and got[name]["diff"] < 1e-6 and got[name]["pixels"] < 1e-6, (name, got[name])
+        assert got[name]["size"] == got[name]["blender_size"] == [90, 60], (name, got[name])
+    assert got["edited"] and got["linear"], got

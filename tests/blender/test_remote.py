@@ -220,7 +220,8 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
         reused = [again.reused, float(np.abs(again.depth_map.depth - job.depth_map.depth).max()),
                   again.depth_map.model, again.depth_map.near_is_bright == job.depth_map.near_is_bright]
         button_op = list(bpy.ops.fathom.generate_depth())              # the button: reused too
-        reused_job = backends.prepare(bpy.context)
+        reused_job = backends.prepare(bpy.context, in_process=True)  # as clicked: encoded and hashed in run
+        deferred = [reused_job.picture is None, reused_job.capture_later is not None]
         reused_job.run()
         done = reused_job.done_message(0.1)
         balance_after_reuse = account.account.view(prefs.server_url, prefs.api_key).balance
@@ -230,7 +231,7 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
         tips = [gen.description(bpy.context, type("P", (), {"force": f, "redo": False})) for f in (True, False)]
         images = sorted(i.name for i in bpy.data.images if "fathom" in i.keys())
         emit({"local_node": local_node, "button": button, "first": first, "diff": diff, "reused": reused,
-              "done": done, "tips": tips, "forced_reused": forced.reused,
+              "done": done, "deferred": deferred, "tips": tips, "forced_reused": forced.reused,
               "again": [str(again.path), again.image.name, again.node.name], "ops": [button_op, again_op],
               "forced": [str(forced.path), forced.node.name, forced.image["fathom"]["remote"]["job"]],
               "balance_after_reuse": balance_after_reuse, "images": images, "nodes": depth_nodes(),
@@ -254,6 +255,7 @@ def test_remote_generation_lands_in_the_local_node_and_is_not_paid_twice(blender
     # ... and its depth map is the first one's, read back from the file.
     assert got["reused"] == [True, 0.0, "da2-small", True] and not got["forced_reused"]
     assert "identical depth map from the depth server was reused, no tokens spent" in got["done"]
+    assert got["deferred"] == [True, True]  # clicked, the main thread neither encoded nor hashed the picture
     assert got["done"].endswith("generated/" + Path(first["path"]).name)
     assert "spends tokens again" in got["tips"][0] and got["tips"][1] is None
     # Generate Again spent a token on a new job and replaced the image in the same node.

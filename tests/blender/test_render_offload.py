@@ -109,6 +109,8 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
                          "folder_left": os.path.exists(folder), "samples": [m for f, m in seen if "sample" in m],
                          "fractions": [f for f, m in seen]}
         file_state = [bpy.data.is_dirty, bpy.data.filepath, digest(tmp + "/shot.blend") == saved]
+        # the copies were written without a preview picture; the user's preference is as it was
+        prefs = [bpy.context.preferences.filepaths.file_preview_type, bpy.context.preferences.is_dirty]
 
         # Known only once rendered: the child's error comes back as the same error, in its words.
         scene.camera.rotation_euler.x = 3.0  # straight up, into the empty sky
@@ -125,6 +127,7 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
         painted.pixels[0] = 0.5
         job = backends.prepare(bpy.context, source="RENDER", offload_render=True, output=tmp + "/painted.exr")
         emit({"out": out, "saved_render": saved_render.tolist(), "dirty": dirty, "file": file_state, "sky": sky,
+              "prefs": prefs,
               "painted": [render_process.child_render(scene, "render") is None, job.render is None,
                           job.capture.rgb.shape[:2] == (54, 96)], "leftovers": leftovers()})
     """,
@@ -147,6 +150,7 @@ def test_child_render_equals_in_process_capture_with_unsaved_changes(blender, ca
     assert np.abs(np.array(out["compositor"]["child"]) - render).mean() > 0.1
     # The user's file, its path and its unsaved state are untouched; nothing is left behind.
     assert got["dirty"] and got["file"] == [True, str(tmp_path / "shot.blend"), True]
+    assert got["prefs"] == ["AUTO", False], got["prefs"]
     assert got["sky"] == [
         "RenderCaptureError",
         "The camera sees nothing: every pixel of the Z pass is empty "

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from engine.errors import ImageDecodeError, ImageTooLargeError
-from engine.imageio import Picture, read_array, read_image
+from engine.imageio import Picture, read_array, read_image, read_pixels
 
 RNG = np.random.default_rng(1234)
 
@@ -279,6 +279,18 @@ def test_exif_orientation_6_jpeg_comes_in_rotated():
     assert pic.rgb.shape == (40, 20, 3)  # turned 90 degrees clockwise: now tall, red on top
     assert pic.rgb[5, 10, 0] > 200 and pic.rgb[5, 10, 2] < 50
     assert pic.rgb[35, 10, 2] > 200 and pic.rgb[35, 10, 0] < 50
+
+
+def test_orient_false_keeps_the_pixels_as_stored():
+    """As Blender shows an image datablock: EXIF orientation not applied (read_pixels(as_blender=True)
+    also gives float 0..1, like Blender's pixels)."""
+    rgb = RNG.integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    data = pillow_bytes(Image.fromarray(rgb), exif=_exif(6))
+    assert np.array_equal(read_image(data, orient=False).rgb, rgb)
+    assert read_image(data).rgb.shape == (5, 3, 3)
+    as_blender = read_pixels(data, as_blender=True)
+    assert as_blender.dtype == np.float32 and np.array_equal(as_blender, rgb / np.float32(255))
+    assert np.array_equal(read_pixels(data), read_image(data).rgb)
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

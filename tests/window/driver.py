@@ -40,13 +40,32 @@ class TickMonitor:
 
     INTERVAL = 0.02
 
+    # Editors whose drawing is logged (a draw handler at the end of each region's drawing), so that a
+    # long gap says what was drawn in it.
+    DRAWN = (
+        ("SpaceView3D", "WINDOW", "viewport"),
+        ("SpaceView3D", "UI", "sidebar"),
+        ("SpaceImageEditor", "WINDOW", "image"),
+        ("SpaceNodeEditor", "WINDOW", "nodes"),
+        ("SpaceProperties", "WINDOW", "properties"),
+        ("SpaceOutliner", "WINDOW", "outliner"),
+        ("SpaceDopeSheetEditor", "WINDOW", "timeline"),
+    )
+
     def __init__(self):
-        self.gaps, self._last, self._on = [], None, False
+        self.gaps, self._last, self._on, self._handlers, self._drawn = [], None, False, [], []
 
     def start(self):
-        self.gaps, self._last, self._on = [], time.perf_counter(), True
+        self.gaps, self._last, self._on, self._drawn = [], time.perf_counter(), True, []
         self._started = self._last
+        for space, region, name in self.DRAWN:
+            kind = getattr(bpy.types, space)
+            handle = kind.draw_handler_add(self._drawn_now, (name,), region, "POST_PIXEL")
+            self._handlers.append((kind, handle, region))
         bpy.app.timers.register(self._tick, first_interval=self.INTERVAL, persistent=True)
+
+    def _drawn_now(self, name):
+        self._drawn.append((time.perf_counter(), name))
 
     def _tick(self):
         if not self._on:
@@ -58,6 +77,9 @@ class TickMonitor:
 
     def stop(self) -> dict:
         self._on = False
+        while self._handlers:
+            kind, handle, region = self._handlers.pop()
+            kind.draw_handler_remove(handle, region)
         now = time.perf_counter()
         self.gaps.append(now - self._last)
         gaps = sorted(self.gaps)
@@ -69,7 +91,21 @@ class TickMonitor:
             "seconds": round(now - self._started, 2),
             # where in the run the longest gap ended, seconds from the start
             "longest_ended_at_s": round(sum(self.gaps[: self.gaps.index(gaps[-1]) + 1]), 2),
+            # every gap of LONG_MS or more: [ended at (s from the start), ms, what was drawn in it]
+            "long_gaps": self._long_gaps(),
         }
+
+    LONG_MS = 150
+
+    def _long_gaps(self):
+        found, at = [], 0.0
+        for gap in self.gaps:
+            at += gap
+            if gap * 1000 >= self.LONG_MS:
+                start, end = self._started + at - gap, self._started + at
+                drawn = [name for t, name in self._drawn if start <= t <= end]
+                found.append([round(at, 2), round(gap * 1000, 1), drawn])
+        return found[:60]
 
 
 class Redrawer:

@@ -6,6 +6,7 @@ the tests (test_*.py) judge the results.
 
 import json
 import os
+import struct
 import time
 
 import bpy
@@ -105,15 +106,63 @@ def generate_from_sidebar(d):
     yield 0.3
     d.screenshot("cancelled")
 
+    # Ctrl+Z takes the whole result back at once (the finish is one undo step), Shift+Ctrl+Z brings it back.
+    def state():
+        shown = bpy.context.scene.fathom.result
+        tree = d.compositor_tree(bpy.context.scene)
+        nodes = [n.name for n in (tree.nodes if tree else ()) if getattr(n, "image", None) is not None]
+        return {
+            "images": sorted(i.name for i in bpy.data.images if "fathom" in i.keys()),
+            "nodes": nodes,
+            "panel": shown.name if shown else None,
+        }
+
+    d.results["undo"] = {"before": state()}
+    for key, step in (("ctrl+z", "undone"), ("ctrl+shift+z", "redone")):
+        d.key(d.region(view, "WINDOW"), key)
+        yield 0.5
+        d.results["undo"][step] = state()
+
+
+def _write_grey_bmp(path, width, height):
+    """A mid-grey 24-bit BMP (written without bpy, so the file's data does not change)."""
+    row = bytes([128, 128, 128] * width) + bytes(-3 * width % 4)
+    header = b"BM" + struct.pack("<IHHI", 54 + len(row) * height, 0, 0, 54)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(row) * height, 2835, 2835, 0, 0)
+    with open(path, "wb") as f:
+        f.write(header + info + row * height)
+    return path
+
+
+def _add_image_node_by_hand(d, path):
+    """What a finished generation changes in the file, done with plain bpy as a user could: an image
+    loaded from ``path`` (Non-Color) and shown in an Image node of the scene's compositor."""
+    image = bpy.data.images.load(path, check_existing=False)
+    image.colorspace_settings.name = "Non-Color"
+    scene = bpy.context.scene
+    tree = d.compositor_tree(scene)
+    if tree is None and hasattr(scene, "compositing_node_group"):  # Blender 5.x: what its New button makes
+        tree = bpy.data.node_groups.new(f"{scene.name} Compositing", "CompositorNodeTree")
+        scene.compositing_node_group = tree
+    elif tree is None:  # Blender 4.x
+        scene.use_nodes = True
+        tree = scene.node_tree
+    tree.nodes.new("CompositorNodeImage").image = image
+
 
 def main_thread(d):
-    """The longest gap between 20 ms timer ticks: the window idle (redrawn as often as a running
-    generation redraws it) against the same window while a generation from the sidebar runs."""
+    """The longest gap between 20 ms timer ticks: the window idle, redrawn as often as a running
+    generation redraws it; then the same while the file is changed by hand as a finished generation
+    changes it (an image loaded, an Image node in the compositor), which Blender redraws its editors
+    for (with software OpenGL the 3D Viewport's anti-aliasing redraws it several times, 200-450 ms
+    each), measured before and after; against the same window while a generation from the sidebar
+    runs, until its result has been drawn."""
     from driver import Redrawer, TickMonitor
 
     args = _args()
     _choose_source(args["source"])
     view = d.area("VIEW_3D")
+    probe = _write_grey_bmp(os.path.join(os.environ["FATHOM_DRIVER_ARTIFACTS"], "idle-probe.bmp"), 640, 360)
     yield 1.0
     yield from d.open_sidebar_tab(view, "Depth")
     yield 1.0
@@ -122,9 +171,18 @@ def main_thread(d):
     monitor.start()
     yield args.get("idle_s", 5.0)
     d.results["idle"] = monitor.stop()
+    monitor.start()
+    _add_image_node_by_hand(d, probe)
+    yield args.get("settle_s", 4.0)
+    d.results["idle_edit"] = monitor.stop()
     redrawer.stop()
     yield 0.5
 
+    if args.get("unsaved"):  # an edit (an undo step) leaves the file with unsaved changes
+        with bpy.context.temp_override(window=d.window()):
+            bpy.ops.ed.undo_push(message="An edit")
+        d.results["unsaved"] = bpy.data.is_dirty
+        yield 1.0
     before = set(bpy.data.images.keys())
     monitor.start()
     clicked = time.perf_counter()
@@ -136,10 +194,19 @@ def main_thread(d):
         if polls % 10 == 0:  # now and then: is a child Blender rendering?
             children += [c for c in d.child_processes() if c not in children]
         yield 0.05
-    d.results["during"] = monitor.stop()
     d.results["done_at_s"] = round(time.perf_counter() - clicked, 2)  # when the operator had finished
+    yield args.get("settle_s", 4.0)  # the result drawn: the panel, the viewport's redraws
+    d.results["during"] = monitor.stop()
+    d.results["finish_ms"] = _fathom("bridge.generation.worker").last_finish_ms()
     d.results["children"] = children
     d.results["result"] = _describe_result(d, before)
+    # The same change by hand once more: the machine's load may have moved meanwhile.
+    redrawer.start()
+    monitor.start()
+    _add_image_node_by_hand(d, probe)
+    yield args.get("settle_s", 4.0)
+    d.results["idle_edit_after"] = monitor.stop()
+    redrawer.stop()
 
 
 # -- the depth server (issue 17): a real server on 127.0.0.1 (scripts/with_depth_server.py) --------

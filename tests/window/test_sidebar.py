@@ -33,6 +33,15 @@ def test_generate_from_the_sidebar_then_cancel_with_esc(window, scene_blend, cat
     cancel = got["cancel"]
     assert cancel["new_images"] == [] and cancel["generated"] == ["Photo_depth_001.exr"], cancel
     assert cancel["poll_after"], cancel
+    # Ctrl+Z: image, node and thumbnail gone together (one undo step); Shift+Ctrl+Z: all back.
+    undo = got["undo"]
+    assert (
+        undo["before"]
+        == {"images": ["Photo_depth_001.exr"], "nodes": undo["before"]["nodes"], "panel": "Photo_depth_001.exr"}
+        and undo["before"]["nodes"]
+    ), undo
+    assert undo["undone"] == {"images": [], "nodes": [], "panel": None}, undo
+    assert undo["redone"] == undo["before"], undo
     names = [os.path.basename(p) for p in got["screenshots"]]
     assert [n.split("-", 1)[1] for n in names] == [
         "before.png",
