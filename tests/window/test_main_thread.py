@@ -37,13 +37,23 @@ def test_main_thread_while_generating(window, scene_blend, catalogs, source):
     # The render from a file with unsaved changes, as an artist's usually is: the child Blender
     # renders a copy of it, written on the main thread.
     unsaved = source == "RENDER"
-    got = window("main_thread", scene_blend, catalog=catalogs["standin"], source=source, idle_s=8.0, unsaved=unsaved)
-    idle = max(got[k]["longest_gap_ms"] for k in ("idle", "idle_edit", "idle_edit_after"))
-    during = got["during"]
+    # Another run when the first misses the bound: a shared machine's load only ever adds to a gap, while a
+    # freeze of Fathom's own shows in every run (a 250 ms sleep in a finishing step fails both).
+    runs = []
+    for _ in range(2):
+        got = window(
+            "main_thread", scene_blend, catalog=catalogs["standin"], source=source, idle_s=8.0, unsaved=unsaved
+        )
+        idle = max(got[k]["longest_gap_ms"] for k in ("idle", "idle_edit", "idle_edit_after"))
+        during = got["during"]
+        runs.append({"idle_ms": idle, "during_ms": during["longest_gap_ms"], "bound_ms": bound_ms(idle)})
+        if during["longest_gap_ms"] <= bound_ms(idle):
+            break
     record(
         f"main-thread-{source.lower()}",
         {
             "source": source,
+            "runs": runs,
             "idle": got["idle"],
             "idle_edit": got["idle_edit"],
             "idle_edit_after": got["idle_edit_after"],
@@ -69,5 +79,5 @@ def test_main_thread_while_generating(window, scene_blend, catalogs, source):
         f"the main thread stopped for {during['longest_gap_ms']:.0f} ms while generating from {source.lower()} "
         f"(the idle window, same redraws and the same change by hand: {idle:.0f} ms; bound {bound_ms(idle):.0f} ms; "
         f"finishing steps {got['finish_ms']} ms; gaps of 150 ms or more [at s, ms]: {during['long_gaps']}): "
-        "issue 10, never freeze Blender"
+        f"issue 10, never freeze Blender (runs: {runs})"
     )
