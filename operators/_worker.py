@@ -109,7 +109,6 @@ class WorkerModal:
         try:
             text = next(self._finishing)
         except StopIteration as done:
-            running.finish_ms.append(round((time.perf_counter() - started) * 1000, 1))
             self._end(context)
             return done.value
         except FathomError as exc:
@@ -119,7 +118,8 @@ class WorkerModal:
         except BaseException:
             self._end(context)
             raise
-        running.finish_ms.append(round((time.perf_counter() - started) * 1000, 1))
+        finally:
+            running.finish_ms.append(round((time.perf_counter() - started) * 1000, 1))
         running.fraction, running.message = 1.0, text
         self._show_progress(context, *running.snapshot())
         return {"PASS_THROUGH"}

@@ -17,8 +17,9 @@ def build_scene(width=640, height=360, samples=16):
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
-    scene.cycles.samples = samples
-    scene.cycles.use_denoising = False
+    if samples is not None:  # None: Cycles' own sampling, as a user renders (samples, adaptive, denoising)
+        scene.cycles.samples = samples
+        scene.cycles.use_denoising = False
     scene.render.resolution_x, scene.render.resolution_y = width, height
     scene.render.resolution_percentage = 100
     scene.render.image_settings.file_format = "PNG"

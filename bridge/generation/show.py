@@ -16,18 +16,11 @@ _RENDER_VIEWS = ("RENDER_RESULT", "COMPOSITING")  # where a rendered source is s
 THUMBNAIL = 256  # pixels on the thumbnail's long side
 
 
-def show_result(context, image, source: dict, seconds: float, open_window: bool = False, depth=None) -> int:
-    """Main thread: remember ``image`` as the scene's newest result, switch the editors that
-    showed ``source`` (bridge.capture.picture.Capture.source) to it, or open a window on it when
-    ``open_window`` and none did. ``depth`` (HxW, top row first): the thumbnail, made now rather
-    than by Blender's deferred preview job. How many editors now show it. The Generate operator
-    does the two halves at two timer ticks (remember_result, then show_in_editors)."""
-    remember_result(context, image, seconds, depth)
-    return show_in_editors(context, image, source, open_window)
-
-
 def remember_result(context, image, seconds: float, depth=None):
-    """The Depth panel's thumbnail: ``image`` becomes the scene's newest result, with the time it took."""
+    """Main thread: ``image`` becomes the scene's newest result, with the time it took, and the Depth
+    panel's thumbnail. ``depth`` (HxW, top row first): the thumbnail, made now rather than by
+    Blender's deferred preview job. The Generate operator calls it, then show_in_editors, at two
+    timer ticks."""
     info = dict(image.get(IMAGE_KEY, {}))
     info["seconds"] = round(float(seconds), 2)
     image[IMAGE_KEY] = info
@@ -36,7 +29,8 @@ def remember_result(context, image, seconds: float, depth=None):
 
 
 def show_in_editors(context, image, source: dict, open_window: bool = False) -> int:
-    """Every Image Editor that showed ``source`` now shows ``image``; a new window on it when
+    """Every Image Editor that showed ``source`` (bridge.capture.picture.Capture.source) now shows
+    ``image``; a new window on it when
     ``open_window`` and none did. How many editors now show it."""
     shown = 0
     for window in context.window_manager.windows:

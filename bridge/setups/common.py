@@ -123,6 +123,12 @@ def reload_generated(image, path: Path):
     return image
 
 
+def render_size(scene):
+    """The render's size in pixels (resolution times percentage)."""
+    scale = scene.render.resolution_percentage / 100
+    return round(scene.render.resolution_x * scale), round(scene.render.resolution_y * scale)
+
+
 def kept_image(kind, key):
     """The image setup ``kind`` made for ``key`` (a depth image's or picture's name), or None."""
     return next((i for i in bpy.data.images if tagged(i, kind) and i.get("fathom_for") == key), None)

@@ -106,8 +106,8 @@ def grid_mesh(name, frame, distance, columns, rows, margin=(0.0, 0.0)):
 def _margin(scene):
     """MARGIN_PX render pixels as fractions of the frame: the pixel filter of the frame's edge pixels
     reaches past the frame, where the plane must go on (its texture's edge extended), not the world."""
-    scale = scene.render.resolution_percentage / 100
-    return MARGIN_PX / (scene.render.resolution_x * scale), MARGIN_PX / (scene.render.resolution_y * scale)
+    width, height = common.render_size(scene)
+    return MARGIN_PX / width, MARGIN_PX / height
 
 
 def grid_size(aspect, resolution):

@@ -86,9 +86,7 @@ def render_filter(scene, picture):
     rendering the plane that shows it filters each of its pixels a second time; else None."""
     if scene.render.engine != "CYCLES" or not hasattr(scene, "cycles"):
         return None
-    scale = scene.render.resolution_percentage / 100
-    size = (round(scene.render.resolution_x * scale), round(scene.render.resolution_y * scale))
-    if tuple(picture.size) != size:
+    if tuple(picture.size) != common.render_size(scene):
         return None
     return {"type": scene.cycles.pixel_filter_type, "width": round(float(scene.cycles.filter_width), 6)}
 

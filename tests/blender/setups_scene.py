@@ -33,17 +33,12 @@ def add(op, name, location, rgb, checker=0.0, **kw):
     obj.data.materials.append(material(name, rgb, checker))
     return obj
 
-def build_scene(checker=0.0, default_sampling=False):
-    # default_sampling: Cycles' own samples, adaptive sampling, denoising and pixel filter, as a user renders
-    # (a few seconds a render at this size); else 4 samples without denoising, for speed where the test does
-    # not compare renders.
+def build_scene(checker=0.0):
     bpy.ops.wm.read_homefile(use_empty=True)  # keeps the preferences, so the extension stays enabled
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
     scene.cycles.device = "CPU"
-    if not default_sampling:
-        scene.cycles.samples = 4
-        scene.cycles.use_denoising = False
+    # Sampling, denoising and the pixel filter stay Cycles' own (a few seconds a render at this size).
     scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = W, H, 100
     # Colour management stays Blender's default (AgX): setups must be right there.
     add(bpy.ops.mesh.primitive_uv_sphere_add, "Near sphere", (-1.2, -6.0, 1.2), (0.8, 0.2, 0.15), checker, radius=0.8)

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 WIDTH, HEIGHT = 160, 90
 
-# The sample scene with Blender's default pixel filter; denoising on, as a user may have it.
+# The sample scene with Blender's own sampling, denoising and pixel filter.
 # build_scene starts from factory settings, which disables the profile's add-ons: reading the
 # profile again enables the installed extension.
 SCENE = f"""
@@ -20,8 +20,7 @@ import numpy as np
 from mathutils import Vector
 sys.path.insert(0, {str(ROOT)!r})
 from scripts.sample_scene import build_scene
-scene = build_scene({WIDTH}, {HEIGHT}, 4)
-scene.cycles.use_denoising = True
+scene = build_scene({WIDTH}, {HEIGHT}, None)   # Blender's own sampling and denoising
 load_profile()
 assert tuple(addon_utils.check("bl_ext.user_default.fathom")) == (True, True)
 from bl_ext.user_default.fathom.bridge.capture import scene_z as sz

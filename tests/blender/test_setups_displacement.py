@@ -11,7 +11,7 @@ def test_displaced_plane_reproduces_the_picture_and_shows_parallax(blender, came
     got = blender(
         SCENE
         + f"""
-scene = build_scene(default_sampling=True)
+scene = build_scene()
 if {camera.startswith("ortho")!r}:
     scene.camera.data.type = "ORTHO"
     scene.camera.data.ortho_scale = 14.0

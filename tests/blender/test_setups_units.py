@@ -33,7 +33,7 @@ def test_render_depth_displacement_reproduces_the_render_under_agx(blender):
         SCENE
         + """
 from bl_ext.user_default.fathom import api
-scene = build_scene(checker=6.0, default_sampling=True)
+scene = build_scene(checker=6.0)
 view = [scene.view_settings.view_transform, scene.view_settings.look, scene.view_settings.exposure,
         scene.view_settings.gamma, scene.display_settings.display_device]
 sampling = [scene.cycles.samples, scene.cycles.use_denoising, scene.cycles.pixel_filter_type,
@@ -86,7 +86,7 @@ def test_a_display_referred_picture_renders_back_as_itself_under_agx(blender):
     got = blender(
         SCENE
         + """
-scene = build_scene(checker=6.0, default_sampling=True)
+scene = build_scene(checker=6.0)
 rgb, depth, z, background = picture_and_depth(scene)   # rgb: the AgX render as a display-referred PNG
 load_picture(rgb, "photo"); load_depth(depth)
 assert bpy.ops.fathom.setup_displacement(depth="depth", picture="photo", strength=0.0) == {"FINISHED"}
